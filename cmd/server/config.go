@@ -1,0 +1,197 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"loginsvc/internal/store"
+)
+
+// config is the whole configuration. Every field comes from a flag whose
+// default is the environment variable of the same meaning.
+type config struct {
+	Addr              string        // ADDR, default ":8080"
+	RedisURL          string        // REDIS_URL, default "" (embedded in-memory Redis)
+	SessionLifetime   time.Duration // SESSION_LIFETIME, default 24h, absolute from login
+	SessionIdle       time.Duration // SESSION_IDLE_TIMEOUT, default 30m, 0 disables
+	CookieName        string        // SESSION_COOKIE_NAME, default "session_id"
+	CookieSecure      bool          // COOKIE_SECURE, default false; set true behind TLS
+	LogLevel          slog.Level    // LOG_LEVEL, default info
+	InstanceID        string        // INSTANCE_ID, default the host name
+	TrustedProxies    []netip.Prefix
+	ShutdownDrain     time.Duration // SHUTDOWN_DRAIN, default 5s
+	BootstrapUser     string        // BOOTSTRAP_USER
+	BootstrapPassword string        // BOOTSTRAP_PASSWORD
+}
+
+// usageError is a configuration mistake: main prints it on one line and
+// exits 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func badVar(name, form, got string) error {
+	return usageError{fmt.Sprintf("invalid %s %q: want %s", name, got, form)}
+}
+
+// parseConfig reads flags (args) with environment defaults (getenv) and
+// validates everything, returning a usageError naming the first bad
+// variable.
+func parseConfig(args []string, getenv func(string) string) (config, error) {
+	env := func(name, def string) string {
+		if v, ok := lookup(getenv, name); ok {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addr := fs.String("addr", env("ADDR", ":8080"), "listen address (ADDR)")
+	redisURL := fs.String("redis-url", env("REDIS_URL", ""), "redis://[user:pass@]host:port/db (REDIS_URL); empty: embedded in-memory Redis")
+	lifetime := fs.String("session-lifetime", env("SESSION_LIFETIME", "24h"), "absolute session lifetime from login (SESSION_LIFETIME)")
+	idle := fs.String("session-idle-timeout", env("SESSION_IDLE_TIMEOUT", "30m"), "idle timeout, 0 disables (SESSION_IDLE_TIMEOUT)")
+	cookieName := fs.String("session-cookie-name", env("SESSION_COOKIE_NAME", "session_id"), "session cookie name (SESSION_COOKIE_NAME)")
+	secure := fs.String("cookie-secure", env("COOKIE_SECURE", "false"), "mark the cookie Secure; set true behind TLS (COOKIE_SECURE)")
+	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (LOG_LEVEL)")
+	instance := fs.String("instance-id", env("INSTANCE_ID", ""), "replica name in X-Served-By (INSTANCE_ID), default the host name")
+	proxies := fs.String("trusted-proxies", env("TRUSTED_PROXIES", ""), "comma-separated CIDRs whose X-Forwarded-For is trusted (TRUSTED_PROXIES)")
+	drain := fs.String("shutdown-drain", env("SHUTDOWN_DRAIN", "5s"), "how long to keep serving after SIGTERM with /readyz at 503 (SHUTDOWN_DRAIN)")
+	if err := fs.Parse(args); err != nil {
+		return config{}, usageError{"invalid flags: " + err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return config{}, usageError{fmt.Sprintf("unexpected argument %q: want no arguments, or a subcommand (user, healthcheck)", fs.Arg(0))}
+	}
+
+	c := config{
+		Addr:              *addr,
+		RedisURL:          *redisURL,
+		CookieName:        *cookieName,
+		InstanceID:        *instance,
+		BootstrapUser:     getenv("BOOTSTRAP_USER"),
+		BootstrapPassword: getenv("BOOTSTRAP_PASSWORD"),
+	}
+	var err error
+	if _, port, e := net.SplitHostPort(c.Addr); e != nil || port == "" {
+		return c, badVar("ADDR", "host:port or :port", c.Addr)
+	}
+	if c.RedisURL != "" {
+		if _, e := store.ParseURL(c.RedisURL); e != nil {
+			return c, badVar("REDIS_URL", "redis://[user:pass@]host:port/db or rediss://...", maskURL(c.RedisURL))
+		}
+	}
+	if c.SessionLifetime, err = time.ParseDuration(*lifetime); err != nil || c.SessionLifetime <= 0 {
+		return c, badVar("SESSION_LIFETIME", "a positive Go duration such as 24h or 90m", *lifetime)
+	}
+	if *idle == "0" {
+		c.SessionIdle = 0
+	} else if c.SessionIdle, err = time.ParseDuration(*idle); err != nil || c.SessionIdle < 0 {
+		return c, badVar("SESSION_IDLE_TIMEOUT", "a Go duration such as 30m, or 0 to disable", *idle)
+	}
+	if !validCookieName(c.CookieName) {
+		return c, badVar("SESSION_COOKIE_NAME", "1-64 letters, digits, '-' or '_'", c.CookieName)
+	}
+	if c.CookieSecure, err = strconv.ParseBool(*secure); err != nil {
+		return c, badVar("COOKIE_SECURE", "true or false", *secure)
+	}
+	if c.CookieSecure && !strings.HasPrefix(c.CookieName, "__Host-") {
+		// The __Host- prefix makes browsers refuse the cookie unless it
+		// is Secure, Path=/ and has no Domain: no subdomain can plant it.
+		c.CookieName = "__Host-" + c.CookieName
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return c, badVar("LOG_LEVEL", "debug, info, warn or error", *logLevel)
+	}
+	if c.InstanceID == "" {
+		c.InstanceID, _ = os.Hostname()
+	}
+	for _, p := range strings.Split(*proxies, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return c, badVar("TRUSTED_PROXIES", "comma-separated CIDRs such as 10.0.0.0/8,127.0.0.1/32", *proxies)
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
+	}
+	if c.ShutdownDrain, err = time.ParseDuration(*drain); err != nil || c.ShutdownDrain < 0 {
+		return c, badVar("SHUTDOWN_DRAIN", "a Go duration such as 5s", *drain)
+	}
+	if (c.BootstrapUser == "") != (c.BootstrapPassword == "") {
+		return c, usageError{"invalid BOOTSTRAP_USER/BOOTSTRAP_PASSWORD: want both set or both empty"}
+	}
+	return c, nil
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+func validCookieName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// maskURL hides a password in a Redis URL, for logs and error messages.
+func maskURL(raw string) string {
+	i := strings.Index(raw, "://")
+	at := strings.LastIndex(raw, "@")
+	if i < 0 || at < i {
+		return raw
+	}
+	creds := raw[i+3 : at]
+	if user, _, ok := strings.Cut(creds, ":"); ok {
+		return raw[:i+3] + user + ":***" + raw[at:]
+	}
+	return raw[:i+3] + "***" + raw[at:]
+}
+
+// logAttrs is the effective configuration for the start-up log line, with
+// secrets masked.
+func (c config) logAttrs() []any {
+	redisURL := maskURL(c.RedisURL)
+	if redisURL == "" {
+		redisURL = "(embedded)"
+	}
+	proxies := make([]string, len(c.TrustedProxies))
+	for i, p := range c.TrustedProxies {
+		proxies[i] = p.String()
+	}
+	return []any{
+		"addr", c.Addr, "redis_url", redisURL,
+		"session_lifetime", c.SessionLifetime.String(), "session_idle_timeout", c.SessionIdle.String(),
+		"cookie_name", c.CookieName, "cookie_secure", c.CookieSecure, "log_level", c.LogLevel.String(),
+		"instance_id", c.InstanceID, "trusted_proxies", strings.Join(proxies, ","),
+		"shutdown_drain", c.ShutdownDrain.String(), "bootstrap_user", c.BootstrapUser,
+		"bootstrap_password", mask(c.BootstrapPassword),
+	}
+}
+
+func mask(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "***"
+}

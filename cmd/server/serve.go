@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"loginsvc/internal/auth"
+	"loginsvc/internal/store"
+	"loginsvc/internal/web"
+	"loginsvc/templates"
+)
+
+// serve wires the service and runs it until ctx ends, then shuts down:
+// readiness fails first, the server keeps serving for the drain period so
+// the load balancer notices, then in-flight requests finish.
+func serve(ctx context.Context, cfg config, stdout io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	redisURL := cfg.RedisURL
+	embedded := redisURL == ""
+	if embedded {
+		e, err := store.StartEmbedded()
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		redisURL = e.URL()
+		log.Warn(fmt.Sprintf("no REDIS_URL: using embedded in-memory Redis at %s; single instance only, data is lost on exit", e.Addr()))
+	}
+	log.Info("starting", cfg.logAttrs()...)
+
+	opt, err := store.ParseURL(redisURL)
+	if err != nil {
+		return fmt.Errorf("redis url: %w", err)
+	}
+	timeouts := store.Timeouts{}
+	rdb := store.NewClient(opt, timeouts)
+	defer rdb.Close()
+
+	codec := store.JSONCodec{Lifetime: cfg.SessionLifetime}
+	sessionStore := store.NewSessionStore(rdb, timeouts)
+	sessions := web.NewSessionManager(sessionStore, codec, web.SessionConfig{
+		Lifetime:     cfg.SessionLifetime,
+		IdleTimeout:  cfg.SessionIdle,
+		CookieName:   cfg.CookieName,
+		CookieSecure: cfg.CookieSecure,
+	})
+	authSvc, err := auth.NewService(store.NewUsers(rdb, timeouts), sessionStore, codec, auth.Config{})
+	if err != nil {
+		return err
+	}
+	tmpl, err := web.ParseTemplates(templates.FS)
+	if err != nil {
+		return err
+	}
+	app := web.New(web.Config{
+		InstanceID:     cfg.InstanceID,
+		CookieSecure:   cfg.CookieSecure,
+		TrustedProxies: cfg.TrustedProxies,
+		Timeouts:       timeouts,
+	}, log, sessions, authSvc, rdb, tmpl)
+
+	srv := &http.Server{
+		Handler:           app.Routes(templates.FS),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+browsable(ln.Addr()))
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	go prepareRedis(ctx, log, rdb, authSvc, cfg, embedded, stdout)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	app.StartDraining()
+	drain := cfg.ShutdownDrain
+	if embedded {
+		drain = 0 // nothing balances onto a single embedded instance
+	}
+	log.Info("shutting down", "drain", drain.String())
+	time.Sleep(drain)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// prepareRedis waits for Redis with backoff, then creates the bootstrap
+// user (or, on the embedded Redis, a demo user). The server already
+// listens meanwhile: /healthz is 200 and /readyz stays 503 until Redis
+// answers.
+func prepareRedis(ctx context.Context, log *slog.Logger, rdb redis.UniversalClient, authSvc *auth.Service, cfg config, embedded bool, stdout io.Writer) {
+	if err := store.WaitReady(ctx, rdb, log); err != nil {
+		return
+	}
+	name, password := cfg.BootstrapUser, cfg.BootstrapPassword
+	if embedded && name == "" {
+		name, password = "demo", randomPassword()
+	}
+	if name == "" {
+		return
+	}
+	created, err := authSvc.EnsureUser(ctx, name, password)
+	switch {
+	case err != nil:
+		log.Error("bootstrap user not created", "user", name, "err", err)
+	case created && embedded && cfg.BootstrapUser == "":
+		// The demo password is shown once on the terminal, outside the log
+		// stream, because there is no other way to learn it.
+		fmt.Fprintf(stdout, "\n  demo user created: username %q, password %q\n\n", name, password)
+	case created:
+		log.Info("bootstrap user created", "user", name)
+	default:
+		log.Info("bootstrap user already exists", "user", name)
+	}
+}
+
+func randomPassword() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// browsable turns a listen address such as [::]:8080 into one a browser can
+// open.
+func browsable(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

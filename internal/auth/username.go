@@ -1,0 +1,39 @@
+package auth
+
+import (
+	"errors"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// MaxUsernameChars bounds a username's length in characters.
+const MaxUsernameChars = 64
+
+// ErrInvalidUsername means a name breaks the rules of NormalizeUsername.
+var ErrInvalidUsername = errors.New("username must be 1-64 characters, without control characters, braces, '*' or surrounding spaces")
+
+// NormalizeUsername returns the canonical form of a username: NFKC, so that
+// look-alike compositions ("ｆｕｌｌwidth", "e" + combining accent) name one
+// account. It refuses invalid UTF-8, control and format characters, braces
+// and '*' (they would break the Redis key layout and SCAN patterns),
+// leading or trailing spaces, and names longer than MaxUsernameChars.
+// Case is kept: "Admin" and "admin" are different users.
+func NormalizeUsername(s string) (string, error) {
+	if !utf8.ValidString(s) || len(s) > 4*MaxUsernameChars {
+		return "", ErrInvalidUsername
+	}
+	s = norm.NFKC.String(s)
+	n := utf8.RuneCountInString(s)
+	if n == 0 || n > MaxUsernameChars || strings.TrimSpace(s) != s {
+		return "", ErrInvalidUsername
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '{' || r == '}' || r == '*' || r == utf8.RuneError {
+			return "", ErrInvalidUsername
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrUserNotFound means no record exists for the name.
+var ErrUserNotFound = errors.New("user not found")
+
+// ErrUserExists means a record already exists for the name.
+var ErrUserExists = errors.New("user already exists")
+
+// User is one stored account. The password is an argon2id hash in PHC
+// string form; the plain password is never stored.
+type User struct {
+	Name         string
+	PasswordHash string
+	CreatedAt    time.Time
+}
+
+// Users keeps user records in Redis hashes (see keys.go).
+type Users struct {
+	client   redis.UniversalClient
+	timeouts Timeouts
+}
+
+// NewUsers returns the user records on client.
+func NewUsers(client redis.UniversalClient, t Timeouts) *Users {
+	return &Users{client: client, timeouts: t.withDefaults()}
+}
+
+// Get returns the user called name, or ErrUserNotFound.
+func (u *Users) Get(ctx context.Context, name string) (User, error) {
+	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	defer cancel()
+	m, err := u.client.HGetAll(ctx, userKey(name)).Result()
+	if err != nil {
+		return User{}, unavailable("get user", err)
+	}
+	if m["password"] == "" {
+		return User{}, ErrUserNotFound
+	}
+	created, _ := time.Parse(time.RFC3339, m["created_at"])
+	return User{Name: name, PasswordHash: m["password"], CreatedAt: created}, nil
+}
+
+// createUser sets the record only when no record exists, in one script, so
+// replicas that start together and all bootstrap the same user cannot
+// overwrite each other.
+var createUser = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'password', ARGV[1], 'created_at', ARGV[2])
+return 1`)
+
+// Create adds a user, or returns ErrUserExists.
+func (u *Users) Create(ctx context.Context, name, passwordHash string) error {
+	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	defer cancel()
+	ok, err := createUser.Run(ctx, u.client, []string{userKey(name)}, passwordHash, time.Now().UTC().Format(time.RFC3339)).Int()
+	if err != nil {
+		return unavailable("create user", err)
+	}
+	if ok == 0 {
+		return ErrUserExists
+	}
+	return nil
+}
+
+// setPassword changes the hash only of an existing record, so a password
+// change racing a delete does not recreate a half user.
+var setPassword = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'password', ARGV[1])
+return 1`)
+
+// SetPassword replaces a user's password hash, or returns ErrUserNotFound.
+func (u *Users) SetPassword(ctx context.Context, name, passwordHash string) error {
+	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	defer cancel()
+	ok, err := setPassword.Run(ctx, u.client, []string{userKey(name)}, passwordHash).Int()
+	if err != nil {
+		return unavailable("set password", err)
+	}
+	if ok == 0 {
+		return ErrUserNotFound
+	}
+	return nil
+}
+
+// Delete removes a user's record, or returns ErrUserNotFound.
+func (u *Users) Delete(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	defer cancel()
+	n, err := u.client.Del(ctx, userKey(name)).Result()
+	if err != nil {
+		return unavailable("delete user", err)
+	}
+	if n == 0 {
+		return ErrUserNotFound
+	}
+	return nil
+}
+
+// List returns every user name, sorted. It walks the keyspace with SCAN.
+func (u *Users) List(ctx context.Context) ([]string, error) {
+	var names []string
+	err := scan(ctx, u.client, userPattern(), func(_ context.Context, _ redis.Cmdable, key string) error {
+		names = append(names, userFromKey(key))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", unavailable("scan", err))
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}

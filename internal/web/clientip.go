@@ -1,0 +1,60 @@
+package web
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// clientIP is the address the request came from. X-Forwarded-For is read
+// only when the direct peer is a trusted proxy, and then from the right:
+// the first address that is not itself a trusted proxy is the client. A
+// client cannot choose its logged or throttled address by sending the
+// header itself.
+func (a *App) clientIP(r *http.Request) netip.Addr {
+	peer := parseAddr(r.RemoteAddr)
+	if !a.trusted(peer) {
+		return peer
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			// A hop a trusted proxy would never write: stop here and
+			// blame the nearest address we can vouch for.
+			return peer
+		}
+		ip = ip.Unmap()
+		if !a.trusted(ip) {
+			return ip
+		}
+		peer = ip
+	}
+	return peer
+}
+
+func (a *App) trusted(ip netip.Addr) bool {
+	for _, p := range a.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseAddr reads host:port or a bare address; anything unreadable becomes
+// the zero Addr (logged as "invalid IP").
+func parseAddr(s string) netip.Addr {
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		s = host
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip.Unmap()
+}

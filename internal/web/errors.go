@@ -1,0 +1,33 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+
+	"loginsvc/internal/store"
+)
+
+// serverError logs err once with the request's identity and shows a
+// generic page: a browser never sees err.Error(). A Redis outage is not a
+// bug and answers 503 instead of 500.
+func (a *App) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, store.ErrUnavailable) {
+		a.unavailable(w, r, err)
+		return
+	}
+	a.log.Error("server error", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r.Context()), "err", err)
+	a.errorPage(w, http.StatusInternalServerError, "Something went wrong", "The error has been logged. Please try again.")
+}
+
+// unavailable answers 503 with a short page and a Retry-After, for failures
+// that go away by themselves (Redis down or too slow).
+func (a *App) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.Warn("service unavailable", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r.Context()), "err", err)
+	w.Header().Set("Retry-After", "2")
+	a.errorPage(w, http.StatusServiceUnavailable, "Temporarily unavailable", "The session service is not reachable right now. Please try again in a moment.")
+}
+
+// badRequest answers 400 for a request that cannot be understood.
+func (a *App) badRequest(w http.ResponseWriter) {
+	a.errorPage(w, http.StatusBadRequest, "Bad request", "The request could not be understood.")
+}

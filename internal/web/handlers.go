@@ -1,0 +1,153 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"loginsvc/internal/auth"
+	"loginsvc/internal/store"
+)
+
+type indexPage struct {
+	Username string
+}
+
+// index serves GET /: "hello NAME" with a log-out button, or "hello" with a
+// link to the login form.
+func (a *App) index(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, http.StatusOK, "index.html", indexPage{Username: a.currentUser(r.Context())})
+}
+
+type loginForm struct {
+	Username string
+	Remember bool
+}
+
+type loginPage struct {
+	Form  loginForm
+	Error string
+	Next  string
+}
+
+// loginForm serves GET /login/.
+func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
+	next := r.URL.Query().Get("next")
+	if safeNext(next) == "/" {
+		next = ""
+	}
+	a.render(w, r, http.StatusOK, "login.html", loginPage{Next: next})
+}
+
+// invalidLogin is the one message for every refused login: it never says
+// which part was wrong.
+const invalidLogin = "invalid username or password"
+
+// login serves POST /login/. On success it renews the session token (so a
+// token planted before login is worthless), stores who logged in, and
+// redirects with 303.
+func (a *App) login(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			a.errorPage(w, http.StatusRequestEntityTooLarge, "Request too large", "The form was larger than this service accepts.")
+			return
+		}
+		a.badRequest(w)
+		return
+	}
+	form := loginForm{Username: r.PostForm.Get("username"), Remember: r.PostForm.Get("remember") != ""}
+	next := r.PostForm.Get("next")
+
+	name, err := a.auth.Authenticate(r.Context(), form.Username, r.PostForm.Get("password"))
+	if errors.Is(err, auth.ErrInvalidCredentials) {
+		a.log.Info("login failed", "request_id", requestID(r.Context()), "client", a.clientIP(r).String())
+		a.render(w, r, http.StatusBadRequest, "login.html", loginPage{Form: form, Error: invalidLogin, Next: next})
+		return
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+
+	ctx := r.Context()
+	if err := a.sessions.RenewToken(ctx); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.sessions.Put(ctx, store.FieldUsername, name)
+	a.sessions.Put(ctx, store.FieldLoginAt, time.Now().UTC().Format(time.RFC3339Nano))
+	a.sessions.Put(ctx, store.FieldLoginIP, a.clientIP(r).String())
+	a.sessions.Put(ctx, store.FieldUserAgent, truncate(r.UserAgent(), 256))
+	a.sessions.RememberMe(ctx, form.Remember)
+	a.log.Info("login", "user", name, "request_id", requestID(ctx), "client", a.clientIP(r).String())
+	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+}
+
+// logoutPage serves GET /logout/: a page with the log-out button. A GET
+// never logs out, so a link or prefetch cannot end a session.
+func (a *App) logoutPage(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, http.StatusOK, "logout.html", indexPage{Username: a.currentUser(r.Context())})
+}
+
+// logout serves POST /logout/: it deletes the session in Redis, so the old
+// cookie is worthless on every replica, clears the cookie and redirects.
+func (a *App) logout(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	user := a.currentUser(ctx)
+	if err := a.sessions.Destroy(ctx); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if user != "" {
+		a.log.Info("logout", "user", user, "request_id", requestID(ctx))
+	}
+	w.Header().Set("Clear-Site-Data", `"cookies"`)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// healthz serves GET /healthz: the process is alive. It never touches
+// Redis, so a Redis outage cannot make an orchestrator restart every
+// replica at once.
+func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// readyz serves GET /readyz: 200 while this replica can serve logins (Redis
+// answers and shutdown has not begun), else 503.
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if a.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("shutting down\n"))
+		return
+	}
+	if err := store.Ping(r.Context(), a.redis, a.cfg.Timeouts); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("redis unavailable\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// redirectTo answers with a permanent redirect that keeps the method (308),
+// so a form posted to /login still arrives as a POST at /login/.
+func redirectTo(path string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, path, http.StatusPermanentRedirect)
+	}
+}
+
+// notFound answers unknown paths with the site's own page.
+func (a *App) notFound(w http.ResponseWriter, _ *http.Request) {
+	a.errorPage(w, http.StatusNotFound, "Not found", "There is no page at this address.")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

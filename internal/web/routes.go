@@ -1,0 +1,32 @@
+package web
+
+import (
+	"io/fs"
+	"net/http"
+)
+
+// Routes returns the service's handler. Middleware reads outside in:
+// recover, request log, security headers, cross-origin check, and for pages
+// the session load/save.
+func (a *App) Routes(static fs.FS) http.Handler {
+	pages := http.NewServeMux()
+	pages.HandleFunc("GET /{$}", a.index)
+	pages.HandleFunc("GET /login/{$}", a.loginForm)
+	pages.HandleFunc("POST /login/{$}", a.login)
+	pages.HandleFunc("GET /logout/{$}", a.logoutPage)
+	pages.HandleFunc("POST /logout/{$}", a.logout)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("GET /static/", http.FileServerFS(static))
+	mux.Handle("/login", redirectTo("/login/"))
+	mux.Handle("/logout", redirectTo("/logout/"))
+	withSession := noStore(limitBody(a.loadAndSave(pages)))
+	mux.Handle("/{$}", withSession)
+	mux.Handle("/login/{$}", withSession)
+	mux.Handle("/logout/{$}", withSession)
+	mux.HandleFunc("/", a.notFound)
+
+	return a.recoverPanics(a.logRequests(a.securityHeaders(a.crossOrigin(mux))))
+}
