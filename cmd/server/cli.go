@@ -44,7 +44,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	rdb := store.NewClient(opt, timeouts)
 	defer rdb.Close()
 	codec := store.JSONCodec{}
-	svc, err := auth.NewService(store.NewUsers(rdb, timeouts), store.NewSessionStore(rdb, timeouts), codec, auth.Config{})
+	svc, err := auth.NewService(store.NewUsers(rdb, timeouts), store.NewSessionStore(rdb, timeouts), store.NewThrottle(rdb, timeouts), codec, auth.Config{})
 	if err != nil {
 		return err
 	}

@@ -18,18 +18,21 @@ import (
 // config is the whole configuration. Every field comes from a flag whose
 // default is the environment variable of the same meaning.
 type config struct {
-	Addr              string        // ADDR, default ":8080"
-	RedisURL          string        // REDIS_URL, default "" (embedded in-memory Redis)
-	SessionLifetime   time.Duration // SESSION_LIFETIME, default 24h, absolute from login
-	SessionIdle       time.Duration // SESSION_IDLE_TIMEOUT, default 30m, 0 disables
-	CookieName        string        // SESSION_COOKIE_NAME, default "session_id"
-	CookieSecure      bool          // COOKIE_SECURE, default false; set true behind TLS
-	LogLevel          slog.Level    // LOG_LEVEL, default info
-	InstanceID        string        // INSTANCE_ID, default the host name
-	TrustedProxies    []netip.Prefix
-	ShutdownDrain     time.Duration // SHUTDOWN_DRAIN, default 5s
-	BootstrapUser     string        // BOOTSTRAP_USER
-	BootstrapPassword string        // BOOTSTRAP_PASSWORD
+	Addr                  string        // ADDR, default ":8080"
+	RedisURL              string        // REDIS_URL, default "" (embedded in-memory Redis)
+	SessionLifetime       time.Duration // SESSION_LIFETIME, default 24h, absolute from login
+	SessionIdle           time.Duration // SESSION_IDLE_TIMEOUT, default 30m, 0 disables
+	CookieName            string        // SESSION_COOKIE_NAME, default "session_id"
+	CookieSecure          bool          // COOKIE_SECURE, default false; set true behind TLS
+	LogLevel              slog.Level    // LOG_LEVEL, default info
+	InstanceID            string        // INSTANCE_ID, default the host name
+	TrustedProxies        []netip.Prefix
+	ShutdownDrain         time.Duration // SHUTDOWN_DRAIN, default 5s
+	BootstrapUser         string        // BOOTSTRAP_USER
+	LoginMaxFailures      int           // LOGIN_MAX_FAILURES, default 10 per account per window
+	LoginMaxFailuresPerIP int           // LOGIN_MAX_FAILURES_PER_IP, default 50 per address per window
+	LoginWindow           time.Duration // LOGIN_WINDOW, default 15m
+	BootstrapPassword     string        // BOOTSTRAP_PASSWORD
 }
 
 // usageError is a configuration mistake: main prints it on one line and
@@ -64,6 +67,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	instance := fs.String("instance-id", env("INSTANCE_ID", ""), "replica name in X-Served-By (INSTANCE_ID), default the host name")
 	proxies := fs.String("trusted-proxies", env("TRUSTED_PROXIES", ""), "comma-separated CIDRs whose X-Forwarded-For is trusted (TRUSTED_PROXIES)")
 	drain := fs.String("shutdown-drain", env("SHUTDOWN_DRAIN", "5s"), "how long to keep serving after SIGTERM with /readyz at 503 (SHUTDOWN_DRAIN)")
+	maxFailures := fs.String("login-max-failures", env("LOGIN_MAX_FAILURES", "10"), "failed logins per account per window (LOGIN_MAX_FAILURES)")
+	maxFailuresIP := fs.String("login-max-failures-per-ip", env("LOGIN_MAX_FAILURES_PER_IP", "50"), "failed logins per client address per window (LOGIN_MAX_FAILURES_PER_IP)")
+	window := fs.String("login-window", env("LOGIN_WINDOW", "15m"), "sliding window for failed logins (LOGIN_WINDOW)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, usageError{"invalid flags: " + err.Error()}
 	}
@@ -131,6 +137,15 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.ShutdownDrain, err = time.ParseDuration(*drain); err != nil || c.ShutdownDrain < 0 {
 		return c, badVar("SHUTDOWN_DRAIN", "a Go duration such as 5s", *drain)
 	}
+	if c.LoginMaxFailures, err = strconv.Atoi(*maxFailures); err != nil || c.LoginMaxFailures < 1 || c.LoginMaxFailures > 100 {
+		return c, badVar("LOGIN_MAX_FAILURES", "a whole number from 1 to 100", *maxFailures)
+	}
+	if c.LoginMaxFailuresPerIP, err = strconv.Atoi(*maxFailuresIP); err != nil || c.LoginMaxFailuresPerIP < 1 {
+		return c, badVar("LOGIN_MAX_FAILURES_PER_IP", "a whole number of at least 1", *maxFailuresIP)
+	}
+	if c.LoginWindow, err = time.ParseDuration(*window); err != nil || c.LoginWindow < time.Second || c.LoginWindow > time.Hour {
+		return c, badVar("LOGIN_WINDOW", "a Go duration from 1s to 1h such as 15m", *window)
+	}
 	if (c.BootstrapUser == "") != (c.BootstrapPassword == "") {
 		return c, usageError{"invalid BOOTSTRAP_USER/BOOTSTRAP_PASSWORD: want both set or both empty"}
 	}
@@ -184,7 +199,8 @@ func (c config) logAttrs() []any {
 		"session_lifetime", c.SessionLifetime.String(), "session_idle_timeout", c.SessionIdle.String(),
 		"cookie_name", c.CookieName, "cookie_secure", c.CookieSecure, "log_level", c.LogLevel.String(),
 		"instance_id", c.InstanceID, "trusted_proxies", strings.Join(proxies, ","),
-		"shutdown_drain", c.ShutdownDrain.String(), "bootstrap_user", c.BootstrapUser,
+		"shutdown_drain", c.ShutdownDrain.String(),
+		"login_max_failures", c.LoginMaxFailures, "login_max_failures_per_ip", c.LoginMaxFailuresPerIP, "login_window", c.LoginWindow.String(), "bootstrap_user", c.BootstrapUser,
 		"bootstrap_password", mask(c.BootstrapPassword),
 	}
 }

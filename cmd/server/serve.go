@@ -54,7 +54,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		CookieName:   cfg.CookieName,
 		CookieSecure: cfg.CookieSecure,
 	})
-	authSvc, err := auth.NewService(store.NewUsers(rdb, timeouts), sessionStore, codec, auth.Config{})
+	authSvc, err := auth.NewService(store.NewUsers(rdb, timeouts), sessionStore, store.NewThrottle(rdb, timeouts), codec, auth.Config{
+		Limits: auth.Limits{PerUser: cfg.LoginMaxFailures, PerIP: cfg.LoginMaxFailuresPerIP, Window: cfg.LoginWindow},
+	})
 	if err != nil {
 		return err
 	}

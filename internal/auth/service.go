@@ -22,23 +22,27 @@ type Service struct {
 	sessions *store.SessionStore
 	codec    store.JSONCodec
 	hasher   *hasher
+	throttle *store.Throttle
+	limits   Limits
 }
 
 // Config tunes a Service.
 type Config struct {
 	// HashConcurrency bounds parallel argon2id runs. Default GOMAXPROCS.
 	HashConcurrency int
+	// Limits bound failed logins; zero fields take their defaults.
+	Limits Limits
 }
 
 // NewService returns a Service on the given stores. sessions and codec are
 // used to end a user's sessions when the user is deleted or the password
 // changes.
-func NewService(users *store.Users, sessions *store.SessionStore, codec store.JSONCodec, cfg Config) (*Service, error) {
+func NewService(users *store.Users, sessions *store.SessionStore, throttle *store.Throttle, codec store.JSONCodec, cfg Config) (*Service, error) {
 	h, err := newHasher(cfg.HashConcurrency)
 	if err != nil {
 		return nil, fmt.Errorf("new auth service: %w", err)
 	}
-	return &Service{users: users, sessions: sessions, codec: codec, hasher: h}, nil
+	return &Service{users: users, sessions: sessions, throttle: throttle, codec: codec, hasher: h, limits: cfg.Limits.withDefaults()}, nil
 }
 
 // Authenticate checks a login and returns the canonical username. Every

@@ -2,7 +2,9 @@ package web
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"loginsvc/internal/auth"
@@ -59,13 +61,22 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	form := loginForm{Username: r.PostForm.Get("username"), Remember: r.PostForm.Get("remember") != ""}
 	next := r.PostForm.Get("next")
 
-	name, err := a.auth.Authenticate(r.Context(), form.Username, r.PostForm.Get("password"))
-	if errors.Is(err, auth.ErrInvalidCredentials) {
+	name, err := a.auth.Login(r.Context(), form.Username, r.PostForm.Get("password"), a.clientIP(r))
+	var throttled *auth.ThrottledError
+	switch {
+	case errors.Is(err, auth.ErrInvalidCredentials):
 		a.log.Info("login failed", "request_id", requestID(r.Context()), "client", a.clientIP(r).String())
 		a.render(w, r, http.StatusBadRequest, "login.html", loginPage{Form: form, Error: invalidLogin, Next: next})
 		return
-	}
-	if err != nil {
+	case errors.As(err, &throttled):
+		// Same page and message as a wrong password: the status and
+		// Retry-After tell a well-behaved client to wait, the body tells an
+		// attacker nothing about the account.
+		a.log.Warn("login throttled", "request_id", requestID(r.Context()), "client", a.clientIP(r).String())
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(throttled.RetryAfter.Seconds()))))
+		a.render(w, r, http.StatusTooManyRequests, "login.html", loginPage{Form: form, Error: invalidLogin, Next: next})
+		return
+	case err != nil:
 		a.serverError(w, r, err)
 		return
 	}
