@@ -1,0 +1,477 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// repoRoot is the repository root: go test runs in deploy/.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("repository root %s has no go.mod: %v", root, err)
+	}
+	return root
+}
+
+// loadCompose parses docker-compose.yml the way `docker compose` does
+// (interpolation, normalization, consistency checks, resolved paths), with
+// exactly the variables in env: neither the OS environment nor a .env file is
+// read, so the result does not depend on the machine.
+func loadCompose(t testing.TB, env ...string) *types.Project {
+	t.Helper()
+	root := repoRoot(t)
+	opts, err := cli.NewProjectOptions(
+		[]string{filepath.Join(root, "docker-compose.yml")},
+		cli.WithName("loginsvc"),
+		cli.WithWorkingDirectory(root),
+		cli.WithEnv(env),
+		cli.WithInterpolation(true),
+		cli.WithNormalization(true),
+		cli.WithConsistency(true),
+		cli.WithResolvedPaths(true),
+	)
+	if err != nil {
+		t.Fatalf("compose options: %v", err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("load docker-compose.yml: %v", err)
+	}
+	return p
+}
+
+func service(p *types.Project, name string) (types.ServiceConfig, error) {
+	s, ok := p.Services[name]
+	if !ok {
+		return s, fmt.Errorf("no service %q (have %v)", name, slices.Sorted(func(yield func(string) bool) {
+			for k := range p.Services {
+				if !yield(k) {
+					return
+				}
+			}
+		}))
+	}
+	return s, nil
+}
+
+func envValue(s types.ServiceConfig, key string) (string, error) {
+	v, ok := s.Environment[key]
+	if !ok || v == nil {
+		return "", fmt.Errorf("service %s: environment %s not set", s.Name, key)
+	}
+	return *v, nil
+}
+
+func wantEnv(s types.ServiceConfig, key, want string) error {
+	got, err := envValue(s, key)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("service %s: %s=%q, want %q", s.Name, key, got, want)
+	}
+	return nil
+}
+
+func wantHealthcheck(s types.ServiceConfig, want ...string) error {
+	hc := s.HealthCheck
+	if hc == nil || hc.Disable || len(hc.Test) == 0 {
+		return fmt.Errorf("service %s: no healthcheck", s.Name)
+	}
+	if !slices.Equal(hc.Test, append([]string{"CMD"}, want...)) {
+		return fmt.Errorf("service %s: healthcheck test %q, want exec form %q", s.Name, hc.Test, append([]string{"CMD"}, want...))
+	}
+	if hc.Interval == nil || hc.Timeout == nil || hc.Retries == nil {
+		return fmt.Errorf("service %s: healthcheck needs interval, timeout and retries", s.Name)
+	}
+	return nil
+}
+
+func wantDependsHealthy(s types.ServiceConfig, on string) error {
+	d, ok := s.DependsOn[on]
+	if !ok {
+		return fmt.Errorf("service %s does not depend on %s", s.Name, on)
+	}
+	if d.Condition != types.ServiceConditionHealthy {
+		return fmt.Errorf("service %s depends on %s with condition %q, want %q", s.Name, on, d.Condition, types.ServiceConditionHealthy)
+	}
+	return nil
+}
+
+func mount(s types.ServiceConfig, target string) (types.ServiceVolumeConfig, error) {
+	for _, v := range s.Volumes {
+		if v.Target == target {
+			return v, nil
+		}
+	}
+	return types.ServiceVolumeConfig{}, fmt.Errorf("service %s mounts nothing at %s", s.Name, target)
+}
+
+// imageVersion returns the version of a "name:X.Y[.Z][-variant]" image; patch
+// is -1 when the tag does not pin it.
+func imageVersion(image, name string) (major, minor, patch int, err error) {
+	m := regexp.MustCompile(`^` + regexp.QuoteMeta(name) + `:(\d+)\.(\d+)(?:\.(\d+))?(?:-[a-z0-9.]+)?$`).FindStringSubmatch(image)
+	if m == nil {
+		return 0, 0, 0, fmt.Errorf("image %q is not %s:X.Y[.Z][-variant]", image, name)
+	}
+	major, _ = strconv.Atoi(m[1])
+	minor, _ = strconv.Atoi(m[2])
+	patch = -1
+	if m[3] != "" {
+		patch, _ = strconv.Atoi(m[3])
+	}
+	return major, minor, patch, nil
+}
+
+func TestComposeFile(t *testing.T) {
+	p := loadCompose(t)
+	root := repoRoot(t)
+
+	tests := []struct {
+		name  string
+		check func(p *types.Project) error
+	}{
+		{"services are exactly redis, app, lb", func(p *types.Project) error {
+			got := slices.Sorted(func(yield func(string) bool) {
+				for k := range p.Services {
+					if !yield(k) {
+						return
+					}
+				}
+			})
+			if !slices.Equal(got, []string{"app", "lb", "redis"}) {
+				return fmt.Errorf("services %v", got)
+			}
+			return nil
+		}},
+
+		// --- redis ---
+		{"redis image is redis:7.x", func(p *types.Project) error {
+			s, err := service(p, "redis")
+			if err != nil {
+				return err
+			}
+			major, _, _, err := imageVersion(s.Image, "redis")
+			if err != nil {
+				return err
+			}
+			if major != 7 {
+				return fmt.Errorf("redis image %q: want 7.x", s.Image)
+			}
+			return nil
+		}},
+		{"redis persists (AOF everysec) and never evicts", func(p *types.Project) error {
+			s, err := service(p, "redis")
+			if err != nil {
+				return err
+			}
+			cmd := " " + strings.Join(s.Command, " ") + " "
+			for _, want := range []string{
+				" --appendonly yes ",
+				" --appendfsync everysec ",
+				" --maxmemory-policy noeviction ",
+			} {
+				if !strings.Contains(cmd, want) {
+					return fmt.Errorf("redis command %q lacks %q", s.Command, strings.TrimSpace(want))
+				}
+			}
+			if !regexp.MustCompile(` --maxmemory \d+[kmg]?b? `).MatchString(cmd) {
+				return fmt.Errorf("redis command %q sets no --maxmemory, so noeviction never applies", s.Command)
+			}
+			return nil
+		}},
+		{"redis healthcheck is redis-cli ping", func(p *types.Project) error {
+			s, err := service(p, "redis")
+			if err != nil {
+				return err
+			}
+			return wantHealthcheck(s, "redis-cli", "ping")
+		}},
+		{"redis data lives on volume redis-data at /data", func(p *types.Project) error {
+			if _, ok := p.Volumes["redis-data"]; !ok {
+				return fmt.Errorf("no top-level volume redis-data")
+			}
+			s, err := service(p, "redis")
+			if err != nil {
+				return err
+			}
+			v, err := mount(s, "/data")
+			if err != nil {
+				return err
+			}
+			if v.Type != types.VolumeTypeVolume || v.Source != "redis-data" {
+				return fmt.Errorf("/data is %s %q, want volume redis-data", v.Type, v.Source)
+			}
+			return nil
+		}},
+		{"redis is not published on the host", func(p *types.Project) error {
+			s, err := service(p, "redis")
+			if err != nil {
+				return err
+			}
+			if len(s.Ports) != 0 {
+				return fmt.Errorf("redis publishes %v", s.Ports)
+			}
+			return nil
+		}},
+
+		// --- app ---
+		{"app runs 3 replicas", func(p *types.Project) error {
+			s, err := service(p, "app")
+			if err != nil {
+				return err
+			}
+			if s.Deploy == nil || s.Deploy.Replicas == nil {
+				return fmt.Errorf("app has no deploy.replicas")
+			}
+			if n := *s.Deploy.Replicas; n != 3 {
+				return fmt.Errorf("app deploy.replicas is %d, want 3", n)
+			}
+			return nil
+		}},
+		{"app is built from the repo root", func(p *types.Project) error {
+			s, err := service(p, "app")
+			if err != nil {
+				return err
+			}
+			if s.Build == nil || s.Build.Context == "" {
+				return fmt.Errorf("app has no build context")
+			}
+			if filepath.Clean(s.Build.Context) != root {
+				return fmt.Errorf("app build context %q, want %q", s.Build.Context, root)
+			}
+			if _, err := os.Stat(filepath.Join(root, "Dockerfile")); err != nil {
+				return fmt.Errorf("build context has no Dockerfile: %v", err)
+			}
+			return nil
+		}},
+		{"app is scalable: no container_name, no host ports", func(p *types.Project) error {
+			s, err := service(p, "app")
+			if err != nil {
+				return err
+			}
+			if s.ContainerName != "" {
+				return fmt.Errorf("app has container_name %q", s.ContainerName)
+			}
+			if len(s.Ports) != 0 {
+				return fmt.Errorf("app publishes %v", s.Ports)
+			}
+			return nil
+		}},
+		{"app healthcheck runs /server healthcheck", func(p *types.Project) error {
+			s, err := service(p, "app")
+			if err != nil {
+				return err
+			}
+			return wantHealthcheck(s, "/server", "healthcheck")
+		}},
+		{"app waits for a healthy redis", func(p *types.Project) error {
+			s, err := service(p, "app")
+			if err != nil {
+				return err
+			}
+			return wantDependsHealthy(s, "redis")
+		}},
+		{"app environment", func(p *types.Project) error {
+			s, err := service(p, "app")
+			if err != nil {
+				return err
+			}
+			for k, v := range map[string]string{
+				"REDIS_URL":          "redis://redis:6379/0",
+				"BOOTSTRAP_USER":     "admin",
+				"BOOTSTRAP_PASSWORD": "change-me-now",
+				"COOKIE_SECURE":      "false",
+				"SHUTDOWN_DRAIN":     "5s",
+			} {
+				if err := wantEnv(s, k, v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"app trusts X-Forwarded-For from the backend network only", func(p *types.Project) error {
+			s, err := service(p, "app")
+			if err != nil {
+				return err
+			}
+			tp, err := envValue(s, "TRUSTED_PROXIES")
+			if err != nil {
+				return err
+			}
+			var trusted []netip.Prefix
+			for _, c := range strings.Split(tp, ",") {
+				pfx, err := netip.ParsePrefix(strings.TrimSpace(c))
+				if err != nil {
+					return fmt.Errorf("TRUSTED_PROXIES %q: %v", tp, err)
+				}
+				trusted = append(trusted, pfx)
+			}
+			lb, err := service(p, "lb")
+			if err != nil {
+				return err
+			}
+			// Every network the lb shares with app must have a declared
+			// subnet inside TRUSTED_PROXIES; otherwise the app would not know
+			// the lb's address range.
+			shared := 0
+			for net := range lb.Networks {
+				if _, ok := s.Networks[net]; !ok {
+					continue
+				}
+				shared++
+				nc := p.Networks[net]
+				if len(nc.Ipam.Config) == 0 {
+					return fmt.Errorf("network %s has no fixed subnet", net)
+				}
+				for _, pool := range nc.Ipam.Config {
+					sub, err := netip.ParsePrefix(pool.Subnet)
+					if err != nil {
+						return fmt.Errorf("network %s subnet %q: %v", net, pool.Subnet, err)
+					}
+					if !slices.ContainsFunc(trusted, func(t netip.Prefix) bool {
+						return t.Bits() <= sub.Bits() && t.Contains(sub.Addr())
+					}) {
+						return fmt.Errorf("network %s subnet %s not within TRUSTED_PROXIES %q", net, sub, tp)
+					}
+				}
+			}
+			if shared == 0 {
+				return fmt.Errorf("lb and app share no network")
+			}
+			return nil
+		}},
+		{"app stop_grace_period outlasts SHUTDOWN_DRAIN", func(p *types.Project) error {
+			s, err := service(p, "app")
+			if err != nil {
+				return err
+			}
+			v, err := envValue(s, "SHUTDOWN_DRAIN")
+			if err != nil {
+				return err
+			}
+			drain, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("SHUTDOWN_DRAIN %q: %v", v, err)
+			}
+			if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) <= drain+5*time.Second {
+				return fmt.Errorf("stop_grace_period %v must exceed SHUTDOWN_DRAIN %v by more than 5s", s.StopGracePeriod, drain)
+			}
+			return nil
+		}},
+		{"app restarts unless stopped", func(p *types.Project) error {
+			s, err := service(p, "app")
+			if err != nil {
+				return err
+			}
+			if s.Restart != types.RestartPolicyUnlessStopped {
+				return fmt.Errorf("app restart %q", s.Restart)
+			}
+			return nil
+		}},
+
+		// --- lb ---
+		{"lb is nginx >= 1.27.3 (upstream `resolve`)", func(p *types.Project) error {
+			s, err := service(p, "lb")
+			if err != nil {
+				return err
+			}
+			major, minor, patch, err := imageVersion(s.Image, "nginx")
+			if err != nil {
+				return err
+			}
+			// A tag without a patch version may be any patch release.
+			if major != 1 || minor < 27 || (minor == 27 && patch < 3) {
+				return fmt.Errorf("lb image %q may predate nginx 1.27.3", s.Image)
+			}
+			return nil
+		}},
+		{"lb publishes 8080", func(p *types.Project) error {
+			s, err := service(p, "lb")
+			if err != nil {
+				return err
+			}
+			for _, port := range s.Ports {
+				if port.Published == "8080" && port.Target == 8080 {
+					return nil
+				}
+			}
+			return fmt.Errorf("lb ports %+v: want 8080:8080", s.Ports)
+		}},
+		{"lb mounts deploy/nginx.conf read-only", func(p *types.Project) error {
+			s, err := service(p, "lb")
+			if err != nil {
+				return err
+			}
+			v, err := mount(s, "/etc/nginx/nginx.conf")
+			if err != nil {
+				return err
+			}
+			want := filepath.Join(root, "deploy", "nginx.conf")
+			if v.Type != types.VolumeTypeBind || v.Source != want || !v.ReadOnly {
+				return fmt.Errorf("/etc/nginx/nginx.conf is %s %q ro=%v, want read-only bind of %q", v.Type, v.Source, v.ReadOnly, want)
+			}
+			if _, err := os.Stat(want); err != nil {
+				return err
+			}
+			return nil
+		}},
+		{"lb waits for a healthy app", func(p *types.Project) error {
+			s, err := service(p, "lb")
+			if err != nil {
+				return err
+			}
+			return wantDependsHealthy(s, "app")
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.check(p); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestComposeInterpolation: the demo credentials are defaults that the
+// environment overrides.
+func TestComposeInterpolation(t *testing.T) {
+	p := loadCompose(t, "BOOTSTRAP_USER=alice", "BOOTSTRAP_PASSWORD=s3cret-from-env")
+	s, err := service(p, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"BOOTSTRAP_USER": "alice", "BOOTSTRAP_PASSWORD": "s3cret-from-env"} {
+		if err := wantEnv(s, k, v); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestComposeFileRaw checks what the parsed model cannot show.
+func TestComposeFileRaw(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if regexp.MustCompile(`(?m)^version:`).Match(raw) {
+		t.Error("docker-compose.yml has an obsolete top-level `version:` key")
+	}
+}
