@@ -170,17 +170,18 @@ func validCookieName(s string) bool {
 }
 
 // maskURL hides a password in a Redis URL, for logs and error messages.
+// Everything before the last '@' after the scheme is credentials; a URL
+// mistyped badly enough to have no "://" loses everything before the '@',
+// so a typo never prints the password.
 func maskURL(raw string) string {
-	i := strings.Index(raw, "://")
 	at := strings.LastIndex(raw, "@")
-	if i < 0 || at < i {
+	if at < 0 {
 		return raw
 	}
-	creds := raw[i+3 : at]
-	if user, _, ok := strings.Cut(creds, ":"); ok {
-		return raw[:i+3] + user + ":***" + raw[at:]
+	if i := strings.Index(raw, "://"); i >= 0 && i+3 <= at {
+		return raw[:i+3] + "***" + raw[at:]
 	}
-	return raw[:i+3] + "***" + raw[at:]
+	return "***" + raw[at:]
 }
 
 // logAttrs is the effective configuration for the start-up log line, with

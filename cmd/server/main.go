@@ -17,9 +17,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
+	// go-redis prints its own pool errors to stderr; the store already
+	// reports every failure it meets through the service's log, once.
+	redis.SetLogger(discardRedisLog{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout)
 	stop()
@@ -33,6 +38,10 @@ func main() {
 	}
 }
 
+type discardRedisLog struct{}
+
+func (discardRedisLog) Printf(context.Context, string, ...any) {}
+
 // run is the whole program; it returns instead of exiting so tests can run
 // it in-process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
@@ -41,6 +50,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		case "user":
 			return runUser(ctx, args[1:], getenv, stdin, stdout)
 		case "healthcheck":
+			if len(args) > 1 {
+				return usageError{fmt.Sprintf("unexpected argument %q: usage: server healthcheck (checks http://127.0.0.1:<port of ADDR>/readyz)", args[1])}
+			}
 			return runHealthcheck(ctx, getenv)
 		}
 	}

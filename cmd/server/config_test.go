@@ -1,0 +1,292 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfigDefaults(t *testing.T) {
+	cfg, err := parseConfig(nil, env{}.getenv)
+	if err != nil {
+		t.Fatalf("parseConfig with an empty environment: %v", err)
+	}
+	checkFields(t, []field{
+		{"Addr", cfg.Addr, ":8080"},
+		{"RedisURL", cfg.RedisURL, ""},
+		{"SessionLifetime", cfg.SessionLifetime, 24 * time.Hour},
+		{"SessionIdle", cfg.SessionIdle, 30 * time.Minute},
+		{"CookieName", cfg.CookieName, "session_id"},
+		{"CookieSecure", cfg.CookieSecure, false},
+		{"LogLevel", cfg.LogLevel, slog.LevelInfo},
+		{"ShutdownDrain", cfg.ShutdownDrain, 5 * time.Second},
+		{"TrustedProxies", len(cfg.TrustedProxies), 0},
+		{"LoginMaxFailures", cfg.LoginMaxFailures, 10},
+		{"LoginMaxFailuresPerIP", cfg.LoginMaxFailuresPerIP, 50},
+		{"LoginWindow", cfg.LoginWindow, 15 * time.Minute},
+		{"BootstrapUser", cfg.BootstrapUser, ""},
+		{"BootstrapPassword", cfg.BootstrapPassword, ""},
+	})
+	if cfg.InstanceID == "" {
+		t.Errorf("InstanceID: got empty, want the host name")
+	}
+}
+
+// field is one config field and the value a test wants in it.
+type field struct {
+	name      string
+	got, want any
+}
+
+func checkFields(t *testing.T, fields []field) {
+	t.Helper()
+	for _, f := range fields {
+		if f.got != f.want {
+			t.Errorf("%s: got %v, want %v", f.name, f.got, f.want)
+		}
+	}
+}
+
+func TestParseConfigValues(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		vars  env
+		check func(t *testing.T, c config)
+	}{
+		{
+			name: "environment sets every field",
+			vars: env{
+				"ADDR": "127.0.0.1:9000", "REDIS_URL": "redis://redis:6379/1", "SESSION_LIFETIME": "2h",
+				"SESSION_IDLE_TIMEOUT": "10m", "SESSION_COOKIE_NAME": "sid", "LOG_LEVEL": "debug",
+				"INSTANCE_ID": "app-1", "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "SHUTDOWN_DRAIN": "1s",
+				"LOGIN_MAX_FAILURES": "5", "LOGIN_MAX_FAILURES_PER_IP": "20", "LOGIN_WINDOW": "1m",
+				"BOOTSTRAP_USER": "admin", "BOOTSTRAP_PASSWORD": "change-me-now",
+			},
+			check: func(t *testing.T, c config) {
+				checkFields(t, []field{
+					{"Addr", c.Addr, "127.0.0.1:9000"},
+					{"RedisURL", c.RedisURL, "redis://redis:6379/1"},
+					{"SessionLifetime", c.SessionLifetime, 2 * time.Hour},
+					{"SessionIdle", c.SessionIdle, 10 * time.Minute},
+					{"CookieName", c.CookieName, "sid"},
+					{"LogLevel", c.LogLevel, slog.LevelDebug},
+					{"InstanceID", c.InstanceID, "app-1"},
+					{"TrustedProxies", fmt.Sprint(c.TrustedProxies), "[10.0.0.0/8 192.168.1.7/32]"},
+					{"ShutdownDrain", c.ShutdownDrain, time.Second},
+					{"LoginMaxFailures", c.LoginMaxFailures, 5},
+					{"LoginMaxFailuresPerIP", c.LoginMaxFailuresPerIP, 20},
+					{"LoginWindow", c.LoginWindow, time.Minute},
+					{"BootstrapUser", c.BootstrapUser, "admin"},
+					{"BootstrapPassword", c.BootstrapPassword, "change-me-now"},
+				})
+			},
+		},
+		{
+			name: "flags override the environment",
+			args: []string{"-addr", "127.0.0.1:7000", "-session-lifetime", "90m", "-session-cookie-name", "from_flag", "-log-level", "warn"},
+			vars: env{"ADDR": ":9000", "SESSION_LIFETIME": "2h", "SESSION_COOKIE_NAME": "from_env", "LOG_LEVEL": "debug"},
+			check: func(t *testing.T, c config) {
+				if c.Addr != "127.0.0.1:7000" || c.SessionLifetime != 90*time.Minute || c.CookieName != "from_flag" || c.LogLevel != slog.LevelWarn {
+					t.Errorf("got addr %q lifetime %v cookie %q level %v, want the flags' 127.0.0.1:7000 1h30m0s from_flag WARN",
+						c.Addr, c.SessionLifetime, c.CookieName, c.LogLevel)
+				}
+			},
+		},
+		{
+			name: "a good flag overrides a bad variable",
+			args: []string{"-session-lifetime", "1h"},
+			vars: env{"SESSION_LIFETIME": "abc"},
+			check: func(t *testing.T, c config) {
+				if c.SessionLifetime != time.Hour {
+					t.Errorf("SessionLifetime: got %v, want 1h", c.SessionLifetime)
+				}
+			},
+		},
+		{
+			name: "SESSION_IDLE_TIMEOUT=0 disables the idle timeout",
+			vars: env{"SESSION_IDLE_TIMEOUT": "0"},
+			check: func(t *testing.T, c config) {
+				if c.SessionIdle != 0 {
+					t.Errorf("SessionIdle: got %v, want 0", c.SessionIdle)
+				}
+			},
+		},
+		{
+			name: "COOKIE_SECURE=true adds the __Host- prefix",
+			vars: env{"COOKIE_SECURE": "true"},
+			check: func(t *testing.T, c config) {
+				if !c.CookieSecure || c.CookieName != "__Host-session_id" {
+					t.Errorf("got secure %v cookie %q, want true and __Host-session_id", c.CookieSecure, c.CookieName)
+				}
+			},
+		},
+		{
+			name: "COOKIE_SECURE=true keeps a name that already has the prefix",
+			vars: env{"COOKIE_SECURE": "true", "SESSION_COOKIE_NAME": "__Host-sid"},
+			check: func(t *testing.T, c config) {
+				if c.CookieName != "__Host-sid" {
+					t.Errorf("CookieName: got %q, want __Host-sid", c.CookieName)
+				}
+			},
+		},
+		{
+			name: "COOKIE_SECURE=false leaves the name alone",
+			vars: env{"COOKIE_SECURE": "false", "SESSION_COOKIE_NAME": "sid"},
+			check: func(t *testing.T, c config) {
+				if c.CookieSecure || c.CookieName != "sid" {
+					t.Errorf("got secure %v cookie %q, want false and sid", c.CookieSecure, c.CookieName)
+				}
+			},
+		},
+		{
+			name: "SHUTDOWN_DRAIN=0s turns the drain off",
+			vars: env{"SHUTDOWN_DRAIN": "0s"},
+			check: func(t *testing.T, c config) {
+				if c.ShutdownDrain != 0 {
+					t.Errorf("ShutdownDrain: got %v, want 0", c.ShutdownDrain)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfig(tt.args, tt.vars.getenv)
+			if err != nil {
+				t.Fatalf("parseConfig(%q): %v", tt.args, err)
+			}
+			tt.check(t, cfg)
+		})
+	}
+}
+
+func TestParseConfigRejectsBadVariables(t *testing.T) {
+	tests := []struct {
+		vars   env
+		args   []string
+		naming string // what the message must name
+	}{
+		{vars: env{"ADDR": "8080"}, naming: "ADDR"},
+		{vars: env{"ADDR": "localhost:"}, naming: "ADDR"},
+		{vars: env{"REDIS_URL": "http://x"}, naming: "REDIS_URL"},
+		{vars: env{"REDIS_URL": "redis://"}, naming: "REDIS_URL"},
+		{vars: env{"REDIS_URL": "redis:///0"}, naming: "REDIS_URL"},
+		{vars: env{"SESSION_LIFETIME": "abc"}, naming: "SESSION_LIFETIME"},
+		{vars: env{"SESSION_LIFETIME": "0"}, naming: "SESSION_LIFETIME"},
+		{vars: env{"SESSION_LIFETIME": "-1h"}, naming: "SESSION_LIFETIME"},
+		{vars: env{"SESSION_IDLE_TIMEOUT": "x"}, naming: "SESSION_IDLE_TIMEOUT"},
+		{vars: env{"SESSION_IDLE_TIMEOUT": "-5m"}, naming: "SESSION_IDLE_TIMEOUT"},
+		{vars: env{"SESSION_COOKIE_NAME": "a b"}, naming: "SESSION_COOKIE_NAME"},
+		{vars: env{"SESSION_COOKIE_NAME": "a;b"}, naming: "SESSION_COOKIE_NAME"},
+		{vars: env{"SESSION_COOKIE_NAME": "a\nb"}, naming: "SESSION_COOKIE_NAME"},
+		{vars: env{"SESSION_COOKIE_NAME": strings.Repeat("c", 65)}, naming: "SESSION_COOKIE_NAME"},
+		{vars: env{"COOKIE_SECURE": "yes please"}, naming: "COOKIE_SECURE"},
+		{vars: env{"LOG_LEVEL": "loud"}, naming: "LOG_LEVEL"},
+		{vars: env{"TRUSTED_PROXIES": "10.0.0.0/33"}, naming: "TRUSTED_PROXIES"},
+		{vars: env{"TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}, naming: "TRUSTED_PROXIES"},
+		{vars: env{"SHUTDOWN_DRAIN": "soon"}, naming: "SHUTDOWN_DRAIN"},
+		{vars: env{"SHUTDOWN_DRAIN": "-1s"}, naming: "SHUTDOWN_DRAIN"},
+		{vars: env{"LOGIN_MAX_FAILURES": "0"}, naming: "LOGIN_MAX_FAILURES"},
+		{vars: env{"LOGIN_MAX_FAILURES": "101"}, naming: "LOGIN_MAX_FAILURES"},
+		{vars: env{"LOGIN_MAX_FAILURES_PER_IP": "many"}, naming: "LOGIN_MAX_FAILURES_PER_IP"},
+		{vars: env{"LOGIN_WINDOW": "2h"}, naming: "LOGIN_WINDOW"},
+		{vars: env{"LOGIN_WINDOW": "500ms"}, naming: "LOGIN_WINDOW"},
+		{vars: env{"BOOTSTRAP_USER": "admin"}, naming: "BOOTSTRAP_PASSWORD"},
+		{vars: env{"BOOTSTRAP_PASSWORD": "change-me-now"}, naming: "BOOTSTRAP_USER"},
+		{args: []string{"-session-lifetime", "abc"}, naming: "SESSION_LIFETIME"},
+		{args: []string{"-no-such-flag"}, naming: "-no-such-flag"},
+		{args: []string{"extra"}, naming: `"extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%v%q", map[string]string(tt.vars), tt.args), func(t *testing.T) {
+			_, err := parseConfig(tt.args, tt.vars.getenv)
+			checkUsageError(t, err, tt.naming)
+		})
+	}
+}
+
+// checkUsageError checks err is a usageError whose message is one line
+// naming want.
+func checkUsageError(t *testing.T, err error, want string) {
+	t.Helper()
+	var ue usageError
+	if !errors.As(err, &ue) {
+		t.Fatalf("got error %v (%T), want a usageError", err, err)
+	}
+	msg := err.Error()
+	if strings.ContainsAny(msg, "\r\n") {
+		t.Errorf("got message %q, want one line", msg)
+	}
+	if !strings.Contains(msg, want) {
+		t.Errorf("got message %q, want it to name %s", msg, want)
+	}
+}
+
+// A Redis password must stay out of error messages and the start-up log
+// line, whatever shape the URL around it has.
+func TestRedisPasswordIsNeverShown(t *testing.T) {
+	const secret = "hunter2-s3cret"
+	t.Run("in the error for a bad REDIS_URL", func(t *testing.T) {
+		for _, tt := range []struct{ name, raw string }{
+			{"not redis scheme", "http://user:" + secret + "@x"},
+			{"no host", "redis://:" + secret + "@"},
+			{"bad port", "redis://user:" + secret + "@host:port/0"},
+			{"bad db", "redis://user:" + secret + "@host:6379/notadb"},
+			{"one slash short", "redis:/user:" + secret + "@host:6379/0"},
+			{"colon forgotten", "redis//user:" + secret + "@host:6379/0"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := parseConfig(nil, env{"REDIS_URL": tt.raw}.getenv)
+				checkUsageError(t, err, "REDIS_URL")
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("got message %q, want the password masked", err.Error())
+				}
+			})
+		}
+	})
+	t.Run("in logAttrs", func(t *testing.T) {
+		for _, tt := range []struct{ raw, want string }{
+			{"redis://user:" + secret + "@redis.internal:6379/0", "redis://user:***@redis.internal:6379/0"},
+			{"redis://:" + secret + "@redis.internal:6379/0", "redis://:***@redis.internal:6379/0"},
+			{"rediss://default:" + secret + "@redis.internal:6380/2", "rediss://default:***@redis.internal:6380/2"},
+			{"redis://redis.internal:6379/0", "redis://redis.internal:6379/0"},
+		} {
+			cfg, err := parseConfig(nil, env{"REDIS_URL": tt.raw, "BOOTSTRAP_USER": "admin", "BOOTSTRAP_PASSWORD": secret}.getenv)
+			if err != nil {
+				t.Fatalf("parseConfig with REDIS_URL %q: %v", tt.raw, err)
+			}
+			attrs := cfg.logAttrs()
+			if got := attr(attrs, "redis_url"); got != tt.want {
+				t.Errorf("redis_url: got %q, want %q", got, tt.want)
+			}
+			if got := attr(attrs, "bootstrap_password"); got != "***" {
+				t.Errorf("bootstrap_password: got %q, want ***", got)
+			}
+			if line := fmt.Sprint(attrs...); strings.Contains(line, secret) {
+				t.Errorf("logAttrs shows the password: %s", line)
+			}
+		}
+	})
+	t.Run("embedded Redis in logAttrs", func(t *testing.T) {
+		cfg, err := parseConfig(nil, env{}.getenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := attr(cfg.logAttrs(), "redis_url"); got != "(embedded)" {
+			t.Errorf("redis_url: got %q, want (embedded)", got)
+		}
+	})
+}
+
+// attr returns the value after key in slog-style key/value pairs.
+func attr(kv []any, key string) any {
+	i := slices.Index(kv, any(key))
+	if i < 0 || i%2 != 0 || i+1 >= len(kv) {
+		return nil
+	}
+	return kv[i+1]
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// The server binary is built once, on first use, into a directory that
+// TestMain removes after all tests.
+var binary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary.dir != "" {
+		if err := os.RemoveAll(binary.dir); err != nil {
+			fmt.Fprintf(os.Stderr, "remove %s: %v\n", binary.dir, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// serverBinary returns the path of the built server.
+func serverBinary(t *testing.T) string {
+	t.Helper()
+	binary.once.Do(func() {
+		binary.dir, binary.err = os.MkdirTemp("", "loginsvc-server-test-")
+		if binary.err != nil {
+			return
+		}
+		binary.path = filepath.Join(binary.dir, "server")
+		out, err := exec.Command("go", "build", "-o", binary.path, ".").CombinedOutput()
+		if err != nil {
+			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binary.err != nil {
+		t.Fatalf("build the server: %v", binary.err)
+	}
+	return binary.path
+}
+
+// A configuration mistake must stop the process with exit code 2 and one
+// line on stderr that names what to fix, before anything starts.
+func TestBadConfigurationExitsWithCode2(t *testing.T) {
+	t.Parallel()
+	bin := serverBinary(t)
+	tests := []struct {
+		args   []string
+		vars   []string
+		naming string
+	}{
+		{vars: []string{"ADDR=8080"}, naming: "ADDR"},
+		{vars: []string{"REDIS_URL=http://x"}, naming: "REDIS_URL"},
+		{vars: []string{"SESSION_LIFETIME=abc"}, naming: "SESSION_LIFETIME"},
+		{vars: []string{"SESSION_IDLE_TIMEOUT=x"}, naming: "SESSION_IDLE_TIMEOUT"},
+		{vars: []string{"SESSION_COOKIE_NAME=a;b"}, naming: "SESSION_COOKIE_NAME"},
+		{vars: []string{"COOKIE_SECURE=yes please"}, naming: "COOKIE_SECURE"},
+		{vars: []string{"LOG_LEVEL=loud"}, naming: "LOG_LEVEL"},
+		{vars: []string{"TRUSTED_PROXIES=10.0.0.0/33"}, naming: "TRUSTED_PROXIES"},
+		{vars: []string{"SHUTDOWN_DRAIN=soon"}, naming: "SHUTDOWN_DRAIN"},
+		{vars: []string{"BOOTSTRAP_USER=admin"}, naming: "BOOTSTRAP_PASSWORD"},
+		{args: []string{"frobnicate"}, naming: `"frobnicate"`},
+		{args: []string{"-addr", ":0", "extra"}, naming: `"extra"`},
+		{args: []string{"-no-such-flag"}, naming: "-no-such-flag"},
+		{args: []string{"user"}, naming: "usage: server user"},
+		{args: []string{"user", "frobnicate", "alice"}, naming: "usage: server user"},
+		{args: []string{"user", "list", "extra"}, naming: "usage: server user"},
+		{args: []string{"user", "add"}, naming: "usage: server user"},
+		{args: []string{"user", "list"}, naming: "REDIS_URL"},
+		{args: []string{"healthcheck", "extra"}, naming: `"extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(append(tt.vars, tt.args...), " "), func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(bin, tt.args...)
+			// Only what the case sets: the developer's own REDIS_URL or
+			// ADDR must not leak in.
+			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tt.vars...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) {
+				t.Fatalf("got %v, want the process to exit with code 2", err)
+			}
+			if got := exit.ExitCode(); got != 2 {
+				t.Errorf("exit code: got %d, want 2 (stderr %q)", got, stderr.String())
+			}
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			if len(lines) != 1 || !strings.HasSuffix(stderr.String(), "\n") {
+				t.Errorf("stderr: got %q, want exactly one line", stderr.String())
+			}
+			if !strings.Contains(lines[0], tt.naming) {
+				t.Errorf("stderr: got %q, want it to name %s", lines[0], tt.naming)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout: got %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
