@@ -179,6 +179,9 @@ func maskURL(raw string) string {
 		return raw
 	}
 	if i := strings.Index(raw, "://"); i >= 0 && i+3 <= at {
+		if user, _, ok := strings.Cut(raw[i+3:at], ":"); ok {
+			return raw[:i+3] + user + ":***" + raw[at:]
+		}
 		return raw[:i+3] + "***" + raw[at:]
 	}
 	return "***" + raw[at:]

@@ -121,3 +121,13 @@ func (a *App) crossOrigin(next http.Handler) http.Handler {
 	}))
 	return cop.Handler(next)
 }
+
+// cacheFor lets browsers keep static files for d: embedded files carry no
+// modification time, so without it every page view fetches them again.
+func cacheFor(d time.Duration, next http.Handler) http.Handler {
+	value := fmt.Sprintf("public, max-age=%d", int(d.Seconds()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", value)
+		next.ServeHTTP(w, r)
+	})
+}

@@ -3,6 +3,7 @@ package web
 import (
 	"io/fs"
 	"net/http"
+	"time"
 )
 
 // Routes returns the service's handler. Middleware reads outside in:
@@ -19,7 +20,7 @@ func (a *App) Routes(static fs.FS) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.Handle("GET /static/{file}", http.FileServerFS(static))
+	mux.Handle("GET /static/{file}", cacheFor(time.Hour, http.FileServerFS(static)))
 	mux.Handle("/login", redirectTo("/login/"))
 	mux.Handle("/logout", redirectTo("/logout/"))
 	withSession := noStore(limitBody(a.loadAndSave(pages)))
