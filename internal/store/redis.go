@@ -66,6 +66,11 @@ func NewClient(opt *redis.Options, t Timeouts) *redis.Client {
 	o.ReadTimeout = t.IO
 	o.WriteTimeout = t.IO
 	o.PoolTimeout = t.Op
+	// go-redis retries a failed dial 5 times, 100ms apart, by default: while
+	// Redis is down that spends the whole operation budget on each request.
+	// One quick retry answers an outage with 503 at once.
+	o.DialerRetries = 1
+	o.DialerRetryTimeout = 20 * time.Millisecond
 	o.ContextTimeoutEnabled = true
 	o.MaxRetries = 1
 	o.MinRetryBackoff = 10 * time.Millisecond

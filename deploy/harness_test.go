@@ -1,0 +1,831 @@
+package deploy
+
+// The native cluster harness: a real redis-server (AOF), N replicas of the
+// service binary and the repository's nginx.conf in front of them, all as
+// child processes on 127.0.0.1. Tests get a *cluster from startCluster and
+// drive it over HTTP; everything is torn down in t.Cleanup.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"loginsvc/internal/redistest"
+	"loginsvc/internal/store"
+)
+
+// The bootstrap account every replica is started with. Test-only: it exists
+// in the throwaway Redis of one test and nowhere else.
+const testUser, testPassword = "admin", "cluster-harness-only-7Qv2-not-a-real-secret"
+
+const (
+	// replicaDrain is SHUTDOWN_DRAIN: long enough for in-flight requests
+	// and for the test to see /readyz at 503, short enough for a quick
+	// rolling restart.
+	replicaDrain = time.Second
+	// harnessReadyTimeout bounds a replica's or nginx's start.
+	harnessReadyTimeout = 15 * time.Second
+	// harnessExitTimeout bounds waiting for a process to exit after a signal:
+	// drain plus the server's 15s shutdown deadline plus slack.
+	harnessExitTimeout = replicaDrain + 20*time.Second
+	// harnessHTTPTimeout bounds every request the harness makes.
+	harnessHTTPTimeout = 10 * time.Second
+	// harnessTailLines of each process log are printed when a test fails.
+	harnessTailLines = 40
+	// sessionCookie is the service's default cookie name.
+	sessionCookie = "session_id"
+)
+
+// ---------------------------------------------------------------------------
+// The service binary, built once per test binary.
+
+var serverBuild struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// TestMain removes the server binary built by serverBinary (if any) once
+// every test of the package has run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if serverBuild.dir != "" {
+		_ = os.RemoveAll(serverBuild.dir)
+	}
+	os.Exit(code)
+}
+
+// serverBinary builds ./cmd/server on first use and returns its path.
+func serverBinary(t testing.TB) string {
+	t.Helper()
+	root := repoRoot(t)
+	serverBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "loginsvc-server-")
+		if err != nil {
+			serverBuild.err = err
+			return
+		}
+		serverBuild.dir = dir
+		bin := filepath.Join(dir, "server")
+		// `go test` puts its own GOROOT/bin first on PATH, so this is the
+		// toolchain that builds the test.
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/server")
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			serverBuild.err = fmt.Errorf("go build ./cmd/server: %v\n%s", err, out)
+			return
+		}
+		serverBuild.path = bin
+	})
+	if serverBuild.err != nil {
+		t.Fatal(serverBuild.err)
+	}
+	return serverBuild.path
+}
+
+// ---------------------------------------------------------------------------
+// Child processes.
+
+// proc is one run of a child process; a restart gets a fresh one so waiting
+// on an old run can never be confused with the new one.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once cmd.Wait has returned
+	err  error         // cmd.Wait's result; read only after done is closed
+}
+
+// startProc starts cmd with stdout and stderr appended to logPath (an
+// *os.File, not a pipe, so Wait never blocks on output).
+func startProc(cmd *exec.Cmd, logPath, banner string) (*proc, error) {
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "=== harness: %s at %s\n", banner, time.Now().Format("15:04:05.000"))
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) running() bool {
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *proc) waitExit(timeout time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// signalPid tolerates ESRCH: a process that is already gone needs no signal.
+func signalPid(pid int, sig syscall.Signal) error {
+	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("send %v to %d: %w", sig, pid, err)
+	}
+	return nil
+}
+
+// logTail returns the last n lines of a log file, for failure reports.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", path, err)
+	}
+	text := strings.TrimRight(string(b), "\n")
+	if text == "" {
+		return fmt.Sprintf("(%s is empty)", path)
+	}
+	lines := strings.Split(text, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return fmt.Sprintf("last %d lines of %s:\n%s", len(lines), path, strings.Join(lines, "\n"))
+}
+
+// freeAddr asks the kernel for an unused 127.0.0.1 port. It can be taken
+// again before the child binds it; a start then fails loudly (the child
+// exits on the failed bind, or another process answers without our
+// X-Served-By), it never passes silently.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// ---------------------------------------------------------------------------
+// Replicas.
+
+// replica is one server process, restartable on the same port.
+type replica struct {
+	ID   string // INSTANCE_ID, echoed in X-Served-By
+	Addr string // 127.0.0.1:PORT
+	URL  string // http://127.0.0.1:PORT
+
+	bin     string
+	env     []string
+	logPath string
+	starts  int
+	proc    *proc
+}
+
+func newReplica(t testing.TB, bin, id, redisURL, logDir string) *replica {
+	addr := freeAddr(t)
+	r := &replica{
+		ID:      id,
+		Addr:    addr,
+		URL:     "http://" + addr,
+		bin:     bin,
+		logPath: filepath.Join(logDir, id+".log"),
+		// A clean environment, so nothing from the developer's shell
+		// (SESSION_IDLE_TIMEOUT, LOGIN_MAX_FAILURES, ...) changes the run.
+		env: []string{
+			"ADDR=" + addr,
+			"REDIS_URL=" + redisURL,
+			"BOOTSTRAP_USER=" + testUser,
+			"BOOTSTRAP_PASSWORD=" + testPassword,
+			"INSTANCE_ID=" + id,
+			"SHUTDOWN_DRAIN=" + replicaDrain.String(),
+			"TRUSTED_PROXIES=127.0.0.1/32",
+			"LOG_LEVEL=info",
+		},
+	}
+	// Whatever state the test leaves it in, the process does not outlive
+	// the test.
+	t.Cleanup(func() {
+		if r.proc.running() {
+			_ = signalPid(r.proc.cmd.Process.Pid, syscall.SIGKILL)
+			if !r.proc.waitExit(harnessExitTimeout) {
+				t.Errorf("replica %s (pid %d) survived SIGKILL", r.ID, r.proc.cmd.Process.Pid)
+			}
+		}
+	})
+	return r
+}
+
+// launch starts the process without waiting for it to be ready.
+func (r *replica) launch(t testing.TB) {
+	t.Helper()
+	if r.proc.running() {
+		t.Fatalf("replica %s: Start while running (pid %d)", r.ID, r.proc.cmd.Process.Pid)
+	}
+	r.starts++
+	cmd := exec.Command(r.bin)
+	cmd.Env = r.env
+	p, err := startProc(cmd, r.logPath, fmt.Sprintf("start #%d of %s on %s", r.starts, r.ID, r.Addr))
+	if err != nil {
+		t.Fatalf("replica %s: start: %v", r.ID, err)
+	}
+	r.proc = p
+}
+
+// waitReady polls /readyz until this replica (by X-Served-By) answers 200.
+func (r *replica) waitReady(t testing.TB) {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(harnessReadyTimeout)
+	last := "no answer yet"
+	for time.Now().Before(deadline) {
+		if !r.proc.running() {
+			t.Fatalf("replica %s exited before it was ready: %v\n%s", r.ID, r.proc.err, logTail(r.logPath, harnessTailLines))
+		}
+		resp, err := client.Get(r.URL + "/readyz")
+		if err != nil {
+			last = err.Error()
+		} else {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			by := resp.Header.Get("X-Served-By")
+			switch {
+			case by != r.ID:
+				last = fmt.Sprintf("answered by %q, not %q: port taken by someone else?", by, r.ID)
+			case resp.StatusCode == http.StatusOK:
+				return
+			default:
+				last = fmt.Sprintf("/readyz %d", resp.StatusCode)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("replica %s not ready within %v: %s\n%s", r.ID, harnessReadyTimeout, last, logTail(r.logPath, harnessTailLines))
+}
+
+// Start (re)starts the replica on its port and waits until /readyz is 200.
+func (r *replica) Start(t testing.TB) {
+	t.Helper()
+	r.launch(t)
+	r.waitReady(t)
+}
+
+// Stop sends SIGTERM, waits for the process to exit and requires exit
+// code 0 (the graceful shutdown path: drain, then finish in-flight requests).
+func (r *replica) Stop(t testing.TB) {
+	t.Helper()
+	r.terminate(t)
+	r.waitStopped(t)
+}
+
+// terminate sends SIGTERM without waiting, so a test can watch the drain.
+func (r *replica) terminate(t testing.TB) {
+	t.Helper()
+	if !r.proc.running() {
+		t.Fatalf("replica %s: Stop while not running", r.ID)
+	}
+	if err := signalPid(r.proc.cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("replica %s: %v", r.ID, err)
+	}
+}
+
+// waitStopped waits for the process to exit after terminate and requires
+// exit code 0.
+func (r *replica) waitStopped(t testing.TB) {
+	t.Helper()
+	if !r.proc.waitExit(harnessExitTimeout) {
+		_ = signalPid(r.proc.cmd.Process.Pid, syscall.SIGKILL)
+		t.Fatalf("replica %s ignored SIGTERM for %v\n%s", r.ID, harnessExitTimeout, logTail(r.logPath, harnessTailLines))
+	}
+	if r.proc.err != nil {
+		t.Fatalf("replica %s did not exit cleanly after SIGTERM: %v\n%s", r.ID, r.proc.err, logTail(r.logPath, harnessTailLines))
+	}
+}
+
+// Kill simulates a crash (SIGKILL) and waits for the process to be gone.
+func (r *replica) Kill(t testing.TB) {
+	t.Helper()
+	if !r.proc.running() {
+		t.Fatalf("replica %s: Kill while not running", r.ID)
+	}
+	if err := signalPid(r.proc.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("replica %s: %v", r.ID, err)
+	}
+	if !r.proc.waitExit(harnessExitTimeout) {
+		t.Fatalf("replica %s survived SIGKILL for %v", r.ID, harnessExitTimeout)
+	}
+}
+
+// Running reports whether the replica's process is alive.
+func (r *replica) Running() bool { return r.proc.running() }
+
+// ---------------------------------------------------------------------------
+// The cluster.
+
+type cluster struct {
+	Redis    *redistest.Server
+	Replicas []*replica
+	LB       string // http://127.0.0.1:PORT of nginx
+
+	lbAddr  string
+	logDir  string
+	nginx   *proc
+	ngxLog  string
+	ngxConf string
+}
+
+// startCluster starts an AOF Redis, n replicas ("app-1".."app-n") and nginx
+// in front of them, and returns once all are ready and the bootstrap user
+// exists. Everything is stopped in t.Cleanup, also when the test fails, and
+// the tail of every process log is printed if it did.
+func startCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	if n < 1 {
+		t.Fatalf("startCluster: n = %d", n)
+	}
+	nginxBin := requireNginx(t)
+	bin := serverBinary(t)
+
+	c := &cluster{logDir: t.TempDir()}
+	c.Redis = redistest.Start(t, redistest.WithAOF())
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, r := range c.Replicas {
+				t.Logf("replica %s (%s):\n%s", r.ID, r.Addr, logTail(r.logPath, harnessTailLines))
+			}
+			if c.ngxLog != "" {
+				t.Logf("nginx (%s):\n%s", c.LB, logTail(c.ngxLog, harnessTailLines))
+			}
+		}
+	})
+
+	for i := 1; i <= n; i++ {
+		c.Replicas = append(c.Replicas, newReplica(t, bin, "app-"+strconv.Itoa(i), c.Redis.URL(), c.logDir))
+	}
+	// Launch all, then wait for each: they start in parallel.
+	for _, r := range c.Replicas {
+		r.launch(t)
+	}
+	for _, r := range c.Replicas {
+		r.waitReady(t)
+	}
+	c.waitBootstrapUser(t)
+	c.startNginx(t, nginxBin)
+	return c
+}
+
+// waitBootstrapUser waits until the bootstrap user is stored. /readyz turns
+// 200 as soon as Redis answers, but the replicas create the user afterwards
+// (an argon2id hash later), and a login before that would be a failed one
+// counted by the throttle. The key is the documented layout of
+// internal/store/keys.go ("user:{<name>}", a hash with field password).
+func (c *cluster) waitBootstrapUser(t testing.TB) {
+	t.Helper()
+	rdb := c.Redis.Client(t)
+	deadline := time.Now().Add(harnessReadyTimeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ok, err := rdb.HExists(ctx, "user:{"+testUser+"}", "password").Result()
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("bootstrap user %q not created within %v", testUser, harnessReadyTimeout)
+}
+
+// startNginx runs deploy/nginx.conf, rendered over the replicas, in the
+// foreground as a child process, and waits until it proxies.
+func (c *cluster) startNginx(t *testing.T, nginxBin string) {
+	t.Helper()
+	var servers []string
+	for _, r := range c.Replicas {
+		servers = append(servers, r.Addr)
+	}
+	conf := renderNginxConf(t, servers)
+	// The production `listen 8080;` would bind a fixed port on every
+	// interface: it may be taken (by the developer's compose stack, another
+	// test binary) and would expose the test cluster beyond this machine.
+	// A free port on 127.0.0.1 avoids both; nothing else is changed.
+	c.lbAddr = freeAddr(t)
+	c.LB = "http://" + c.lbAddr
+	conf = nginxConfListen(t, conf, c.lbAddr)
+	c.ngxConf = conf
+	prefix, confPath := writeNginxPrefix(t, conf)
+	c.ngxLog = filepath.Join(c.logDir, "nginx.log")
+
+	cmd := exec.Command(nginxBin, nginxArgs(prefix, confPath)...)
+	cmd.Env = []string{}
+	// Its own process group, so that cleanup can kill the workers too if
+	// the master does not take them down.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p, err := startProc(cmd, c.ngxLog, "nginx on "+c.lbAddr)
+	if err != nil {
+		t.Fatalf("start nginx: %v", err)
+	}
+	c.nginx = p
+	t.Cleanup(func() {
+		pid := p.cmd.Process.Pid
+		if p.running() {
+			_ = signalPid(pid, syscall.SIGQUIT) // graceful shutdown
+			if !p.waitExit(5 * time.Second) {
+				_ = signalPid(-pid, syscall.SIGKILL)
+				if !p.waitExit(harnessExitTimeout) {
+					t.Errorf("nginx (pid %d) survived SIGKILL", pid)
+				}
+			}
+		}
+		// No worker may outlive the master.
+		_ = signalPid(-pid, syscall.SIGKILL)
+	})
+
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(harnessReadyTimeout)
+	last := "no answer yet"
+	for time.Now().Before(deadline) {
+		if !p.running() {
+			t.Fatalf("nginx exited before it was ready: %v\n%s\n--- config ---\n%s", p.err, logTail(c.ngxLog, harnessTailLines), conf)
+		}
+		resp, err := client.Get(c.LB + "/healthz")
+		if err != nil {
+			last = err.Error()
+		} else {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("X-Served-By"), "app-") {
+				return
+			}
+			last = fmt.Sprintf("/healthz %d served by %q", resp.StatusCode, resp.Header.Get("X-Served-By"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("nginx not proxying within %v: %s\n%s", harnessReadyTimeout, last, logTail(c.ngxLog, harnessTailLines))
+}
+
+// ---------------------------------------------------------------------------
+// HTTP helpers.
+
+// newClient returns a client with a cookie jar that does not follow
+// redirects, so tests see the 303s themselves. The jar keys cookies by host
+// and ignores the port, so a session cookie obtained through the LB is also
+// sent to every replica directly (all are 127.0.0.1).
+func newClient(t testing.TB) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{
+		Jar:           jar,
+		Transport:     tr,
+		Timeout:       harnessHTTPTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// login returns a client logged in as testUser via base (the LB or a
+// replica URL).
+func (c *cluster) login(t testing.TB, base string) *http.Client {
+	t.Helper()
+	return c.loginAs(t, base, testUser, testPassword)
+}
+
+// loginAs logs user in via base with a fresh client and asserts the 303 and
+// the session cookie.
+func (c *cluster) loginAs(t testing.TB, base, user, password string) *http.Client {
+	t.Helper()
+	client := newClient(t)
+	postLogin(t, client, base, user, password, nil)
+	return client
+}
+
+// postLogin posts the login form with extra request headers and asserts a
+// successful login (303 and a session cookie). It returns the cookie.
+func postLogin(t testing.TB, client *http.Client, base, user, password string, header http.Header) *http.Cookie {
+	t.Helper()
+	form := url.Values{"username": {user}, "password": {password}}
+	req, err := http.NewRequest(http.MethodPost, base+"/login/", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s/login/ as %s: %v", base, user, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST %s/login/ as %s (served by %q): status %d, want 303\n%s", base, user, resp.Header.Get("X-Served-By"), resp.StatusCode, body)
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == sessionCookie && ck.Value != "" {
+			return ck
+		}
+	}
+	t.Fatalf("POST %s/login/ as %s: no %s cookie in %q", base, user, sessionCookie, resp.Header.Values("Set-Cookie"))
+	return nil
+}
+
+// logout posts the logout form via base and asserts the 303 and that the
+// cookie is cleared.
+func (c *cluster) logout(t testing.TB, client *http.Client, base string) {
+	t.Helper()
+	resp, err := client.PostForm(base+"/logout/", url.Values{})
+	if err != nil {
+		t.Fatalf("POST %s/logout/: %v", base, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST %s/logout/ (served by %q): status %d, want 303\n%s", base, resp.Header.Get("X-Served-By"), resp.StatusCode, body)
+	}
+	cleared := false
+	for _, ck := range resp.Cookies() {
+		if ck.Name == sessionCookie && ck.Value == "" && ck.MaxAge < 0 {
+			cleared = true
+		}
+	}
+	if !cleared {
+		t.Fatalf("POST %s/logout/: cookie not cleared, Set-Cookie %q", base, resp.Header.Values("Set-Cookie"))
+	}
+}
+
+// get does a GET with client and returns status, X-Served-By and body;
+// a transport error fails the test.
+func (c *cluster) get(t testing.TB, client *http.Client, url string) (status int, servedBy, body string) {
+	t.Helper()
+	status, servedBy, body, err := tryGet(client, url, nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return status, servedBy, body
+}
+
+// tryGet is get without a testing.TB, for load goroutines; header is added
+// to the request.
+func tryGet(client *http.Client, url string, header http.Header) (status int, servedBy, body string, err error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", "", err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, resp.Header.Get("X-Served-By"), string(b), fmt.Errorf("read body: %w", err)
+	}
+	return resp.StatusCode, resp.Header.Get("X-Served-By"), string(b), nil
+}
+
+// sessionCookieOf returns the session cookie client holds for base.
+func sessionCookieOf(t testing.TB, client *http.Client, base string) *http.Cookie {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ck := range client.Jar.Cookies(u) {
+		if ck.Name == sessionCookie {
+			return ck
+		}
+	}
+	t.Fatalf("client holds no %s cookie for %s", sessionCookie, base)
+	return nil
+}
+
+// cookieClient returns a jar-less client that sends exactly the given
+// session cookie value, e.g. to replay a cookie the browser has dropped.
+func cookieClient(t testing.TB, value string) *http.Client {
+	t.Helper()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{
+		Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			req = req.Clone(req.Context())
+			req.Header.Del("Cookie")
+			req.AddCookie(&http.Cookie{Name: sessionCookie, Value: value})
+			return tr.RoundTrip(req)
+		}),
+		Timeout:       harnessHTTPTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// loggedIn reports whether an index page body shows user logged in.
+func loggedIn(body, user string) bool {
+	return strings.Contains(body, "hello "+user)
+}
+
+// loggedOut reports whether an index page body is the logged-out one.
+func loggedOut(body string) bool {
+	return strings.Contains(body, "<h1>hello</h1>") && !strings.Contains(body, "hello "+testUser)
+}
+
+// sessionKey is the Redis key of the session named by a cookie value: scs
+// stores sha256(token), base64url without padding (HashTokenInStore).
+func sessionKey(cookieValue string) string {
+	sum := sha256.Sum256([]byte(cookieValue))
+	return store.SessionKey(base64.RawURLEncoding.EncodeToString(sum[:]))
+}
+
+// sessionValues reads and decodes the session of a cookie from Redis; ok is
+// false when no such session is stored.
+func (c *cluster) sessionValues(t testing.TB, cookieValue string) (values map[string]any, ok bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	b, err := c.Redis.Client(t).Get(ctx, sessionKey(cookieValue)).Bytes()
+	if err != nil {
+		if errors.Is(err, redis.Nil) {
+			return nil, false
+		}
+		t.Fatalf("read session from redis: %v", err)
+	}
+	_, values, err = store.JSONCodec{}.Decode(b)
+	if err != nil {
+		t.Fatalf("decode session: %v\n%s", err, b)
+	}
+	return values, true
+}
+
+// addUser creates a user with the service's own CLI (`server user add`), the
+// way an operator does, password on stdin.
+func (c *cluster) addUser(t testing.TB, name, password string) {
+	t.Helper()
+	cmd := exec.Command(serverBinary(t), "user", "add", name)
+	cmd.Env = []string{"REDIS_URL=" + c.Redis.URL()}
+	cmd.Stdin = strings.NewReader(password + "\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("server user add %s: %v\n%s", name, err, out)
+	}
+}
+
+// waitInRotation waits until a request through the LB is answered by r,
+// i.e. until nginx sends traffic to it again. nginx marks a replica that
+// refused a connection as down for fail_timeout (5s) and only then tries it
+// again, however early the replica is back; a rolling restart that does not
+// wait for this can take the last live replica away. It returns how long it
+// took.
+func (c *cluster) waitInRotation(t testing.TB, r *replica, timeout time.Duration) time.Duration {
+	t.Helper()
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	start := time.Now()
+	for time.Since(start) < timeout {
+		status, by, _, err := tryGet(client, c.LB+"/healthz", nil)
+		if err == nil && status == http.StatusOK && by == r.ID {
+			return time.Since(start)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("replica %s not back in the LB's rotation within %v", r.ID, timeout)
+	return 0
+}
+
+// ---------------------------------------------------------------------------
+// Load.
+
+// loadUser is one logged-in client and the user its page must show.
+type loadUser struct {
+	client *http.Client
+	user   string
+}
+
+// loadStats is the outcome of a load run.
+type loadStats struct {
+	mu       sync.Mutex
+	total    int
+	failed   int
+	servedBy map[string]int
+	samples  []string // the first few failures, for the report
+}
+
+func (s *loadStats) record(by string, failure string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total++
+	if by != "" {
+		s.servedBy[by]++
+	}
+	if failure != "" {
+		s.failed++
+		if len(s.samples) < 10 {
+			s.samples = append(s.samples, time.Now().Format("15:04:05.000")+" "+failure)
+		}
+	}
+}
+
+func (s *loadStats) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("%d failed of %d requests, served by %v", s.failed, s.total, s.servedBy)
+}
+
+// load runs logged-in GET / through the LB from workers goroutines, cycling
+// over users, until stop is called; stop waits for the workers and returns
+// the figures. A request fails if it is not a 200 showing its user, or if it
+// gets no answer at all.
+type load struct {
+	stats    loadStats
+	quit     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+func (c *cluster) startLoad(workers int, users []loadUser) *load {
+	l := &load{quit: make(chan struct{}), stats: loadStats{servedBy: map[string]int{}}}
+	for w := 0; w < workers; w++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := w; ; i++ {
+				select {
+				case <-l.quit:
+					return
+				default:
+				}
+				u := users[i%len(users)]
+				status, by, body, err := tryGet(u.client, c.LB+"/", nil)
+				var failure string
+				switch {
+				case err != nil:
+					failure = "transport error: " + err.Error()
+				case status != http.StatusOK:
+					failure = fmt.Sprintf("status %d from %q: %s", status, by, firstLine(body))
+				case !loggedIn(body, u.user):
+					failure = fmt.Sprintf("200 from %q without %q", by, "hello "+u.user)
+				}
+				l.stats.record(by, failure)
+			}
+		}()
+	}
+	return l
+}
+
+// stop may be called more than once (e.g. deferred as well).
+func (l *load) stop() *loadStats {
+	l.stopOnce.Do(func() { close(l.quit) })
+	l.wg.Wait()
+	return &l.stats
+}
+
+// firstLine shortens a body for a failure message: its <title>, else its
+// first 80 bytes.
+func firstLine(body string) string {
+	if m := titleRE.FindStringSubmatch(body); m != nil {
+		return m[1]
+	}
+	if len(body) > 80 {
+		return body[:80]
+	}
+	return body
+}
+
+var titleRE = regexp.MustCompile(`<title>([^<]*)</title>`)
