@@ -17,12 +17,13 @@ var ErrInvalidUsername = errors.New("username must be 1-64 characters, without c
 
 // NormalizeUsername returns the canonical form of a username: NFKC, so that
 // look-alike compositions ("ｆｕｌｌwidth", "e" + combining accent) name one
-// account. It refuses invalid UTF-8, control and format characters, braces
+// account. It refuses invalid UTF-8, control, format and line/paragraph separator
+// characters, braces
 // and '*' (they would break the Redis key layout and SCAN patterns),
 // leading or trailing spaces, and names longer than MaxUsernameChars.
 // Case is kept: "Admin" and "admin" are different users.
 func NormalizeUsername(s string) (string, error) {
-	if !utf8.ValidString(s) || len(s) > 4*MaxUsernameChars {
+	if !utf8.ValidString(s) || len(s) > 1024 {
 		return "", ErrInvalidUsername
 	}
 	s = norm.NFKC.String(s)
@@ -31,7 +32,7 @@ func NormalizeUsername(s string) (string, error) {
 		return "", ErrInvalidUsername
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '{' || r == '}' || r == '*' || r == utf8.RuneError {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) || r == '{' || r == '}' || r == '*' || r == utf8.RuneError {
 			return "", ErrInvalidUsername
 		}
 	}

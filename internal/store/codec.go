@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,15 +59,13 @@ func (c JSONCodec) Decode(b []byte) (time.Time, map[string]any, error) {
 		return time.Time{}, nil, errors.New("decode session: too large")
 	}
 	var doc sessionDoc
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&doc); err != nil {
+	if err := json.Unmarshal(b, &doc); err != nil {
 		return time.Time{}, nil, fmt.Errorf("decode session: %w", err)
 	}
-	if dec.More() {
-		return time.Time{}, nil, errors.New("decode session: trailing data")
-	}
-	if doc.Deadline.IsZero() {
-		return time.Time{}, nil, errors.New("decode session: no deadline")
+	// Encode must be able to write back whatever Decode accepts, or the
+	// session would load and then fail on every save.
+	if y := doc.Deadline.UTC().Year(); doc.Deadline.IsZero() || y < 1 || y > 9999 {
+		return time.Time{}, nil, errors.New("decode session: missing or out-of-range deadline")
 	}
 	if doc.Values == nil {
 		doc.Values = map[string]any{}

@@ -47,11 +47,11 @@ func (t Timeouts) withDefaults() Timeouts {
 func ParseURL(raw string) (*redis.Options, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return nil, errors.New("want redis://[user:pass@]host:port/db or rediss://...")
+		return nil, errors.New("want redis://[user:pass@]host:port/db or rediss://[user:pass@]host:port/db")
 	}
 	opt, err := redis.ParseURL(raw)
 	if err != nil {
-		return nil, errors.New("want redis://[user:pass@]host:port/db or rediss://...")
+		return nil, errors.New("want redis://[user:pass@]host:port/db or rediss://[user:pass@]host:port/db")
 	}
 	return opt, nil
 }

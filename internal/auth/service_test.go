@@ -1,0 +1,372 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+	"github.com/redis/go-redis/v9"
+
+	"loginsvc/internal/redistest"
+	"loginsvc/internal/store"
+)
+
+// fixture is a Service on a redis-server of the test's own, wired as the
+// service wires it.
+type fixture struct {
+	srv      *redistest.Server
+	client   *redis.Client
+	sessions *store.SessionStore
+	codec    store.JSONCodec
+	svc      *Service
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	srv := redistest.Start(t)
+	opt, err := store.ParseURL(srv.URL())
+	if err != nil {
+		t.Fatalf("ParseURL(%q): %v", srv.URL(), err)
+	}
+	client := store.NewClient(opt, store.Timeouts{})
+	t.Cleanup(func() { _ = client.Close() })
+	f := &fixture{
+		srv:      srv,
+		client:   client,
+		sessions: store.NewSessionStore(client, store.Timeouts{}),
+		codec:    store.JSONCodec{Lifetime: 12 * time.Hour},
+	}
+	users := store.NewUsers(client, store.Timeouts{})
+	f.svc, err = NewService(users, f.sessions, store.NewThrottle(client, store.Timeouts{}), f.codec, Config{})
+	if err != nil {
+		t.Fatalf("NewService: %v", err)
+	}
+	return f
+}
+
+func (f *fixture) addUser(t *testing.T, name, password string) {
+	t.Helper()
+	if err := f.svc.AddUser(context.Background(), name, password); err != nil {
+		t.Fatalf("AddUser(%q): %v", name, err)
+	}
+}
+
+// addSession commits a new session of username the way the web layer does
+// after a login, and returns its key.
+func (f *fixture) addSession(t *testing.T, username string) string {
+	t.Helper()
+	now := time.Now()
+	b, err := f.codec.Encode(now.Add(time.Hour), map[string]any{
+		store.FieldUsername: username,
+		store.FieldLoginAt:  now.UTC().Format(time.RFC3339Nano),
+	})
+	if err != nil {
+		t.Fatalf("Encode: %v", err)
+	}
+	token := rand.Text()
+	if err := f.sessions.CommitCtx(store.TrackLoads(context.Background()), token, b, now.Add(time.Hour)); err != nil {
+		t.Fatalf("CommitCtx: %v", err)
+	}
+	return store.SessionKey(token)
+}
+
+// exists reports which of keys are still in Redis.
+func (f *fixture) exists(t *testing.T, keys ...string) []bool {
+	t.Helper()
+	got := make([]bool, len(keys))
+	for i, key := range keys {
+		n, err := f.client.Exists(context.Background(), key).Result()
+		if err != nil {
+			t.Fatalf("EXISTS %s: %v", key, err)
+		}
+		got[i] = n == 1
+	}
+	return got
+}
+
+func TestAuthenticate(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	// 70 characters with inner, leading and trailing spaces and non-ASCII.
+	const password = "  Ünïcødé pässwörd — with spaces, 🔑 and quite a few more characters  "
+	maxLen := strings.Repeat("p", MaxPasswordBytes)
+	f.addUser(t, "alice", password)
+	f.addUser(t, "Jose\u0301", password) // decomposed é, stored composed
+	f.addUser(t, "bob", maxLen)
+
+	tests := []struct {
+		name, user, password string
+		want                 string // "" means ErrInvalidCredentials
+	}{
+		{"right password", "alice", password, "alice"},
+		{"fullwidth name", "ａｌｉｃｅ", password, "alice"},
+		{"composed name", "Jos\u00e9", password, "Jos\u00e9"},
+		{"decomposed name", "Jose\u0301", password, "Jos\u00e9"},
+		{"exactly MaxPasswordBytes", "bob", maxLen, "bob"},
+
+		{"wrong password", "alice", "  Ünïcødé pässwörd — with spaces, 🔑 and quite a few more character  ", ""},
+		{"unknown user", "mallory", password, ""},
+		{"name of another case", "Alice", password, ""},
+		{"invalid name", "al{ice}", password, ""},
+		{"empty name", "", password, ""},
+		{"password trimmed", "alice", strings.TrimSpace(password), ""},
+		{"trailing space dropped", "alice", strings.TrimSuffix(password, " "), ""},
+		{"password upper-cased", "alice", strings.ToUpper(password), ""},
+		{"password decomposed", "alice", strings.Replace(password, "Ü", "U\u0308", 1), ""},
+		{"empty password", "alice", "", ""},
+		{"one byte over MaxPasswordBytes", "bob", maxLen + "p", ""},
+		{"megabyte password", "bob", strings.Repeat("p", 1<<20), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := f.svc.Authenticate(context.Background(), tt.user, tt.password)
+			switch {
+			case tt.want != "" && (err != nil || got != tt.want):
+				t.Errorf("Authenticate(%q): got %q, %v; want %q, nil", tt.user, got, err, tt.want)
+			// The sentinel itself, not wrapped: no detail tells failures apart.
+			case tt.want == "" && (err != ErrInvalidCredentials || got != ""):
+				t.Errorf("Authenticate(%q): got %q, %v; want \"\", exactly %v", tt.user, got, err, ErrInvalidCredentials)
+			}
+		})
+	}
+}
+
+func TestAddUserChecksItsInput(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tests := []struct {
+		name, user, password string
+		wantErr              error
+	}{
+		{"7 characters", "u1", "abcdefg", ErrWeakPassword},
+		{"7 characters in 14 bytes", "u2", "ééééééé", ErrWeakPassword},
+		{"empty", "u3", "", ErrWeakPassword},
+		{"over MaxPasswordBytes", "u4", strings.Repeat("x", MaxPasswordBytes+1), ErrWeakPassword},
+		{"invalid name", "u{5}", "long enough", ErrInvalidUsername},
+		{"8 characters", "u6", "abcdefgh", nil},
+		{"exactly MaxPasswordBytes", "u7", strings.Repeat("x", MaxPasswordBytes), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := f.svc.AddUser(context.Background(), tt.user, tt.password)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("AddUser: got %v, want %v", err, tt.wantErr)
+			}
+			created := f.exists(t, "user:{"+tt.user+"}")[0]
+			if created != (tt.wantErr == nil) {
+				t.Errorf("user record exists: got %v, want %v", created, tt.wantErr == nil)
+			}
+		})
+	}
+
+	f.addUser(t, "alice", "first password")
+	if err := f.svc.AddUser(context.Background(), "alice", "second password"); !errors.Is(err, store.ErrUserExists) {
+		t.Errorf("AddUser of an existing name: got %v, want %v", err, store.ErrUserExists)
+	}
+}
+
+func TestStoredHashIsArgon2idNotThePassword(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const password = "correct horse battery staple"
+	f.addUser(t, "alice", password)
+	f.addUser(t, "bob", password)
+
+	hashes := map[string]string{}
+	for _, name := range []string{"alice", "bob"} {
+		hash, err := f.client.HGet(context.Background(), "user:{"+name+"}", "password").Result()
+		if err != nil {
+			t.Fatalf("HGET user:{%s} password: %v", name, err)
+		}
+		hashes[name] = hash
+		if !strings.HasPrefix(hash, "$argon2id$v=19$") {
+			t.Errorf("%s's stored hash %q: want PHC form starting $argon2id$v=19$", name, hash)
+		}
+		if strings.Contains(hash, password) {
+			t.Errorf("%s's stored hash %q contains the plain password", name, hash)
+		}
+		p, salt, key, err := argon2id.DecodeHash(hash)
+		if err != nil {
+			t.Fatalf("DecodeHash(%q): %v", hash, err)
+		}
+		if p.Memory < 19456 || p.Iterations < 2 || p.Parallelism < 1 {
+			t.Errorf("%s's hash parameters: got m=%d,t=%d,p=%d; want m>=19456,t>=2,p>=1", name, p.Memory, p.Iterations, p.Parallelism)
+		}
+		if len(salt) < 16 || len(key) < 32 {
+			t.Errorf("%s's hash: got %d-byte salt, %d-byte key; want at least 16 and 32", name, len(salt), len(key))
+		}
+	}
+	if hashes["alice"] == hashes["bob"] {
+		t.Errorf("two users with one password have the same hash %q, want different salts", hashes["alice"])
+	}
+}
+
+func TestEnsureUserNeverReplacesAPassword(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+
+	created, err := f.svc.EnsureUser(ctx, "admin", "first password")
+	if err != nil || !created {
+		t.Fatalf("first EnsureUser: got created=%v, %v; want true, nil", created, err)
+	}
+	created, err = f.svc.EnsureUser(ctx, "admin", "second password")
+	if err != nil || created {
+		t.Fatalf("second EnsureUser: got created=%v, %v; want false, nil", created, err)
+	}
+	if _, err := f.svc.Authenticate(ctx, "admin", "first password"); err != nil {
+		t.Errorf("first password after second EnsureUser: got %v, want it to work", err)
+	}
+	if _, err := f.svc.Authenticate(ctx, "admin", "second password"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Errorf("second password: got %v, want %v", err, ErrInvalidCredentials)
+	}
+	if _, err := f.svc.EnsureUser(ctx, "admin", "short"); !errors.Is(err, ErrWeakPassword) {
+		t.Errorf("EnsureUser with a weak password: got %v, want %v", err, ErrWeakPassword)
+	}
+}
+
+func TestConcurrentEnsureUserCreatesOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+
+	const n = 10
+	passwords := make([]string, n)
+	created := make([]bool, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		passwords[i] = "replica password " + rand.Text()
+		wg.Go(func() { created[i], errs[i] = f.svc.EnsureUser(ctx, "admin", passwords[i]) })
+	}
+	wg.Wait()
+
+	winner := -1
+	for i := range n {
+		switch {
+		case errs[i] != nil:
+			t.Errorf("EnsureUser %d: %v", i, errs[i])
+		case created[i] && winner >= 0:
+			t.Errorf("EnsureUser %d and %d both created the user, want exactly one", winner, i)
+		case created[i]:
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no EnsureUser created the user, want exactly one")
+	}
+	if _, err := f.svc.Authenticate(ctx, "admin", passwords[winner]); err != nil {
+		t.Errorf("the creator's password: got %v, want it to work", err)
+	}
+}
+
+func TestDeleteUserEndsOnlyThatUsersSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.addUser(t, "alice", "alice's password")
+	f.addUser(t, "bob", "bob's password")
+	alice1, alice2 := f.addSession(t, "alice"), f.addSession(t, "alice")
+	bob := f.addSession(t, "bob")
+	// A session whose user name merely contains alice's.
+	alicia := f.addSession(t, "alice2")
+
+	n, err := f.svc.DeleteUser(ctx, "alice")
+	if err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	if n != 2 {
+		t.Errorf("DeleteUser: got %d sessions ended, want 2", n)
+	}
+	got := f.exists(t, alice1, alice2, bob, alicia, "user:{alice}", "user:{bob}")
+	want := []bool{false, false, true, true, false, true}
+	for i, key := range []string{alice1, alice2, bob, alicia, "user:{alice}", "user:{bob}"} {
+		if got[i] != want[i] {
+			t.Errorf("%s exists: got %v, want %v", key, got[i], want[i])
+		}
+	}
+	if _, err := f.svc.Authenticate(ctx, "alice", "alice's password"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Errorf("Authenticate as deleted user: got %v, want %v", err, ErrInvalidCredentials)
+	}
+	if _, err := f.svc.DeleteUser(ctx, "alice"); !errors.Is(err, store.ErrUserNotFound) {
+		t.Errorf("second DeleteUser: got %v, want %v", err, store.ErrUserNotFound)
+	}
+}
+
+func TestSetPasswordEndsSessionsAndReplacesThePassword(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.addUser(t, "alice", "old password")
+	f.addUser(t, "bob", "bob's password")
+	alice1, alice2 := f.addSession(t, "alice"), f.addSession(t, "alice")
+	bob := f.addSession(t, "bob")
+
+	n, err := f.svc.SetPassword(ctx, "alice", "new password")
+	if err != nil {
+		t.Fatalf("SetPassword: %v", err)
+	}
+	if n != 2 {
+		t.Errorf("SetPassword: got %d sessions ended, want 2", n)
+	}
+	got := f.exists(t, alice1, alice2, bob)
+	if got[0] || got[1] || !got[2] {
+		t.Errorf("sessions alice, alice, bob exist: got %v, want [false false true]", got)
+	}
+	if _, err := f.svc.Authenticate(ctx, "alice", "old password"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Errorf("old password: got %v, want %v", err, ErrInvalidCredentials)
+	}
+	if name, err := f.svc.Authenticate(ctx, "alice", "new password"); err != nil || name != "alice" {
+		t.Errorf("new password: got %q, %v; want alice, nil", name, err)
+	}
+
+	if _, err := f.svc.SetPassword(ctx, "carol", "new password"); !errors.Is(err, store.ErrUserNotFound) {
+		t.Errorf("SetPassword of an unknown user: got %v, want %v", err, store.ErrUserNotFound)
+	}
+	if f.exists(t, "user:{carol}")[0] {
+		t.Errorf("SetPassword of an unknown user created user:{carol}")
+	}
+	if _, err := f.svc.SetPassword(ctx, "alice", "short"); !errors.Is(err, ErrWeakPassword) {
+		t.Errorf("SetPassword to a weak password: got %v, want %v", err, ErrWeakPassword)
+	}
+}
+
+func TestRedisOutageIsNotInvalidCredentials(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.addUser(t, "alice", "correct horse battery staple")
+	f.srv.Stop(t)
+
+	tests := []struct {
+		name string
+		op   func() error
+	}{
+		{"Authenticate", func() error {
+			_, err := f.svc.Authenticate(ctx, "alice", "correct horse battery staple")
+			return err
+		}},
+		{"Authenticate with a wrong password", func() error {
+			_, err := f.svc.Authenticate(ctx, "alice", "wrong password")
+			return err
+		}},
+		{"AddUser", func() error { return f.svc.AddUser(ctx, "bob", "bob's password") }},
+		{"DeleteUser", func() error { _, err := f.svc.DeleteUser(ctx, "alice"); return err }},
+		{"ListUsers", func() error { _, err := f.svc.ListUsers(ctx); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.op()
+			if !errors.Is(err, store.ErrUnavailable) || errors.Is(err, ErrInvalidCredentials) {
+				t.Errorf("with Redis down: got %v, want %v (and not %v)", err, store.ErrUnavailable, ErrInvalidCredentials)
+			}
+		})
+	}
+}
