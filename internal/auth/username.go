@@ -17,10 +17,10 @@ var ErrInvalidUsername = errors.New("username must be 1-64 characters, without c
 
 // NormalizeUsername returns the canonical form of a username: NFKC, so that
 // look-alike compositions ("ｆｕｌｌwidth", "e" + combining accent) name one
-// account. It refuses invalid UTF-8, control, format and line/paragraph separator
-// characters, braces
-// and '*' (they would break the Redis key layout and SCAN patterns),
-// leading or trailing spaces, and names longer than MaxUsernameChars.
+// account. It refuses invalid UTF-8, control, format and line or paragraph
+// separator characters, braces and '*' (they would break the Redis key
+// layout and SCAN patterns), leading or trailing spaces, and names longer
+// than MaxUsernameChars.
 // Case is kept: "Admin" and "admin" are different users.
 func NormalizeUsername(s string) (string, error) {
 	if !utf8.ValidString(s) || len(s) > 1024 {
