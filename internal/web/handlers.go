@@ -86,6 +86,12 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	// Start from an empty session: nothing a planted or earlier session
+	// held may carry over into this login.
+	if err := a.sessions.Clear(ctx); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
 	a.sessions.Put(ctx, store.FieldUsername, name)
 	a.sessions.Put(ctx, store.FieldLoginAt, time.Now().UTC().Format(time.RFC3339Nano))
 	a.sessions.Put(ctx, store.FieldLoginIP, a.clientIP(r).String())
@@ -147,7 +153,11 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 // so a form posted to /login still arrives as a POST at /login/.
 func redirectTo(path string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, path, http.StatusPermanentRedirect)
+		target := path
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery // keep ?next=
+		}
+		http.Redirect(w, r, target, http.StatusPermanentRedirect)
 	}
 }
 
