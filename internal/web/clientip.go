@@ -22,7 +22,7 @@ func (a *App) clientIP(r *http.Request) netip.Addr {
 		hops = append(hops, strings.Split(v, ",")...)
 	}
 	for i := len(hops) - 1; i >= 0; i-- {
-		ip, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		ip, err := parseHop(strings.TrimSpace(hops[i]))
 		if err != nil {
 			// A hop a trusted proxy would never write: stop here and
 			// blame the nearest address we can vouch for.
@@ -35,6 +35,19 @@ func (a *App) clientIP(r *http.Request) netip.Addr {
 		peer = ip
 	}
 	return peer
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, or an address with
+// a port as some proxies write it ("203.0.113.7:51234", "[2001:db8::1]:443").
+func parseHop(s string) (netip.Addr, error) {
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return ip, nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return ap.Addr(), nil
 }
 
 func (a *App) trusted(ip netip.Addr) bool {

@@ -7,7 +7,7 @@ import (
 )
 
 // Routes returns the service's handler. Middleware reads outside in:
-// recover, request log, security headers, cross-origin check, and for pages
+// request log, recover, security headers, cross-origin check, and for pages
 // the session load/save.
 func (a *App) Routes(static fs.FS) http.Handler {
 	pages := http.NewServeMux()
@@ -29,5 +29,8 @@ func (a *App) Routes(static fs.FS) http.Handler {
 	mux.Handle("/logout/{$}", withSession)
 	mux.HandleFunc("/", a.notFound)
 
-	return a.recoverPanics(a.logRequests(a.securityHeaders(a.crossOrigin(mux))))
+	// The request log sits outside panic recovery so that a panicking
+	// request still gets its request id in the error line and its own
+	// access-log line with status 500.
+	return a.logRequests(a.recoverPanics(a.securityHeaders(a.crossOrigin(mux))))
 }

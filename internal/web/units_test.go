@@ -212,6 +212,8 @@ func TestClientIP(t *testing.T) {
 		{"IPv4-mapped client", proxies, "10.0.0.2:5000", []string{"::ffff:198.51.100.1"}, "198.51.100.1"},
 		{"IPv6 proxy and client", proxies, "[fd00::1]:5000", []string{"2001:db8::7"}, "2001:db8::7"},
 		{"IPv6 untrusted peer", proxies, "[2001:db8::9]:5000", []string{"198.51.100.1"}, "2001:db8::9"},
+		{"proxy writing address:port", proxies, "10.0.0.2:5000", []string{"198.51.100.1:51234"}, "198.51.100.1"},
+		{"proxy writing [IPv6]:port", proxies, "10.0.0.2:5000", []string{"[2001:db8::7]:443"}, "2001:db8::7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := &App{cfg: Config{TrustedProxies: tc.trusted}}
