@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,6 +36,12 @@ type config struct {
 	BootstrapPassword     string        // BOOTSTRAP_PASSWORD
 }
 
+// helpRequested carries the usage text for -h/--help, which is an answer,
+// not an error: run prints it and returns nil.
+type helpRequested struct{ usage string }
+
+func (h helpRequested) Error() string { return "help requested" }
+
 // usageError is a configuration mistake: main prints it on one line and
 // exits 2.
 type usageError struct{ msg string }
@@ -57,7 +64,13 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	addr := fs.String("addr", env("ADDR", ":8080"), "listen address (ADDR)")
+	// Without REDIS_URL the server runs the embedded Redis and a demo user:
+	// a single-machine trial, so it listens on loopback unless told to.
+	defaultAddr := ":8080"
+	if getenv("REDIS_URL") == "" && !hasFlag(args, "redis-url") {
+		defaultAddr = "127.0.0.1:8080"
+	}
+	addr := fs.String("addr", env("ADDR", defaultAddr), "listen address (ADDR); default :8080, or 127.0.0.1:8080 with the embedded Redis")
 	redisURL := fs.String("redis-url", env("REDIS_URL", ""), "redis://[user:pass@]host:port/db (REDIS_URL); empty: embedded in-memory Redis")
 	lifetime := fs.String("session-lifetime", env("SESSION_LIFETIME", "24h"), "absolute session lifetime from login (SESSION_LIFETIME)")
 	idle := fs.String("session-idle-timeout", env("SESSION_IDLE_TIMEOUT", "30m"), "idle timeout, 0 disables (SESSION_IDLE_TIMEOUT)")
@@ -71,6 +84,15 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	maxFailuresIP := fs.String("login-max-failures-per-ip", env("LOGIN_MAX_FAILURES_PER_IP", "50"), "failed logins per client address per window (LOGIN_MAX_FAILURES_PER_IP)")
 	window := fs.String("login-window", env("LOGIN_WINDOW", "15m"), "sliding window for failed logins (LOGIN_WINDOW)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			var b strings.Builder
+			b.WriteString("usage: server [flags]   (every flag also reads the environment variable named in its description)\n")
+			b.WriteString("       server user add|passwd|delete NAME | user list | healthcheck\n")
+			b.WriteString("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD are read from the environment only, so the password stays out of ps.\n\nflags:\n")
+			fs.SetOutput(&b)
+			fs.PrintDefaults()
+			return config{}, helpRequested{b.String()}
+		}
 		return config{}, usageError{"invalid flags: " + err.Error()}
 	}
 	if fs.NArg() > 0 {
@@ -150,6 +172,18 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, usageError{"invalid BOOTSTRAP_USER/BOOTSTRAP_PASSWORD: want both set or both empty"}
 	}
 	return c, nil
+}
+
+// hasFlag reports whether args set the flag name (as -name or --name, with
+// or without =value).
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 func lookup(getenv func(string) string, name string) (string, bool) {

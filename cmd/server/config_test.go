@@ -10,13 +10,47 @@ import (
 	"time"
 )
 
+func TestDefaultAddrIsLoopbackOnlyWithTheEmbeddedRedis(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		vars env
+		want string
+	}{
+		{"embedded", nil, env{}, "127.0.0.1:8080"},
+		{"REDIS_URL set", nil, env{"REDIS_URL": "redis://redis:6379/0"}, ":8080"},
+		{"--redis-url set", []string{"--redis-url=redis://redis:6379/0"}, env{}, ":8080"},
+		{"explicit ADDR wins", nil, env{"ADDR": ":9000"}, ":9000"},
+	} {
+		cfg, err := parseConfig(tc.args, tc.vars.getenv)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if cfg.Addr != tc.want {
+			t.Errorf("%s: Addr got %q, want %q", tc.name, cfg.Addr, tc.want)
+		}
+	}
+}
+
+func TestHelpPrintsEveryFlagAndSucceeds(t *testing.T) {
+	var out strings.Builder
+	if err := run(t.Context(), []string{"--help"}, env{}.getenv, strings.NewReader(""), &out); err != nil {
+		t.Fatalf("run --help: got error %v, want nil", err)
+	}
+	for _, want := range []string{"-addr", "-redis-url", "-session-lifetime", "-session-idle-timeout", "-login-window", "SESSION_LIFETIME", "user add"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
 func TestParseConfigDefaults(t *testing.T) {
 	cfg, err := parseConfig(nil, env{}.getenv)
 	if err != nil {
 		t.Fatalf("parseConfig with an empty environment: %v", err)
 	}
 	checkFields(t, []field{
-		{"Addr", cfg.Addr, ":8080"},
+		{"Addr", cfg.Addr, "127.0.0.1:8080"}, // embedded Redis: loopback only
 		{"RedisURL", cfg.RedisURL, ""},
 		{"SessionLifetime", cfg.SessionLifetime, 24 * time.Hour},
 		{"SessionIdle", cfg.SessionIdle, 30 * time.Minute},

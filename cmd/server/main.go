@@ -57,6 +57,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 	}
 	cfg, err := parseConfig(args, getenv)
+	var help helpRequested
+	if errors.As(err, &help) {
+		_, _ = io.WriteString(stdout, help.usage)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

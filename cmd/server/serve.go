@@ -35,6 +35,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		defer e.Close()
 		redisURL = e.URL()
 		log.Warn(fmt.Sprintf("no REDIS_URL: using embedded in-memory Redis at %s; single instance only, data is lost on exit", e.Addr()))
+		log.Info("for redis-cli and the user commands", "redis_cli", "redis-cli -p "+e.Port(), "REDIS_URL", redisURL)
 	}
 	log.Info("starting", cfg.logAttrs()...)
 
@@ -82,7 +83,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return fmt.Errorf("listen on %s (set ADDR or --addr to use another): %w", cfg.Addr, err)
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+browsable(ln.Addr()))
 

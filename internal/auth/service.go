@@ -112,8 +112,9 @@ func (s *Service) EnsureUser(ctx context.Context, username, password string) (bo
 	return err == nil, err
 }
 
-// SetPassword replaces a user's password and ends the user's sessions, so a
-// password changed after a compromise locks the intruder out.
+// SetPassword replaces a user's password, clears the account's failed-login
+// count and ends the user's sessions, so a password changed after a
+// compromise locks the intruder out and lets the owner back in.
 func (s *Service) SetPassword(ctx context.Context, username, password string) (int, error) {
 	name, err := NormalizeUsername(username)
 	if err != nil {
@@ -127,6 +128,11 @@ func (s *Service) SetPassword(ctx context.Context, username, password string) (i
 		return 0, fmt.Errorf("set password: %w", err)
 	}
 	if err := s.users.SetPassword(ctx, name, hash); err != nil {
+		return 0, fmt.Errorf("set password of %q: %w", name, err)
+	}
+	// A new password is the operator's answer to a locked-out account: the
+	// failures counted against the old one no longer apply.
+	if err := s.throttle.Reset(ctx, store.ThrottleUserKey(name)); err != nil {
 		return 0, fmt.Errorf("set password of %q: %w", name, err)
 	}
 	return s.EndSessions(ctx, name)

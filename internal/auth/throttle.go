@@ -45,10 +45,13 @@ func (l Limits) withDefaults() Limits {
 type ThrottledError struct {
 	// RetryAfter is how long until the next attempt can be checked.
 	RetryAfter time.Duration
+	// Limit names the limit that refused it, "user" or "ip", for the log;
+	// the browser is never told.
+	Limit string
 }
 
 func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("too many failed logins, retry after %s", e.RetryAfter)
+	return fmt.Sprintf("too many failed logins (%s limit), retry after %s", e.Limit, e.RetryAfter)
 }
 
 // Login checks a login attempt from client address ip under the failure
@@ -62,12 +65,12 @@ func (s *Service) Login(ctx context.Context, username, password string, ip netip
 
 	// Count per canonical name, so "ａｌｉｃｅ" and "alice" share a
 	// counter; a name that cannot be valid is counted by address only.
-	var keys []string
+	var keys, kinds []string
 	var limits []int
 	if name, err := NormalizeUsername(username); err == nil {
-		keys, limits = append(keys, store.ThrottleUserKey(name)), append(limits, s.limits.PerUser)
+		keys, kinds, limits = append(keys, store.ThrottleUserKey(name)), append(kinds, "user"), append(limits, s.limits.PerUser)
 	}
-	keys, limits = append(keys, store.ThrottleIPKey(ip.String())), append(limits, s.limits.PerIP)
+	keys, kinds, limits = append(keys, store.ThrottleIPKey(ip.String())), append(kinds, "ip"), append(limits, s.limits.PerIP)
 
 	for i, key := range keys {
 		wait, err := s.throttle.Reserve(ctx, key, id, limits[i], s.limits.Window)
@@ -79,7 +82,7 @@ func (s *Service) Login(ctx context.Context, username, password string, ip netip
 		if err != nil {
 			return "", fmt.Errorf("login: %w", err)
 		}
-		return "", &ThrottledError{RetryAfter: wait}
+		return "", &ThrottledError{RetryAfter: wait, Limit: kinds[i]}
 	}
 
 	name, err := s.Authenticate(ctx, username, password)

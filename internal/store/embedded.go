@@ -29,6 +29,9 @@ func StartEmbedded() (*Embedded, error) {
 // Addr is host:port of the embedded server.
 func (e *Embedded) Addr() string { return e.m.Addr() }
 
+// Port is the embedded server's TCP port, for redis-cli -p.
+func (e *Embedded) Port() string { return e.m.Port() }
+
 // URL is the redis:// URL of the embedded server.
 func (e *Embedded) URL() string { return "redis://" + e.m.Addr() + "/0" }
 

@@ -72,7 +72,8 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		// Same page and message as a wrong password: the status and
 		// Retry-After tell a well-behaved client to wait, the body tells an
 		// attacker nothing about the account.
-		a.log.Warn("login throttled", "request_id", requestID(r.Context()), "client", a.clientIP(r).String())
+		a.log.Warn("login throttled", "limit", throttled.Limit, "retry_after", throttled.RetryAfter.Round(time.Second).String(),
+			"request_id", requestID(r.Context()), "client", a.clientIP(r).String())
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(throttled.RetryAfter.Seconds()))))
 		a.render(w, r, http.StatusTooManyRequests, "login.html", loginPage{Form: form, Error: invalidLogin, Next: next})
 		return

@@ -69,7 +69,7 @@ func (a *App) logRequests(next http.Handler) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		next.ServeHTTP(rec, r)
 		a.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"duration", time.Since(start).Round(time.Microsecond).String(), "client", a.clientIP(r).String(), "request_id", id)
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "client", a.clientIP(r).String(), "request_id", id)
 	})
 }
 

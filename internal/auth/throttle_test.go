@@ -1,0 +1,34 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"testing"
+)
+
+// An operator's answer to a locked-out account is a new password: it must
+// let the owner in at once instead of after the window.
+func TestNewPasswordLiftsTheAccountLockout(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.addUser(t, "dora", "old password 1")
+	ip := netip.MustParseAddr("192.0.2.10")
+
+	for i := range f.svc.limits.PerUser {
+		if _, err := f.svc.Login(ctx, "dora", "wrong guess", ip); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("failure %d: got %v, want ErrInvalidCredentials", i+1, err)
+		}
+	}
+	var throttled *ThrottledError
+	if _, err := f.svc.Login(ctx, "dora", "old password 1", ip); !errors.As(err, &throttled) || throttled.Limit != "user" {
+		t.Fatalf("right password past the limit: got %v, want a ThrottledError on the user limit", err)
+	}
+
+	if _, err := f.svc.SetPassword(ctx, "dora", "new password 2"); err != nil {
+		t.Fatalf("SetPassword: %v", err)
+	}
+	if name, err := f.svc.Login(ctx, "dora", "new password 2", ip); err != nil || name != "dora" {
+		t.Fatalf("login with the new password: got (%q, %v), want (\"dora\", nil)", name, err)
+	}
+}
