@@ -26,16 +26,17 @@ done
 export PATH
 
 # ---------------------------------------------------------------------------
-step "native tools: redis-server, nginx, chromium, gcc"
+step "native tools: redis-server, redis-cli, nginx, chromium, gcc"
 
 # tool -> Debian package
 declare -A pkg_for=(
 	[redis-server]=redis-server
+	[redis-cli]=redis-tools # the embedded-Redis test reads sessions with it, as the README does
 	[nginx]=nginx-light
 	[chromium]=chromium
 	[gcc]=gcc # go test -race needs cgo
 )
-tools=(redis-server nginx chromium gcc)
+tools=(redis-server redis-cli nginx chromium gcc)
 
 missing_tools() {
 	local t
