@@ -146,7 +146,7 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// Session values the handlers read and write.
+// currentUser is the logged-in user's name, or "" when not logged in.
 func (a *App) currentUser(ctx context.Context) string {
 	return a.sessions.GetString(ctx, store.FieldUsername)
 }
