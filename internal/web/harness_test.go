@@ -99,7 +99,7 @@ var aliceHash = sync.OnceValues(func() (string, error) {
 // given redis-server, serves App.Routes(templates.FS) with httptest, and
 // makes sure the user alice exists with alicePassword. Several replicas may
 // share one redis-server.
-func newTestApp(t *testing.T, rs *redistest.Server, opts ...appOption) *testApp {
+func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp {
 	t.Helper()
 	s := appSettings{lifetime: time.Hour, idle: 30 * time.Minute, instanceID: "test-" + t.Name()}
 	for _, opt := range opts {
