@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"log/slog"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -28,9 +27,9 @@ import (
 )
 
 // Abuse tests: what an attacker can send a running server, and what it
-// answers. They build the App themselves (newAbuseApp) because they need
-// settings the shared harness does not offer: login limits, a Secure
-// cookie and trusted proxies.
+// answers. newAbuseApp is the shared harness with the settings these tests
+// vary (login limits, a Secure cookie, trusted proxies) and a client that
+// sends every request exactly as written.
 
 // abuseSettings are the deployment choices an abuse test may change. Zero
 // values mean: lifetime 1h, no idle timeout, cookie "session_id", not
@@ -58,62 +57,20 @@ type abuseApp struct {
 
 func newAbuseApp(tb testing.TB, rs *redistest.Server, s abuseSettings) *abuseApp {
 	tb.Helper()
-	if s.lifetime == 0 {
-		s.lifetime = time.Hour
-	}
-	if s.cookieName == "" {
-		s.cookieName = testCookieName
-	}
-	if s.instanceID == "" {
-		s.instanceID = "abuse-" + tb.Name()
-	}
-
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-
-	opt, err := store.ParseURL(rs.URL())
-	if err != nil {
-		tb.Fatalf("store.ParseURL(%q): %v", rs.URL(), err)
-	}
-	timeouts := store.Timeouts{}
-	rdb := store.NewClient(opt, timeouts)
-	tb.Cleanup(func() { _ = rdb.Close() })
-
-	codec := store.JSONCodec{Lifetime: s.lifetime}
-	sessionStore := store.NewSessionStore(rdb, timeouts)
-	sessions := NewSessionManager(sessionStore, codec, SessionConfig{
-		Lifetime:     s.lifetime,
-		IdleTimeout:  s.idle,
-		CookieName:   s.cookieName,
-		CookieSecure: s.cookieSecure,
+	ta := newTestApp(tb, rs, withIdleTimeout(s.idle), func(a *appSettings) {
+		if s.lifetime != 0 {
+			a.lifetime = s.lifetime
+		}
+		if s.cookieName != "" {
+			a.cookieName = s.cookieName
+		}
+		if s.instanceID != "" {
+			a.instanceID = s.instanceID
+		}
+		a.limits = s.limits
+		a.cookieSecure = s.cookieSecure
+		a.trustedProxies = s.trustedProxies
 	})
-	authSvc, err := auth.NewService(store.NewUsers(rdb, timeouts), sessionStore, store.NewThrottle(rdb, timeouts), codec, auth.Config{Limits: s.limits})
-	if err != nil {
-		tb.Fatalf("auth.NewService: %v", err)
-	}
-	tmpl, err := ParseTemplates(templates.FS)
-	if err != nil {
-		tb.Fatalf("ParseTemplates: %v", err)
-	}
-	app := New(Config{
-		InstanceID:     s.instanceID,
-		CookieSecure:   s.cookieSecure,
-		TrustedProxies: s.trustedProxies,
-		Timeouts:       timeouts,
-	}, log, sessions, authSvc, rdb, tmpl)
-
-	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
-	defer cancel()
-	hash, err := aliceHash()
-	if err != nil {
-		tb.Fatalf("hash alice's password: %v", err)
-	}
-	if err := store.NewUsers(rdb, timeouts).Create(ctx, aliceName, hash); err != nil && !errors.Is(err, store.ErrUserExists) {
-		tb.Fatalf("create user %q: %v", aliceName, err)
-	}
-
-	srv := httptest.NewServer(app.Routes(templates.FS))
-	tb.Cleanup(srv.Close)
 	tr := &http.Transport{}
 	tb.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{
@@ -123,7 +80,7 @@ func newAbuseApp(tb testing.TB, rs *redistest.Server, s abuseSettings) *abuseApp
 			return http.ErrUseLastResponse
 		},
 	}
-	return &abuseApp{app: app, srv: srv, client: client, check: rs.Client(tb), auth: authSvc, logs: logs, cookie: s.cookieName}
+	return &abuseApp{app: ta.app, srv: ta.srv, client: client, check: ta.check, auth: ta.auth, logs: ta.logs, cookie: ta.settings.cookieName}
 }
 
 // abuseRequest is one request exactly as an attacker would send it.

@@ -48,6 +48,9 @@ type appSettings struct {
 	idle           time.Duration
 	instanceID     string
 	trustedProxies []netip.Prefix
+	limits         auth.Limits // zero fields: auth's defaults
+	cookieName     string
+	cookieSecure   bool
 }
 
 type appOption func(*appSettings)
@@ -101,7 +104,7 @@ var aliceHash = sync.OnceValues(func() (string, error) {
 // share one redis-server.
 func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp {
 	t.Helper()
-	s := appSettings{lifetime: time.Hour, idle: 30 * time.Minute, instanceID: "test-" + t.Name()}
+	s := appSettings{lifetime: time.Hour, idle: 30 * time.Minute, instanceID: "test-" + t.Name(), cookieName: testCookieName}
 	for _, opt := range opts {
 		opt(&s)
 	}
@@ -120,11 +123,12 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 	codec := store.JSONCodec{Lifetime: s.lifetime}
 	sessionStore := store.NewSessionStore(rdb, timeouts)
 	sessions := NewSessionManager(sessionStore, codec, SessionConfig{
-		Lifetime:    s.lifetime,
-		IdleTimeout: s.idle,
-		CookieName:  testCookieName,
+		Lifetime:     s.lifetime,
+		IdleTimeout:  s.idle,
+		CookieName:   s.cookieName,
+		CookieSecure: s.cookieSecure,
 	})
-	authSvc, err := auth.NewService(store.NewUsers(rdb, timeouts), sessionStore, store.NewThrottle(rdb, timeouts), codec, auth.Config{})
+	authSvc, err := auth.NewService(store.NewUsers(rdb, timeouts), sessionStore, store.NewThrottle(rdb, timeouts), codec, auth.Config{Limits: s.limits})
 	if err != nil {
 		t.Fatalf("auth.NewService: %v", err)
 	}
@@ -134,6 +138,7 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 	}
 	app := New(Config{
 		InstanceID:     s.instanceID,
+		CookieSecure:   s.cookieSecure,
 		TrustedProxies: s.trustedProxies,
 		Timeouts:       timeouts,
 	}, log, sessions, authSvc, rdb, tmpl)
