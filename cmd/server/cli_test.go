@@ -256,9 +256,9 @@ func TestUserRejectsBadPasswords(t *testing.T) {
 		stdin   string
 		wantErr string
 	}{
-		{"add with 7 characters", []string{"add", "bob"}, "seven77\n", "8 to 1024"},
-		{"passwd with 7 characters", []string{"passwd", "alice"}, "seven77\n", "8 to 1024"},
-		{"add with 2000 bytes", []string{"add", "bob"}, strings.Repeat("p", 2000) + "\n", "8 to 1024"},
+		{"add with 11 characters", []string{"add", "bob"}, "eleven11111\n", "at least 12 characters"},
+		{"passwd with 11 characters", []string{"passwd", "alice"}, "eleven11111\n", "at least 12 characters"},
+		{"add with 2000 bytes", []string{"add", "bob"}, strings.Repeat("p", 2000) + "\n", "at most 1024 bytes"},
 		{"add with empty stdin", []string{"add", "bob"}, "", "no password on stdin"},
 		{"add with an empty line", []string{"add", "bob"}, "\n", "no password on stdin"},
 		{"passwd with empty stdin", []string{"passwd", "alice"}, "", "no password on stdin"},

@@ -168,6 +168,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.LoginWindow, err = time.ParseDuration(*window); err != nil || c.LoginWindow < time.Second || c.LoginWindow > time.Hour {
 		return c, badVar("LOGIN_WINDOW", "a Go duration from 1s to 1h such as 15m", *window)
 	}
+	// ASVS 2.2.1: at most 100 failed attempts per account per hour, so a
+	// short window must come with a proportionally small limit.
+	if perHour := float64(c.LoginMaxFailures) * float64(time.Hour) / float64(c.LoginWindow); perHour > 100 {
+		return c, usageError{fmt.Sprintf("invalid LOGIN_MAX_FAILURES %d per LOGIN_WINDOW %s: want at most 100 failures per hour (e.g. 10 per 15m)", c.LoginMaxFailures, c.LoginWindow)}
+	}
 	if (c.BootstrapUser == "") != (c.BootstrapPassword == "") {
 		return c, usageError{"invalid BOOTSTRAP_USER/BOOTSTRAP_PASSWORD: want both set or both empty"}
 	}

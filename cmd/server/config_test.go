@@ -98,7 +98,7 @@ func TestParseConfigValues(t *testing.T) {
 				"ADDR": "127.0.0.1:9000", "REDIS_URL": "redis://redis:6379/1", "SESSION_LIFETIME": "2h",
 				"SESSION_IDLE_TIMEOUT": "10m", "SESSION_COOKIE_NAME": "sid", "LOG_LEVEL": "debug",
 				"INSTANCE_ID": "app-1", "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "SHUTDOWN_DRAIN": "1s",
-				"LOGIN_MAX_FAILURES": "5", "LOGIN_MAX_FAILURES_PER_IP": "20", "LOGIN_WINDOW": "1m",
+				"LOGIN_MAX_FAILURES": "5", "LOGIN_MAX_FAILURES_PER_IP": "20", "LOGIN_WINDOW": "5m",
 				"BOOTSTRAP_USER": "admin", "BOOTSTRAP_PASSWORD": "change-me-now",
 			},
 			check: func(t *testing.T, c config) {
@@ -114,7 +114,7 @@ func TestParseConfigValues(t *testing.T) {
 					{"ShutdownDrain", c.ShutdownDrain, time.Second},
 					{"LoginMaxFailures", c.LoginMaxFailures, 5},
 					{"LoginMaxFailuresPerIP", c.LoginMaxFailuresPerIP, 20},
-					{"LoginWindow", c.LoginWindow, time.Minute},
+					{"LoginWindow", c.LoginWindow, 5 * time.Minute},
 					{"BootstrapUser", c.BootstrapUser, "admin"},
 					{"BootstrapPassword", c.BootstrapPassword, "change-me-now"},
 				})
@@ -229,6 +229,7 @@ func TestParseConfigRejectsBadVariables(t *testing.T) {
 		{vars: env{"LOGIN_MAX_FAILURES_PER_IP": "many"}, naming: "LOGIN_MAX_FAILURES_PER_IP"},
 		{vars: env{"LOGIN_WINDOW": "2h"}, naming: "LOGIN_WINDOW"},
 		{vars: env{"LOGIN_WINDOW": "500ms"}, naming: "LOGIN_WINDOW"},
+		{vars: env{"LOGIN_MAX_FAILURES": "10", "LOGIN_WINDOW": "1m"}, naming: "LOGIN_MAX_FAILURES"}, // 600 an hour
 		{vars: env{"BOOTSTRAP_USER": "admin"}, naming: "BOOTSTRAP_PASSWORD"},
 		{vars: env{"BOOTSTRAP_PASSWORD": "change-me-now"}, naming: "BOOTSTRAP_USER"},
 		{args: []string{"-session-lifetime", "abc"}, naming: "SESSION_LIFETIME"},

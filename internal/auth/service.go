@@ -14,7 +14,7 @@ import (
 var ErrInvalidCredentials = errors.New("invalid username or password")
 
 // ErrWeakPassword means a new password is too short or too long.
-var ErrWeakPassword = fmt.Errorf("password must be %d to %d bytes long", MinPasswordChars, MaxPasswordBytes)
+var ErrWeakPassword = fmt.Errorf("password must be at least %d characters and at most %d bytes", MinPasswordChars, MaxPasswordBytes)
 
 // Service decides logins and manages users.
 type Service struct {

@@ -144,12 +144,12 @@ func TestAddUserChecksItsInput(t *testing.T) {
 		name, user, password string
 		wantErr              error
 	}{
-		{"7 characters", "u1", "abcdefg", ErrWeakPassword},
-		{"7 characters in 14 bytes", "u2", "ééééééé", ErrWeakPassword},
+		{"11 characters", "u1", "abcdefghijk", ErrWeakPassword},
+		{"11 characters in 22 bytes", "u2", "ééééééééééé", ErrWeakPassword},
 		{"empty", "u3", "", ErrWeakPassword},
 		{"over MaxPasswordBytes", "u4", strings.Repeat("x", MaxPasswordBytes+1), ErrWeakPassword},
 		{"invalid name", "u{5}", "long enough", ErrInvalidUsername},
-		{"8 characters", "u6", "abcdefgh", nil},
+		{"12 characters", "u6", "abcdefghijkl", nil},
 		{"exactly MaxPasswordBytes", "u7", strings.Repeat("x", MaxPasswordBytes), nil},
 	}
 	for _, tt := range tests {
