@@ -42,9 +42,14 @@ type hasher struct {
 	dummy string
 }
 
+// maxHashConcurrency caps parallel hashes whatever the core count, so a
+// burst of logins on a large machine holds at most 4 × 19 MiB of hashing
+// memory at once (plus what the GC has not yet reclaimed).
+const maxHashConcurrency = 4
+
 func newHasher(concurrency int) (*hasher, error) {
 	if concurrency <= 0 {
-		concurrency = runtime.GOMAXPROCS(0)
+		concurrency = min(runtime.GOMAXPROCS(0), maxHashConcurrency)
 	}
 	h := &hasher{slots: make(chan struct{}, concurrency)}
 	random := make([]byte, 32)

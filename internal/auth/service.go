@@ -28,7 +28,8 @@ type Service struct {
 
 // Config tunes a Service.
 type Config struct {
-	// HashConcurrency bounds parallel argon2id runs. Default GOMAXPROCS.
+	// HashConcurrency bounds parallel argon2id runs. Default GOMAXPROCS,
+	// at most 4.
 	HashConcurrency int
 	// Limits bound failed logins; zero fields take their defaults.
 	Limits Limits

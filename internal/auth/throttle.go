@@ -50,6 +50,7 @@ type ThrottledError struct {
 	Limit string
 }
 
+// Error implements error; it is for logs, never shown to the user.
 func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("too many failed logins (%s limit), retry after %s", e.Limit, e.RetryAfter)
 }
@@ -70,7 +71,7 @@ func (s *Service) Login(ctx context.Context, username, password string, ip netip
 	if name, err := NormalizeUsername(username); err == nil {
 		keys, kinds, limits = append(keys, store.ThrottleUserKey(name)), append(kinds, "user"), append(limits, s.limits.PerUser)
 	}
-	keys, kinds, limits = append(keys, store.ThrottleIPKey(ip.String())), append(kinds, "ip"), append(limits, s.limits.PerIP)
+	keys, kinds, limits = append(keys, store.ThrottleIPKey(addressBlock(ip))), append(kinds, "ip"), append(limits, s.limits.PerIP)
 
 	for i, key := range keys {
 		wait, err := s.throttle.Reserve(ctx, key, id, limits[i], s.limits.Window)
@@ -99,6 +100,20 @@ func (s *Service) Login(ctx context.Context, username, password string, ip netip
 	}
 	s.release(ctx, keys[len(keys)-1:], id)
 	return name, nil
+}
+
+// addressBlock is what the per-address limit counts: an IPv4 address, or
+// the /64 an IPv6 address is in, since one client usually holds a whole
+// /64 and could otherwise spray from a fresh address per attempt.
+func addressBlock(ip netip.Addr) string {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, err := ip.Prefix(64)
+		if err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
 }
 
 func (s *Service) release(ctx context.Context, keys []string, id string) {

@@ -32,3 +32,17 @@ func TestNewPasswordLiftsTheAccountLockout(t *testing.T) {
 		t.Fatalf("login with the new password: got (%q, %v), want (\"dora\", nil)", name, err)
 	}
 }
+
+func TestPerAddressLimitCountsIPv6By64(t *testing.T) {
+	for _, tc := range []struct{ ip, want string }{
+		{"192.0.2.10", "192.0.2.10"},
+		{"::ffff:192.0.2.10", "192.0.2.10"},
+		{"2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+	} {
+		if got := addressBlock(netip.MustParseAddr(tc.ip)); got != tc.want {
+			t.Errorf("addressBlock(%s): got %s, want %s", tc.ip, got, tc.want)
+		}
+	}
+}
