@@ -307,7 +307,7 @@ func TestComposeFile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"app trusts X-Forwarded-For from the backend network only", func(p *types.Project) error {
+		{"app trusts X-Forwarded-For from the lb's fixed address only", func(p *types.Project) error {
 			s, err := service(p, "app")
 			if err != nil {
 				return err
@@ -328,33 +328,43 @@ func TestComposeFile(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			// Every network the lb shares with app must have a declared
-			// subnet inside TRUSTED_PROXIES; otherwise the app would not know
-			// the lb's address range.
-			shared := 0
-			for net := range lb.Networks {
+			// The lb must have a fixed address on every network it shares
+			// with app, and TRUSTED_PROXIES must name exactly those
+			// addresses: trusting a whole subnet would also trust its bridge
+			// gateway, through which published-port clients may arrive.
+			var lbAddrs []netip.Addr
+			for net, cfg := range lb.Networks {
 				if _, ok := s.Networks[net]; !ok {
 					continue
 				}
-				shared++
-				nc := p.Networks[net]
-				if len(nc.Ipam.Config) == 0 {
-					return fmt.Errorf("network %s has no fixed subnet", net)
+				if cfg == nil || cfg.Ipv4Address == "" {
+					return fmt.Errorf("lb has no fixed ipv4_address on network %s", net)
 				}
-				for _, pool := range nc.Ipam.Config {
+				a, err := netip.ParseAddr(cfg.Ipv4Address)
+				if err != nil {
+					return fmt.Errorf("lb ipv4_address %q: %v", cfg.Ipv4Address, err)
+				}
+				lbAddrs = append(lbAddrs, a)
+				for _, pool := range p.Networks[net].Ipam.Config {
 					sub, err := netip.ParsePrefix(pool.Subnet)
 					if err != nil {
 						return fmt.Errorf("network %s subnet %q: %v", net, pool.Subnet, err)
 					}
-					if !slices.ContainsFunc(trusted, func(t netip.Prefix) bool {
-						return t.Bits() <= sub.Bits() && t.Contains(sub.Addr())
-					}) {
-						return fmt.Errorf("network %s subnet %s not within TRUSTED_PROXIES %q", net, sub, tp)
+					gateway := sub.Masked().Addr().Next()
+					for _, t := range trusted {
+						if t.Contains(gateway) {
+							return fmt.Errorf("TRUSTED_PROXIES %q trusts %s, the gateway of %s", tp, gateway, net)
+						}
 					}
 				}
 			}
-			if shared == 0 {
+			if len(lbAddrs) == 0 {
 				return fmt.Errorf("lb and app share no network")
+			}
+			for _, a := range lbAddrs {
+				if !slices.ContainsFunc(trusted, func(t netip.Prefix) bool { return t.Contains(a) }) {
+					return fmt.Errorf("lb address %s not within TRUSTED_PROXIES %q", a, tp)
+				}
 			}
 			return nil
 		}},

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"loginsvc/internal/auth"
 	"loginsvc/internal/store"
 )
 
@@ -130,6 +131,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.CookieSecure, err = strconv.ParseBool(*secure); err != nil {
 		return c, badVar("COOKIE_SECURE", "true or false", *secure)
 	}
+	if !c.CookieSecure && strings.HasPrefix(c.CookieName, "__Host-") {
+		// Browsers silently drop a __Host- cookie that is not Secure:
+		// nobody could log in.
+		return c, badVar("SESSION_COOKIE_NAME", "a name without the __Host- prefix unless COOKIE_SECURE=true", c.CookieName)
+	}
 	if c.CookieSecure && !strings.HasPrefix(c.CookieName, "__Host-") {
 		// The __Host- prefix makes browsers refuse the cookie unless it
 		// is Secure, Path=/ and has no Domain: no subdomain can plant it.
@@ -175,6 +181,16 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	if (c.BootstrapUser == "") != (c.BootstrapPassword == "") {
 		return c, usageError{"invalid BOOTSTRAP_USER/BOOTSTRAP_PASSWORD: want both set or both empty"}
+	}
+	if c.BootstrapUser != "" {
+		// Checked here, not when the user is created, so a replica never
+		// starts without the user it was told to create.
+		if _, err := auth.NormalizeUsername(c.BootstrapUser); err != nil {
+			return c, usageError{fmt.Sprintf("invalid BOOTSTRAP_USER %q: %v", c.BootstrapUser, err)}
+		}
+		if err := auth.CheckNewPassword(c.BootstrapPassword); err != nil {
+			return c, usageError{"invalid BOOTSTRAP_PASSWORD (not shown): " + err.Error()}
+		}
 	}
 	return c, nil
 }

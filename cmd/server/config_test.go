@@ -230,6 +230,9 @@ func TestParseConfigRejectsBadVariables(t *testing.T) {
 		{vars: env{"LOGIN_WINDOW": "2h"}, naming: "LOGIN_WINDOW"},
 		{vars: env{"LOGIN_WINDOW": "500ms"}, naming: "LOGIN_WINDOW"},
 		{vars: env{"LOGIN_MAX_FAILURES": "10", "LOGIN_WINDOW": "1m"}, naming: "LOGIN_MAX_FAILURES"}, // 600 an hour
+		{vars: env{"BOOTSTRAP_USER": "admin", "BOOTSTRAP_PASSWORD": "short"}, naming: "BOOTSTRAP_PASSWORD"},
+		{vars: env{"BOOTSTRAP_USER": "ad{min}", "BOOTSTRAP_PASSWORD": "long enough password"}, naming: "BOOTSTRAP_USER"},
+		{vars: env{"SESSION_COOKIE_NAME": "__Host-sid"}, naming: "SESSION_COOKIE_NAME"}, // not Secure: browsers drop it
 		{vars: env{"BOOTSTRAP_USER": "admin"}, naming: "BOOTSTRAP_PASSWORD"},
 		{vars: env{"BOOTSTRAP_PASSWORD": "change-me-now"}, naming: "BOOTSTRAP_USER"},
 		{args: []string{"-session-lifetime", "abc"}, naming: "SESSION_LIFETIME"},

@@ -76,7 +76,10 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 	return name, nil
 }
 
-func checkNewPassword(password string) error {
+// CheckNewPassword returns ErrWeakPassword unless password is long enough
+// to be set: at least MinPasswordChars characters, at most
+// MaxPasswordBytes bytes. No composition rules (ASVS 2.1.9).
+func CheckNewPassword(password string) error {
 	if utf8.RuneCountInString(password) < MinPasswordChars || len(password) > MaxPasswordBytes {
 		return ErrWeakPassword
 	}
@@ -89,7 +92,7 @@ func (s *Service) AddUser(ctx context.Context, username, password string) error 
 	if err != nil {
 		return err
 	}
-	if err := checkNewPassword(password); err != nil {
+	if err := CheckNewPassword(password); err != nil {
 		return err
 	}
 	hash, err := s.hasher.hash(ctx, password)
@@ -121,7 +124,7 @@ func (s *Service) SetPassword(ctx context.Context, username, password string) (i
 	if err != nil {
 		return 0, err
 	}
-	if err := checkNewPassword(password); err != nil {
+	if err := CheckNewPassword(password); err != nil {
 		return 0, err
 	}
 	hash, err := s.hasher.hash(ctx, password)
