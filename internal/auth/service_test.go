@@ -370,3 +370,19 @@ func TestRedisOutageIsNotInvalidCredentials(t *testing.T) {
 		})
 	}
 }
+
+// An unknown or malformed name must cost the same argon2id comparison as a
+// wrong password, or response times tell which accounts exist. Swapping the
+// dummy hash for garbage makes that comparison visible: it fails loudly
+// instead of quietly answering "invalid". An early return for unknown users
+// would skip it and make this test fail.
+func TestUnknownUsersPayForOneHashComparison(t *testing.T) {
+	f := newFixture(t)
+	f.svc.hasher.dummy = "not an argon2id hash"
+	for _, name := range []string{"nobody", "bad{name}", ""} {
+		_, err := f.svc.Authenticate(context.Background(), name, "some password")
+		if err == nil || errors.Is(err, ErrInvalidCredentials) {
+			t.Errorf("Authenticate(%q): got %v, want the dummy comparison's error (proof it ran)", name, err)
+		}
+	}
+}
