@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -688,11 +689,13 @@ func (c *cluster) sessionValues(t testing.TB, cookieValue string) (values map[st
 		}
 		t.Fatalf("read session from redis: %v", err)
 	}
-	_, values, err = store.JSONCodec{}.Decode(b)
-	if err != nil {
+	var doc struct {
+		Values map[string]any `json:"values"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || doc.Values == nil {
 		t.Fatalf("decode session: %v\n%s", err, b)
 	}
-	return values, true
+	return doc.Values, true
 }
 
 // addUser creates a user with the service's own CLI (`server user add`), the

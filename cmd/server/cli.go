@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"loginsvc/internal/auth"
+	"loginsvc/internal/session"
 	"loginsvc/internal/store"
 )
 
@@ -36,15 +38,13 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	if redisURL == "" {
 		return usageError{"invalid REDIS_URL \"\": user commands need redis://host:port/db (the embedded Redis's address is printed when the server starts)"}
 	}
-	opt, err := store.ParseURL(redisURL)
+	rdb, err := store.Open(redisURL, store.Timeouts{Op: 5 * time.Second})
 	if err != nil {
 		return badVar("REDIS_URL", "redis://[user:pass@]host:port/db or rediss://...", maskURL(redisURL))
 	}
-	timeouts := store.Timeouts{Op: 5 * time.Second}
-	rdb := store.NewClient(opt, timeouts)
 	defer rdb.Close()
-	codec := store.JSONCodec{}
-	svc, err := auth.NewService(store.NewUsers(rdb, timeouts), store.NewSessionStore(rdb, timeouts), store.NewThrottle(rdb, timeouts), codec, auth.Config{})
+	sessions := session.New(rdb.Sessions, session.Config{}, slog.New(slog.DiscardHandler))
+	svc, err := auth.NewService(rdb, sessions, auth.Config{})
 	if err != nil {
 		return err
 	}

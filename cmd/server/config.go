@@ -34,6 +34,7 @@ type config struct {
 	LoginMaxFailures      int           // LOGIN_MAX_FAILURES, default 10 per account per window
 	LoginMaxFailuresPerIP int           // LOGIN_MAX_FAILURES_PER_IP, default 50 per address per window
 	LoginWindow           time.Duration // LOGIN_WINDOW, default 15m
+	MaxSessionsPerUser    int           // MAX_SESSIONS_PER_USER, default 100
 	BootstrapPassword     string        // BOOTSTRAP_PASSWORD
 }
 
@@ -84,6 +85,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	maxFailures := fs.String("login-max-failures", env("LOGIN_MAX_FAILURES", "10"), "failed logins per account per window (LOGIN_MAX_FAILURES)")
 	maxFailuresIP := fs.String("login-max-failures-per-ip", env("LOGIN_MAX_FAILURES_PER_IP", "50"), "failed logins per client address per window (LOGIN_MAX_FAILURES_PER_IP)")
 	window := fs.String("login-window", env("LOGIN_WINDOW", "15m"), "sliding window for failed logins (LOGIN_WINDOW)")
+	maxSessions := fs.String("max-sessions-per-user", env("MAX_SESSIONS_PER_USER", "100"), "live sessions per user; a login past it ends the oldest (MAX_SESSIONS_PER_USER)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
@@ -179,6 +181,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if perHour := float64(c.LoginMaxFailures) * float64(time.Hour) / float64(c.LoginWindow); perHour > 100 {
 		return c, usageError{fmt.Sprintf("invalid LOGIN_MAX_FAILURES %d per LOGIN_WINDOW %s: want at most 100 failures per hour (e.g. 10 per 15m)", c.LoginMaxFailures, c.LoginWindow)}
 	}
+	if c.MaxSessionsPerUser, err = strconv.Atoi(*maxSessions); err != nil || c.MaxSessionsPerUser < 1 || c.MaxSessionsPerUser > 10000 {
+		return c, badVar("MAX_SESSIONS_PER_USER", "a whole number from 1 to 10000", *maxSessions)
+	}
 	if (c.BootstrapUser == "") != (c.BootstrapPassword == "") {
 		return c, usageError{"invalid BOOTSTRAP_USER/BOOTSTRAP_PASSWORD: want both set or both empty"}
 	}
@@ -259,7 +264,8 @@ func (c config) logAttrs() []any {
 		"cookie_name", c.CookieName, "cookie_secure", c.CookieSecure, "log_level", c.LogLevel.String(),
 		"instance_id", c.InstanceID, "trusted_proxies", strings.Join(proxies, ","),
 		"shutdown_drain", c.ShutdownDrain.String(),
-		"login_max_failures", c.LoginMaxFailures, "login_max_failures_per_ip", c.LoginMaxFailuresPerIP, "login_window", c.LoginWindow.String(), "bootstrap_user", c.BootstrapUser,
+		"login_max_failures", c.LoginMaxFailures, "login_max_failures_per_ip", c.LoginMaxFailuresPerIP, "login_window", c.LoginWindow.String(),
+		"max_sessions_per_user", c.MaxSessionsPerUser, "bootstrap_user", c.BootstrapUser,
 		"bootstrap_password", mask(c.BootstrapPassword),
 	}
 }

@@ -18,13 +18,13 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/redis/go-redis/v9"
+	"loginsvc/internal/store"
 )
 
 func main() {
 	// go-redis prints its own pool errors to stderr; the store already
 	// reports every failure it meets through the service's log, once.
-	redis.SetLogger(discardRedisLog{})
+	store.DiscardClientLogs()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout)
 	stop()
@@ -37,10 +37,6 @@ func main() {
 		os.Exit(1)
 	}
 }
-
-type discardRedisLog struct{}
-
-func (discardRedisLog) Printf(context.Context, string, ...any) {}
 
 // run is the whole program; it returns instead of exiting so tests can run
 // it in-process.

@@ -11,12 +11,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"loginsvc/internal/auth"
+	"loginsvc/internal/session"
 	"loginsvc/internal/store"
 	"loginsvc/internal/web"
-	"loginsvc/templates"
 )
 
 // serve wires the service and runs it until ctx ends, then shuts down:
@@ -39,41 +37,36 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	log.Info("starting", cfg.logAttrs()...)
 
-	opt, err := store.ParseURL(redisURL)
+	rdb, err := store.Open(redisURL, store.Timeouts{})
 	if err != nil {
 		return fmt.Errorf("redis url: %w", err)
 	}
-	timeouts := store.Timeouts{}
-	rdb := store.NewClient(opt, timeouts)
 	defer rdb.Close()
 
-	codec := store.JSONCodec{Lifetime: cfg.SessionLifetime}
-	sessionStore := store.NewSessionStore(rdb, timeouts)
-	sessions := web.NewSessionManager(sessionStore, codec, web.SessionConfig{
+	sessions := session.New(rdb.Sessions, session.Config{
 		Lifetime:     cfg.SessionLifetime,
 		IdleTimeout:  cfg.SessionIdle,
 		CookieName:   cfg.CookieName,
 		CookieSecure: cfg.CookieSecure,
-	})
-	authSvc, err := auth.NewService(store.NewUsers(rdb, timeouts), sessionStore, store.NewThrottle(rdb, timeouts), codec, auth.Config{
+		MaxPerUser:   cfg.MaxSessionsPerUser,
+	}, log)
+	authSvc, err := auth.NewService(rdb, sessions, auth.Config{
 		Limits: auth.Limits{PerUser: cfg.LoginMaxFailures, PerIP: cfg.LoginMaxFailuresPerIP, Window: cfg.LoginWindow},
 	})
 	if err != nil {
 		return err
 	}
-	tmpl, err := web.ParseTemplates(templates.FS)
-	if err != nil {
-		return err
-	}
-	app := web.New(web.Config{
+	app, err := web.New(web.Config{
 		InstanceID:     cfg.InstanceID,
 		CookieSecure:   cfg.CookieSecure,
 		TrustedProxies: cfg.TrustedProxies,
-		Timeouts:       timeouts,
-	}, log, sessions, authSvc, rdb, tmpl)
+	}, log, sessions, authSvc, rdb)
+	if err != nil {
+		return err
+	}
 
 	srv := &http.Server{
-		Handler:           app.Routes(templates.FS),
+		Handler:           app.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      15 * time.Second,
@@ -117,8 +110,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 // user (or, on the embedded Redis, a demo user). The server already
 // listens meanwhile: /healthz is 200 and /readyz stays 503 until Redis
 // answers.
-func prepareRedis(ctx context.Context, log *slog.Logger, rdb redis.UniversalClient, authSvc *auth.Service, cfg config, embedded bool, stdout io.Writer) {
-	if err := store.WaitReady(ctx, rdb, log); err != nil {
+func prepareRedis(ctx context.Context, log *slog.Logger, rdb *store.Redis, authSvc *auth.Service, cfg config, embedded bool, stdout io.Writer) {
+	if err := rdb.WaitReady(ctx, log); err != nil {
 		return
 	}
 	name, password := cfg.BootstrapUser, cfg.BootstrapPassword

@@ -81,7 +81,8 @@ func TestConcurrentLoginsUseBoundedMemory(t *testing.T) {
 			password = "wrong password" // failures cost the same work
 		}
 		wg.Go(func() {
-			name, err := f.svc.Authenticate(ctx, "alice", password)
+			who, err := f.svc.Authenticate(ctx, "alice", password)
+			name := who.Name
 			switch {
 			case i%2 == 0 && (err != nil || name != "alice"):
 				errs[i] = fmt.Errorf("right password: got %q, %v; want alice, nil", name, err)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"unicode/utf8"
 
+	"loginsvc/internal/session"
 	"loginsvc/internal/store"
 )
 
@@ -19,10 +21,9 @@ var ErrWeakPassword = fmt.Errorf("password must be at least %d characters and at
 // Service decides logins and manages users.
 type Service struct {
 	users    *store.Users
-	sessions *store.SessionStore
-	codec    store.JSONCodec
-	hasher   *hasher
 	throttle *store.Throttle
+	sessions *session.Manager
+	hasher   *hasher
 	limits   Limits
 }
 
@@ -35,26 +36,36 @@ type Config struct {
 	Limits Limits
 }
 
-// NewService returns a Service on the given stores. sessions and codec are
-// used to end a user's sessions when the user is deleted or the password
-// changes.
-func NewService(users *store.Users, sessions *store.SessionStore, throttle *store.Throttle, codec store.JSONCodec, cfg Config) (*Service, error) {
+// NewService returns a Service on the user records and failure counters of
+// rdb. sessions is used to end a user's sessions when the user is deleted
+// or the password changes.
+func NewService(rdb *store.Redis, sessions *session.Manager, cfg Config) (*Service, error) {
 	h, err := newHasher(cfg.HashConcurrency)
 	if err != nil {
 		return nil, fmt.Errorf("new auth service: %w", err)
 	}
-	return &Service{users: users, sessions: sessions, throttle: throttle, codec: codec, hasher: h, limits: cfg.Limits.withDefaults()}, nil
+	return &Service{users: rdb.Users, throttle: rdb.Throttle, sessions: sessions, hasher: h, limits: cfg.Limits.withDefaults()}, nil
 }
 
-// Authenticate checks a login and returns the canonical username. Every
-// kind of failure costs one argon2id comparison and returns
-// ErrInvalidCredentials, so neither the answer nor its timing tells whether
-// the user exists. A Redis failure returns an error wrapping
-// store.ErrUnavailable.
-func (s *Service) Authenticate(ctx context.Context, username, password string) (string, error) {
+// Identity is who a login proved to be.
+type Identity struct {
+	// Name is the canonical username.
+	Name string
+	// Stamp is the password hash the login was checked against. A session
+	// is started for the identity only while the hash is current (see
+	// session.Login), so a password change or delete that races the login
+	// leaves no session of the old password behind.
+	Stamp string
+}
+
+// Authenticate checks a login and returns who it is. Every kind of failure
+// costs one argon2id comparison and returns ErrInvalidCredentials, so
+// neither the answer nor its timing tells whether the user exists. A Redis
+// failure returns an error wrapping store.ErrUnavailable.
+func (s *Service) Authenticate(ctx context.Context, username, password string) (Identity, error) {
 	name, nameErr := NormalizeUsername(username)
 	if len(password) > MaxPasswordBytes {
-		return "", ErrInvalidCredentials
+		return Identity{}, ErrInvalidCredentials
 	}
 	hash := ""
 	if nameErr == nil {
@@ -63,17 +74,17 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 		case err == nil:
 			hash = u.PasswordHash
 		case !errors.Is(err, store.ErrUserNotFound):
-			return "", fmt.Errorf("authenticate: %w", err)
+			return Identity{}, fmt.Errorf("authenticate: %w", err)
 		}
 	}
 	ok, err := s.hasher.verify(ctx, password, hash)
 	if err != nil {
-		return "", fmt.Errorf("authenticate: %w", err)
+		return Identity{}, fmt.Errorf("authenticate: %w", err)
 	}
 	if !ok {
-		return "", ErrInvalidCredentials
+		return Identity{}, ErrInvalidCredentials
 	}
-	return name, nil
+	return Identity{Name: name, Stamp: hash}, nil
 }
 
 // CheckNewPassword returns ErrWeakPassword unless password is long enough
@@ -118,31 +129,82 @@ func (s *Service) EnsureUser(ctx context.Context, username, password string) (bo
 
 // SetPassword replaces a user's password, clears the account's failed-login
 // count and ends the user's sessions, so a password changed after a
-// compromise locks the intruder out and lets the owner back in.
+// compromise locks the intruder out and lets the owner back in. It returns
+// how many sessions it ended.
 func (s *Service) SetPassword(ctx context.Context, username, password string) (int, error) {
 	name, err := NormalizeUsername(username)
 	if err != nil {
 		return 0, err
 	}
-	if err := CheckNewPassword(password); err != nil {
+	if _, err := s.setPassword(ctx, name, password); err != nil {
 		return 0, err
+	}
+	return s.sessions.RevokeAll(ctx, name, "")
+}
+
+// setPassword checks and stores a new password for name, clears the
+// account's failure count, and returns the new hash.
+func (s *Service) setPassword(ctx context.Context, name, password string) (string, error) {
+	if err := CheckNewPassword(password); err != nil {
+		return "", err
 	}
 	hash, err := s.hasher.hash(ctx, password)
 	if err != nil {
-		return 0, fmt.Errorf("set password: %w", err)
+		return "", fmt.Errorf("set password: %w", err)
 	}
 	if err := s.users.SetPassword(ctx, name, hash); err != nil {
-		return 0, fmt.Errorf("set password of %q: %w", name, err)
+		return "", fmt.Errorf("set password of %q: %w", name, err)
 	}
-	// A new password is the operator's answer to a locked-out account: the
-	// failures counted against the old one no longer apply.
+	// A new password is the answer to a locked-out account: the failures
+	// counted against the old one no longer apply.
 	if err := s.throttle.Reset(ctx, store.ThrottleUserKey(name)); err != nil {
-		return 0, fmt.Errorf("set password of %q: %w", name, err)
+		return "", fmt.Errorf("set password of %q: %w", name, err)
 	}
-	return s.EndSessions(ctx, name)
+	return hash, nil
 }
 
-// DeleteUser removes a user and ends all of the user's sessions.
+// ChangePassword is a user changing their own password: the current one is
+// checked as a login from ip would be (same throttle, same
+// ErrInvalidCredentials or *ThrottledError), then the new one must pass
+// CheckNewPassword. It returns the new identity; the caller ends the
+// user's other sessions and renews this one (session.Manager.Renew).
+func (s *Service) ChangePassword(ctx context.Context, name, current, next string, ip netip.Addr) (Identity, error) {
+	// Refuse a weak new password before spending an attempt on the
+	// current one, so a typo in the new one costs no lockout budget.
+	if err := CheckNewPassword(next); err != nil {
+		return Identity{}, err
+	}
+	id, err := s.Login(ctx, name, current, ip)
+	if err != nil {
+		return Identity{}, err
+	}
+	hash, err := s.setPassword(ctx, id.Name, next)
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{Name: id.Name, Stamp: hash}, nil
+}
+
+// Unlock clears the failed-login count of the account, lifting a lockout at
+// once.
+func (s *Service) Unlock(ctx context.Context, username string) error {
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return err
+	}
+	if _, err := s.users.Get(ctx, name); err != nil {
+		return fmt.Errorf("unlock %q: %w", name, err)
+	}
+	if err := s.throttle.Reset(ctx, store.ThrottleUserKey(name)); err != nil {
+		return fmt.Errorf("unlock %q: %w", name, err)
+	}
+	return nil
+}
+
+// DeleteUser removes a user and ends all of the user's sessions, and
+// returns how many it ended. The record goes first: a login completing
+// meanwhile then fails to start its session (session.ErrLoginRaced), and
+// one that started before is in the index this reads next.
 func (s *Service) DeleteUser(ctx context.Context, username string) (int, error) {
 	name, err := NormalizeUsername(username)
 	if err != nil {
@@ -151,18 +213,7 @@ func (s *Service) DeleteUser(ctx context.Context, username string) (int, error) 
 	if err := s.users.Delete(ctx, name); err != nil {
 		return 0, fmt.Errorf("delete user %q: %w", name, err)
 	}
-	return s.EndSessions(ctx, name)
-}
-
-// EndSessions deletes every session of the named user and returns how many.
-func (s *Service) EndSessions(ctx context.Context, name string) (int, error) {
-	n, err := s.sessions.DeleteWhere(ctx, s.codec, func(v map[string]any) bool {
-		return v[store.FieldUsername] == name
-	})
-	if err != nil {
-		return n, fmt.Errorf("end sessions of %q: %w", name, err)
-	}
-	return n, nil
+	return s.sessions.RevokeAll(ctx, name, "")
 }
 
 // ListUsers returns all user names, sorted.

@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/session"
 	"loginsvc/internal/store"
 )
 
@@ -21,28 +25,24 @@ import (
 type fixture struct {
 	srv      *redistest.Server
 	client   *redis.Client
-	sessions *store.SessionStore
-	codec    store.JSONCodec
+	sessions *session.Manager
 	svc      *Service
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	srv := redistest.Start(t)
-	opt, err := store.ParseURL(srv.URL())
+	rdb, err := store.Open(srv.URL(), store.Timeouts{})
 	if err != nil {
-		t.Fatalf("ParseURL(%q): %v", srv.URL(), err)
+		t.Fatalf("store.Open(%q): %v", srv.URL(), err)
 	}
-	client := store.NewClient(opt, store.Timeouts{})
-	t.Cleanup(func() { _ = client.Close() })
+	t.Cleanup(func() { _ = rdb.Close() })
 	f := &fixture{
 		srv:      srv,
-		client:   client,
-		sessions: store.NewSessionStore(client, store.Timeouts{}),
-		codec:    store.JSONCodec{Lifetime: 12 * time.Hour},
+		client:   srv.Client(t),
+		sessions: session.New(rdb.Sessions, session.Config{Lifetime: 12 * time.Hour}, slog.New(slog.DiscardHandler)),
 	}
-	users := store.NewUsers(client, store.Timeouts{})
-	f.svc, err = NewService(users, f.sessions, store.NewThrottle(client, store.Timeouts{}), f.codec, Config{})
+	f.svc, err = NewService(rdb, f.sessions, Config{})
 	if err != nil {
 		t.Fatalf("NewService: %v", err)
 	}
@@ -56,23 +56,38 @@ func (f *fixture) addUser(t *testing.T, name, password string) {
 	}
 }
 
-// addSession commits a new session of username the way the web layer does
-// after a login, and returns its key.
-func (f *fixture) addSession(t *testing.T, username string) string {
+// addSession logs username in with password the way the web layer does and
+// returns the public id of the session it started.
+func (f *fixture) addSession(t *testing.T, username, password string) string {
 	t.Helper()
-	now := time.Now()
-	b, err := f.codec.Encode(now.Add(time.Hour), map[string]any{
-		store.FieldUsername: username,
-		store.FieldLoginAt:  now.UTC().Format(time.RFC3339Nano),
-	})
+	ctx := context.Background()
+	who, err := f.svc.Login(ctx, username, password, netip.MustParseAddr("192.0.2.1"))
 	if err != nil {
-		t.Fatalf("Encode: %v", err)
+		t.Fatalf("Login(%q): %v", username, err)
 	}
-	token := rand.Text()
-	if err := f.sessions.CommitCtx(store.TrackLoads(context.Background()), token, b, now.Add(time.Hour)); err != nil {
-		t.Fatalf("CommitCtx: %v", err)
+	ctx, err = f.sessions.Load(ctx, "")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
 	}
-	return store.SessionKey(token)
+	if err := f.sessions.Start(ctx, session.Login{User: who.Name, Stamp: who.Stamp}); err != nil {
+		t.Fatalf("Start(%q): %v", username, err)
+	}
+	cur, _ := f.sessions.Current(ctx)
+	return cur.ID
+}
+
+// sessionIDs is the set of public ids of user's live sessions.
+func (f *fixture) sessionIDs(t *testing.T, user string) map[string]bool {
+	t.Helper()
+	list, err := f.sessions.List(context.Background(), user)
+	if err != nil {
+		t.Fatalf("List(%q): %v", user, err)
+	}
+	ids := map[string]bool{}
+	for _, r := range list {
+		ids[r.ID] = true
+	}
+	return ids
 }
 
 // exists reports which of keys are still in Redis.
@@ -125,7 +140,8 @@ func TestAuthenticate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := f.svc.Authenticate(context.Background(), tt.user, tt.password)
+			who, err := f.svc.Authenticate(context.Background(), tt.user, tt.password)
+			got := who.Name
 			switch {
 			case tt.want != "" && (err != nil || got != tt.want):
 				t.Errorf("Authenticate(%q): got %q, %v; want %q, nil", tt.user, got, err, tt.want)
@@ -273,10 +289,12 @@ func TestDeleteUserEndsOnlyThatUsersSessions(t *testing.T) {
 	f := newFixture(t)
 	f.addUser(t, "alice", "alice's password")
 	f.addUser(t, "bob", "bob's password")
-	alice1, alice2 := f.addSession(t, "alice"), f.addSession(t, "alice")
-	bob := f.addSession(t, "bob")
-	// A session whose user name merely contains alice's.
-	alicia := f.addSession(t, "alice2")
+	// A user whose name merely starts with alice's.
+	f.addUser(t, "alice2", "alice2's password")
+	f.addSession(t, "alice", "alice's password")
+	f.addSession(t, "alice", "alice's password")
+	bob := f.addSession(t, "bob", "bob's password")
+	alicia := f.addSession(t, "alice2", "alice2's password")
 
 	n, err := f.svc.DeleteUser(ctx, "alice")
 	if err != nil {
@@ -285,12 +303,18 @@ func TestDeleteUserEndsOnlyThatUsersSessions(t *testing.T) {
 	if n != 2 {
 		t.Errorf("DeleteUser: got %d sessions ended, want 2", n)
 	}
-	got := f.exists(t, alice1, alice2, bob, alicia, "user:{alice}", "user:{bob}")
-	want := []bool{false, false, true, true, false, true}
-	for i, key := range []string{alice1, alice2, bob, alicia, "user:{alice}", "user:{bob}"} {
-		if got[i] != want[i] {
-			t.Errorf("%s exists: got %v, want %v", key, got[i], want[i])
-		}
+	if got := f.sessionIDs(t, "alice"); len(got) != 0 {
+		t.Errorf("alice's sessions after DeleteUser: got %v, want none", got)
+	}
+	if got := f.sessionIDs(t, "bob"); !got[bob] || len(got) != 1 {
+		t.Errorf("bob's sessions: got %v, want just %s", got, bob)
+	}
+	if got := f.sessionIDs(t, "alice2"); !got[alicia] || len(got) != 1 {
+		t.Errorf("alice2's sessions: got %v, want just %s", got, alicia)
+	}
+	got := f.exists(t, "user:{alice}", "user:{alice}:sessions", "user:{bob}")
+	if want := []bool{false, false, true}; !slices.Equal(got, want) {
+		t.Errorf("user:{alice}, its index, user:{bob} exist: got %v, want %v", got, want)
 	}
 	if _, err := f.svc.Authenticate(ctx, "alice", "alice's password"); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("Authenticate as deleted user: got %v, want %v", err, ErrInvalidCredentials)
@@ -306,8 +330,9 @@ func TestSetPasswordEndsSessionsAndReplacesThePassword(t *testing.T) {
 	f := newFixture(t)
 	f.addUser(t, "alice", "old password")
 	f.addUser(t, "bob", "bob's password")
-	alice1, alice2 := f.addSession(t, "alice"), f.addSession(t, "alice")
-	bob := f.addSession(t, "bob")
+	f.addSession(t, "alice", "old password")
+	f.addSession(t, "alice", "old password")
+	bob := f.addSession(t, "bob", "bob's password")
 
 	n, err := f.svc.SetPassword(ctx, "alice", "new password")
 	if err != nil {
@@ -316,15 +341,17 @@ func TestSetPasswordEndsSessionsAndReplacesThePassword(t *testing.T) {
 	if n != 2 {
 		t.Errorf("SetPassword: got %d sessions ended, want 2", n)
 	}
-	got := f.exists(t, alice1, alice2, bob)
-	if got[0] || got[1] || !got[2] {
-		t.Errorf("sessions alice, alice, bob exist: got %v, want [false false true]", got)
+	if got := f.sessionIDs(t, "alice"); len(got) != 0 {
+		t.Errorf("alice's sessions after SetPassword: got %v, want none", got)
+	}
+	if got := f.sessionIDs(t, "bob"); !got[bob] {
+		t.Errorf("bob's sessions: got %v, want %s kept", got, bob)
 	}
 	if _, err := f.svc.Authenticate(ctx, "alice", "old password"); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("old password: got %v, want %v", err, ErrInvalidCredentials)
 	}
-	if name, err := f.svc.Authenticate(ctx, "alice", "new password"); err != nil || name != "alice" {
-		t.Errorf("new password: got %q, %v; want alice, nil", name, err)
+	if who, err := f.svc.Authenticate(ctx, "alice", "new password"); err != nil || who.Name != "alice" {
+		t.Errorf("new password: got %q, %v; want alice, nil", who.Name, err)
 	}
 
 	if _, err := f.svc.SetPassword(ctx, "carol", "new password"); !errors.Is(err, store.ErrUserNotFound) {

@@ -48,6 +48,9 @@ type ThrottledError struct {
 	// Limit names the limit that refused it, "user" or "ip", for the log;
 	// the browser is never told.
 	Limit string
+	// User is the account the attempt was for (canonical, "" if the name
+	// was invalid), for the log: the operator needs to know whom to unlock.
+	User string
 }
 
 // Error implements error; it is for logs, never shown to the user.
@@ -56,10 +59,10 @@ func (e *ThrottledError) Error() string {
 }
 
 // Login checks a login attempt from client address ip under the failure
-// limits. It returns the canonical username, ErrInvalidCredentials, a
+// limits. It returns the identity, ErrInvalidCredentials, a
 // *ThrottledError, or an error wrapping store.ErrUnavailable: when Redis
 // cannot count, the login fails closed.
-func (s *Service) Login(ctx context.Context, username, password string, ip netip.Addr) (string, error) {
+func (s *Service) Login(ctx context.Context, username, password string, ip netip.Addr) (Identity, error) {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
@@ -68,7 +71,8 @@ func (s *Service) Login(ctx context.Context, username, password string, ip netip
 	// counter; a name that cannot be valid is counted by address only.
 	var keys, kinds []string
 	var limits []int
-	if name, err := NormalizeUsername(username); err == nil {
+	name, nameErr := NormalizeUsername(username)
+	if nameErr == nil {
 		keys, kinds, limits = append(keys, store.ThrottleUserKey(name)), append(kinds, "user"), append(limits, s.limits.PerUser)
 	}
 	keys, kinds, limits = append(keys, store.ThrottleIPKey(addressBlock(ip))), append(kinds, "ip"), append(limits, s.limits.PerIP)
@@ -81,25 +85,25 @@ func (s *Service) Login(ctx context.Context, username, password string, ip netip
 		// Refused (or Redis failed) part-way: give back what was taken.
 		s.release(ctx, keys[:i], id)
 		if err != nil {
-			return "", fmt.Errorf("login: %w", err)
+			return Identity{}, fmt.Errorf("login: %w", err)
 		}
-		return "", &ThrottledError{RetryAfter: wait, Limit: kinds[i]}
+		return Identity{}, &ThrottledError{RetryAfter: wait, Limit: kinds[i], User: name}
 	}
 
-	name, err := s.Authenticate(ctx, username, password)
+	who, err := s.Authenticate(ctx, username, password)
 	if err != nil {
 		if !errors.Is(err, ErrInvalidCredentials) {
 			s.release(ctx, keys, id) // not the user's failure
 		}
-		return "", err
+		return Identity{}, err
 	}
 	// Success: the account's failures are forgiven; the address keeps its
 	// count minus this attempt, so one good login cannot launder spraying.
-	if err := s.throttle.Reset(ctx, store.ThrottleUserKey(name)); err != nil {
-		return "", fmt.Errorf("login: %w", err)
+	if err := s.throttle.Reset(ctx, store.ThrottleUserKey(who.Name)); err != nil {
+		return Identity{}, fmt.Errorf("login: %w", err)
 	}
 	s.release(ctx, keys[len(keys)-1:], id)
-	return name, nil
+	return who, nil
 }
 
 // addressBlock is what the per-address limit counts: an IPv4 address, or

@@ -28,8 +28,8 @@ func TestNewPasswordLiftsTheAccountLockout(t *testing.T) {
 	if _, err := f.svc.SetPassword(ctx, "dora", "new password 2"); err != nil {
 		t.Fatalf("SetPassword: %v", err)
 	}
-	if name, err := f.svc.Login(ctx, "dora", "new password 2", ip); err != nil || name != "dora" {
-		t.Fatalf("login with the new password: got (%q, %v), want (\"dora\", nil)", name, err)
+	if who, err := f.svc.Login(ctx, "dora", "new password 2", ip); err != nil || who.Name != "dora" {
+		t.Fatalf("login with the new password: got (%q, %v), want (\"dora\", nil)", who.Name, err)
 	}
 }
 

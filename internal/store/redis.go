@@ -56,6 +56,68 @@ func ParseURL(raw string) (*redis.Options, error) {
 	return opt, nil
 }
 
+// Redis is the service's connection to Redis and every store on it. Open
+// builds it once; the server, the command-line tools and the tests all use
+// it, so the client's deadlines and retries are the same everywhere.
+type Redis struct {
+	client   redis.UniversalClient
+	timeouts Timeouts
+
+	// Sessions holds the sessions and the per-user session index.
+	Sessions *SessionStore
+	// Users holds the user records.
+	Users *Users
+	// Throttle counts failed logins.
+	Throttle *Throttle
+}
+
+// Open checks rawURL (see ParseURL) and returns the stores on a client
+// built by NewClient. It does not connect: use WaitReady or Ping.
+func Open(rawURL string, t Timeouts) (*Redis, error) {
+	opt, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	t = t.withDefaults()
+	c := NewClient(opt, t)
+	return &Redis{
+		client:   c,
+		timeouts: t,
+		Sessions: &SessionStore{client: c, timeouts: t},
+		Users:    &Users{client: c, timeouts: t},
+		Throttle: &Throttle{client: c, timeouts: t},
+	}, nil
+}
+
+// Close closes the client's connections.
+func (r *Redis) Close() error { return r.client.Close() }
+
+// Ping reports whether Redis answers within the operation timeout; it backs
+// the readiness probe.
+func (r *Redis) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeouts.Op)
+	defer cancel()
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// WaitReady pings Redis until it answers or ctx ends; see WaitReady.
+func (r *Redis) WaitReady(ctx context.Context, log *slog.Logger) error {
+	return WaitReady(ctx, r.client, log)
+}
+
+// DiscardClientLogs stops go-redis from printing its own pool errors to
+// stderr: the stores already report every failure they meet, once, through
+// the service's log. It changes go-redis's process-wide logger, so only
+// main calls it.
+func DiscardClientLogs() { redis.SetLogger(discardLog{}) }
+
+type discardLog struct{}
+
+func (discardLog) Printf(context.Context, string, ...any) {}
+
 // NewClient returns a client whose every call has a deadline. The pool
 // checks connections before reuse and a failed call is retried once on a
 // fresh connection, so the first request after a Redis restart succeeds.
@@ -103,34 +165,33 @@ func WaitReady(ctx context.Context, c redis.UniversalClient, log *slog.Logger) e
 	}
 }
 
-// Ping reports whether Redis answers within the operation timeout; it backs
-// the readiness probe.
-func Ping(ctx context.Context, c redis.UniversalClient, t Timeouts) error {
-	ctx, cancel := context.WithTimeout(ctx, t.withDefaults().Op)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		return unavailable("ping", err)
-	}
-	return nil
-}
-
 // unavailable wraps a Redis failure with what the store was doing.
 func unavailable(op string, err error) error {
 	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
 }
 
-// scan calls fn for every key matching pattern, on every primary when the
-// client is a Cluster client. It uses SCAN with a count, never KEYS, so it
-// does not block Redis on a large keyspace.
-func scan(ctx context.Context, c redis.UniversalClient, pattern string, fn func(ctx context.Context, c redis.Cmdable, key string) error) error {
+// scanBatches calls fn with each batch of keys matching pattern, on every
+// primary when the client is a Cluster client, together with the node
+// that holds them. It uses SCAN with a count, never KEYS, so it does not
+// block Redis on a large keyspace, and holds one batch at a time.
+func scanBatches(ctx context.Context, c redis.UniversalClient, pattern string, fn func(ctx context.Context, node redis.Cmdable, keys []string) error) error {
 	one := func(ctx context.Context, node redis.Cmdable) error {
-		iter := node.Scan(ctx, 0, pattern, 500).Iterator()
-		for iter.Next(ctx) {
-			if err := fn(ctx, node, iter.Val()); err != nil {
-				return err
+		var cursor uint64
+		for {
+			keys, next, err := node.Scan(ctx, cursor, pattern, scanCount).Result()
+			if err != nil {
+				return unavailable("scan", err)
 			}
+			if len(keys) > 0 {
+				if err := fn(ctx, node, keys); err != nil {
+					return err
+				}
+			}
+			if next == 0 {
+				return nil
+			}
+			cursor = next
 		}
-		return iter.Err()
 	}
 	if cc, ok := c.(*redis.ClusterClient); ok {
 		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
@@ -139,3 +200,7 @@ func scan(ctx context.Context, c redis.UniversalClient, pattern string, fn func(
 	}
 	return one(ctx, c)
 }
+
+// scanCount is SCAN's COUNT: keys looked at per call, a few milliseconds
+// of Redis time at most.
+const scanCount = 500

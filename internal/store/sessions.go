@@ -4,195 +4,332 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrSessionGone is returned by CommitCtx when the session it would save
-// was deleted (logged out, revoked) after this request loaded it. The
-// request's changes are dropped instead of resurrecting the session.
+// ErrSessionGone is returned by Update when the session it would save was
+// deleted (logged out, revoked) after it was read. The change is dropped
+// instead of resurrecting the session.
 var ErrSessionGone = errors.New("session no longer exists")
 
-// ErrNotTracked is returned by CommitCtx when the context was not prepared
-// with TrackLoads: without it the store cannot tell an update from a new
-// session, and guessing would reopen the logout-resurrection hole.
-var ErrNotTracked = errors.New("session commit without TrackLoads context")
+// ErrOwnerChanged is returned by Create when the user the session was
+// granted to has been deleted, or has had the password changed, since the
+// login was checked: the session is not kept.
+var ErrOwnerChanged = errors.New("user deleted or password changed during login")
 
-// SessionStore is an scs store (scs.CtxStore and scs.IterableCtxStore) on
-// go-redis that keeps scs/redisstore's key layout but never brings a deleted
-// session back: a session loaded by this request is saved only if it still
-// exists (SET XX), a new one only if its key is free (SET NX).
+// SessionStore keeps sessions under scs/redisstore's key layout and the
+// per-user index beside the user record (see keys.go). It stores session
+// documents as opaque bytes: what a session holds is package session's
+// business.
+//
+// It never brings a deleted session back: Update writes only a session that
+// still exists (SET XX), Create only one whose key is free (SET NX).
 type SessionStore struct {
 	client   redis.UniversalClient
 	timeouts Timeouts
 }
 
-// NewSessionStore returns a store on client. Any redis.UniversalClient
-// works: a single node, Sentinel (failover) or Cluster client.
-func NewSessionStore(client redis.UniversalClient, t Timeouts) *SessionStore {
-	return &SessionStore{client: client, timeouts: t.withDefaults()}
+// Owner is whom a new session belongs to.
+type Owner struct {
+	// User is the user's canonical name.
+	User string
+	// Stamp is the password hash the login was checked against: the
+	// session is created only while the user record still holds it, so a
+	// login racing a password change or a delete leaves nothing behind.
+	// Empty skips the check (the user must still exist).
+	Stamp string
+	// Until is the session's absolute deadline, its score in the index.
+	Until time.Time
 }
 
-type trackKey struct{}
-
-// loads remembers which stored tokens this request found, so CommitCtx
-// knows whether it is updating an existing session or creating one.
-type loads struct {
-	mu    sync.Mutex
-	found map[string]bool
-}
-
-// TrackLoads returns a context in which the store remembers the sessions it
-// finds. The session middleware calls it once per request before loading
-// the session; CommitCtx refuses to work without it.
-func TrackLoads(ctx context.Context) context.Context {
-	return context.WithValue(ctx, trackKey{}, &loads{found: map[string]bool{}})
-}
-
-func tracked(ctx context.Context) *loads {
-	l, _ := ctx.Value(trackKey{}).(*loads)
-	return l
+// Stored is one session as Redis holds it.
+type Stored struct {
+	// Hash is the stored token (base64url(sha256(cookie token))).
+	Hash string
+	// Data is the encoded session document.
+	Data []byte
+	// Expires is when Redis will drop the key (its PTTL from now).
+	Expires time.Time
 }
 
 func (s *SessionStore) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeouts.Op)
 }
 
-// FindCtx implements scs.CtxStore.
-func (s *SessionStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+// Find returns the session stored under hash.
+func (s *SessionStore) Find(ctx context.Context, hash string) ([]byte, bool, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	b, err := s.client.Get(ctx, SessionKey(token)).Bytes()
+	b, err := s.client.Get(ctx, SessionKey(hash)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, unavailable("find session", err)
 	}
-	if l := tracked(ctx); l != nil {
-		l.mu.Lock()
-		l.found[token] = true
-		l.mu.Unlock()
-	}
 	return b, true, nil
 }
 
-// CommitCtx implements scs.CtxStore. The key expires at expiry (PXAT), which
-// scs sets to the earlier of the idle and the absolute deadline.
-func (s *SessionStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
-	l := tracked(ctx)
-	if l == nil {
-		return fmt.Errorf("commit session: %w", ErrNotTracked)
-	}
-	l.mu.Lock()
-	existing := l.found[token]
-	l.mu.Unlock()
-
-	args := redis.SetArgs{ExpireAt: expiry, Mode: "NX"}
-	if existing {
-		args.Mode = "XX"
-	}
+// Update saves a session read earlier, only if it still exists; otherwise
+// ErrSessionGone. The key expires at expiry (PXAT).
+func (s *SessionStore) Update(ctx context.Context, hash string, b []byte, expiry time.Time) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	err := s.client.SetArgs(ctx, SessionKey(token), b, args).Err()
+	err := s.client.SetArgs(ctx, SessionKey(hash), b, redis.SetArgs{ExpireAt: expiry, Mode: "XX"}).Err()
 	switch {
-	case errors.Is(err, redis.Nil) && existing:
-		return fmt.Errorf("commit session: %w", ErrSessionGone)
+	case errors.Is(err, redis.Nil):
+		return fmt.Errorf("update session: %w", ErrSessionGone)
+	case err != nil:
+		return unavailable("update session", err)
+	}
+	return nil
+}
+
+// joinIndex adds a session to its user's index if the user record still
+// holds the password the login was checked against (ARGV[3], empty: any),
+// drops members past their absolute deadline, keeps the index key alive
+// exactly as long as its longest-lived member, and returns the members
+// beyond the cap (ARGV[4]), oldest first, never the new one. It touches the
+// user record and the index only, which share the hash tag {<name>}.
+var joinIndex = redis.NewScript(`
+local pw = redis.call('HGET', KEYS[1], 'password')
+if not pw or (ARGV[3] ~= '' and pw ~= ARGV[3]) then return -1 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[2], top[2])
+local n = redis.call('ZCARD', KEYS[2])
+local max = tonumber(ARGV[4])
+local over = {}
+if n > max then
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, n - max)) do
+    if m ~= ARGV[1] and #over < n - max then over[#over + 1] = m end
+  end
+end
+return over`)
+
+// Create saves a new session for owner under hash and adds it to the
+// owner's index. When the owner then has more than max sessions, the
+// oldest are ended and their number returned. It fails with
+// ErrOwnerChanged, keeping nothing, when the user was deleted or the
+// password changed since owner.Stamp was read.
+//
+// The session is written before it joins the index (see keys.go): if
+// joining fails, the session is deleted again, and if even that fails its
+// token was never handed to a browser, so nobody can use it before it
+// expires.
+func (s *SessionStore) Create(ctx context.Context, hash string, b []byte, expiry time.Time, owner Owner, max int) (int, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	key := SessionKey(hash)
+	err := s.client.SetArgs(ctx, key, b, redis.SetArgs{ExpireAt: expiry, Mode: "NX"}).Err()
+	switch {
 	case errors.Is(err, redis.Nil):
 		// A fresh 256-bit token whose key already exists: never by
 		// chance, so refuse rather than overwrite someone's session.
-		return errors.New("commit session: new session token already in use")
+		return 0, errors.New("create session: new session token already in use")
 	case err != nil:
-		return unavailable("commit session", err)
+		return 0, unavailable("create session", err)
 	}
-	return nil
-}
-
-// DeleteCtx implements scs.CtxStore.
-func (s *SessionStore) DeleteCtx(ctx context.Context, token string) error {
-	if l := tracked(ctx); l != nil {
-		l.mu.Lock()
-		delete(l.found, token)
-		l.mu.Unlock()
-	}
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	if err := s.client.Del(ctx, SessionKey(token)).Err(); err != nil {
-		return unavailable("delete session", err)
-	}
-	return nil
-}
-
-// AllCtx implements scs.IterableCtxStore with SCAN. It is meant for
-// operators' tools, not for request paths.
-func (s *SessionStore) AllCtx(ctx context.Context) (map[string][]byte, error) {
-	all := map[string][]byte{}
-	err := scan(ctx, s.client, sessionPattern(), func(ctx context.Context, c redis.Cmdable, key string) error {
-		b, err := c.Get(ctx, key).Bytes()
-		if errors.Is(err, redis.Nil) {
-			return nil // expired between SCAN and GET
-		}
-		if err != nil {
-			return err
-		}
-		all[key[len(SessionPrefix):]] = b
-		return nil
-	})
+	res, err := joinIndex.Run(ctx, s.client, []string{userKey(owner.User), UserSessionsKey(owner.User)},
+		hash, owner.Until.UnixMilli(), owner.Stamp, max).Result()
 	if err != nil {
-		return nil, unavailable("list sessions", err)
+		_ = s.client.Del(ctx, key).Err()
+		return 0, unavailable("index session", err)
 	}
-	return all, nil
-}
-
-// DeleteWhere deletes every session whose decoded values satisfy match and
-// returns how many it deleted. Sessions that do not decode are left alone.
-// It walks the keyspace with SCAN; the per-user session index planned next
-// will replace the walk for per-user revocation.
-func (s *SessionStore) DeleteWhere(ctx context.Context, codec JSONCodec, match func(values map[string]any) bool) (int, error) {
-	n := 0
-	err := scan(ctx, s.client, sessionPattern(), func(ctx context.Context, c redis.Cmdable, key string) error {
-		b, err := c.Get(ctx, key).Bytes()
-		if errors.Is(err, redis.Nil) {
-			return nil
+	over, ok := res.([]any)
+	if !ok {
+		_ = s.client.Del(ctx, key).Err()
+		return 0, fmt.Errorf("create session of %q: %w", owner.User, ErrOwnerChanged)
+	}
+	hashes := make([]string, 0, len(over))
+	for _, m := range over {
+		if h, ok := m.(string); ok {
+			hashes = append(hashes, h)
 		}
-		if err != nil {
-			return err
-		}
-		_, values, err := codec.Decode(b)
-		if err != nil || !match(values) {
-			return nil
-		}
-		if err := c.Del(ctx, key).Err(); err != nil {
-			return err
-		}
-		n++
-		return nil
-	})
+	}
+	n, err := s.deleteMembers(ctx, owner.User, hashes)
 	if err != nil {
-		return n, unavailable("delete sessions", err)
+		return n, fmt.Errorf("end sessions over the cap: %w", err)
 	}
 	return n, nil
 }
 
-// Find implements scs.Store for callers without a context.
-func (s *SessionStore) Find(token string) ([]byte, bool, error) {
-	return s.FindCtx(context.Background(), token)
+// Delete ends one session: its key first, then its index entry (see
+// keys.go). user may be "" for a session whose owner is unknown.
+func (s *SessionStore) Delete(ctx context.Context, hash, user string) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	if err := s.client.Del(ctx, SessionKey(hash)).Err(); err != nil {
+		return unavailable("delete session", err)
+	}
+	if user == "" {
+		return nil
+	}
+	if err := s.client.ZRem(ctx, UserSessionsKey(user), hash).Err(); err != nil {
+		return unavailable("unindex session", err)
+	}
+	return nil
 }
 
-// Commit implements scs.Store. Without a request context there is no load
-// tracking, so it always fails with ErrNotTracked; use CommitCtx.
-func (s *SessionStore) Commit(token string, b []byte, expiry time.Time) error {
-	return s.CommitCtx(context.Background(), token, b, expiry)
+// deleteMembers deletes the given sessions of user, keys first, then their
+// index entries, and returns how many keys existed.
+func (s *SessionStore) deleteMembers(ctx context.Context, user string, hashes []string) (int, error) {
+	if len(hashes) == 0 {
+		return 0, nil
+	}
+	// One DEL per key: session keys have no common hash tag, so a
+	// multi-key DEL would be refused by a Cluster.
+	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, h := range hashes {
+			p.Del(ctx, SessionKey(h))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, unavailable("delete sessions", err)
+	}
+	n := 0
+	for _, c := range cmds {
+		n += int(c.(*redis.IntCmd).Val())
+	}
+	members := make([]any, len(hashes))
+	for i, h := range hashes {
+		members[i] = h
+	}
+	if err := s.client.ZRem(ctx, UserSessionsKey(user), members...).Err(); err != nil {
+		return n, unavailable("unindex sessions", err)
+	}
+	return n, nil
 }
 
-// Delete implements scs.Store.
-func (s *SessionStore) Delete(token string) error {
-	return s.DeleteCtx(context.Background(), token)
+// OfUser returns the live sessions in user's index. Members past their
+// absolute deadline or whose key has gone (idle timeout, deleted) are
+// pruned from the index on the way.
+func (s *SessionStore) OfUser(ctx context.Context, user string) ([]Stored, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	index := UserSessionsKey(user)
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	if err := s.client.ZRemRangeByScore(ctx, index, "-inf", now).Err(); err != nil {
+		return nil, unavailable("prune session index", err)
+	}
+	hashes, err := s.client.ZRange(ctx, index, 0, -1).Result()
+	if err != nil {
+		return nil, unavailable("read session index", err)
+	}
+	live, gone, err := s.read(ctx, s.client, hashes)
+	if err != nil {
+		return nil, err
+	}
+	if len(gone) > 0 {
+		if err := s.client.ZRem(ctx, index, gone...).Err(); err != nil {
+			return nil, unavailable("prune session index", err)
+		}
+	}
+	return live, nil
 }
 
-// All implements scs.IterableStore.
-func (s *SessionStore) All() (map[string][]byte, error) {
-	return s.AllCtx(context.Background())
+// read fetches the sessions named by hashes with their expiry, in one
+// pipeline of GET and PTTL per key, and returns those that exist and the
+// members of those that do not.
+func (s *SessionStore) read(ctx context.Context, c redis.Cmdable, hashes []string) (live []Stored, gone []any, err error) {
+	if len(hashes) == 0 {
+		return nil, nil, nil
+	}
+	type pair struct {
+		get  *redis.StringCmd
+		pttl *redis.DurationCmd
+	}
+	cmds := make([]pair, len(hashes))
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, h := range hashes {
+			cmds[i] = pair{p.Get(ctx, SessionKey(h)), p.PTTL(ctx, SessionKey(h))}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, unavailable("read sessions", err)
+	}
+	now := time.Now()
+	for i, h := range hashes {
+		b, err := cmds[i].get.Bytes()
+		if errors.Is(err, redis.Nil) {
+			gone = append(gone, h)
+			continue
+		}
+		if err != nil {
+			return nil, nil, unavailable("read session", err)
+		}
+		st := Stored{Hash: h, Data: b}
+		if ttl := cmds[i].pttl.Val(); ttl > 0 {
+			st.Expires = now.Add(ttl)
+		}
+		live = append(live, st)
+	}
+	return live, gone, nil
+}
+
+// EndOfUser ends the sessions in user's index for which end reports true
+// (it is given each stored token) and returns how many live sessions it
+// ended.
+func (s *SessionStore) EndOfUser(ctx context.Context, user string, end func(hash string) bool) (int, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	hashes, err := s.client.ZRange(ctx, UserSessionsKey(user), 0, -1).Result()
+	if err != nil {
+		return 0, unavailable("read session index", err)
+	}
+	chosen := hashes[:0]
+	for _, h := range hashes {
+		if end(h) {
+			chosen = append(chosen, h)
+		}
+	}
+	return s.deleteMembers(ctx, user, chosen)
+}
+
+// Each calls fn for every session in Redis, walking the keyspace with SCAN
+// (never KEYS) in batches read with one pipeline each, so memory stays
+// bounded by one batch whatever the number of sessions. It is meant for
+// operators' tools, not for request paths; ctx bounds the whole walk.
+func (s *SessionStore) Each(ctx context.Context, fn func(Stored) error) error {
+	err := scanBatches(ctx, s.client, sessionPattern(), func(ctx context.Context, c redis.Cmdable, keys []string) error {
+		hashes := make([]string, len(keys))
+		for i, k := range keys {
+			hashes[i] = hashFromSessionKey(k)
+		}
+		live, _, err := s.read(ctx, c, hashes)
+		if err != nil {
+			return err
+		}
+		for _, st := range live {
+			if err := fn(st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("walk sessions: %w", err)
+	}
+	return nil
+}
+
+// Count returns how many session keys exist, with SCAN only.
+func (s *SessionStore) Count(ctx context.Context) (int, error) {
+	n := 0
+	err := scanBatches(ctx, s.client, sessionPattern(), func(_ context.Context, _ redis.Cmdable, keys []string) error {
+		n += len(keys)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count sessions: %w", err)
+	}
+	return n, nil
 }

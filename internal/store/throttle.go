@@ -38,11 +38,6 @@ type Throttle struct {
 	timeouts Timeouts
 }
 
-// NewThrottle returns a Throttle on client.
-func NewThrottle(client redis.UniversalClient, t Timeouts) *Throttle {
-	return &Throttle{client: client, timeouts: t.withDefaults()}
-}
-
 // Reserve records attempt id under key unless limit attempts already lie
 // within window; then it records nothing and returns how long until one
 // leaves the window.

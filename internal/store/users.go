@@ -24,15 +24,11 @@ type User struct {
 	CreatedAt    time.Time
 }
 
-// Users keeps user records in Redis hashes (see keys.go).
+// Users keeps user records in Redis hashes (see keys.go). Get one from
+// Open.
 type Users struct {
 	client   redis.UniversalClient
 	timeouts Timeouts
-}
-
-// NewUsers returns the user records on client.
-func NewUsers(client redis.UniversalClient, t Timeouts) *Users {
-	return &Users{client: client, timeouts: t.withDefaults()}
 }
 
 // Get returns the user called name, or ErrUserNotFound.
@@ -110,12 +106,14 @@ func (u *Users) Delete(ctx context.Context, name string) error {
 // List returns every user name, sorted. It walks the keyspace with SCAN.
 func (u *Users) List(ctx context.Context) ([]string, error) {
 	var names []string
-	err := scan(ctx, u.client, userPattern(), func(_ context.Context, _ redis.Cmdable, key string) error {
-		names = append(names, userFromKey(key))
+	err := scanBatches(ctx, u.client, userPattern(), func(_ context.Context, _ redis.Cmdable, keys []string) error {
+		for _, key := range keys {
+			names = append(names, userFromKey(key))
+		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list users: %w", unavailable("scan", err))
+		return nil, fmt.Errorf("list users: %w", err)
 	}
 	slices.Sort(names)
 	return slices.Compact(names), nil

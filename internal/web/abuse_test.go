@@ -1081,7 +1081,7 @@ func TestAbuseSessionIDNotAcceptedFromURLOrForm(t *testing.T) {
 	aa.wantLoggedIn(t, token)
 }
 
-// panickyFS is the static file system handed to Routes: opening one of
+// panickyFS is the static file system the App serves: opening one of
 // its trap names panics, so a panic happens inside the real middleware
 // chain; every other name is the real static file.
 type panickyFS struct{ fs.FS }
@@ -1103,13 +1103,14 @@ func (p panickyFS) Open(name string) (fs.File, error) {
 	return p.FS.Open(name)
 }
 
-// TestPanicInAHandlerIsAGeneric500 makes handlers behind App.Routes panic
+// TestPanicInAHandlerIsAGeneric500 makes handlers behind App.Handler panic
 // and checks the answer, the log and that the server carries on.
 func TestPanicInAHandlerIsAGeneric500(t *testing.T) {
 	t.Parallel()
 	aa := newAbuseApp(t, redistest.Start(t), abuseSettings{})
 	a := aa.app
-	srv := httptest.NewServer(a.Routes(panickyFS{templates.FS}))
+	a.static = panickyFS{templates.FS}
+	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	client := newClient(t, nil)
 	home := func(t *testing.T) {
@@ -1157,7 +1158,7 @@ func TestPanicInAHandlerIsAGeneric500(t *testing.T) {
 
 	t.Run("after part of a page was written", func(t *testing.T) {
 		// The session chain buffers the page, so none of it may leak
-		// out next to the error page. Built as Routes builds it.
+		// out next to the error page. Built as Handler builds it.
 		const marker = "abuse-partial-write-3b9a"
 		h := a.recoverPanics(a.logRequests(a.securityHeaders(a.crossOrigin(
 			noStore(limitBody(a.loadAndSave(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -1192,7 +1193,8 @@ func TestPanicInAHandlerIsAGeneric500(t *testing.T) {
 func TestPanicLogLineCarriesTheRequestID(t *testing.T) {
 	t.Parallel()
 	aa := newAbuseApp(t, redistest.Start(t), abuseSettings{})
-	srv := httptest.NewServer(aa.app.Routes(panickyFS{templates.FS}))
+	aa.app.static = panickyFS{templates.FS}
+	srv := httptest.NewServer(aa.app.Handler())
 	t.Cleanup(srv.Close)
 
 	p := doRequest(t, newClient(t, nil), newRequest(t, http.MethodGet, srv.URL+"/static/boom.css", nil))
@@ -1283,7 +1285,7 @@ func TestSecretsNeverLoggedThroughThrottling(t *testing.T) {
 // (which is also what a recovered panic would be) and shows no Go error.
 func FuzzLoginForm(f *testing.F) {
 	aa := newAbuseApp(f, redistest.Start(f), abuseSettings{limits: auth.Limits{PerUser: 5, PerIP: 20}})
-	h := aa.app.Routes(templates.FS)
+	h := aa.app.Handler()
 	const formType = "application/x-www-form-urlencoded"
 	mpType, mpBody := func() (string, string) {
 		var buf bytes.Buffer

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"math"
 	"net/http"
@@ -8,7 +9,7 @@ import (
 	"time"
 
 	"loginsvc/internal/auth"
-	"loginsvc/internal/store"
+	"loginsvc/internal/session"
 )
 
 type indexPage struct {
@@ -45,9 +46,8 @@ func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
 // which part was wrong.
 const invalidLogin = "invalid username or password"
 
-// login serves POST /login/. On success it renews the session token (so a
-// token planted before login is worthless), stores who logged in, and
-// redirects with 303.
+// login serves POST /login/. On success it starts a session (a new token,
+// so a token planted before login is worthless) and redirects with 303.
 func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
@@ -61,7 +61,22 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	form := loginForm{Username: r.PostForm.Get("username"), Remember: r.PostForm.Get("remember") != ""}
 	next := r.PostForm.Get("next")
 
-	name, err := a.auth.Login(r.Context(), form.Username, r.PostForm.Get("password"), a.clientIP(r))
+	ctx := r.Context()
+	who, err := a.auth.Login(ctx, form.Username, r.PostForm.Get("password"), a.clientIP(r))
+	if err == nil {
+		err = a.sessions.Start(ctx, session.Login{
+			User:      who.Name,
+			Stamp:     who.Stamp,
+			IP:        a.clientIP(r).String(),
+			UserAgent: r.UserAgent(),
+			Remember:  form.Remember,
+		})
+		if errors.Is(err, session.ErrLoginRaced) {
+			// Deleted or given a new password while this login ran: the
+			// password it proved is no longer the account's.
+			err = auth.ErrInvalidCredentials
+		}
+	}
 	var throttled *auth.ThrottledError
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
@@ -72,7 +87,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		// Same page and message as a wrong password: the status and
 		// Retry-After tell a well-behaved client to wait, the body tells an
 		// attacker nothing about the account.
-		a.log.Warn("login throttled", "limit", throttled.Limit, "retry_after", throttled.RetryAfter.Round(time.Second).String(),
+		a.log.Warn("login throttled", "limit", throttled.Limit, "user", throttled.User, "retry_after", throttled.RetryAfter.Round(time.Second).String(),
 			"request_id", requestID(r.Context()), "client", a.clientIP(r).String())
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(throttled.RetryAfter.Seconds()))))
 		a.render(w, r, http.StatusTooManyRequests, "login.html", loginPage{Form: form, Error: invalidLogin, Next: next})
@@ -81,24 +96,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-
-	ctx := r.Context()
-	if err := a.sessions.RenewToken(ctx); err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	// Start from an empty session: nothing a planted or earlier session
-	// held may carry over into this login.
-	if err := a.sessions.Clear(ctx); err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	a.sessions.Put(ctx, store.FieldUsername, name)
-	a.sessions.Put(ctx, store.FieldLoginAt, time.Now().UTC().Format(time.RFC3339Nano))
-	a.sessions.Put(ctx, store.FieldLoginIP, a.clientIP(r).String())
-	a.sessions.Put(ctx, store.FieldUserAgent, truncate(r.UserAgent(), 256))
-	a.sessions.RememberMe(ctx, form.Remember)
-	a.log.Info("login", "user", name, "request_id", requestID(ctx), "client", a.clientIP(r).String())
+	a.log.Info("login", "user", who.Name, "request_id", requestID(ctx), "client", a.clientIP(r).String())
 	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
 }
 
@@ -113,7 +111,7 @@ func (a *App) logoutPage(w http.ResponseWriter, r *http.Request) {
 func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	user := a.currentUser(ctx)
-	if err := a.sessions.Destroy(ctx); err != nil {
+	if err := a.sessions.End(ctx); err != nil {
 		a.serverError(w, r, err)
 		return
 	}
@@ -142,7 +140,7 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("shutting down\n"))
 		return
 	}
-	if err := store.Ping(r.Context(), a.redis, a.cfg.Timeouts); err != nil {
+	if err := a.backend.Ping(r.Context()); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("redis unavailable\n"))
 		return
@@ -167,9 +165,7 @@ func (a *App) notFound(w http.ResponseWriter, _ *http.Request) {
 	a.errorPage(w, http.StatusNotFound, "Not found", "There is no page at this address.")
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
+// currentUser is the logged-in user's name, or "" when not logged in.
+func (a *App) currentUser(ctx context.Context) string {
+	return a.sessions.User(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,8 +26,8 @@ import (
 
 	"loginsvc/internal/auth"
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/session"
 	"loginsvc/internal/store"
-	"loginsvc/templates"
 )
 
 // Test fixtures. The password is only ever hashed into a throwaway
@@ -51,6 +52,7 @@ type appSettings struct {
 	limits         auth.Limits // zero fields: auth's defaults
 	cookieName     string
 	cookieSecure   bool
+	maxSessions    int // MAX_SESSIONS_PER_USER; 0: the default
 }
 
 type appOption func(*appSettings)
@@ -99,7 +101,7 @@ var aliceHash = sync.OnceValues(func() (string, error) {
 })
 
 // newTestApp wires the service exactly as cmd/server/serve.go does, on the
-// given redis-server, serves App.Routes(templates.FS) with httptest, and
+// given redis-server, serves App.Handler with httptest, and
 // makes sure the user alice exists with alicePassword. Several replicas may
 // share one redis-server.
 func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp {
@@ -112,36 +114,30 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
-	opt, err := store.ParseURL(rs.URL())
+	rdb, err := store.Open(rs.URL(), store.Timeouts{})
 	if err != nil {
-		t.Fatalf("store.ParseURL(%q): %v", rs.URL(), err)
+		t.Fatalf("store.Open(%q): %v", rs.URL(), err)
 	}
-	timeouts := store.Timeouts{}
-	rdb := store.NewClient(opt, timeouts)
 	t.Cleanup(func() { _ = rdb.Close() })
-
-	codec := store.JSONCodec{Lifetime: s.lifetime}
-	sessionStore := store.NewSessionStore(rdb, timeouts)
-	sessions := NewSessionManager(sessionStore, codec, SessionConfig{
+	sessions := session.New(rdb.Sessions, session.Config{
 		Lifetime:     s.lifetime,
 		IdleTimeout:  s.idle,
 		CookieName:   s.cookieName,
 		CookieSecure: s.cookieSecure,
-	})
-	authSvc, err := auth.NewService(store.NewUsers(rdb, timeouts), sessionStore, store.NewThrottle(rdb, timeouts), codec, auth.Config{Limits: s.limits})
+		MaxPerUser:   s.maxSessions,
+	}, log)
+	authSvc, err := auth.NewService(rdb, sessions, auth.Config{Limits: s.limits})
 	if err != nil {
 		t.Fatalf("auth.NewService: %v", err)
 	}
-	tmpl, err := ParseTemplates(templates.FS)
-	if err != nil {
-		t.Fatalf("ParseTemplates: %v", err)
-	}
-	app := New(Config{
+	app, err := New(Config{
 		InstanceID:     s.instanceID,
 		CookieSecure:   s.cookieSecure,
 		TrustedProxies: s.trustedProxies,
-		Timeouts:       timeouts,
-	}, log, sessions, authSvc, rdb, tmpl)
+	}, log, sessions, authSvc, rdb)
+	if err != nil {
+		t.Fatalf("web.New: %v", err)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 	defer cancel()
@@ -151,12 +147,12 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 	}
 	// Create, not auth.EnsureUser, only to hash alice's password once per
 	// package instead of once per replica; the record is the same.
-	err = store.NewUsers(rdb, timeouts).Create(ctx, aliceName, hash)
+	err = rdb.Users.Create(ctx, aliceName, hash)
 	if err != nil && !errors.Is(err, store.ErrUserExists) {
 		t.Fatalf("create user %q: %v", aliceName, err)
 	}
 
-	srv := httptest.NewServer(app.Routes(templates.FS))
+	srv := httptest.NewServer(app.Handler())
 	t.Cleanup(srv.Close)
 
 	return &testApp{
@@ -400,4 +396,33 @@ func (ta *testApp) sessionKeys(t *testing.T) []string {
 		t.Fatalf("KEYS scs:session:*: %v", err)
 	}
 	return keys
+}
+
+// backdateLastSeen rewrites the stored session of token as if its last
+// request had been ago, so the next request records a new last-seen time
+// (a write even with the idle timeout off).
+func (ta *testApp) backdateLastSeen(t *testing.T, token string, ago time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	key := sessionKey(token)
+	b, err := ta.check.Get(ctx, key).Bytes()
+	if err != nil {
+		t.Fatalf("GET %s: %v", key, err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("stored session is not JSON: %v", err)
+	}
+	values, _ := doc["values"].(map[string]any)
+	if values == nil {
+		t.Fatalf("stored session %s has no values", b)
+	}
+	values["last_seen_at"] = time.Now().Add(-ago).UTC().Format(time.RFC3339Nano)
+	b, err = json.Marshal(doc)
+	if err != nil {
+		t.Fatalf("marshal session: %v", err)
+	}
+	if err := ta.check.SetArgs(ctx, key, b, redis.SetArgs{KeepTTL: true, Mode: "XX"}).Err(); err != nil {
+		t.Fatalf("SET %s: %v", key, err)
+	}
 }

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"loginsvc/internal/session"
+
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -215,8 +217,8 @@ func checkCookieAttributes(t *testing.T, step string, c *http.Cookie, persistent
 
 func checkTokenCarriesNoData(t *testing.T, token string) {
 	t.Helper()
-	if len(token) != 43 || !validToken(token) {
-		t.Fatalf("token %q: got %d chars, validToken %v; want a 43-char base64url token", token, len(token), validToken(token))
+	if len(token) != 43 || !session.ValidToken(token) {
+		t.Fatalf("token %q: got %d chars, validToken %v; want a 43-char base64url token", token, len(token), session.ValidToken(token))
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil || len(raw) != 32 {

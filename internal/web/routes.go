@@ -1,15 +1,15 @@
 package web
 
 import (
-	"io/fs"
 	"net/http"
 	"time"
 )
 
-// Routes returns the service's handler. Middleware reads outside in:
-// request log, recover, security headers, cross-origin check, and for pages
-// the session load/save.
-func (a *App) Routes(static fs.FS) http.Handler {
+// Handler returns the service's handler: every route, with the middleware
+// in the one order production and the tests share. Middleware reads
+// outside in: request log, recover, security headers, cross-origin check,
+// and for pages no-store, body limit and the session load/save.
+func (a *App) Handler() http.Handler {
 	pages := http.NewServeMux()
 	pages.HandleFunc("GET /{$}", a.index)
 	pages.HandleFunc("GET /login/{$}", a.loginForm)
@@ -20,7 +20,7 @@ func (a *App) Routes(static fs.FS) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.Handle("GET /static/{file}", cacheFor(time.Hour, http.FileServerFS(static)))
+	mux.Handle("GET /static/{file}", cacheFor(time.Hour, http.FileServerFS(a.static)))
 	// Browsers ask for it on every first visit; answering "nothing here"
 	// keeps 404 lines out of the log.
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"loginsvc/internal/session"
+
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
@@ -123,8 +125,8 @@ func TestValidToken(t *testing.T) {
 		tokens[i] = base64.RawURLEncoding.EncodeToString(b)
 	}
 	for _, tok := range tokens {
-		if !validToken(tok) {
-			t.Errorf("validToken(%q) = false for a token shaped like scs's, want true", tok)
+		if !session.ValidToken(tok) {
+			t.Errorf("session.ValidToken(%q) = false for a token shaped like scs's, want true", tok)
 		}
 	}
 	good := tokens[0]
@@ -149,8 +151,8 @@ func TestValidToken(t *testing.T) {
 		{"4 KB", strings.Repeat("A", 4096), false},
 		{"hex of 32 bytes (64 chars)", strings.Repeat("ab", 32), false},
 	} {
-		if got := validToken(tc.token); got != tc.want {
-			t.Errorf("%s: validToken(%q) = %v, want %v", tc.name, tc.token, got, tc.want)
+		if got := session.ValidToken(tc.token); got != tc.want {
+			t.Errorf("%s: session.ValidToken(%q) = %v, want %v", tc.name, tc.token, got, tc.want)
 		}
 	}
 }
@@ -168,9 +170,9 @@ func FuzzValidToken(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		raw, err := base64.RawURLEncoding.DecodeString(s)
-		want := len(s) == tokenLen && err == nil && len(raw) == 32
-		if got := validToken(s); got != want {
-			t.Fatalf("validToken(%q) = %v, want %v (decodes to %d bytes, err %v)", s, got, want, len(raw), err)
+		want := len(s) == 43 && err == nil && len(raw) == 32
+		if got := session.ValidToken(s); got != want {
+			t.Fatalf("session.ValidToken(%q) = %v, want %v (decodes to %d bytes, err %v)", s, got, want, len(raw), err)
 		}
 		if !want {
 			return

@@ -1,19 +1,10 @@
-package store
+package session
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
-)
-
-// Names of the session values the service keeps. They are strings (times
-// in RFC 3339), so `redis-cli GET` shows a readable document.
-const (
-	FieldUsername  = "username"
-	FieldLoginAt   = "login_at"
-	FieldLoginIP   = "login_ip"
-	FieldUserAgent = "user_agent"
 )
 
 // maxSessionBytes bounds what Decode accepts, so a corrupted or hostile
@@ -27,11 +18,13 @@ const maxSessionBytes = 64 << 10
 // instead of scs's gob, so operators can read it with redis-cli.
 //
 // It also enforces the absolute lifetime: when the session holds a login
-// time, the deadline never goes past login time + Lifetime, so a later
-// token renewal (which scs treats as a fresh start) cannot extend it.
+// time, the deadline never goes past login time + Lifetime, nor past the
+// absolute deadline recorded at login, so neither a token renewal (which
+// scs treats as a fresh start) nor a later, longer SESSION_LIFETIME can
+// extend it beyond what the user index was told.
 type JSONCodec struct {
 	// Lifetime is the absolute session lifetime counted from login. Zero
-	// turns the clamp off.
+	// turns that clamp off (the recorded absolute deadline still holds).
 	Lifetime time.Duration
 }
 
@@ -70,20 +63,28 @@ func (c JSONCodec) Decode(b []byte) (time.Time, map[string]any, error) {
 	if doc.Values == nil {
 		doc.Values = map[string]any{}
 	}
-	return c.clamp(doc.Deadline, doc.Values), doc.Values, nil
+	deadline := c.clamp(doc.Deadline, doc.Values)
+	if deadline.UTC().Year() < 1 {
+		return time.Time{}, nil, errors.New("decode session: login time out of range")
+	}
+	return deadline, doc.Values, nil
 }
 
 func (c JSONCodec) clamp(deadline time.Time, values map[string]any) time.Time {
-	if c.Lifetime <= 0 {
-		return deadline
+	if loginAt, ok := timeValue(values, fieldLoginAt); ok && c.Lifetime > 0 {
+		if limit := loginAt.Add(c.Lifetime); deadline.After(limit) {
+			deadline = limit
+		}
 	}
-	s, _ := values[FieldLoginAt].(string)
-	loginAt, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return deadline
-	}
-	if limit := loginAt.Add(c.Lifetime); deadline.After(limit) {
-		return limit
+	if limit, ok := timeValue(values, fieldExpiresAt); ok && deadline.After(limit) {
+		deadline = limit
 	}
 	return deadline
+}
+
+// timeValue reads a time kept as an RFC 3339 string in the session values.
+func timeValue(values map[string]any, key string) (time.Time, bool) {
+	s, _ := values[key].(string)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
 }

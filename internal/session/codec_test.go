@@ -1,4 +1,4 @@
-package store_test
+package session
 
 import (
 	"encoding/json"
@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
-
-	"loginsvc/internal/store"
 )
 
 func TestJSONCodecRoundTripKeepsValuesAndDeadline(t *testing.T) {
@@ -23,18 +21,18 @@ func TestJSONCodecRoundTripKeepsValuesAndDeadline(t *testing.T) {
 		{
 			name: "login fields",
 			values: map[string]any{
-				store.FieldUsername:  "alice",
-				store.FieldLoginAt:   loginAt,
-				store.FieldLoginIP:   "203.0.113.7",
-				store.FieldUserAgent: "Mozilla/5.0 (X11; Linux x86_64) \"quoted\" <b>",
-				"flash":              "Wïllkommen zurück",
+				fieldUsername:  "alice",
+				fieldLoginAt:   loginAt,
+				fieldLoginIP:   "203.0.113.7",
+				fieldUserAgent: "Mozilla/5.0 (X11; Linux x86_64) \"quoted\" <b>",
+				"flash":        "Wïllkommen zurück",
 			},
 			want: map[string]any{
-				store.FieldUsername:  "alice",
-				store.FieldLoginAt:   loginAt,
-				store.FieldLoginIP:   "203.0.113.7",
-				store.FieldUserAgent: "Mozilla/5.0 (X11; Linux x86_64) \"quoted\" <b>",
-				"flash":              "Wïllkommen zurück",
+				fieldUsername:  "alice",
+				fieldLoginAt:   loginAt,
+				fieldLoginIP:   "203.0.113.7",
+				fieldUserAgent: "Mozilla/5.0 (X11; Linux x86_64) \"quoted\" <b>",
+				"flash":        "Wïllkommen zurück",
 			},
 		},
 		{name: "nil values", values: nil, want: map[string]any{}},
@@ -42,7 +40,7 @@ func TestJSONCodecRoundTripKeepsValuesAndDeadline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			codec := store.JSONCodec{Lifetime: 12 * time.Hour}
+			codec := JSONCodec{Lifetime: 12 * time.Hour}
 			// Local zone and nanoseconds: both must survive.
 			deadline := time.Now().Add(time.Hour)
 
@@ -67,11 +65,11 @@ func TestJSONCodecRoundTripKeepsValuesAndDeadline(t *testing.T) {
 func TestJSONCodecStoresReadableJSON(t *testing.T) {
 	t.Parallel()
 	deadline := time.Date(2026, 11, 25, 19, 0, 0, 0, time.FixedZone("CET", 3600))
-	b, err := store.JSONCodec{}.Encode(deadline, map[string]any{
-		store.FieldUsername:  "alice",
-		store.FieldLoginAt:   "2026-11-25T07:00:00Z",
-		store.FieldLoginIP:   "203.0.113.7",
-		store.FieldUserAgent: "curl/8.5.0",
+	b, err := JSONCodec{}.Encode(deadline, map[string]any{
+		fieldUsername:  "alice",
+		fieldLoginAt:   "2026-11-25T07:00:00Z",
+		fieldLoginIP:   "203.0.113.7",
+		fieldUserAgent: "curl/8.5.0",
 	})
 	if err != nil {
 		t.Fatalf("Encode: %v", err)
@@ -138,7 +136,7 @@ func TestJSONCodecDecodeRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			deadline, values, err := store.JSONCodec{Lifetime: time.Hour}.Decode([]byte(tt.input))
+			deadline, values, err := JSONCodec{Lifetime: time.Hour}.Decode([]byte(tt.input))
 			if err == nil {
 				t.Errorf("Decode(%.80q): got deadline %v, values %v, no error; want an error", tt.input, deadline, values)
 			}
@@ -152,7 +150,7 @@ func TestJSONCodecDecodeAcceptsUpTo64KiB(t *testing.T) {
 	if len(doc) != 64<<10 {
 		t.Fatalf("test document is %d bytes, want %d", len(doc), 64<<10)
 	}
-	if _, _, err := (store.JSONCodec{}).Decode([]byte(doc)); err != nil {
+	if _, _, err := (JSONCodec{}).Decode([]byte(doc)); err != nil {
 		t.Errorf("Decode of a %d-byte session: got %v, want no error", len(doc), err)
 	}
 }
@@ -168,8 +166,8 @@ func TestJSONCodecClampsToAbsoluteLifetime(t *testing.T) {
 	now := time.Now().UTC()
 	loginAt := now.Add(-30 * time.Minute)
 	withLogin := map[string]any{
-		store.FieldUsername: "alice",
-		store.FieldLoginAt:  loginAt.Format(time.RFC3339Nano),
+		fieldUsername: "alice",
+		fieldLoginAt:  loginAt.Format(time.RFC3339Nano),
 	}
 	tests := []struct {
 		name     string
@@ -195,21 +193,21 @@ func TestJSONCodecClampsToAbsoluteLifetime(t *testing.T) {
 		{
 			name:     "login_at in RFC 3339 without fractions",
 			lifetime: time.Hour,
-			values:   map[string]any{store.FieldLoginAt: loginAt.Truncate(time.Second).Format(time.RFC3339)},
+			values:   map[string]any{fieldLoginAt: loginAt.Truncate(time.Second).Format(time.RFC3339)},
 			deadline: now.Add(24 * time.Hour),
 			want:     loginAt.Truncate(time.Second).Add(time.Hour),
 		},
 		{
 			name:     "no login_at: no clamp",
 			lifetime: time.Hour,
-			values:   map[string]any{store.FieldUsername: "alice"},
+			values:   map[string]any{fieldUsername: "alice"},
 			deadline: now.Add(24 * time.Hour),
 			want:     now.Add(24 * time.Hour),
 		},
 		{
 			name:     "unreadable login_at: no clamp",
 			lifetime: time.Hour,
-			values:   map[string]any{store.FieldLoginAt: "half past ten"},
+			values:   map[string]any{fieldLoginAt: "half past ten"},
 			deadline: now.Add(24 * time.Hour),
 			want:     now.Add(24 * time.Hour),
 		},
@@ -223,8 +221,8 @@ func TestJSONCodecClampsToAbsoluteLifetime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			codec := store.JSONCodec{Lifetime: tt.lifetime}
-			plain := store.JSONCodec{}
+			codec := JSONCodec{Lifetime: tt.lifetime}
+			plain := JSONCodec{}
 
 			t.Run("Encode", func(t *testing.T) {
 				b, err := codec.Encode(tt.deadline, tt.values)
@@ -270,7 +268,7 @@ func FuzzDecode(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	codec := store.JSONCodec{Lifetime: time.Hour}
+	codec := JSONCodec{Lifetime: time.Hour}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		deadline, values, err := codec.Decode(b)
 		if err != nil {

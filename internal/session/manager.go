@@ -1,0 +1,195 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+
+	"loginsvc/internal/store"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// Lifetime is the absolute session lifetime, counted from login.
+	// Default 24h.
+	Lifetime time.Duration
+	// IdleTimeout ends a session unused for this long; 0 disables it.
+	IdleTimeout time.Duration
+	// CookieName is the session cookie's name. Default "session_id".
+	CookieName string
+	// CookieSecure marks the cookie Secure. Set it behind TLS.
+	CookieSecure bool
+	// MaxPerUser caps a user's live sessions; a login past it ends the
+	// user's oldest session. Default 100.
+	MaxPerUser int
+}
+
+func (c Config) withDefaults() Config {
+	if c.Lifetime <= 0 {
+		c.Lifetime = 24 * time.Hour
+	}
+	if c.CookieName == "" {
+		c.CookieName = "session_id"
+	}
+	if c.MaxPerUser <= 0 {
+		c.MaxPerUser = 100
+	}
+	return c
+}
+
+// Manager starts, loads, saves and ends sessions.
+type Manager struct {
+	cfg      Config
+	scs      *scs.SessionManager
+	sessions *store.SessionStore
+	codec    JSONCodec
+	devices  devices
+	log      *slog.Logger
+}
+
+// New returns the manager for sessions kept in sessions: scs with the JSON
+// codec, tokens hashed before they reach Redis, and an HttpOnly
+// SameSite=Lax cookie that persists only when the user asks to be
+// remembered.
+func New(sessions *store.SessionStore, cfg Config, log *slog.Logger) *Manager {
+	cfg = cfg.withDefaults()
+	codec := JSONCodec{Lifetime: cfg.Lifetime}
+	sm := scs.New()
+	sm.Store = scsStore{sessions: sessions, max: cfg.MaxPerUser}
+	sm.Codec = codec
+	sm.Lifetime = cfg.Lifetime
+	sm.IdleTimeout = cfg.IdleTimeout
+	sm.HashTokenInStore = true
+	sm.Cookie.Name = cfg.CookieName
+	sm.Cookie.HttpOnly = true
+	sm.Cookie.Path = "/"
+	sm.Cookie.SameSite = http.SameSiteLaxMode
+	sm.Cookie.Secure = cfg.CookieSecure
+	sm.Cookie.Persist = false
+	return &Manager{cfg: cfg, scs: sm, sessions: sessions, codec: codec, devices: newDevices(), log: log}
+}
+
+// CookieName is the session cookie's name.
+func (m *Manager) CookieName() string { return m.cfg.CookieName }
+
+// Lifetime is the absolute session lifetime.
+func (m *Manager) Lifetime() time.Duration { return m.cfg.Lifetime }
+
+// IdleTimeout is the idle timeout; 0 means none.
+func (m *Manager) IdleTimeout() time.Duration { return m.cfg.IdleTimeout }
+
+// tokenLen is the length of an scs token: 32 random bytes, base64url.
+const tokenLen = 43
+
+// ValidToken reports whether s has the shape of an scs token. Anything
+// else (empty, oversized, binary, forged by hand) is treated as no cookie
+// without asking Redis.
+func ValidToken(s string) bool {
+	if len(s) != tokenLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isBase64URL(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Token returns the first well-formed session cookie of r, or "".
+func (m *Manager) Token(r *http.Request) string {
+	for _, c := range r.CookiesNamed(m.cfg.CookieName) {
+		if ValidToken(c.Value) {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// Load loads the session named by token (a cookie value, "" for none) into
+// the returned context, which every other verb takes. Only a Redis failure
+// is an error (wrapping store.ErrUnavailable); a token that names no live,
+// readable session means "not logged in".
+func (m *Manager) Load(ctx context.Context, token string) (context.Context, error) {
+	ctx = context.WithValue(ctx, requestKey{}, &request{})
+	loaded, err := m.scs.Load(ctx, token)
+	if errors.Is(err, store.ErrUnavailable) {
+		return nil, err
+	}
+	if err != nil {
+		m.log.Warn("unreadable session treated as logged out", "err", err)
+		return m.scs.Load(ctx, "")
+	}
+	if m.scs.Token(loaded) == "" {
+		return loaded, nil
+	}
+	if !m.scs.Deadline(loaded).After(time.Now()) {
+		// Past its absolute lifetime (for example after SESSION_LIFETIME
+		// was shortened): end it now rather than serve it once more.
+		if err := m.scs.Destroy(loaded); err != nil {
+			return nil, fmt.Errorf("end expired session: %w", err)
+		}
+		return loaded, nil
+	}
+	user := m.scs.GetString(loaded, fieldUsername)
+	if r := requestOf(loaded); r != nil {
+		r.mu.Lock()
+		r.user = user
+		r.mu.Unlock()
+	}
+	if user != "" {
+		m.touch(loaded)
+	}
+	return loaded, nil
+}
+
+// touch records the time of this request as last seen, at most once per
+// LastSeenEvery, so the record stays current without a write per view.
+func (m *Manager) touch(ctx context.Context) {
+	now := time.Now().UTC()
+	if seen, ok := timeValue(m.values(ctx), fieldLastSeenAt); ok && now.Sub(seen) < LastSeenEvery {
+		return
+	}
+	m.scs.Put(ctx, fieldLastSeenAt, now.Format(time.RFC3339Nano))
+}
+
+func (m *Manager) values(ctx context.Context) map[string]any {
+	v := map[string]any{}
+	for _, k := range m.scs.Keys(ctx) {
+		v[k] = m.scs.Get(ctx, k)
+	}
+	return v
+}
+
+// Save stores what this request changed and sets or clears the cookie on
+// w. It must run before anything is written to the client; the web layer
+// buffers the response for it. A session that was ended while the request
+// ran stays ended, and gets no cookie.
+func (m *Manager) Save(ctx context.Context, w http.ResponseWriter) error {
+	switch m.scs.Status(ctx) {
+	case scs.Modified:
+		if m.scs.Token(ctx) == "" && len(m.scs.Keys(ctx)) == 0 {
+			return nil // an anonymous visit with nothing to keep
+		}
+		token, _, err := m.scs.Commit(ctx)
+		if errors.Is(err, store.ErrSessionGone) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("save session: %w", err)
+		}
+		// The cookie lives as long as the session could (its absolute
+		// deadline); Redis enforces the idle timeout on the server side.
+		m.scs.WriteSessionCookie(ctx, w, token, m.scs.Deadline(ctx))
+		w.Header().Set("Cache-Control", "no-store")
+	case scs.Destroyed:
+		m.scs.WriteSessionCookie(ctx, w, "", time.Time{})
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	return nil
+}

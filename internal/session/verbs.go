@@ -1,0 +1,251 @@
+package session
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"loginsvc/internal/store"
+)
+
+// ErrNotFound means no live session has that id (for that user).
+var ErrNotFound = errors.New("no such session")
+
+// ErrLoginRaced means the user was deleted, or the password changed,
+// between checking the login and starting its session: no session was
+// started, and the login must be refused.
+var ErrLoginRaced = errors.New("user changed during login")
+
+// Login is what a successful login tells Start.
+type Login struct {
+	// User is the canonical username.
+	User string
+	// Stamp is the password hash the login was checked against (see
+	// store.Owner): the session is only started while it is current.
+	Stamp string
+	// IP is the client address.
+	IP string
+	// UserAgent is the browser's User-Agent header.
+	UserAgent string
+	// Remember makes the cookie outlive the browser session.
+	Remember bool
+}
+
+// Start begins a session for l in place of whatever session the request
+// had: a new token (so a token planted before login is worthless), empty
+// values (nothing a planted session held carries over), and the login
+// record. It is stored at once, so a login racing a delete or password
+// change is refused here (ErrLoginRaced) rather than after the page said
+// "welcome".
+func (m *Manager) Start(ctx context.Context, l Login) error {
+	r := requestOf(ctx)
+	if r == nil {
+		return ErrNoRequest
+	}
+	if err := m.scs.RenewToken(ctx); err != nil {
+		return fmt.Errorf("start session: %w", err)
+	}
+	if err := m.scs.Clear(ctx); err != nil {
+		return fmt.Errorf("start session: %w", err)
+	}
+	now := time.Now().UTC()
+	ends := now.Add(m.cfg.Lifetime)
+	m.scs.Put(ctx, fieldUsername, l.User)
+	m.scs.Put(ctx, fieldLoginAt, now.Format(time.RFC3339Nano))
+	m.scs.Put(ctx, fieldLastSeenAt, now.Format(time.RFC3339Nano))
+	m.scs.Put(ctx, fieldExpiresAt, ends.Format(time.RFC3339Nano))
+	m.scs.Put(ctx, fieldLoginIP, l.IP)
+	m.scs.Put(ctx, fieldUserAgent, truncate(l.UserAgent, maxUserAgentBytes))
+	m.scs.RememberMe(ctx, l.Remember)
+	return m.create(ctx, r, store.Owner{User: l.User, Stamp: l.Stamp, Until: ends})
+}
+
+// create stores the request's session under its new token for owner.
+func (m *Manager) create(ctx context.Context, r *request, owner store.Owner) error {
+	r.mu.Lock()
+	r.owner = &owner
+	r.mu.Unlock()
+	if _, _, err := m.scs.Commit(ctx); err != nil {
+		if errors.Is(err, store.ErrOwnerChanged) {
+			return ErrLoginRaced
+		}
+		return fmt.Errorf("store new session of %q: %w", owner.User, err)
+	}
+	r.mu.Lock()
+	evicted := r.evicted
+	r.evicted = 0
+	r.mu.Unlock()
+	if evicted > 0 {
+		m.log.Info("oldest sessions ended: too many for one user", "user", owner.User, "ended", evicted, "max", m.cfg.MaxPerUser)
+	}
+	return nil
+}
+
+// Renew gives the request's session a new token, keeping its record and
+// deadlines, and binds it to stamp (the new password hash): after a
+// password change, the token that was in use with the old password is
+// worthless.
+func (m *Manager) Renew(ctx context.Context, stamp string) error {
+	r := requestOf(ctx)
+	if r == nil {
+		return ErrNoRequest
+	}
+	user := m.User(ctx)
+	if user == "" {
+		return errAnonymous
+	}
+	ends := m.scs.Deadline(ctx)
+	if t, ok := timeValue(m.values(ctx), fieldExpiresAt); ok {
+		ends = t
+	}
+	if err := m.scs.RenewToken(ctx); err != nil {
+		return fmt.Errorf("renew session: %w", err)
+	}
+	return m.create(ctx, r, store.Owner{User: user, Stamp: stamp, Until: ends})
+}
+
+// User is the name of the user logged in with this request's session, or
+// "" when not logged in.
+func (m *Manager) User(ctx context.Context) string {
+	return m.scs.GetString(ctx, fieldUsername)
+}
+
+// Current is this request's session, or false when not logged in. Its
+// ExpiresAt is the idle deadline this request sets.
+func (m *Manager) Current(ctx context.Context) (Record, bool) {
+	if m.User(ctx) == "" {
+		return Record{}, false
+	}
+	r := requestOf(ctx)
+	hash := ""
+	if r != nil {
+		r.mu.Lock()
+		hash = r.loaded
+		r.mu.Unlock()
+	}
+	expires := time.Time{}
+	if m.cfg.IdleTimeout > 0 {
+		expires = time.Now().Add(m.cfg.IdleTimeout)
+	}
+	return recordOf(hash, m.scs.Deadline(ctx), m.values(ctx), expires, m.devices), true
+}
+
+// End logs this request's session out: it is deleted in Redis, so its
+// token is worthless on every replica, and Save clears the cookie.
+func (m *Manager) End(ctx context.Context) error {
+	if err := m.scs.Destroy(ctx); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
+}
+
+// List returns user's live sessions, newest first.
+func (m *Manager) List(ctx context.Context, user string) ([]Record, error) {
+	stored, err := m.sessions.OfUser(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions of %q: %w", user, err)
+	}
+	records := make([]Record, 0, len(stored))
+	for _, st := range stored {
+		rec, ok := m.decode(st)
+		if !ok || rec.User != user {
+			continue
+		}
+		records = append(records, rec)
+	}
+	sortNewestFirst(records)
+	return records, nil
+}
+
+func sortNewestFirst(records []Record) {
+	slices.SortFunc(records, func(a, b Record) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+}
+
+// decode reads a stored session; a session that does not decode is left
+// out of every listing (it also reads as "not logged in").
+func (m *Manager) decode(st store.Stored) (Record, bool) {
+	deadline, values, err := m.codec.Decode(st.Data)
+	if err != nil {
+		return Record{}, false
+	}
+	return recordOf(st.Hash, deadline, values, st.Expires, m.devices), true
+}
+
+// Revoke ends user's session id. A user can only ever name their own
+// sessions: an id of someone else's is ErrNotFound, as is a malformed one.
+func (m *Manager) Revoke(ctx context.Context, user, id string) error {
+	if !validID(id) {
+		return ErrNotFound
+	}
+	n, err := m.sessions.EndOfUser(ctx, user, func(hash string) bool { return publicID(hash) == id })
+	if err != nil {
+		return fmt.Errorf("revoke session of %q: %w", user, err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// RevokeAll ends every session of user except the one whose id is except
+// ("" ends all), and returns how many it ended.
+func (m *Manager) RevokeAll(ctx context.Context, user, except string) (int, error) {
+	n, err := m.sessions.EndOfUser(ctx, user, func(hash string) bool { return except == "" || publicID(hash) != except })
+	if err != nil {
+		return n, fmt.Errorf("end sessions of %q: %w", user, err)
+	}
+	return n, nil
+}
+
+// Each calls fn for every session in Redis, in no particular order, with
+// memory bounded by one SCAN batch: for operators' tools.
+func (m *Manager) Each(ctx context.Context, fn func(Record) error) error {
+	return m.sessions.Each(ctx, func(st store.Stored) error {
+		rec, ok := m.decode(st)
+		if !ok {
+			return nil
+		}
+		return fn(rec)
+	})
+}
+
+// Find returns the session with public id id, looking through every
+// session with SCAN (ids carry no user, by design).
+func (m *Manager) Find(ctx context.Context, id string) (Record, error) {
+	if !validID(id) {
+		return Record{}, ErrNotFound
+	}
+	errFound := errors.New("found")
+	var rec Record
+	err := m.sessions.Each(ctx, func(st store.Stored) error {
+		if publicID(st.Hash) != id {
+			return nil
+		}
+		r, ok := m.decode(st)
+		if !ok {
+			return nil
+		}
+		rec = r
+		return errFound
+	})
+	switch {
+	case errors.Is(err, errFound):
+		return rec, nil
+	case err != nil:
+		return Record{}, fmt.Errorf("find session %s: %w", id, err)
+	}
+	return Record{}, ErrNotFound
+}
+
+// Count returns how many sessions Redis holds (SCAN, no reads).
+func (m *Manager) Count(ctx context.Context) (int, error) {
+	return m.sessions.Count(ctx)
+}
