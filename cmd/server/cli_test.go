@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -13,16 +16,24 @@ import (
 
 	"loginsvc/internal/auth"
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/session"
 	"loginsvc/internal/store"
+	"loginsvc/internal/testkit"
 )
 
-// userCmd runs `server user ARGS...` against redisURL with stdin and
+// cliCmd runs `server ARGS...` in-process against redisURL with stdin and
 // returns what it printed.
-func userCmd(t *testing.T, redisURL, stdin string, args ...string) (string, error) {
+func cliCmd(t *testing.T, redisURL, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := run(context.Background(), append([]string{"user"}, args...), env{"REDIS_URL": redisURL}.getenv, strings.NewReader(stdin), &out)
+	err := run(context.Background(), args, env{"REDIS_URL": redisURL}.getenv, strings.NewReader(stdin), &out)
 	return out.String(), err
+}
+
+// userCmd runs `server user ARGS...`.
+func userCmd(t *testing.T, redisURL, stdin string, args ...string) (string, error) {
+	t.Helper()
+	return cliCmd(t, redisURL, stdin, append([]string{"user"}, args...)...)
 }
 
 // mustUserCmd is userCmd for steps that must succeed.
@@ -35,11 +46,28 @@ func mustUserCmd(t *testing.T, redisURL, stdin string, args ...string) string {
 	return out
 }
 
-// authService checks passwords the way the running service does.
-func authService(t *testing.T, rdb redis.UniversalClient) *auth.Service {
+// openRedis returns the service's stores on the Redis at url, closed when
+// the test ends.
+func openRedis(t *testing.T, url string) *store.Redis {
 	t.Helper()
-	tm := store.Timeouts{Op: 5 * time.Second}
-	svc, err := auth.NewService(store.NewUsers(rdb, tm), store.NewSessionStore(rdb, tm), store.NewThrottle(rdb, tm), store.JSONCodec{}, auth.Config{})
+	rdb, err := store.Open(url, store.Timeouts{Op: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("store.Open(%s): %v", url, err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// sessionManager is a session manager like the service's, on rdb.
+func sessionManager(rdb *store.Redis) *session.Manager {
+	return session.New(rdb.Sessions, session.Config{}, slog.New(slog.DiscardHandler))
+}
+
+// authService checks passwords the way the running service does, with
+// cfg's limits.
+func authService(t *testing.T, rdb *store.Redis, cfg auth.Config) *auth.Service {
+	t.Helper()
+	svc, err := auth.NewService(rdb, sessionManager(rdb), cfg)
 	if err != nil {
 		t.Fatalf("auth service: %v", err)
 	}
@@ -58,19 +86,49 @@ func checkPassword(t *testing.T, svc *auth.Service, user, password string, want 
 	}
 }
 
-// putSession stores a session for user the way the service does and
-// returns its key.
-func putSession(t *testing.T, rdb *redis.Client, token, user string) string {
+// testSession is a session started for a test.
+type testSession struct {
+	Key    string // its Redis key
+	Token  string // its cookie value
+	Record session.Record
+}
+
+// startSession starts a session the way a successful login does, so it is
+// in its user's index. The user must exist.
+func startSession(t *testing.T, rdb *store.Redis, l session.Login) testSession {
 	t.Helper()
-	b, err := store.JSONCodec{}.Encode(time.Now().Add(time.Hour), map[string]any{store.FieldUsername: user})
+	m := sessionManager(rdb)
+	ctx, err := m.Load(context.Background(), "")
 	if err != nil {
-		t.Fatalf("encode session: %v", err)
+		t.Fatalf("load an empty session: %v", err)
 	}
-	key := store.SessionKey(token)
-	if err := rdb.Set(context.Background(), key, b, time.Hour).Err(); err != nil {
-		t.Fatalf("store session %s: %v", key, err)
+	if err := m.Start(ctx, l); err != nil {
+		t.Fatalf("start a session for %q: %v", l.User, err)
 	}
-	return key
+	rec := httptest.NewRecorder()
+	if err := m.Save(ctx, rec); err != nil {
+		t.Fatalf("save the session of %q: %v", l.User, err)
+	}
+	var token string
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == m.CookieName() {
+			token = c.Value
+		}
+	}
+	if token == "" {
+		t.Fatalf("session of %q: no %s cookie in %v", l.User, m.CookieName(), rec.Result().Header)
+	}
+	r, ok := m.Current(ctx)
+	if !ok {
+		t.Fatalf("session of %q: not logged in after Start", l.User)
+	}
+	return testSession{Key: testkit.SessionKey(token), Token: token, Record: r}
+}
+
+// putSession starts a session for user and returns its key.
+func putSession(t *testing.T, rdb *store.Redis, user string) string {
+	t.Helper()
+	return startSession(t, rdb, session.Login{User: user, IP: "192.0.2.1", UserAgent: "curl/8.5.0"}).Key
 }
 
 // checkKeys checks which of keys still exist.
@@ -114,7 +172,7 @@ func TestUserAdd(t *testing.T) {
 		t.Errorf("adding alice again: stdout got %q, want nothing", out)
 	}
 
-	svc := authService(t, redis.Client(t))
+	svc := authService(t, openRedis(t, redis.URL()), auth.Config{})
 	checkPassword(t, svc, "alice", password, true)
 	checkPassword(t, svc, "alice", "another password", false)
 }
@@ -128,9 +186,14 @@ func TestUserList(t *testing.T) {
 	for _, name := range []string{"carol", "alice", "bob"} {
 		mustUserCmd(t, redis.URL(), "password-of-"+name+"\n", "add", name)
 	}
-	// Sessions and throttle counters live beside user records and must not
-	// show up as users.
-	putSession(t, redis.Client(t), "some-token", "alice")
+	// Sessions, session indexes and throttle counters live beside user
+	// records and must not show up as users.
+	rdb := openRedis(t, redis.URL())
+	putSession(t, rdb, "alice")
+	if _, err := authService(t, rdb, auth.Config{}).Login(context.Background(), "bob", "wrong password", netip.MustParseAddr("192.0.2.1")); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Fatalf("failed login to count: got %v, want %v", err, auth.ErrInvalidCredentials)
+	}
+	checkKeys(t, redis.Client(t), map[string]bool{store.UserSessionsKey("alice"): true, store.ThrottleUserKey("bob"): true})
 	if out := mustUserCmd(t, redis.URL(), "", "list"); out != "alice\nbob\ncarol\n" {
 		t.Errorf("list: got %q, want %q", out, "alice\nbob\ncarol\n")
 	}
@@ -139,13 +202,14 @@ func TestUserList(t *testing.T) {
 func TestUserPasswd(t *testing.T) {
 	t.Parallel()
 	redis := redistest.Start(t)
-	rdb := redis.Client(t)
+	rdb := openRedis(t, redis.URL())
 	const oldPassword, newPassword = "old password 1", "new password 2"
 	mustUserCmd(t, redis.URL(), oldPassword+"\n", "add", "alice")
+	mustUserCmd(t, redis.URL(), "bob's password\n", "add", "bob")
 	keys := map[string]bool{
-		putSession(t, rdb, "alice-laptop", "alice"): false,
-		putSession(t, rdb, "alice-phone", "alice"):  false,
-		putSession(t, rdb, "bob-laptop", "bob"):     true,
+		putSession(t, rdb, "alice"): false,
+		putSession(t, rdb, "alice"): false,
+		putSession(t, rdb, "bob"):   true,
 	}
 
 	out := mustUserCmd(t, redis.URL(), newPassword+"\n", "passwd", "alice")
@@ -155,8 +219,8 @@ func TestUserPasswd(t *testing.T) {
 	if strings.Contains(out, newPassword) {
 		t.Errorf("stdout shows the password: %q", out)
 	}
-	checkKeys(t, rdb, keys)
-	svc := authService(t, rdb)
+	checkKeys(t, redis.Client(t), keys)
+	svc := authService(t, rdb, auth.Config{})
 	checkPassword(t, svc, "alice", oldPassword, false)
 	checkPassword(t, svc, "alice", newPassword, true)
 
@@ -190,25 +254,25 @@ func TestUserPasswdLogsOutABrowser(t *testing.T) {
 func TestUserDelete(t *testing.T) {
 	t.Parallel()
 	redis := redistest.Start(t)
-	rdb := redis.Client(t)
+	rdb := openRedis(t, redis.URL())
 	const password = "alice's password"
 	mustUserCmd(t, redis.URL(), password+"\n", "add", "alice")
 	mustUserCmd(t, redis.URL(), "bob's password\n", "add", "bob")
 	keys := map[string]bool{
-		putSession(t, rdb, "alice-laptop", "alice"): false,
-		putSession(t, rdb, "alice-phone", "alice"):  false,
-		putSession(t, rdb, "bob-laptop", "bob"):     true,
+		putSession(t, rdb, "alice"): false,
+		putSession(t, rdb, "alice"): false,
+		putSession(t, rdb, "bob"):   true,
 	}
 
 	out := mustUserCmd(t, redis.URL(), "", "delete", "alice")
 	if want := "deleted user \"alice\", ended 2 session(s)\n"; out != want {
 		t.Errorf("stdout: got %q, want %q", out, want)
 	}
-	checkKeys(t, rdb, keys)
+	checkKeys(t, redis.Client(t), keys)
 	if out := mustUserCmd(t, redis.URL(), "", "list"); out != "bob\n" {
 		t.Errorf("list after delete: got %q, want %q", out, "bob\n")
 	}
-	checkPassword(t, authService(t, rdb), "alice", password, false)
+	checkPassword(t, authService(t, rdb, auth.Config{}), "alice", password, false)
 
 	_, err := userCmd(t, redis.URL(), "", "delete", "alice")
 	if !errors.Is(err, store.ErrUserNotFound) {
@@ -278,7 +342,7 @@ func TestUserRejectsBadPasswords(t *testing.T) {
 	if out := mustUserCmd(t, redis.URL(), "", "list"); out != "alice\n" {
 		t.Errorf("list after refused passwords: got %q, want only alice", out)
 	}
-	checkPassword(t, authService(t, redis.Client(t)), "alice", "alice's password", true)
+	checkPassword(t, authService(t, openRedis(t, redis.URL()), auth.Config{}), "alice", "alice's password", true)
 }
 
 func TestHealthcheck(t *testing.T) {
@@ -287,7 +351,7 @@ func TestHealthcheck(t *testing.T) {
 		return run(context.Background(), []string{"healthcheck"}, env{"ADDR": addr}.getenv, strings.NewReader(""), &bytes.Buffer{})
 	}
 
-	if err := healthcheck(freeAddr(t)); err == nil {
+	if err := healthcheck(testkit.FreeAddr(t)); err == nil {
 		t.Errorf("healthcheck with nothing listening: got nil, want an error")
 	}
 

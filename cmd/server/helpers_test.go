@@ -4,81 +4,25 @@ import (
 	"context"
 	"io"
 	"maps"
-	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-)
 
-// waitTimeout bounds every wait for something the server does by itself
-// (start, connect to Redis, shut down), so a broken server fails the test
-// instead of hanging it. It is a safety net, not a performance goal.
-const waitTimeout = 20 * time.Second
+	"loginsvc/internal/testkit"
+)
 
 // env is a fake environment for run and parseConfig.
 type env map[string]string
 
 func (e env) getenv(name string) string { return e[name] }
 
-// syncBuffer is the server's stdout: the server writes from several
-// goroutines while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freeAddr returns 127.0.0.1:PORT for a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatalf("close probe listener: %v", err)
-	}
-	return addr
-}
-
-// eventually polls cond until it reports true, failing the test with the
-// last reason cond gave if that takes longer than waitTimeout.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not the case after %v: %s", what, waitTimeout, why)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // testServer is one in-process run of the service (run with no arguments).
 type testServer struct {
 	addr   string // 127.0.0.1:PORT
 	base   string // http://127.0.0.1:PORT
-	out    *syncBuffer
+	out    *testkit.Buffer
 	cancel context.CancelFunc
 	exited chan struct{} // closed when run has returned
 	err    error         // run's result, read after exited is closed
@@ -94,13 +38,13 @@ func startServer(t *testing.T, vars env) *testServer {
 	if vars == nil {
 		vars = env{}
 	}
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	vars["ADDR"] = addr
 	if _, ok := vars["SHUTDOWN_DRAIN"]; !ok {
 		vars["SHUTDOWN_DRAIN"] = "0s"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{addr: addr, base: "http://" + addr, out: &syncBuffer{}, cancel: cancel, exited: make(chan struct{})}
+	s := &testServer{addr: addr, base: "http://" + addr, out: &testkit.Buffer{}, cancel: cancel, exited: make(chan struct{})}
 	go func() {
 		defer close(s.exited)
 		s.err = run(ctx, nil, vars.getenv, strings.NewReader(""), s.out)
@@ -112,8 +56,8 @@ func startServer(t *testing.T, vars env) *testServer {
 			if s.err != nil {
 				t.Errorf("run returned %v, want nil after cancel", s.err)
 			}
-		case <-time.After(waitTimeout):
-			t.Errorf("run did not return %v after cancel", waitTimeout)
+		case <-time.After(testkit.WaitTimeout):
+			t.Errorf("run did not return %v after cancel", testkit.WaitTimeout)
 		}
 		if t.Failed() {
 			t.Logf("server output:\n%s", s.out.String())
@@ -129,8 +73,8 @@ func (s *testServer) stop(t *testing.T) error {
 	select {
 	case <-s.exited:
 		return s.err
-	case <-time.After(waitTimeout):
-		t.Fatalf("run did not return %v after cancel", waitTimeout)
+	case <-time.After(testkit.WaitTimeout):
+		t.Fatalf("run did not return %v after cancel", testkit.WaitTimeout)
 		return nil
 	}
 }
@@ -149,8 +93,8 @@ func (s *testServer) failIfExited(t *testing.T) {
 // waitStatus polls path until it answers want.
 func (s *testServer) waitStatus(t *testing.T, path string, want int) {
 	t.Helper()
-	c := newBrowser(t)
-	eventually(t, "GET "+path+" answers "+http.StatusText(want), func() (bool, string) {
+	c := testkit.Browser(t)
+	testkit.Eventually(t, "GET "+path+" answers "+http.StatusText(want), 0, func() (bool, string) {
 		s.failIfExited(t)
 		resp, err := c.Get(s.base + path)
 		if err != nil {
@@ -164,28 +108,10 @@ func (s *testServer) waitStatus(t *testing.T, path string, want int) {
 // waitLog waits until the server's output contains s.
 func (s *testServer) waitLog(t *testing.T, want string) {
 	t.Helper()
-	eventually(t, "server output contains "+want, func() (bool, string) {
+	testkit.Eventually(t, "server output contains "+want, 0, func() (bool, string) {
 		s.failIfExited(t)
 		return strings.Contains(s.out.String(), want), "not yet logged"
 	})
-}
-
-// newBrowser is an HTTP client with a cookie jar that shows redirects
-// instead of following them.
-func newBrowser(t *testing.T) *http.Client {
-	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatalf("cookie jar: %v", err)
-	}
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{
-		Jar:           jar,
-		Transport:     tr,
-		Timeout:       waitTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // get returns the status and body of GET url.
@@ -217,7 +143,7 @@ func postLogin(t *testing.T, c *http.Client, base, user, password string) int {
 // login logs in like a browser and checks the home page greets the user.
 func login(t *testing.T, base, user, password string) *http.Client {
 	t.Helper()
-	c := newBrowser(t)
+	c := testkit.Browser(t)
 	if got := postLogin(t, c, base, user, password); got != http.StatusSeeOther {
 		t.Fatalf("POST /login/ as %q: got status %d, want %d", user, got, http.StatusSeeOther)
 	}

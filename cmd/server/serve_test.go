@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/testkit"
 )
 
 // The bootstrap account the tests log in with.
@@ -42,8 +43,8 @@ func TestServeLogsInAndDrainsOnShutdown(t *testing.T) {
 
 	s.cancel()
 	// Readiness fails first, so a load balancer stops sending traffic...
-	probe := newBrowser(t)
-	eventually(t, "/readyz answers 503 after cancel", func() (bool, string) {
+	probe := testkit.Browser(t)
+	testkit.Eventually(t, "/readyz answers 503 after cancel", 0, func() (bool, string) {
 		status, body := get(t, probe, s.base+"/readyz")
 		return status == http.StatusServiceUnavailable && strings.Contains(body, "shutting down"), fmt.Sprintf("status %d body %q", status, body)
 	})
@@ -68,7 +69,7 @@ func TestServeLogsInAndDrainsOnShutdown(t *testing.T) {
 	if _, err := conn.Write([]byte(head + form[:5])); err != nil {
 		t.Fatalf("send the first part of the login: %v", err)
 	}
-	eventually(t, "the listener closes after the drain", func() (bool, string) {
+	testkit.Eventually(t, "the listener closes after the drain", 0, func() (bool, string) {
 		c, err := net.Dial("tcp", s.addr)
 		if err != nil {
 			return true, ""
@@ -122,7 +123,7 @@ func TestServeWithEmbeddedRedis(t *testing.T) {
 	port := at[1]
 
 	login(t, s.base, "demo", password)
-	if got := postLogin(t, newBrowser(t), s.base, "demo", password+"x"); got != http.StatusBadRequest {
+	if got := postLogin(t, testkit.Browser(t), s.base, "demo", password+"x"); got != http.StatusBadRequest {
 		t.Errorf("login with a wrong demo password: got status %d, want 400", got)
 	}
 
@@ -145,7 +146,7 @@ func TestServeWithEmbeddedRedis(t *testing.T) {
 // redisCLI runs redis-cli against 127.0.0.1:port and returns its output.
 func redisCLI(t *testing.T, port string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-h", "127.0.0.1", "-p", port}, args...)...).CombinedOutput()
 	if err != nil {
@@ -163,11 +164,11 @@ func TestServeWaitsForRedis(t *testing.T) {
 	s := startServer(t, bootstrapEnv(redis.URL()))
 
 	s.waitStatus(t, "/healthz", http.StatusOK)
-	if status, body := get(t, newBrowser(t), s.base+"/readyz"); status != http.StatusServiceUnavailable {
+	if status, body := get(t, testkit.Browser(t), s.base+"/readyz"); status != http.StatusServiceUnavailable {
 		t.Errorf("GET /readyz with Redis down: got status %d body %q, want 503", status, body)
 	}
 	retryIn := regexp.MustCompile(`msg="redis not reachable, retrying" attempt=\d+ retry_in=(\S+)`)
-	eventually(t, "three retry lines in the log", func() (bool, string) {
+	testkit.Eventually(t, "three retry lines in the log", 0, func() (bool, string) {
 		n := len(retryIn.FindAllString(s.out.String(), -1))
 		return n >= 3, fmt.Sprintf("%d so far", n)
 	})
@@ -206,7 +207,7 @@ func TestServeReplicasBootstrapOnce(t *testing.T) {
 	outcome := regexp.MustCompile(`msg="bootstrap user (created|already exists)" user=admin`)
 	winner, losers := -1, 0
 	for i, s := range replicas {
-		eventually(t, fmt.Sprintf("replica %d logs the bootstrap outcome", i), func() (bool, string) {
+		testkit.Eventually(t, fmt.Sprintf("replica %d logs the bootstrap outcome", i), 0, func() (bool, string) {
 			s.failIfExited(t)
 			return outcome.MatchString(s.out.String()), "not yet logged"
 		})
@@ -228,7 +229,7 @@ func TestServeReplicasBootstrapOnce(t *testing.T) {
 		s.waitStatus(t, "/readyz", http.StatusOK)
 		login(t, s.base, adminUser, passwords[winner])
 		loser := passwords[1-winner]
-		if got := postLogin(t, newBrowser(t), s.base, adminUser, loser); got != http.StatusBadRequest {
+		if got := postLogin(t, testkit.Browser(t), s.base, adminUser, loser); got != http.StatusBadRequest {
 			t.Errorf("replica %d: login with the losing replica's password: got status %d, want 400", i, got)
 		}
 	}
