@@ -14,15 +14,10 @@ import (
 	"loginsvc/internal/store"
 )
 
-const (
-	hashA = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdEE$aGFzaEE"
-	hashB = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdEI$aGFzaEI"
-)
-
 func newUsers(t *testing.T) (*store.Users, func(key string) bool) {
 	t.Helper()
-	_, client := startRedis(t)
-	return store.NewUsers(client, store.Timeouts{}), func(key string) bool { return keyExists(t, client, key) }
+	_, rdb, raw := openRedis(t)
+	return rdb.Users, func(key string) bool { return keyExists(t, raw, key) }
 }
 
 func TestUserLifecycle(t *testing.T) {
@@ -108,8 +103,8 @@ func TestUnknownUser(t *testing.T) {
 func TestListIsSortedAndHoldsOnlyUsers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, client := startRedis(t)
-	users := store.NewUsers(client, store.Timeouts{})
+	_, rdb, client := openRedis(t)
+	users := rdb.Users
 
 	if names, err := users.List(ctx); err != nil || len(names) != 0 {
 		t.Errorf("List with no users: got %q, %v; want none", names, err)
@@ -121,8 +116,8 @@ func TestListIsSortedAndHoldsOnlyUsers(t *testing.T) {
 		}
 	}
 	pipe := client.Pipeline()
-	pipe.SAdd(ctx, "user:{alice}:sessions", "token-1")
-	pipe.Set(ctx, store.SessionPrefix+"token-1", sessionDoc(t, "alice"), time.Hour)
+	pipe.ZAdd(ctx, store.UserSessionsKey("alice"), redis.Z{Score: 1, Member: "hash-1"})
+	pipe.Set(ctx, store.SessionKey("hash-1"), "a session", time.Hour)
 	pipe.ZAdd(ctx, "throttle:user:{dave}", redis.Z{Score: 1, Member: "203.0.113.7"})
 	pipe.Set(ctx, "user:plain", "not a record", 0)
 	pipe.Set(ctx, "users", "not a record", 0)
@@ -143,8 +138,8 @@ func TestListIsSortedAndHoldsOnlyUsers(t *testing.T) {
 func TestListWalksManyUsers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, client := startRedis(t)
-	users := store.NewUsers(client, store.Timeouts{})
+	_, rdb, client := openRedis(t)
+	users := rdb.Users
 
 	// More users than one SCAN round returns, written directly as records.
 	const n = 1100
@@ -153,7 +148,7 @@ func TestListWalksManyUsers(t *testing.T) {
 	for i := range n {
 		want[i] = fmt.Sprintf("user%04d", i)
 		pipe.HSet(ctx, "user:{"+want[i]+"}", "password", hashA, "created_at", "2026-01-01T00:00:00Z")
-		pipe.Set(ctx, store.SessionPrefix+want[i], "x", time.Hour)
+		pipe.Set(ctx, store.SessionKey(want[i]), "x", time.Hour)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatalf("writing users: %v", err)

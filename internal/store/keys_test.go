@@ -1,0 +1,49 @@
+package store_test
+
+import (
+	"strings"
+	"testing"
+
+	"loginsvc/internal/store"
+)
+
+// The scripts that create a session (joinIndex) and count failed logins
+// touch a user's record, index and throttle counter together; on Redis
+// Cluster that works only if all three hash to one slot.
+func TestOneUsersKeysShareAClusterSlot(t *testing.T) {
+	t.Parallel()
+	if got := clusterSlot("123456789"); got != 12739 {
+		t.Fatalf("clusterSlot(123456789): got %d, want 12739 (Redis Cluster spec's CRC16 check value)", got)
+	}
+	for _, name := range []string{"alice", "bob smith", "Émile", "ops-team_2.0@example", "Ωμέγα"} {
+		keys := []string{store.UserKey(name), store.UserSessionsKey(name), store.ThrottleUserKey(name)}
+		want := clusterSlot(name)
+		for _, key := range keys {
+			if got := clusterSlot(key); got != want {
+				t.Errorf("slot of %q: got %d, want %d (the slot of {%s}, shared by %q)", key, got, want, name, keys)
+			}
+		}
+	}
+}
+
+// clusterSlot is Redis Cluster's HASH_SLOT: CRC16 (XMODEM) of the key's
+// hash tag, or of the whole key when it has none, modulo 16384.
+func clusterSlot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % 16384
+}
