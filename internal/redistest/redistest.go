@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"loginsvc/internal/testkit"
 )
 
 const (
@@ -44,15 +45,10 @@ type Server struct {
 	dir    string
 	port   int
 	cfg    config
-	proc   *process // nil until the first launch
-}
-
-// process is one run of redis-server; a Restart gets a fresh one so that
-// waiting on an old run can never be confused with the new run.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once cmd.Wait has returned
-	err  error         // cmd.Wait's result; read only after done is closed
+	// proc is the current run, nil until the first launch; a Restart gets
+	// a fresh one so that waiting on an old run can never be confused with
+	// the new run.
+	proc *testkit.Process
 }
 
 type config struct {
@@ -74,7 +70,7 @@ func WithAOF() Option {
 // PING. It never skips: a missing binary or a server that does not come up
 // fails the test, because a silently skipped integration test hides exactly
 // the bugs it exists to catch. The process is killed in t.Cleanup, also when
-// the test fails.
+// the test fails, and so is anything it forked.
 func Start(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
 	return startWith(tb, "redis-server", opts...)
@@ -91,9 +87,6 @@ func startWith(tb testing.TB, binary string, opts ...Option) *Server {
 	for _, opt := range opts {
 		opt(&s.cfg)
 	}
-	// Registered before the first launch so a Fatalf below still kills
-	// anything that did start; it runs before TempDir's cleanup removes the dir.
-	tb.Cleanup(func() { s.cleanup(tb) })
 
 	for attempt := 1; ; attempt++ {
 		port, err := freePort()
@@ -101,7 +94,7 @@ func startWith(tb testing.TB, binary string, opts ...Option) *Server {
 			tb.Fatalf("redistest: find a free port: %v", err)
 		}
 		s.port = port
-		err = s.launch()
+		err = s.launch(tb)
 		if err == nil {
 			return s
 		}
@@ -137,15 +130,14 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 func (s *Server) Stop(tb testing.TB) {
 	tb.Helper()
 	p := s.mustBeRunning(tb, "Stop")
-	pid := p.cmd.Process.Pid
 	// SIGTERM goes to redis-server alone: it stops its own children.
-	signal(tb, pid, syscall.SIGTERM)
-	signal(tb, -pid, syscall.SIGCONT)
-	if !p.waitExit(exitTimeout) {
+	s.signal(tb, p.Signal, syscall.SIGTERM)
+	s.signal(tb, p.SignalGroup, syscall.SIGCONT)
+	if !p.WaitExit(exitTimeout) {
 		tb.Fatalf("redistest: redis-server on %s ignored SIGTERM for %v\n%s", s.Addr(), exitTimeout, s.logTail())
 	}
-	if p.err != nil {
-		tb.Fatalf("redistest: redis-server on %s did not shut down cleanly: %v\n%s", s.Addr(), p.err, s.logTail())
+	if err := p.Err(); err != nil {
+		tb.Fatalf("redistest: redis-server on %s did not shut down cleanly: %v\n%s", s.Addr(), err, s.logTail())
 	}
 }
 
@@ -154,9 +146,8 @@ func (s *Server) Stop(tb testing.TB) {
 func (s *Server) Kill(tb testing.TB) {
 	tb.Helper()
 	p := s.mustBeRunning(tb, "Kill")
-	signal(tb, -p.cmd.Process.Pid, syscall.SIGKILL)
-	if !p.waitExit(exitTimeout) {
-		tb.Fatalf("redistest: redis-server on %s survived SIGKILL for %v", s.Addr(), exitTimeout)
+	if err := p.Kill(exitTimeout); err != nil {
+		tb.Fatalf("redistest: redis-server on %s: %v", s.Addr(), err)
 	}
 }
 
@@ -169,7 +160,7 @@ func (s *Server) Restart(tb testing.TB) {
 	if s.Running() {
 		s.Stop(tb)
 	}
-	if err := s.launch(); err != nil {
+	if err := s.launch(tb); err != nil {
 		tb.Fatalf("redistest: restart redis-server on %s: %v\n%s", s.Addr(), err, s.logTail())
 	}
 }
@@ -180,7 +171,7 @@ func (s *Server) Restart(tb testing.TB) {
 func (s *Server) Freeze(tb testing.TB) {
 	tb.Helper()
 	p := s.mustBeRunning(tb, "Freeze")
-	signal(tb, -p.cmd.Process.Pid, syscall.SIGSTOP)
+	s.signal(tb, p.SignalGroup, syscall.SIGSTOP)
 }
 
 // Thaw lets a frozen server carry on (SIGCONT), including with whatever
@@ -188,7 +179,7 @@ func (s *Server) Freeze(tb testing.TB) {
 func (s *Server) Thaw(tb testing.TB) {
 	tb.Helper()
 	p := s.mustBeRunning(tb, "Thaw")
-	signal(tb, -p.cmd.Process.Pid, syscall.SIGCONT)
+	s.signal(tb, p.SignalGroup, syscall.SIGCONT)
 }
 
 // FlushAll lets tests that share one server start from an empty one.
@@ -205,27 +196,9 @@ func (s *Server) FlushAll(tb testing.TB) {
 
 // Running reports whether the process is alive (frozen counts as alive), so a
 // test can check that the code under test did not outlive or kill it.
-func (s *Server) Running() bool {
-	return s.proc != nil && !s.proc.exited()
-}
+func (s *Server) Running() bool { return s.proc.Running() }
 
-// cleanup must work whatever state the test left the server in: never
-// started, stopped, killed or frozen.
-func (s *Server) cleanup(tb testing.TB) {
-	if !s.Running() {
-		return
-	}
-	pid := s.proc.cmd.Process.Pid
-	// Thaw first so that nothing in the group is left stopped; then kill the
-	// whole group so an AOF-rewrite child cannot outlive the test.
-	_ = syscall.Kill(-pid, syscall.SIGCONT)
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	if !s.proc.waitExit(exitTimeout) {
-		tb.Errorf("redistest: redis-server (pid %d) on %s survived SIGKILL for %v", pid, s.Addr(), exitTimeout)
-	}
-}
-
-func (s *Server) mustBeRunning(tb testing.TB, op string) *process {
+func (s *Server) mustBeRunning(tb testing.TB, op string) *testkit.Process {
 	tb.Helper()
 	if !s.Running() {
 		tb.Fatalf("redistest: %s: redis-server on %s is not running", op, s.Addr())
@@ -257,40 +230,22 @@ func (s *Server) args() []string {
 	)
 }
 
-// launch starts one run of redis-server and waits until it is ready.
-func (s *Server) launch() error {
+// launch starts one run of redis-server and waits until it is ready. The
+// run is killed in tb.Cleanup, whatever state the test leaves it in.
+func (s *Server) launch(tb testing.TB) error {
+	tb.Helper()
 	// Stdout and stderr go to redis.log too, because errors from before Redis
-	// opens its logfile (bad arguments) are printed there. An *os.File, not a
-	// pipe, so Wait never blocks on a child that inherited it.
-	logFile, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// opens its logfile (bad arguments) are printed there.
+	p, err := testkit.StartProcess(tb, exec.Command(s.binary, s.args()...), s.logPath())
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-	logStart, err := logFile.Seek(0, io.SeekEnd)
-	if err != nil {
-		return err
-	}
-
-	// exec.Command, not CommandContext: the process must live exactly as long
-	// as the Server says, not as long as some context.
-	cmd := exec.Command(s.binary, s.args()...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Its own process group keeps Ctrl-C on the test from reaching it
-	// directly, and lets us signal any child it forks along with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
 	s.proc = p
 
 	if err := s.waitReady(p); err != nil {
-		if p.exited() && strings.Contains(s.logSince(logStart), "Address already in use") {
+		// Output, not the whole log: a bind failure of an earlier attempt
+		// is not one of this attempt.
+		if !p.Running() && strings.Contains(p.Output(), "Address already in use") {
 			return errPortTaken
 		}
 		return err
@@ -300,12 +255,12 @@ func (s *Server) launch() error {
 
 // waitReady polls until this run of redis-server answers PING. While it
 // loads an AOF it answers -LOADING, which is simply retried.
-func (s *Server) waitReady(p *process) error {
+func (s *Server) waitReady(p *testkit.Process) error {
 	deadline := time.Now().Add(readyTimeout)
 	var last error
 	for time.Now().Before(deadline) {
-		if p.exited() {
-			return fmt.Errorf("redis-server exited before answering PING: %v", p.err)
+		if !p.Running() {
+			return fmt.Errorf("redis-server exited before answering PING: %v", p.Err())
 		}
 		last = s.answersAsUs(p)
 		if last == nil {
@@ -319,7 +274,7 @@ func (s *Server) waitReady(p *process) error {
 // answersAsUs checks both that the port answers PING and that it is our
 // process answering: if another test's server grabbed the port first, ours
 // is about to exit on a failed bind and must not be reported as ready.
-func (s *Server) answersAsUs(p *process) error {
+func (s *Server) answersAsUs(p *testkit.Process) error {
 	reply, err := roundTrip(s.Addr(), "PING")
 	if err != nil {
 		return err
@@ -331,63 +286,23 @@ func (s *Server) answersAsUs(p *process) error {
 	if err != nil {
 		return err
 	}
-	want := "process_id:" + strconv.Itoa(p.cmd.Process.Pid) + "\r\n"
+	want := "process_id:" + strconv.Itoa(p.Pid()) + "\r\n"
 	if !strings.Contains(info, want) {
 		return errors.New("another process answers on this port")
 	}
 	return nil
 }
 
-func (s *Server) logTail() string {
-	b, err := os.ReadFile(s.logPath())
-	if err != nil {
-		return fmt.Sprintf("(cannot read redis.log: %v)", err)
-	}
-	text := strings.TrimRight(string(b), "\n")
-	if text == "" {
-		return "(redis.log is empty)"
-	}
-	lines := strings.Split(text, "\n")
-	if len(lines) > tailLines {
-		lines = lines[len(lines)-tailLines:]
-	}
-	return fmt.Sprintf("last lines of %s:\n%s", s.logPath(), strings.Join(lines, "\n"))
-}
+// logTail is the end of redis.log, every run of this Server included.
+func (s *Server) logTail() string { return testkit.LogTail(s.logPath(), tailLines) }
 
-// logSince returns what this run wrote, so that a bind failure from an
-// earlier attempt is not mistaken for one in this attempt.
-func (s *Server) logSince(offset int64) string {
-	b, err := os.ReadFile(s.logPath())
-	if err != nil || int64(len(b)) < offset {
-		return ""
-	}
-	return string(b[offset:])
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *process) waitExit(timeout time.Duration) bool {
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(timeout):
-		return false
-	}
-}
-
-// signal tolerates ESRCH: a process that is already gone needs no signal,
-// and the caller's wait for exit tells the rest.
-func signal(tb testing.TB, pid int, sig syscall.Signal) {
+// signal sends sig with send (a Process's Signal or SignalGroup), failing
+// the test if it cannot be sent. A process that is already gone needs no
+// signal, and the caller's wait for exit tells the rest.
+func (s *Server) signal(tb testing.TB, send func(syscall.Signal) error, sig syscall.Signal) {
 	tb.Helper()
-	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		tb.Fatalf("redistest: send %v to %d: %v", sig, pid, err)
+	if err := send(sig); err != nil {
+		tb.Fatalf("redistest: redis-server on %s: %v", s.Addr(), err)
 	}
 }
 

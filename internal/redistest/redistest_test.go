@@ -14,47 +14,44 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-func TestDataSurvivesStopAndRestartWithAOF(t *testing.T) {
+// With AOF, what was written survives a shutdown, and a crash once an
+// appendfsync everysec tick has passed, on the same port.
+func TestDataSurvivesRestartWithAOF(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	srv := Start(t, WithAOF())
-	rdb := srv.Client(t)
-	port := srv.Port()
+	for _, tc := range []struct {
+		name string
+		end  func(t *testing.T, srv *Server)
+	}{
+		{"Stop", func(t *testing.T, srv *Server) { srv.Stop(t) }},
+		{"Kill", func(t *testing.T, srv *Server) {
+			time.Sleep(1500 * time.Millisecond) // past one appendfsync everysec tick
+			srv.Kill(t)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			srv := Start(t, WithAOF())
+			rdb := srv.Client(t)
+			port := srv.Port()
 
-	if err := rdb.Set(ctx, "session:1", "alice", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	srv.Stop(t)
-	if srv.Running() {
-		t.Fatal("Running() after Stop")
-	}
-	srv.Restart(t)
+			if err := rdb.Set(ctx, "session:1", "alice", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			tc.end(t, srv)
+			if srv.Running() {
+				t.Fatalf("Running() after %s", tc.name)
+			}
+			srv.Restart(t)
 
-	if srv.Port() != port {
-		t.Fatalf("Restart moved the server from port %d to %d", port, srv.Port())
-	}
-	got, err := rdb.Get(ctx, "session:1").Result()
-	if err != nil || got != "alice" {
-		t.Fatalf("after Stop+Restart: GET session:1 = %q, %v; want alice", got, err)
-	}
-}
-
-func TestDataWrittenBeforeKillSurvivesRestartWithAOF(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	srv := Start(t, WithAOF())
-	rdb := srv.Client(t)
-
-	if err := rdb.Set(ctx, "session:1", "alice", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1500 * time.Millisecond) // past one appendfsync everysec tick
-	srv.Kill(t)
-	srv.Restart(t)
-
-	got, err := rdb.Get(ctx, "session:1").Result()
-	if err != nil || got != "alice" {
-		t.Fatalf("after Kill+Restart: GET session:1 = %q, %v; want alice", got, err)
+			if srv.Port() != port {
+				t.Fatalf("Restart moved the server from port %d to %d", port, srv.Port())
+			}
+			got, err := rdb.Get(ctx, "session:1").Result()
+			if err != nil || got != "alice" {
+				t.Fatalf("after %s+Restart: GET session:1 = %q, %v; want alice", tc.name, got, err)
+			}
+		})
 	}
 }
 
@@ -114,7 +111,7 @@ func TestCleanupKillsAFrozenServer(t *testing.T) {
 	var pid int
 	t.Run("test that leaves its server frozen", func(t *testing.T) {
 		srv := Start(t)
-		pid = srv.proc.cmd.Process.Pid
+		pid = srv.proc.Pid()
 		srv.Freeze(t)
 	})
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
@@ -167,9 +164,8 @@ func TestAPortTakenByAnotherServerIsNotMistakenForOurs(t *testing.T) {
 	// The race Start retries on: a port that was free when probed has been
 	// taken by another redis-server, which would happily answer our PING.
 	srv := &Server{binary: other.binary, dir: t.TempDir(), port: other.Port()}
-	t.Cleanup(func() { srv.cleanup(t) })
 
-	if err := srv.launch(); !errors.Is(err, errPortTaken) {
+	if err := srv.launch(t); !errors.Is(err, errPortTaken) {
 		t.Fatalf("launch on a taken port: err = %v; want errPortTaken\n%s", err, srv.logTail())
 	}
 }
