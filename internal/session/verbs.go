@@ -70,6 +70,14 @@ func (m *Manager) create(ctx context.Context, r *request, owner store.Owner) err
 	r.mu.Unlock()
 	if _, _, err := m.scs.Commit(ctx); err != nil {
 		if errors.Is(err, store.ErrOwnerChanged) {
+			// Drop the refused session, so that Save clears the cookie
+			// instead of trying to create it again and failing the page.
+			r.mu.Lock()
+			r.owner = nil
+			r.mu.Unlock()
+			if err := m.scs.Destroy(ctx); err != nil {
+				return fmt.Errorf("drop refused session of %q: %w", owner.User, err)
+			}
 			return ErrLoginRaced
 		}
 		return fmt.Errorf("store new session of %q: %w", owner.User, err)
