@@ -45,9 +45,8 @@ type Server struct {
 	dir    string
 	port   int
 	cfg    config
-	// proc is the current run, nil until the first launch; a Restart gets
-	// a fresh one so that waiting on an old run can never be confused with
-	// the new run.
+	// proc runs redis-server, once per launch; it is killed when the test
+	// that called Start ends, also after a Restart from a subtest.
 	proc *testkit.Process
 }
 
@@ -83,7 +82,7 @@ func startWith(tb testing.TB, binary string, opts ...Option) *Server {
 	if err != nil {
 		tb.Fatalf("%s not found on PATH: run ./scripts/test.sh, which installs it (apt-get install -y redis-server)", binary)
 	}
-	s := &Server{binary: path, dir: tb.TempDir()}
+	s := newServer(tb, path)
 	for _, opt := range opts {
 		opt(&s.cfg)
 	}
@@ -94,7 +93,7 @@ func startWith(tb testing.TB, binary string, opts ...Option) *Server {
 			tb.Fatalf("redistest: find a free port: %v", err)
 		}
 		s.port = port
-		err = s.launch(tb)
+		err = s.launch()
 		if err == nil {
 			return s
 		}
@@ -160,7 +159,7 @@ func (s *Server) Restart(tb testing.TB) {
 	if s.Running() {
 		s.Stop(tb)
 	}
-	if err := s.launch(tb); err != nil {
+	if err := s.launch(); err != nil {
 		tb.Fatalf("redistest: restart redis-server on %s: %v\n%s", s.Addr(), err, s.logTail())
 	}
 }
@@ -230,17 +229,24 @@ func (s *Server) args() []string {
 	)
 }
 
-// launch starts one run of redis-server and waits until it is ready. The
-// run is killed in tb.Cleanup, whatever state the test leaves it in.
-func (s *Server) launch(tb testing.TB) error {
+// newServer returns a Server of binary in a fresh directory of tb, not
+// started yet. Its process is killed in tb.Cleanup, before TempDir's cleanup
+// removes the directory.
+func newServer(tb testing.TB, binary string) *Server {
 	tb.Helper()
+	s := &Server{binary: binary, dir: tb.TempDir()}
 	// Stdout and stderr go to redis.log too, because errors from before Redis
 	// opens its logfile (bad arguments) are printed there.
-	p, err := testkit.StartProcess(tb, exec.Command(s.binary, s.args()...), s.logPath())
-	if err != nil {
+	s.proc = testkit.NewProcess(tb, s.logPath())
+	return s
+}
+
+// launch starts one run of redis-server and waits until it is ready.
+func (s *Server) launch() error {
+	p := s.proc
+	if err := p.Start(exec.Command(s.binary, s.args()...)); err != nil {
 		return err
 	}
-	s.proc = p
 
 	if err := s.waitReady(p); err != nil {
 		// Output, not the whole log: a bind failure of an earlier attempt

@@ -119,6 +119,21 @@ func TestCleanupKillsAFrozenServer(t *testing.T) {
 	}
 }
 
+// A test in steps restarts its server in one step and uses it in the next.
+func TestRestartInASubtestOutlivesTheSubtest(t *testing.T) {
+	t.Parallel()
+	srv := Start(t)
+	t.Run("step that restarts the server", func(t *testing.T) {
+		srv.Restart(t)
+	})
+	if !srv.Running() {
+		t.Fatal("the server restarted in a subtest was stopped when the subtest ended; want it running until its test ends")
+	}
+	if err := srv.Client(t).Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("PING after the subtest's Restart: %v", err)
+	}
+}
+
 func TestCleanupAfterStopIsQuiet(t *testing.T) {
 	t.Parallel()
 	t.Run("test that stops its own server", func(t *testing.T) {
@@ -163,9 +178,10 @@ func TestAPortTakenByAnotherServerIsNotMistakenForOurs(t *testing.T) {
 	other := Start(t)
 	// The race Start retries on: a port that was free when probed has been
 	// taken by another redis-server, which would happily answer our PING.
-	srv := &Server{binary: other.binary, dir: t.TempDir(), port: other.Port()}
+	srv := newServer(t, other.binary)
+	srv.port = other.Port()
 
-	if err := srv.launch(t); !errors.Is(err, errPortTaken) {
+	if err := srv.launch(); !errors.Is(err, errPortTaken) {
 		t.Fatalf("launch on a taken port: err = %v; want errPortTaken\n%s", err, srv.logTail())
 	}
 }

@@ -22,13 +22,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// startSh runs script with sh -c, logging to log.
-func startSh(t *testing.T, log, script string) *Process {
+// startSh starts script with sh -c as p's next run.
+func startSh(t *testing.T, p *Process, script string) {
 	t.Helper()
-	p, err := StartProcess(t, exec.Command("sh", "-c", script), log)
-	if err != nil {
+	if err := p.Start(exec.Command("sh", "-c", script)); err != nil {
 		t.Fatalf("start sh -c %q: %v", script, err)
 	}
+}
+
+// newSh returns a Process of t logging to a fresh file, running script.
+func newSh(t *testing.T, script string) *Process {
+	t.Helper()
+	p := NewProcess(t, filepath.Join(t.TempDir(), "sh.log"))
+	startSh(t, p, script)
 	return p
 }
 
@@ -75,23 +81,22 @@ func childPid(t *testing.T, p *Process) int {
 }
 
 func TestProcessLogsEachRunAfterTheLast(t *testing.T) {
-	log := filepath.Join(t.TempDir(), "sh.log")
-
 	// The quotes keep the words out of the start line, which quotes the
 	// script: only what the shell printed can match.
-	first := startSh(t, log, `echo "first""-out"; echo "first""-err" >&2`)
-	waitFor(t, first)
-	second := startSh(t, log, `echo "second""-out"`)
-	waitFor(t, second)
+	p := newSh(t, `echo "first""-out"; echo "first""-err" >&2`)
+	waitFor(t, p)
+	first := p.Output()
+	startSh(t, p, `echo "second""-out"`)
+	waitFor(t, p)
 
 	for _, tc := range []struct {
 		name      string
 		got       string
 		want, not []string
 	}{
-		{"first run's Output", first.Output(), []string{"=== testkit: start at ", "first-out", "first-err"}, nil},
-		{"second run's Output", second.Output(), []string{"second-out"}, []string{"first-out", "first-err"}},
-		{"LogTail", second.LogTail(20), []string{"first-out", "first-err", "second-out"}, nil},
+		{"first run's Output", first, []string{"=== testkit: start at ", "first-out", "first-err"}, nil},
+		{"second run's Output", p.Output(), []string{"second-out"}, []string{"first-out", "first-err"}},
+		{"LogTail", p.LogTail(20), []string{"first-out", "first-err", "second-out"}, nil},
 	} {
 		for _, w := range tc.want {
 			if !strings.Contains(tc.got, w) {
@@ -107,7 +112,6 @@ func TestProcessLogsEachRunAfterTheLast(t *testing.T) {
 }
 
 func TestProcessErrIsTheExitStatus(t *testing.T) {
-	log := filepath.Join(t.TempDir(), "sh.log")
 	for _, tc := range []struct {
 		script string
 		code   int
@@ -115,7 +119,7 @@ func TestProcessErrIsTheExitStatus(t *testing.T) {
 		{"exit 0", 0},
 		{"exit 3", 3},
 	} {
-		p := startSh(t, log, tc.script)
+		p := newSh(t, tc.script)
 		waitFor(t, p)
 		var exit *exec.ExitError
 		switch err := p.Err(); {
@@ -131,11 +135,10 @@ func TestProcessErrIsTheExitStatus(t *testing.T) {
 }
 
 func TestProcessSignalReachesTheProcess(t *testing.T) {
-	log := filepath.Join(t.TempDir(), "sh.log")
 	// The shell exits 0 on SIGTERM, as a server shutting down cleanly does.
 	// Quoted as in TestProcessLogsEachRunAfterTheLast, so the start line
 	// cannot match.
-	p := startSh(t, log, `trap 'echo "got""-TERM"; exit 0' TERM; echo "trap""-set"; while :; do sleep 0.05; done`)
+	p := newSh(t, `trap 'echo "got""-TERM"; exit 0' TERM; echo "trap""-set"; while :; do sleep 0.05; done`)
 	Eventually(t, "the shell has set its trap", 0, func() (bool, string) {
 		return strings.Contains(p.Output(), "trap-set"), p.Output()
 	})
@@ -156,8 +159,7 @@ func TestProcessSignalReachesTheProcess(t *testing.T) {
 }
 
 func TestProcessKillTakesItsChildren(t *testing.T) {
-	log := filepath.Join(t.TempDir(), "sh.log")
-	p := startSh(t, log, "sleep 100 & echo $!; wait")
+	p := newSh(t, "sleep 100 & echo $!; wait")
 	child := childPid(t, p)
 
 	if err := p.Kill(WaitTimeout); err != nil {
@@ -170,9 +172,8 @@ func TestProcessKillTakesItsChildren(t *testing.T) {
 }
 
 func TestProcessLeavesNoChildWhenItExits(t *testing.T) {
-	log := filepath.Join(t.TempDir(), "sh.log")
 	// The shell exits at once, leaving its child behind in the group.
-	p := startSh(t, log, "sleep 100 & echo $!")
+	p := newSh(t, "sleep 100 & echo $!")
 	child := childPid(t, p)
 	waitFor(t, p)
 	Eventually(t, "the child of an exited process is gone", 0, func() (bool, string) { return gone(child) })
@@ -181,7 +182,7 @@ func TestProcessLeavesNoChildWhenItExits(t *testing.T) {
 func TestProcessCleanupKillsAStoppedProcess(t *testing.T) {
 	var pid int
 	t.Run("test that leaves its process stopped", func(t *testing.T) {
-		p := startSh(t, filepath.Join(t.TempDir(), "sh.log"), "sleep 100")
+		p := newSh(t, "sleep 100")
 		pid = p.Pid()
 		if err := p.SignalGroup(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
@@ -193,14 +194,41 @@ func TestProcessCleanupKillsAStoppedProcess(t *testing.T) {
 	}
 }
 
-func TestProcessNeverStartedIsNotRunning(t *testing.T) {
-	var p *Process
-	if p.Running() {
-		t.Error("nil *Process: Running() = true, want false")
+// A run started from a subtest (a restart in one step of a longer test)
+// lives as long as the Process's owner, not as long as the subtest.
+func TestProcessRunBelongsToItsOwner(t *testing.T) {
+	var pid int
+	t.Run("owner", func(t *testing.T) {
+		p := NewProcess(t, filepath.Join(t.TempDir(), "sh.log"))
+		t.Run("step that restarts it", func(t *testing.T) {
+			startSh(t, p, "sleep 100")
+			pid = p.Pid()
+		})
+		if !p.Running() {
+			t.Fatalf("pid %d ended with the subtest that started it; want it to run until its owner ends", pid)
+		}
+		if err := p.Start(exec.Command("true")); err == nil {
+			t.Error("Start while running: got nil error, want one")
+		}
+	})
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("pid %d still exists after its owner ended (kill -0: %v)", pid, err)
 	}
-	_, err := StartProcess(t, exec.Command("/nonexistent/binary"), filepath.Join(t.TempDir(), "x.log"))
-	if err == nil {
-		t.Error("StartProcess of a missing binary: got nil error, want one")
+}
+
+func TestProcessNeverStarted(t *testing.T) {
+	p := NewProcess(t, filepath.Join(t.TempDir(), "x.log"))
+	if p.Running() || p.WaitExit(0) || p.Pid() != 0 {
+		t.Errorf("never started: Running %v, WaitExit %v, Pid %d; want false, false, 0", p.Running(), p.WaitExit(0), p.Pid())
+	}
+	if err := p.Signal(syscall.SIGTERM); err == nil {
+		t.Error("Signal before Start: got nil error, want one")
+	}
+	if err := p.Start(exec.Command("/nonexistent/binary")); err == nil {
+		t.Error("Start of a missing binary: got nil error, want one")
+	}
+	if p.Running() {
+		t.Error("Running() after a failed Start")
 	}
 }
 
