@@ -20,34 +20,29 @@ import (
 	"loginsvc/internal/store"
 )
 
-const userUsage = "usage: server user add|passwd|delete NAME, or server user list (needs REDIS_URL)"
+const userUsage = "usage: server user add|passwd|delete|unlock NAME, or server user list (needs REDIS_URL)"
 
 // runUser runs the user management subcommands against the Redis at
 // REDIS_URL.
 func runUser(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 1 && isHelp(args[0]) {
+		return helpRequested{userUsage + "\n"}
+	}
 	if len(args) == 0 {
 		return usageError{userUsage}
 	}
 	cmd, args := args[0], args[1:]
-	wantArgs := map[string]int{"add": 1, "passwd": 1, "delete": 1, "list": 0}
+	wantArgs := map[string]int{"add": 1, "passwd": 1, "delete": 1, "unlock": 1, "list": 0}
 	n, ok := wantArgs[cmd]
 	if !ok || len(args) != n {
 		return usageError{userUsage}
 	}
-	redisURL := getenv("REDIS_URL")
-	if redisURL == "" {
-		return usageError{"invalid REDIS_URL \"\": user commands need redis://host:port/db (the embedded Redis's address is printed when the server starts)"}
-	}
-	rdb, err := store.Open(redisURL, store.Timeouts{Op: 5 * time.Second})
-	if err != nil {
-		return badVar("REDIS_URL", "redis://[user:pass@]host:port/db or rediss://...", maskURL(redisURL))
-	}
-	defer rdb.Close()
-	sessions := session.New(rdb.Sessions, session.Config{}, slog.New(slog.DiscardHandler))
-	svc, err := auth.NewService(rdb, sessions, auth.Config{})
+	op, err := openOperator(getenv, "user")
 	if err != nil {
 		return err
 	}
+	defer op.close()
+	svc := op.auth
 
 	switch cmd {
 	case "list":
@@ -65,6 +60,12 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 		fmt.Fprintf(stdout, "deleted user %q, ended %d session(s)\n", args[0], ended)
+		return nil
+	case "unlock":
+		if err := svc.Unlock(ctx, args[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "unlocked %q: its failed logins are forgotten\n", args[0])
 		return nil
 	}
 
@@ -85,6 +86,52 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fmt.Fprintf(stdout, "changed password of %q, ended %d session(s)\n", args[0], ended)
 	return nil
+}
+
+// operator is what the user and sessions commands work on: the stores at
+// REDIS_URL, and the same session manager and auth service the server
+// runs, so a command ends sessions and checks names exactly as the
+// service would.
+type operator struct {
+	rdb      *store.Redis
+	sessions *session.Manager
+	auth     *auth.Service
+}
+
+// cliLifetime turns off the session manager's lifetime clamp in the
+// commands: the server clamped each deadline when it wrote it, and a clamp
+// here would apply the CLI's own idea of SESSION_LIFETIME (its default,
+// 24h) to sessions a server with a longer one started, showing them ending
+// too early. The commands never start a session.
+const cliLifetime = 100 * 365 * 24 * time.Hour
+
+// openOperator opens the Redis at REDIS_URL for the commands called what
+// (for the error message). Every operation has its own 5s timeout, more
+// than a page gets, as an operator would rather wait than retry; a walk
+// over all sessions is bounded only by ctx (see session.Manager.Each).
+func openOperator(getenv func(string) string, what string) (*operator, error) {
+	redisURL := getenv("REDIS_URL")
+	if redisURL == "" {
+		return nil, usageError{fmt.Sprintf("invalid REDIS_URL \"\": %s commands need redis://host:port/db (the embedded Redis's address is printed when the server starts)", what)}
+	}
+	rdb, err := store.Open(redisURL, store.Timeouts{Op: 5 * time.Second})
+	if err != nil {
+		return nil, badVar("REDIS_URL", "redis://[user:pass@]host:port/db or rediss://...", maskURL(redisURL))
+	}
+	sessions := session.New(rdb.Sessions, session.Config{Lifetime: cliLifetime}, slog.New(slog.DiscardHandler))
+	svc, err := auth.NewService(rdb, sessions, auth.Config{})
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	return &operator{rdb: rdb, sessions: sessions, auth: svc}, nil
+}
+
+func (o *operator) close() { _ = o.rdb.Close() }
+
+// isHelp reports whether arg asks for the usage text.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
 }
 
 // readPassword reads a password without echo from a terminal (asking twice

@@ -58,9 +58,10 @@ func openRedis(t *testing.T, url string) *store.Redis {
 	return rdb
 }
 
-// sessionManager is a session manager like the service's, on rdb.
+// sessionManager is a session manager configured like the service's
+// defaults (24h lifetime, 30m idle timeout), on rdb.
 func sessionManager(rdb *store.Redis) *session.Manager {
-	return session.New(rdb.Sessions, session.Config{}, slog.New(slog.DiscardHandler))
+	return session.New(rdb.Sessions, session.Config{Lifetime: 24 * time.Hour, IdleTimeout: 30 * time.Minute}, slog.New(slog.DiscardHandler))
 }
 
 // authService checks passwords the way the running service does, with
@@ -298,6 +299,9 @@ func TestUserUsageErrors(t *testing.T) {
 		{args: []string{"delete", "alice", "bob"}, redisURL: "redis://127.0.0.1:1/0", naming: "usage: server user"},
 		{args: []string{"list", "alice"}, redisURL: "redis://127.0.0.1:1/0", naming: "usage: server user"},
 		{args: []string{"rename", "alice"}, redisURL: "redis://127.0.0.1:1/0", naming: "usage: server user"},
+		{args: []string{"unlock"}, redisURL: "redis://127.0.0.1:1/0", naming: "usage: server user"},
+		{args: []string{"unlock", "alice", "bob"}, redisURL: "redis://127.0.0.1:1/0", naming: "usage: server user"},
+		{args: []string{"unlock", "alice"}, naming: "REDIS_URL"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " ")+" REDIS_URL="+tt.redisURL, func(t *testing.T) {

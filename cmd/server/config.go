@@ -90,7 +90,10 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
 			b.WriteString("usage: server [flags]   (every flag also reads the environment variable named in its description)\n")
-			b.WriteString("       server user add|passwd|delete NAME | user list | healthcheck\n")
+			b.WriteString("       server user add|passwd|delete|unlock NAME | user list\n")
+			b.WriteString("       server sessions list [--user NAME] [--json] | show ID [--json] | revoke ID | revoke --user NAME | count [--by-user]\n")
+			b.WriteString("       server healthcheck\n")
+			b.WriteString("The user and sessions commands work on the Redis at REDIS_URL; unknown users and ids exit 1.\n")
 			b.WriteString("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD are read from the environment only, so the password stays out of ps.\n\nflags:\n")
 			fs.SetOutput(&b)
 			fs.PrintDefaults()
@@ -99,7 +102,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return config{}, usageError{"invalid flags: " + err.Error()}
 	}
 	if fs.NArg() > 0 {
-		return config{}, usageError{fmt.Sprintf("unexpected argument %q: want no arguments, or a subcommand (user, healthcheck)", fs.Arg(0))}
+		return config{}, usageError{fmt.Sprintf("unexpected argument %q: want no arguments, or a subcommand (user, sessions, healthcheck)", fs.Arg(0))}
 	}
 
 	c := config{

@@ -37,7 +37,7 @@ func TestHelpPrintsEveryFlagAndSucceeds(t *testing.T) {
 	if err := run(t.Context(), []string{"--help"}, env{}.getenv, strings.NewReader(""), &out); err != nil {
 		t.Fatalf("run --help: got error %v, want nil", err)
 	}
-	for _, want := range []string{"-addr", "-redis-url", "-session-lifetime", "-session-idle-timeout", "-login-window", "SESSION_LIFETIME", "user add"} {
+	for _, want := range []string{"-addr", "-redis-url", "-session-lifetime", "-session-idle-timeout", "-login-window", "SESSION_LIFETIME", "user add", "unlock", "sessions list", "--by-user", "revoke --user NAME"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help output lacks %q:\n%s", want, out.String())
 		}

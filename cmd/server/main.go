@@ -1,12 +1,25 @@
 // Command server is the login service: it serves the login pages, keeps
-// sessions in Redis, and manages users from the command line.
+// sessions in Redis, and lets an operator manage users and sessions from
+// the command line (against the same REDIS_URL).
 //
-//	server                      run the service (configured by environment or flags)
-//	server user add NAME        create a user (password from stdin or a prompt)
-//	server user passwd NAME     change a password and end the user's sessions
-//	server user list            list users
-//	server user delete NAME     delete a user and end the user's sessions
-//	server healthcheck          exit 0 if this host's /readyz answers 200
+//	server                         run the service (configured by environment or flags)
+//	server user add NAME           create a user (password from stdin or a prompt)
+//	server user passwd NAME        change a password and end the user's sessions
+//	server user list               list users
+//	server user delete NAME        delete a user and end the user's sessions
+//	server user unlock NAME        forget the account's failed logins (lift a lockout)
+//	server sessions list [--user NAME] [--json]
+//	                               one line per session (all: streamed with SCAN; one user's: the index)
+//	server sessions show ID        every field of one session
+//	server sessions revoke ID      end one session
+//	server sessions revoke --user NAME
+//	                               end every session of a user, print how many
+//	server sessions count [--by-user]
+//	                               how many sessions (per user, sorted by name)
+//	server healthcheck             exit 0 if this host's /readyz answers 200
+//
+// Unknown users and session ids exit 1 with one line on stderr; usage
+// mistakes exit 2.
 package main
 
 import (
@@ -43,8 +56,19 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
-		case "user":
-			return runUser(ctx, args[1:], getenv, stdin, stdout)
+		case "user", "sessions":
+			var err error
+			if args[0] == "user" {
+				err = runUser(ctx, args[1:], getenv, stdin, stdout)
+			} else {
+				err = runSessions(ctx, args[1:], getenv, stdout)
+			}
+			var help helpRequested
+			if errors.As(err, &help) {
+				_, _ = io.WriteString(stdout, help.usage)
+				return nil
+			}
+			return err
 		case "healthcheck":
 			if len(args) > 1 {
 				return usageError{fmt.Sprintf("unexpected argument %q: usage: server healthcheck (checks http://127.0.0.1:<port of ADDR>/readyz)", args[1])}

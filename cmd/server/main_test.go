@@ -80,6 +80,11 @@ func TestBadConfigurationExitsWithCode2(t *testing.T) {
 		{args: []string{"user", "list", "extra"}, naming: "usage: server user"},
 		{args: []string{"user", "add"}, naming: "usage: server user"},
 		{args: []string{"user", "list"}, naming: "REDIS_URL"},
+		{args: []string{"user", "unlock"}, naming: "usage: server user"},
+		{args: []string{"sessions"}, naming: "usage: server sessions"},
+		{args: []string{"sessions", "list", "extra"}, naming: "usage: server sessions"},
+		{args: []string{"sessions", "count", "--no-such-flag"}, naming: "-no-such-flag"},
+		{args: []string{"sessions", "list"}, naming: "REDIS_URL"},
 		{args: []string{"healthcheck", "extra"}, naming: `"extra"`},
 	}
 	for _, tt := range tests {
