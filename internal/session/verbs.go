@@ -60,6 +60,8 @@ func (m *Manager) Start(ctx context.Context, l Login) error {
 	m.scs.Put(ctx, fieldLoginIP, l.IP)
 	m.scs.Put(ctx, fieldUserAgent, truncate(l.UserAgent, maxUserAgentBytes))
 	m.scs.RememberMe(ctx, l.Remember)
+	// The key, the cookie and the index score end at the same instant.
+	m.scs.SetDeadline(ctx, ends)
 	return m.create(ctx, r, store.Owner{User: l.User, Stamp: l.Stamp, Until: ends})
 }
 
@@ -106,12 +108,15 @@ func (m *Manager) Renew(ctx context.Context, stamp string) error {
 		return errAnonymous
 	}
 	ends := m.scs.Deadline(ctx)
-	if t, ok := timeValue(m.values(ctx), fieldExpiresAt); ok {
+	if t, ok := timeValue(m.values(ctx), fieldExpiresAt); ok && t.Before(ends) {
 		ends = t
 	}
 	if err := m.scs.RenewToken(ctx); err != nil {
 		return fmt.Errorf("renew session: %w", err)
 	}
+	// RenewToken restarts scs's deadline at now + Lifetime; the key and
+	// the cookie would outlive the absolute deadline the index holds.
+	m.scs.SetDeadline(ctx, ends)
 	return m.create(ctx, r, store.Owner{User: user, Stamp: stamp, Until: ends})
 }
 
