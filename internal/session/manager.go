@@ -128,6 +128,14 @@ func (m *Manager) Load(ctx context.Context, token string) (context.Context, erro
 	if m.scs.Token(loaded) == "" {
 		return loaded, nil
 	}
+	// Known before anything deletes the session, so that it also leaves
+	// its user's index.
+	user := m.scs.GetString(loaded, fieldUsername)
+	if r := requestOf(loaded); r != nil {
+		r.mu.Lock()
+		r.user = user
+		r.mu.Unlock()
+	}
 	if !m.scs.Deadline(loaded).After(time.Now()) {
 		// Past its absolute lifetime (for example after SESSION_LIFETIME
 		// was shortened): end it now rather than serve it once more.
@@ -135,12 +143,6 @@ func (m *Manager) Load(ctx context.Context, token string) (context.Context, erro
 			return nil, fmt.Errorf("end expired session: %w", err)
 		}
 		return loaded, nil
-	}
-	user := m.scs.GetString(loaded, fieldUsername)
-	if r := requestOf(loaded); r != nil {
-		r.mu.Lock()
-		r.user = user
-		r.mu.Unlock()
 	}
 	if user != "" {
 		m.touch(loaded)
