@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"loginsvc/internal/store"
+	"loginsvc/internal/testkit"
 )
 
 const (
@@ -125,7 +125,7 @@ func TestBrowserLoginLogout(t *testing.T) {
 	if strings.Contains(docCookie, sessionCookie) || strings.Contains(docCookie, ck.Value) {
 		t.Errorf("document.cookie = %q: page scripts can read the session cookie", docCookie)
 	}
-	key := sessionKey(ck.Value)
+	key := testkit.SessionKey(ck.Value)
 	if n, err := rdb.Exists(context.Background(), key).Result(); err != nil || n != 1 {
 		t.Fatalf("after login: EXISTS %s = %d, %v; want 1 (the cookie names no session in Redis)", key, n, err)
 	}
@@ -206,7 +206,7 @@ type browserTab struct {
 func newBrowserTab(t *testing.T) *browserTab {
 	t.Helper()
 	profile := t.TempDir()
-	out := &browserOutput{}
+	out := &testkit.Buffer{}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(browserExecPath),
 		chromedp.Flag("headless", true),
@@ -355,23 +355,4 @@ func browserSaveArtifact(t *testing.T, name string, png []byte) {
 		t.Fatalf("artifact %s: %v", name, err)
 	}
 	t.Logf("screenshot of the logged-in page: %s", path)
-}
-
-// browserOutput collects Chromium's stdout and stderr, which chromedp writes
-// from its own goroutine, to show them when the test fails.
-type browserOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *browserOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
-
-func (o *browserOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
 }

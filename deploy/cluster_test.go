@@ -5,11 +5,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"loginsvc/internal/testkit"
 )
 
 // TestCluster proves the deployment on one native cluster of 3 replicas
@@ -54,11 +55,11 @@ func TestCluster(t *testing.T) {
 		{"2-logout-everywhere", func(t *testing.T) {
 			old := sessionCookieOf(t, first, c.LB).Value
 			if _, ok := c.sessionValues(t, old); !ok {
-				t.Fatalf("no session in Redis for the logged-in cookie (key %s)", sessionKey(old))
+				t.Fatalf("no session in Redis for the logged-in cookie (key %s)", testkit.SessionKey(old))
 			}
 			c.logout(t, first, c.LB)
 			if _, ok := c.sessionValues(t, old); ok {
-				t.Errorf("session still in Redis after logout (key %s)", sessionKey(old))
+				t.Errorf("session still in Redis after logout (key %s)", testkit.SessionKey(old))
 			}
 			if status, by, body := c.get(t, first, c.LB+"/"); status != http.StatusOK || !loggedOut(body) {
 				t.Errorf("logged-out client, GET / via LB (served by %q): status %d, logged out: %v", by, status, loggedOut(body))
@@ -157,7 +158,7 @@ func TestCluster(t *testing.T) {
 				}
 			}
 			if _, ok := c.sessionValues(t, old); ok {
-				t.Errorf("logged-out session is back in Redis after the crash (key %s)", sessionKey(old))
+				t.Errorf("logged-out session is back in Redis after the crash (key %s)", testkit.SessionKey(old))
 			}
 			c.expectSessions(t, users)
 		}},
@@ -326,20 +327,14 @@ func TestCluster(t *testing.T) {
 }
 
 // expectDraining checks, right after SIGTERM, that r's /readyz turns 503
-// while /healthz and user's page are still served (SHUTDOWN_DRAIN).
+// within half of SHUTDOWN_DRAIN while /healthz and user's page are still
+// served.
 func (c *cluster) expectDraining(t testing.TB, r *replica, client *http.Client, user string) {
 	t.Helper()
-	deadline := time.Now().Add(replicaDrain / 2)
-	for {
+	testkit.Eventually(t, r.ID+" /readyz 503 after SIGTERM", replicaDrain/2, func() (bool, string) {
 		status, _, _, err := tryGet(client, r.URL+"/readyz", nil)
-		if err == nil && status == http.StatusServiceUnavailable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: /readyz still %d (err %v) %v after SIGTERM, want 503", r.ID, status, err, replicaDrain/2)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil && status == http.StatusServiceUnavailable, fmt.Sprintf("/readyz %d (err %v), want 503", status, err)
+	})
 	if status, _, body, err := tryGet(client, r.URL+"/healthz", nil); err != nil || status != http.StatusOK {
 		t.Errorf("%s draining: /healthz %d (err %v), want 200 %s", r.ID, status, err, firstLine(body))
 	}
@@ -360,22 +355,17 @@ func (c *cluster) expectSessions(t testing.TB, users []loadUser) {
 	}
 }
 
-// clientFrom returns a client (cookie jar, no redirects) whose connections
-// come from the local address ip, e.g. 127.0.0.2 to be a loopback client
-// that is not in TRUSTED_PROXIES.
+// clientFrom returns a testkit.Browser whose connections come from the
+// local address ip, e.g. 127.0.0.2 to be a loopback client that is not in
+// TRUSTED_PROXIES.
 func clientFrom(t testing.TB, ip string) *http.Client {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
+	client := testkit.Browser(t)
+	tr, ok := client.Transport.(*http.Transport)
+	if !ok {
+		t.Fatalf("testkit.Browser's transport is a %T, want an *http.Transport to set the local address on", client.Transport)
 	}
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 2 * time.Second}
-	tr := &http.Transport{DialContext: d.DialContext}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{
-		Jar:           jar,
-		Transport:     tr,
-		Timeout:       harnessHTTPTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	tr.DialContext = d.DialContext
+	return client
 }

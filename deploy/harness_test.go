@@ -7,15 +7,11 @@ package deploy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -31,7 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"loginsvc/internal/redistest"
-	"loginsvc/internal/store"
+	"loginsvc/internal/testkit"
 )
 
 // The bootstrap account every replica is started with. Test-only: it exists
@@ -45,157 +41,30 @@ const (
 	replicaDrain = time.Second
 	// harnessReadyTimeout bounds a replica's or nginx's start.
 	harnessReadyTimeout = 15 * time.Second
-	// harnessExitTimeout bounds waiting for a process to exit after a signal:
-	// drain plus the server's 15s shutdown deadline plus slack.
+	// harnessExitTimeout bounds waiting for a replica to exit after
+	// SIGTERM: drain plus the server's 15s shutdown deadline plus slack.
 	harnessExitTimeout = replicaDrain + 20*time.Second
-	// harnessHTTPTimeout bounds every request the harness makes.
-	harnessHTTPTimeout = 10 * time.Second
 	// harnessTailLines of each process log are printed when a test fails.
 	harnessTailLines = 40
 	// sessionCookie is the service's default cookie name.
 	sessionCookie = "session_id"
 )
 
-// ---------------------------------------------------------------------------
-// The service binary, built once per test binary.
-
-var serverBuild struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
-// TestMain removes the server binary built by serverBinary (if any) once
-// every test of the package has run.
+// TestMain removes the server binary that testkit.ServerBinary built (if
+// any) once every test of the package has run.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if serverBuild.dir != "" {
-		_ = os.RemoveAll(serverBuild.dir)
+	if err := testkit.RemoveBuilt(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
 	}
 	os.Exit(code)
 }
 
-// serverBinary builds ./cmd/server on first use and returns its path.
-func serverBinary(t testing.TB) string {
-	t.Helper()
-	root := repoRoot(t)
-	serverBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "loginsvc-server-")
-		if err != nil {
-			serverBuild.err = err
-			return
-		}
-		serverBuild.dir = dir
-		bin := filepath.Join(dir, "server")
-		// `go test` puts its own GOROOT/bin first on PATH, so this is the
-		// toolchain that builds the test.
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/server")
-		cmd.Dir = root
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			serverBuild.err = fmt.Errorf("go build ./cmd/server: %v\n%s", err, out)
-			return
-		}
-		serverBuild.path = bin
-	})
-	if serverBuild.err != nil {
-		t.Fatal(serverBuild.err)
-	}
-	return serverBuild.path
-}
-
-// ---------------------------------------------------------------------------
-// Child processes.
-
-// proc is one run of a child process; a restart gets a fresh one so waiting
-// on an old run can never be confused with the new one.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once cmd.Wait has returned
-	err  error         // cmd.Wait's result; read only after done is closed
-}
-
-// startProc starts cmd with stdout and stderr appended to logPath (an
-// *os.File, not a pipe, so Wait never blocks on output).
-func startProc(cmd *exec.Cmd, logPath, banner string) (*proc, error) {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fmt.Fprintf(f, "=== harness: %s at %s\n", banner, time.Now().Format("15:04:05.000"))
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) running() bool {
-	if p == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
-func (p *proc) waitExit(timeout time.Duration) bool {
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(timeout):
-		return false
-	}
-}
-
-// signalPid tolerates ESRCH: a process that is already gone needs no signal.
-func signalPid(pid int, sig syscall.Signal) error {
-	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("send %v to %d: %w", sig, pid, err)
-	}
-	return nil
-}
-
-// logTail returns the last n lines of a log file, for failure reports.
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", path, err)
-	}
-	text := strings.TrimRight(string(b), "\n")
-	if text == "" {
-		return fmt.Sprintf("(%s is empty)", path)
-	}
-	lines := strings.Split(text, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return fmt.Sprintf("last %d lines of %s:\n%s", len(lines), path, strings.Join(lines, "\n"))
-}
-
-// freeAddr asks the kernel for an unused 127.0.0.1 port. It can be taken
-// again before the child binds it; a start then fails loudly (the child
-// exits on the failed bind, or another process answers without our
-// X-Served-By), it never passes silently.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// probeClient is for readiness and rotation probes: a fresh connection for
+// every request, so that a probe reaches whichever replica nginx picks now
+// and never reuses a connection to a replica that has gone.
+var probeClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 // ---------------------------------------------------------------------------
 // Replicas.
@@ -209,18 +78,25 @@ type replica struct {
 	bin     string
 	env     []string
 	logPath string
-	starts  int
-	proc    *proc
+	proc    *testkit.Process
 }
 
+// newReplica returns a replica that is not started yet. Whatever state the
+// test leaves it in, its process does not outlive the test.
 func newReplica(t testing.TB, bin, id, redisURL, logDir string) *replica {
-	addr := freeAddr(t)
+	t.Helper()
+	// Taken again before the replica binds it, the port makes the start
+	// fail loudly (the replica exits on the failed bind, or someone else
+	// answers without our X-Served-By); it never passes silently.
+	addr := testkit.FreeAddr(t)
+	logPath := filepath.Join(logDir, id+".log")
 	r := &replica{
 		ID:      id,
 		Addr:    addr,
 		URL:     "http://" + addr,
 		bin:     bin,
-		logPath: filepath.Join(logDir, id+".log"),
+		logPath: logPath,
+		proc:    testkit.NewProcess(t, logPath),
 		// A clean environment, so nothing from the developer's shell
 		// (SESSION_IDLE_TIMEOUT, LOGIN_MAX_FAILURES, ...) changes the run.
 		env: []string{
@@ -234,64 +110,37 @@ func newReplica(t testing.TB, bin, id, redisURL, logDir string) *replica {
 			"LOG_LEVEL=info",
 		},
 	}
-	// Whatever state the test leaves it in, the process does not outlive
-	// the test.
-	t.Cleanup(func() {
-		if r.proc.running() {
-			_ = signalPid(r.proc.cmd.Process.Pid, syscall.SIGKILL)
-			if !r.proc.waitExit(harnessExitTimeout) {
-				t.Errorf("replica %s (pid %d) survived SIGKILL", r.ID, r.proc.cmd.Process.Pid)
-			}
-		}
-	})
 	return r
 }
 
 // launch starts the process without waiting for it to be ready.
 func (r *replica) launch(t testing.TB) {
 	t.Helper()
-	if r.proc.running() {
-		t.Fatalf("replica %s: Start while running (pid %d)", r.ID, r.proc.cmd.Process.Pid)
-	}
-	r.starts++
 	cmd := exec.Command(r.bin)
 	cmd.Env = r.env
-	p, err := startProc(cmd, r.logPath, fmt.Sprintf("start #%d of %s on %s", r.starts, r.ID, r.Addr))
-	if err != nil {
-		t.Fatalf("replica %s: start: %v", r.ID, err)
+	if err := r.proc.Start(cmd); err != nil {
+		t.Fatalf("replica %s: %v", r.ID, err)
 	}
-	r.proc = p
 }
 
 // waitReady polls /readyz until this replica (by X-Served-By) answers 200.
 func (r *replica) waitReady(t testing.TB) {
 	t.Helper()
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := time.Now().Add(harnessReadyTimeout)
-	last := "no answer yet"
-	for time.Now().Before(deadline) {
-		if !r.proc.running() {
-			t.Fatalf("replica %s exited before it was ready: %v\n%s", r.ID, r.proc.err, logTail(r.logPath, harnessTailLines))
+	testkit.Eventually(t, "replica "+r.ID+" ready", harnessReadyTimeout, func() (bool, string) {
+		if !r.proc.Running() {
+			t.Fatalf("replica %s exited before it was ready: %v\n%s", r.ID, r.proc.Err(), r.proc.LogTail(harnessTailLines))
 		}
-		resp, err := client.Get(r.URL + "/readyz")
-		if err != nil {
-			last = err.Error()
-		} else {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			by := resp.Header.Get("X-Served-By")
-			switch {
-			case by != r.ID:
-				last = fmt.Sprintf("answered by %q, not %q: port taken by someone else?", by, r.ID)
-			case resp.StatusCode == http.StatusOK:
-				return
-			default:
-				last = fmt.Sprintf("/readyz %d", resp.StatusCode)
-			}
+		status, by, _, err := tryGet(probeClient, r.URL+"/readyz", nil)
+		switch {
+		case err != nil:
+			return false, err.Error()
+		case by != r.ID:
+			return false, fmt.Sprintf("answered by %q, not %q: port taken by someone else?", by, r.ID)
+		case status != http.StatusOK:
+			return false, fmt.Sprintf("/readyz %d", status)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("replica %s not ready within %v: %s\n%s", r.ID, harnessReadyTimeout, last, logTail(r.logPath, harnessTailLines))
+		return true, ""
+	})
 }
 
 // Start (re)starts the replica on its port and waits until /readyz is 200.
@@ -312,10 +161,10 @@ func (r *replica) Stop(t testing.TB) {
 // terminate sends SIGTERM without waiting, so a test can watch the drain.
 func (r *replica) terminate(t testing.TB) {
 	t.Helper()
-	if !r.proc.running() {
+	if !r.proc.Running() {
 		t.Fatalf("replica %s: Stop while not running", r.ID)
 	}
-	if err := signalPid(r.proc.cmd.Process.Pid, syscall.SIGTERM); err != nil {
+	if err := r.proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("replica %s: %v", r.ID, err)
 	}
 }
@@ -324,31 +173,27 @@ func (r *replica) terminate(t testing.TB) {
 // exit code 0.
 func (r *replica) waitStopped(t testing.TB) {
 	t.Helper()
-	if !r.proc.waitExit(harnessExitTimeout) {
-		_ = signalPid(r.proc.cmd.Process.Pid, syscall.SIGKILL)
-		t.Fatalf("replica %s ignored SIGTERM for %v\n%s", r.ID, harnessExitTimeout, logTail(r.logPath, harnessTailLines))
+	if !r.proc.WaitExit(harnessExitTimeout) {
+		t.Fatalf("replica %s ignored SIGTERM for %v\n%s", r.ID, harnessExitTimeout, r.proc.LogTail(harnessTailLines))
 	}
-	if r.proc.err != nil {
-		t.Fatalf("replica %s did not exit cleanly after SIGTERM: %v\n%s", r.ID, r.proc.err, logTail(r.logPath, harnessTailLines))
+	if err := r.proc.Err(); err != nil {
+		t.Fatalf("replica %s did not exit cleanly after SIGTERM: %v\n%s", r.ID, err, r.proc.LogTail(harnessTailLines))
 	}
 }
 
 // Kill simulates a crash (SIGKILL) and waits for the process to be gone.
 func (r *replica) Kill(t testing.TB) {
 	t.Helper()
-	if !r.proc.running() {
+	if !r.proc.Running() {
 		t.Fatalf("replica %s: Kill while not running", r.ID)
 	}
-	if err := signalPid(r.proc.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+	if err := r.proc.Kill(testkit.WaitTimeout); err != nil {
 		t.Fatalf("replica %s: %v", r.ID, err)
-	}
-	if !r.proc.waitExit(harnessExitTimeout) {
-		t.Fatalf("replica %s survived SIGKILL for %v", r.ID, harnessExitTimeout)
 	}
 }
 
 // Running reports whether the replica's process is alive.
-func (r *replica) Running() bool { return r.proc.running() }
+func (r *replica) Running() bool { return r.proc.Running() }
 
 // ---------------------------------------------------------------------------
 // The cluster.
@@ -360,7 +205,7 @@ type cluster struct {
 
 	lbAddr  string
 	logDir  string
-	nginx   *proc
+	nginx   *testkit.Process
 	ngxLog  string
 	ngxConf string
 }
@@ -375,17 +220,17 @@ func startCluster(t *testing.T, n int) *cluster {
 		t.Fatalf("startCluster: n = %d", n)
 	}
 	nginxBin := requireNginx(t)
-	bin := serverBinary(t)
+	bin := testkit.ServerBinary(t)
 
 	c := &cluster{logDir: t.TempDir()}
 	c.Redis = redistest.Start(t, redistest.WithAOF())
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, r := range c.Replicas {
-				t.Logf("replica %s (%s):\n%s", r.ID, r.Addr, logTail(r.logPath, harnessTailLines))
+				t.Logf("replica %s (%s):\n%s", r.ID, r.Addr, r.proc.LogTail(harnessTailLines))
 			}
-			if c.ngxLog != "" {
-				t.Logf("nginx (%s):\n%s", c.LB, logTail(c.ngxLog, harnessTailLines))
+			if c.nginx != nil {
+				t.Logf("nginx (%s):\n%s", c.LB, c.nginx.LogTail(harnessTailLines))
 			}
 		}
 	})
@@ -413,17 +258,12 @@ func startCluster(t *testing.T, n int) *cluster {
 func (c *cluster) waitBootstrapUser(t testing.TB) {
 	t.Helper()
 	rdb := c.Redis.Client(t)
-	deadline := time.Now().Add(harnessReadyTimeout)
-	for time.Now().Before(deadline) {
+	testkit.Eventually(t, "bootstrap user "+testUser+" stored", harnessReadyTimeout, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		ok, err := rdb.HExists(ctx, "user:{"+testUser+"}", "password").Result()
-		cancel()
-		if err == nil && ok {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("bootstrap user %q not created within %v", testUser, harnessReadyTimeout)
+		return err == nil && ok, fmt.Sprintf("HEXISTS: %v, %v", ok, err)
+	})
 }
 
 // startNginx runs deploy/nginx.conf, rendered over the replicas, in the
@@ -439,7 +279,7 @@ func (c *cluster) startNginx(t *testing.T, nginxBin string) {
 	// interface: it may be taken (by the developer's compose stack, another
 	// test binary) and would expose the test cluster beyond this machine.
 	// A free port on 127.0.0.1 avoids both; nothing else is changed.
-	c.lbAddr = freeAddr(t)
+	c.lbAddr = testkit.FreeAddr(t)
 	c.LB = "http://" + c.lbAddr
 	conf = nginxConfListen(t, conf, c.lbAddr)
 	c.ngxConf = conf
@@ -448,74 +288,27 @@ func (c *cluster) startNginx(t *testing.T, nginxBin string) {
 
 	cmd := exec.Command(nginxBin, nginxArgs(prefix, confPath)...)
 	cmd.Env = []string{}
-	// Its own process group, so that cleanup can kill the workers too if
-	// the master does not take them down.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p, err := startProc(cmd, c.ngxLog, "nginx on "+c.lbAddr)
-	if err != nil {
+	// Its workers are in its process group, which the Process kills with
+	// it: no worker outlives the test.
+	c.nginx = testkit.NewProcess(t, c.ngxLog)
+	if err := c.nginx.Start(cmd); err != nil {
 		t.Fatalf("start nginx: %v", err)
 	}
-	c.nginx = p
-	t.Cleanup(func() {
-		pid := p.cmd.Process.Pid
-		if p.running() {
-			_ = signalPid(pid, syscall.SIGQUIT) // graceful shutdown
-			if !p.waitExit(5 * time.Second) {
-				_ = signalPid(-pid, syscall.SIGKILL)
-				if !p.waitExit(harnessExitTimeout) {
-					t.Errorf("nginx (pid %d) survived SIGKILL", pid)
-				}
-			}
-		}
-		// No worker may outlive the master.
-		_ = signalPid(-pid, syscall.SIGKILL)
-	})
 
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := time.Now().Add(harnessReadyTimeout)
-	last := "no answer yet"
-	for time.Now().Before(deadline) {
-		if !p.running() {
-			t.Fatalf("nginx exited before it was ready: %v\n%s\n--- config ---\n%s", p.err, logTail(c.ngxLog, harnessTailLines), conf)
+	testkit.Eventually(t, "nginx proxying", harnessReadyTimeout, func() (bool, string) {
+		if !c.nginx.Running() {
+			t.Fatalf("nginx exited before it was ready: %v\n%s\n--- config ---\n%s", c.nginx.Err(), c.nginx.LogTail(harnessTailLines), conf)
 		}
-		resp, err := client.Get(c.LB + "/healthz")
+		status, by, _, err := tryGet(probeClient, c.LB+"/healthz", nil)
 		if err != nil {
-			last = err.Error()
-		} else {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("X-Served-By"), "app-") {
-				return
-			}
-			last = fmt.Sprintf("/healthz %d served by %q", resp.StatusCode, resp.Header.Get("X-Served-By"))
+			return false, err.Error()
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("nginx not proxying within %v: %s\n%s", harnessReadyTimeout, last, logTail(c.ngxLog, harnessTailLines))
+		return status == http.StatusOK && strings.HasPrefix(by, "app-"), fmt.Sprintf("/healthz %d served by %q", status, by)
+	})
 }
 
 // ---------------------------------------------------------------------------
 // HTTP helpers.
-
-// newClient returns a client with a cookie jar that does not follow
-// redirects, so tests see the 303s themselves. The jar keys cookies by host
-// and ignores the port, so a session cookie obtained through the LB is also
-// sent to every replica directly (all are 127.0.0.1).
-func newClient(t testing.TB) *http.Client {
-	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &http.Transport{MaxIdleConnsPerHost: 16}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{
-		Jar:           jar,
-		Transport:     tr,
-		Timeout:       harnessHTTPTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
 
 // login returns a client logged in as testUser via base (the LB or a
 // replica URL).
@@ -525,10 +318,11 @@ func (c *cluster) login(t testing.TB, base string) *http.Client {
 }
 
 // loginAs logs user in via base with a fresh client and asserts the 303 and
-// the session cookie.
+// the session cookie. The client's jar ignores ports, so the cookie got
+// through the LB is also sent to every replica directly (all are 127.0.0.1).
 func (c *cluster) loginAs(t testing.TB, base, user, password string) *http.Client {
 	t.Helper()
-	client := newClient(t)
+	client := testkit.Browser(t)
 	postLogin(t, client, base, user, password, nil)
 	return client
 }
@@ -637,27 +431,20 @@ func sessionCookieOf(t testing.TB, client *http.Client, base string) *http.Cooki
 	return nil
 }
 
-// cookieClient returns a jar-less client that sends exactly the given
-// session cookie value, e.g. to replay a cookie the browser has dropped.
+// cookieClient returns a client that sends exactly the given session cookie
+// value with every request, whatever the server answers, e.g. to replay a
+// cookie the browser has dropped.
 func cookieClient(t testing.TB, value string) *http.Client {
 	t.Helper()
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{
-		Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
-			req = req.Clone(req.Context())
-			req.Header.Del("Cookie")
-			req.AddCookie(&http.Cookie{Name: sessionCookie, Value: value})
-			return tr.RoundTrip(req)
-		}),
-		Timeout:       harnessHTTPTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	return testkit.Client(t, fixedJar{{Name: sessionCookie, Value: value}})
 }
 
-type roundTripFunc func(*http.Request) (*http.Response, error)
+// fixedJar is a cookie jar that always holds the same cookies: a Set-Cookie
+// that clears one does not.
+type fixedJar []*http.Cookie
 
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+func (j fixedJar) SetCookies(*url.URL, []*http.Cookie) {}
+func (j fixedJar) Cookies(*url.URL) []*http.Cookie     { return j }
 
 // loggedIn reports whether an index page body shows user logged in.
 func loggedIn(body, user string) bool {
@@ -669,20 +456,13 @@ func loggedOut(body string) bool {
 	return strings.Contains(body, "<h1>hello</h1>") && !strings.Contains(body, "hello "+testUser)
 }
 
-// sessionKey is the Redis key of the session named by a cookie value: scs
-// stores sha256(token), base64url without padding (HashTokenInStore).
-func sessionKey(cookieValue string) string {
-	sum := sha256.Sum256([]byte(cookieValue))
-	return store.SessionKey(base64.RawURLEncoding.EncodeToString(sum[:]))
-}
-
 // sessionValues reads and decodes the session of a cookie from Redis; ok is
 // false when no such session is stored.
 func (c *cluster) sessionValues(t testing.TB, cookieValue string) (values map[string]any, ok bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	b, err := c.Redis.Client(t).Get(ctx, sessionKey(cookieValue)).Bytes()
+	b, err := c.Redis.Client(t).Get(ctx, testkit.SessionKey(cookieValue)).Bytes()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return nil, false
@@ -702,7 +482,7 @@ func (c *cluster) sessionValues(t testing.TB, cookieValue string) (values map[st
 // way an operator does, password on stdin.
 func (c *cluster) addUser(t testing.TB, name, password string) {
 	t.Helper()
-	cmd := exec.Command(serverBinary(t), "user", "add", name)
+	cmd := exec.Command(testkit.ServerBinary(t), "user", "add", name)
 	cmd.Env = []string{"REDIS_URL=" + c.Redis.URL()}
 	cmd.Stdin = strings.NewReader(password + "\n")
 	out, err := cmd.CombinedOutput()
@@ -719,17 +499,12 @@ func (c *cluster) addUser(t testing.TB, name, password string) {
 // took.
 func (c *cluster) waitInRotation(t testing.TB, r *replica, timeout time.Duration) time.Duration {
 	t.Helper()
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	start := time.Now()
-	for time.Since(start) < timeout {
-		status, by, _, err := tryGet(client, c.LB+"/healthz", nil)
-		if err == nil && status == http.StatusOK && by == r.ID {
-			return time.Since(start)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("replica %s not back in the LB's rotation within %v", r.ID, timeout)
-	return 0
+	testkit.Eventually(t, "replica "+r.ID+" back in the LB's rotation", timeout, func() (bool, string) {
+		status, by, _, err := tryGet(probeClient, c.LB+"/healthz", nil)
+		return err == nil && status == http.StatusOK && by == r.ID, fmt.Sprintf("/healthz %d served by %q (err %v)", status, by, err)
+	})
+	return time.Since(start)
 }
 
 // ---------------------------------------------------------------------------
