@@ -169,6 +169,13 @@ func TestJSONCodecClampsToAbsoluteLifetime(t *testing.T) {
 		fieldUsername: "alice",
 		fieldLoginAt:  loginAt.Format(time.RFC3339Nano),
 	}
+	// A login made while the lifetime was an hour.
+	endsAt := loginAt.Add(time.Hour)
+	withEnd := map[string]any{
+		fieldUsername:  "alice",
+		fieldLoginAt:   loginAt.Format(time.RFC3339Nano),
+		fieldExpiresAt: endsAt.Format(time.RFC3339Nano),
+	}
 	tests := []struct {
 		name     string
 		lifetime time.Duration
@@ -210,6 +217,41 @@ func TestJSONCodecClampsToAbsoluteLifetime(t *testing.T) {
 			values:   map[string]any{fieldLoginAt: "half past ten"},
 			deadline: now.Add(24 * time.Hour),
 			want:     now.Add(24 * time.Hour),
+		},
+		{
+			name:     "Lifetime grew since login: expires_at still holds",
+			lifetime: 24 * time.Hour,
+			values:   withEnd,
+			deadline: now.Add(24 * time.Hour),
+			want:     endsAt,
+		},
+		{
+			name:     "Lifetime shrank since login: the shorter one holds",
+			lifetime: 45 * time.Minute,
+			values:   withEnd,
+			deadline: now.Add(24 * time.Hour),
+			want:     loginAt.Add(45 * time.Minute),
+		},
+		{
+			name:     "deadline before expires_at is kept",
+			lifetime: 24 * time.Hour,
+			values:   withEnd,
+			deadline: now.Add(10 * time.Minute),
+			want:     now.Add(10 * time.Minute),
+		},
+		{
+			name:     "expires_at holds with zero Lifetime",
+			lifetime: 0,
+			values:   map[string]any{fieldExpiresAt: endsAt.Format(time.RFC3339Nano)},
+			deadline: now.Add(24 * time.Hour),
+			want:     endsAt,
+		},
+		{
+			name:     "unreadable expires_at: only the lifetime clamps",
+			lifetime: 24 * time.Hour,
+			values:   map[string]any{fieldLoginAt: loginAt.Format(time.RFC3339Nano), fieldExpiresAt: "tomorrow"},
+			deadline: now.Add(48 * time.Hour),
+			want:     loginAt.Add(24 * time.Hour),
 		},
 		{
 			name:     "zero Lifetime: no clamp",
@@ -262,6 +304,9 @@ func FuzzDecode(f *testing.F) {
 		`{"deadline":"2030-01-01T00:00:00.123456789+05:30","values":null}`,
 		`{"deadline":"2030-01-01T00:00:00Z","values":{"n":1.5e300,"neg":-0,"list":[1,"a",null,true],"obj":{"k":"\u00e9\ud83d\ude00"}}}`,
 		`{"deadline":"2030-01-01T00:00:00Z","values":{}} {}`,
+		`{"deadline":"2030-01-01T00:00:00Z","values":{"login_at":"2029-12-31T23:30:00Z","expires_at":"2029-12-31T23:45:00Z"}}`,
+		`{"deadline":"2030-01-01T00:00:00Z","values":{"expires_at":"0001-01-01T00:30:00+01:00"}}`,
+		`{"deadline":"2030-01-01T00:00:00Z","values":{"expires_at":17}}`,
 		`{"values":{}}`,
 		`not json`,
 		``,
