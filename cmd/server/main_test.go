@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"loginsvc/internal/redistest"
 )
 
 // The server binary is built once, on first use, into a directory that
@@ -110,6 +112,46 @@ func TestBadConfigurationExitsWithCode2(t *testing.T) {
 			}
 			if !strings.Contains(lines[0], tt.naming) {
 				t.Errorf("stderr: got %q, want it to name %s", lines[0], tt.naming)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout: got %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
+
+// An unknown user or session id stops the process with exit code 1 and
+// one line on stderr naming it.
+func TestUnknownNamesExitWithCode1(t *testing.T) {
+	t.Parallel()
+	bin := serverBinary(t)
+	rs := redistest.Start(t)
+	tests := []struct {
+		args   []string
+		naming string
+	}{
+		{[]string{"sessions", "show", "AAAAAAAAAAAAAAAA"}, `session "AAAAAAAAAAAAAAAA"`},
+		{[]string{"sessions", "revoke", "AAAAAAAAAAAAAAAA"}, `session "AAAAAAAAAAAAAAAA"`},
+		{[]string{"sessions", "revoke", "--user", "ghost"}, `"ghost"`},
+		{[]string{"sessions", "list", "--user", "ghost"}, `"ghost"`},
+		{[]string{"user", "unlock", "ghost"}, `"ghost"`},
+		{[]string{"user", "delete", "ghost"}, `"ghost"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "REDIS_URL=" + rs.URL()}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("got %v (stderr %q), want the process to exit with code 1", err, stderr.String())
+			}
+			if got := stderr.String(); strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, "\n") ||
+				!strings.HasPrefix(got, "server: ") || !strings.Contains(got, tt.naming) {
+				t.Errorf("stderr: got %q, want one line \"server: ...\" naming %s", got, tt.naming)
 			}
 			if stdout.Len() != 0 {
 				t.Errorf("stdout: got %q, want nothing", stdout.String())
