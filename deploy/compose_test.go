@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -60,13 +61,7 @@ func loadCompose(t testing.TB, env ...string) *types.Project {
 func service(p *types.Project, name string) (types.ServiceConfig, error) {
 	s, ok := p.Services[name]
 	if !ok {
-		return s, fmt.Errorf("no service %q (have %v)", name, slices.Sorted(func(yield func(string) bool) {
-			for k := range p.Services {
-				if !yield(k) {
-					return
-				}
-			}
-		}))
+		return s, fmt.Errorf("no service %q (have %v)", name, slices.Sorted(maps.Keys(p.Services)))
 	}
 	return s, nil
 }
@@ -144,18 +139,13 @@ func TestComposeFile(t *testing.T) {
 	p := loadCompose(t)
 	root := repoRoot(t)
 
+	// Each check gets the service it names (none: ""), looked up once.
 	tests := []struct {
-		name  string
-		check func(p *types.Project) error
+		name, service string
+		check         func(p *types.Project, s types.ServiceConfig) error
 	}{
-		{"services are exactly redis, app, lb", func(p *types.Project) error {
-			got := slices.Sorted(func(yield func(string) bool) {
-				for k := range p.Services {
-					if !yield(k) {
-						return
-					}
-				}
-			})
+		{"services are exactly redis, app, lb", "", func(p *types.Project, _ types.ServiceConfig) error {
+			got := slices.Sorted(maps.Keys(p.Services))
 			if !slices.Equal(got, []string{"app", "lb", "redis"}) {
 				return fmt.Errorf("services %v", got)
 			}
@@ -163,11 +153,7 @@ func TestComposeFile(t *testing.T) {
 		}},
 
 		// --- redis ---
-		{"redis image is redis:7.x", func(p *types.Project) error {
-			s, err := service(p, "redis")
-			if err != nil {
-				return err
-			}
+		{"redis image is redis:7.x", "redis", func(p *types.Project, s types.ServiceConfig) error {
 			major, _, _, err := imageVersion(s.Image, "redis")
 			if err != nil {
 				return err
@@ -177,11 +163,7 @@ func TestComposeFile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"redis persists (AOF everysec) and never evicts", func(p *types.Project) error {
-			s, err := service(p, "redis")
-			if err != nil {
-				return err
-			}
+		{"redis persists (AOF everysec) and never evicts", "redis", func(p *types.Project, s types.ServiceConfig) error {
 			cmd := " " + strings.Join(s.Command, " ") + " "
 			for _, want := range []string{
 				" --appendonly yes ",
@@ -197,20 +179,12 @@ func TestComposeFile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"redis healthcheck is redis-cli ping", func(p *types.Project) error {
-			s, err := service(p, "redis")
-			if err != nil {
-				return err
-			}
+		{"redis healthcheck is redis-cli ping", "redis", func(p *types.Project, s types.ServiceConfig) error {
 			return wantHealthcheck(s, "redis-cli", "ping")
 		}},
-		{"redis data lives on volume redis-data at /data", func(p *types.Project) error {
+		{"redis data lives on volume redis-data at /data", "redis", func(p *types.Project, s types.ServiceConfig) error {
 			if _, ok := p.Volumes["redis-data"]; !ok {
 				return fmt.Errorf("no top-level volume redis-data")
-			}
-			s, err := service(p, "redis")
-			if err != nil {
-				return err
 			}
 			v, err := mount(s, "/data")
 			if err != nil {
@@ -221,11 +195,7 @@ func TestComposeFile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"redis is not published on the host", func(p *types.Project) error {
-			s, err := service(p, "redis")
-			if err != nil {
-				return err
-			}
+		{"redis is not published on the host", "redis", func(p *types.Project, s types.ServiceConfig) error {
 			if len(s.Ports) != 0 {
 				return fmt.Errorf("redis publishes %v", s.Ports)
 			}
@@ -233,11 +203,7 @@ func TestComposeFile(t *testing.T) {
 		}},
 
 		// --- app ---
-		{"app runs 3 replicas", func(p *types.Project) error {
-			s, err := service(p, "app")
-			if err != nil {
-				return err
-			}
+		{"app runs 3 replicas", "app", func(p *types.Project, s types.ServiceConfig) error {
 			if s.Deploy == nil || s.Deploy.Replicas == nil {
 				return fmt.Errorf("app has no deploy.replicas")
 			}
@@ -246,11 +212,7 @@ func TestComposeFile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"app is built from the repo root", func(p *types.Project) error {
-			s, err := service(p, "app")
-			if err != nil {
-				return err
-			}
+		{"app is built from the repo root", "app", func(p *types.Project, s types.ServiceConfig) error {
 			if s.Build == nil || s.Build.Context == "" {
 				return fmt.Errorf("app has no build context")
 			}
@@ -262,11 +224,7 @@ func TestComposeFile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"app is scalable: no container_name, no host ports", func(p *types.Project) error {
-			s, err := service(p, "app")
-			if err != nil {
-				return err
-			}
+		{"app is scalable: no container_name, no host ports", "app", func(p *types.Project, s types.ServiceConfig) error {
 			if s.ContainerName != "" {
 				return fmt.Errorf("app has container_name %q", s.ContainerName)
 			}
@@ -275,25 +233,13 @@ func TestComposeFile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"app healthcheck runs /server healthcheck", func(p *types.Project) error {
-			s, err := service(p, "app")
-			if err != nil {
-				return err
-			}
+		{"app healthcheck runs /server healthcheck", "app", func(p *types.Project, s types.ServiceConfig) error {
 			return wantHealthcheck(s, "/server", "healthcheck")
 		}},
-		{"app waits for a healthy redis", func(p *types.Project) error {
-			s, err := service(p, "app")
-			if err != nil {
-				return err
-			}
+		{"app waits for a healthy redis", "app", func(p *types.Project, s types.ServiceConfig) error {
 			return wantDependsHealthy(s, "redis")
 		}},
-		{"app environment", func(p *types.Project) error {
-			s, err := service(p, "app")
-			if err != nil {
-				return err
-			}
+		{"app environment", "app", func(p *types.Project, s types.ServiceConfig) error {
 			for k, v := range map[string]string{
 				"REDIS_URL":          "redis://redis:6379/0",
 				"BOOTSTRAP_USER":     "admin",
@@ -307,11 +253,7 @@ func TestComposeFile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"app trusts X-Forwarded-For from the lb's fixed address only", func(p *types.Project) error {
-			s, err := service(p, "app")
-			if err != nil {
-				return err
-			}
+		{"app trusts X-Forwarded-For from the lb's fixed address only", "app", func(p *types.Project, s types.ServiceConfig) error {
 			tp, err := envValue(s, "TRUSTED_PROXIES")
 			if err != nil {
 				return err
@@ -368,11 +310,7 @@ func TestComposeFile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"app stop_grace_period outlasts SHUTDOWN_DRAIN", func(p *types.Project) error {
-			s, err := service(p, "app")
-			if err != nil {
-				return err
-			}
+		{"app stop_grace_period outlasts SHUTDOWN_DRAIN", "app", func(p *types.Project, s types.ServiceConfig) error {
 			v, err := envValue(s, "SHUTDOWN_DRAIN")
 			if err != nil {
 				return err
@@ -386,11 +324,7 @@ func TestComposeFile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"app restarts unless stopped", func(p *types.Project) error {
-			s, err := service(p, "app")
-			if err != nil {
-				return err
-			}
+		{"app restarts unless stopped", "app", func(p *types.Project, s types.ServiceConfig) error {
 			if s.Restart != types.RestartPolicyUnlessStopped {
 				return fmt.Errorf("app restart %q", s.Restart)
 			}
@@ -398,11 +332,7 @@ func TestComposeFile(t *testing.T) {
 		}},
 
 		// --- lb ---
-		{"lb is nginx >= 1.27.3 (upstream `resolve`)", func(p *types.Project) error {
-			s, err := service(p, "lb")
-			if err != nil {
-				return err
-			}
+		{"lb is nginx >= 1.27.3 (upstream `resolve`)", "lb", func(p *types.Project, s types.ServiceConfig) error {
 			major, minor, patch, err := imageVersion(s.Image, "nginx")
 			if err != nil {
 				return err
@@ -413,11 +343,7 @@ func TestComposeFile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"lb publishes 8080", func(p *types.Project) error {
-			s, err := service(p, "lb")
-			if err != nil {
-				return err
-			}
+		{"lb publishes 8080", "lb", func(p *types.Project, s types.ServiceConfig) error {
 			for _, port := range s.Ports {
 				if port.Published == "8080" && port.Target == 8080 {
 					return nil
@@ -425,11 +351,7 @@ func TestComposeFile(t *testing.T) {
 			}
 			return fmt.Errorf("lb ports %+v: want 8080:8080", s.Ports)
 		}},
-		{"lb mounts deploy/nginx.conf read-only", func(p *types.Project) error {
-			s, err := service(p, "lb")
-			if err != nil {
-				return err
-			}
+		{"lb mounts deploy/nginx.conf read-only", "lb", func(p *types.Project, s types.ServiceConfig) error {
 			v, err := mount(s, "/etc/nginx/nginx.conf")
 			if err != nil {
 				return err
@@ -443,17 +365,20 @@ func TestComposeFile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"lb waits for a healthy app", func(p *types.Project) error {
-			s, err := service(p, "lb")
-			if err != nil {
-				return err
-			}
+		{"lb waits for a healthy app", "lb", func(p *types.Project, s types.ServiceConfig) error {
 			return wantDependsHealthy(s, "app")
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := tc.check(p); err != nil {
+			var s types.ServiceConfig
+			if tc.service != "" {
+				var err error
+				if s, err = service(p, tc.service); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tc.check(p, s); err != nil {
 				t.Error(err)
 			}
 		})

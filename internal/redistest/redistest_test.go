@@ -31,13 +31,9 @@ func TestDataSurvivesRestartWithAOF(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			srv := Start(t, WithAOF())
-			rdb := srv.Client(t)
+			srv, rdb := startHoldingAlice(t, WithAOF())
 			port := srv.Port()
 
-			if err := rdb.Set(ctx, "session:1", "alice", 0).Err(); err != nil {
-				t.Fatal(err)
-			}
 			tc.end(t, srv)
 			if srv.Running() {
 				t.Fatalf("Running() after %s", tc.name)
@@ -58,12 +54,8 @@ func TestDataSurvivesRestartWithAOF(t *testing.T) {
 func TestWithoutAOFRestartStartsEmpty(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv := Start(t)
-	rdb := srv.Client(t)
+	srv, rdb := startHoldingAlice(t)
 
-	if err := rdb.Set(ctx, "session:1", "alice", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
 	srv.Restart(t) // from running: stops it first
 
 	if n, err := rdb.Exists(ctx, "session:1").Result(); err != nil || n != 0 {
@@ -146,11 +138,7 @@ func TestCleanupAfterStopIsQuiet(t *testing.T) {
 func TestFlushAllEmptiesTheServer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv := Start(t)
-	rdb := srv.Client(t)
-	if err := rdb.Set(ctx, "session:1", "alice", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
+	srv, rdb := startHoldingAlice(t)
 
 	srv.FlushAll(t)
 
@@ -203,6 +191,18 @@ func TestStartFailsLoudlyWhenTheServerExits(t *testing.T) {
 	if !strings.Contains(msg, "exited before answering PING") {
 		t.Errorf("Fatalf message %q does not say the server exited", msg)
 	}
+}
+
+// startHoldingAlice starts a server holding session:1 = alice and returns
+// it with a client of it.
+func startHoldingAlice(t *testing.T, opts ...Option) (*Server, *redis.Client) {
+	t.Helper()
+	srv := Start(t, opts...)
+	rdb := srv.Client(t)
+	if err := rdb.Set(context.Background(), "session:1", "alice", 0).Err(); err != nil {
+		t.Fatalf("SET session:1 alice: %v", err)
+	}
+	return srv, rdb
 }
 
 // fatalRecorder is a testing.TB whose Fatalf ends the calling goroutine
