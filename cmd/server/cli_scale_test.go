@@ -80,7 +80,7 @@ type cliRun struct {
 // the output than it keeps), and fails unless the process exits 0.
 func runBinary(t *testing.T, redisURL string, line func(string), args ...string) cliRun {
 	t.Helper()
-	cmd := exec.Command(serverBinary(t), args...)
+	cmd := exec.Command(testkit.ServerBinary(t), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "REDIS_URL=" + redisURL}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -120,7 +120,7 @@ func TestSessionsCLIAt200kSessions(t *testing.T) {
 	const n, users = 200_000, 2_000
 	const perUser = n / users
 	rs := redistest.Start(t)
-	serverBinary(t) // build before the clock starts
+	testkit.ServerBinary(t) // build before the clock starts
 
 	start := time.Now()
 	seedManySessions(t, rs.Client(t), n, users)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -49,6 +48,17 @@ func checkExit1(t *testing.T, err error, naming string) {
 	checkNotUsageError(t, err)
 	if msg := err.Error(); strings.ContainsAny(msg, "\r\n") || !strings.Contains(msg, naming) {
 		t.Errorf("got message %q, want one line naming %s", msg, naming)
+	}
+}
+
+// checkCmdFails runs `server ARGS...` against redisURL and checks that it
+// fails the exit-1 way, with one line naming naming, and prints nothing.
+func checkCmdFails(t *testing.T, redisURL, naming string, args ...string) {
+	t.Helper()
+	out, err := cliCmd(t, redisURL, "", args...)
+	checkExit1(t, err, naming)
+	if out != "" {
+		t.Errorf("server %s: stdout got %q, want nothing", strings.Join(args, " "), out)
 	}
 }
 
@@ -261,11 +271,7 @@ func TestSessionsListOfOneUser(t *testing.T) {
 		t.Errorf("list --user carol (no sessions): got %q, want nothing", out)
 	}
 	for _, name := range []string{"ghost", "a{b"} {
-		out, err := sessionsCmd(t, redis.URL(), "list", "--user", name)
-		checkExit1(t, err, fmt.Sprintf("%q", name))
-		if out != "" {
-			t.Errorf("list --user %s: stdout got %q, want nothing", name, out)
-		}
+		checkCmdFails(t, redis.URL(), fmt.Sprintf("%q", name), "sessions", "list", "--user", name)
 	}
 }
 
@@ -312,11 +318,7 @@ func TestSessionsShow(t *testing.T) {
 	// An id of the right shape that names nothing, one that starts with
 	// '-' (one id in 64 does: it is not a flag), and a malformed one.
 	for _, id := range []string{"AAAAAAAAAAAAAAAA", "-AAAAAAAAAAAAAAA", "nope"} {
-		out, err := sessionsCmd(t, redis.URL(), "show", id)
-		checkExit1(t, err, fmt.Sprintf("session %q", id))
-		if out != "" {
-			t.Errorf("show %s: stdout got %q, want nothing", id, out)
-		}
+		checkCmdFails(t, redis.URL(), fmt.Sprintf("session %q", id), "sessions", "show", id)
 	}
 }
 
@@ -357,11 +359,7 @@ func TestSessionsRevoke(t *testing.T) {
 	if len(rows) != 1 || rows[0]["ID"] != s.phone.Record.ID {
 		t.Errorf("list --user alice after the revoke: got %v, want only the phone %s", rows, s.phone.Record.ID)
 	}
-	out, err := sessionsCmd(t, redis.URL(), "revoke", id)
-	checkExit1(t, err, fmt.Sprintf("session %q", id))
-	if out != "" {
-		t.Errorf("revoking it again: stdout got %q, want nothing", out)
-	}
+	checkCmdFails(t, redis.URL(), fmt.Sprintf("session %q", id), "sessions", "revoke", id)
 
 	out = mustSessionsCmd(t, redis.URL(), "revoke", "--user", "alice")
 	if want := "ended 1 session(s) of \"alice\"\n"; out != want {
@@ -371,11 +369,7 @@ func TestSessionsRevoke(t *testing.T) {
 	if out := mustSessionsCmd(t, redis.URL(), "revoke", "--user", "alice"); out != "ended 0 session(s) of \"alice\"\n" {
 		t.Errorf("revoke --user alice again: got %q, want ended 0", out)
 	}
-	out, err = sessionsCmd(t, redis.URL(), "revoke", "--user", "ghost")
-	checkExit1(t, err, `"ghost"`)
-	if out != "" {
-		t.Errorf("revoke --user ghost: stdout got %q, want nothing", out)
-	}
+	checkCmdFails(t, redis.URL(), `"ghost"`, "sessions", "revoke", "--user", "ghost")
 	checkKeys(t, redis.Client(t), map[string]bool{s.bob.Key: true})
 }
 
@@ -384,10 +378,7 @@ func TestSessionsRevoke(t *testing.T) {
 func TestSessionsRevokeLogsOutABrowser(t *testing.T) {
 	t.Parallel()
 	redis := redistest.Start(t)
-	srv := startServer(t, bootstrapEnv(redis.URL()))
-	srv.waitStatus(t, "/readyz", http.StatusOK)
-	srv.waitLog(t, `msg="bootstrap user created" user=admin`)
-	browser := login(t, srv.base, adminUser, adminPassword)
+	srv, browser := startLoggedIn(t, redis.URL())
 
 	lines := jsonLines(t, mustSessionsCmd(t, redis.URL(), "list", "--json", "--user", adminUser))
 	if len(lines) != 1 {
@@ -443,11 +434,7 @@ func TestUserUnlock(t *testing.T) {
 		t.Errorf("right password after the unlock: got %v, want success", err)
 	}
 
-	out, err := userCmd(t, redis.URL(), "", "unlock", "ghost")
-	checkExit1(t, err, `"ghost"`)
-	if out != "" {
-		t.Errorf("unlock ghost: stdout got %q, want nothing", out)
-	}
+	checkCmdFails(t, redis.URL(), `"ghost"`, "user", "unlock", "ghost")
 }
 
 func TestSessionsUsageErrors(t *testing.T) {

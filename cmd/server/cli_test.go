@@ -237,10 +237,7 @@ func TestUserPasswd(t *testing.T) {
 func TestUserPasswdLogsOutABrowser(t *testing.T) {
 	t.Parallel()
 	redis := redistest.Start(t)
-	s := startServer(t, bootstrapEnv(redis.URL()))
-	s.waitStatus(t, "/readyz", http.StatusOK)
-	s.waitLog(t, `msg="bootstrap user created" user=admin`)
-	browser := login(t, s.base, adminUser, adminPassword)
+	s, browser := startLoggedIn(t, redis.URL())
 
 	out := mustUserCmd(t, redis.URL(), "a brand new password\n", "passwd", adminUser)
 	if want := "changed password of \"admin\", ended 1 session(s)\n"; out != want {

@@ -153,3 +153,13 @@ func login(t *testing.T, base, user, password string) *http.Client {
 	}
 	return c
 }
+
+// startLoggedIn starts the service on redisURL with the bootstrap admin
+// and returns it with a browser logged in as the admin.
+func startLoggedIn(t *testing.T, redisURL string) (*testServer, *http.Client) {
+	t.Helper()
+	s := startServer(t, bootstrapEnv(redisURL))
+	s.waitStatus(t, "/readyz", http.StatusOK)
+	s.waitLog(t, `msg="bootstrap user created" user=admin`)
+	return s, login(t, s.base, adminUser, adminPassword)
+}

@@ -6,59 +6,29 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/testkit"
 )
 
-// The server binary is built once, on first use, into a directory that
-// TestMain removes after all tests.
-var binary struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
+// TestMain removes the server binary that testkit.ServerBinary built, once
+// every test has run.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binary.dir != "" {
-		if err := os.RemoveAll(binary.dir); err != nil {
-			fmt.Fprintf(os.Stderr, "remove %s: %v\n", binary.dir, err)
-			code = 1
-		}
+	if err := testkit.RemoveBuilt(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
 	}
 	os.Exit(code)
-}
-
-// serverBinary returns the path of the built server.
-func serverBinary(t *testing.T) string {
-	t.Helper()
-	binary.once.Do(func() {
-		binary.dir, binary.err = os.MkdirTemp("", "loginsvc-server-test-")
-		if binary.err != nil {
-			return
-		}
-		binary.path = filepath.Join(binary.dir, "server")
-		out, err := exec.Command("go", "build", "-o", binary.path, ".").CombinedOutput()
-		if err != nil {
-			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binary.err != nil {
-		t.Fatalf("build the server: %v", binary.err)
-	}
-	return binary.path
 }
 
 // A configuration mistake must stop the process with exit code 2 and one
 // line on stderr that names what to fix, before anything starts.
 func TestBadConfigurationExitsWithCode2(t *testing.T) {
 	t.Parallel()
-	bin := serverBinary(t)
+	bin := testkit.ServerBinary(t)
 	tests := []struct {
 		args   []string
 		vars   []string
@@ -124,7 +94,7 @@ func TestBadConfigurationExitsWithCode2(t *testing.T) {
 // one line on stderr naming it.
 func TestUnknownNamesExitWithCode1(t *testing.T) {
 	t.Parallel()
-	bin := serverBinary(t)
+	bin := testkit.ServerBinary(t)
 	rs := redistest.Start(t)
 	tests := []struct {
 		args   []string
