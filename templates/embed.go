@@ -4,7 +4,8 @@ package templates
 
 import "embed"
 
-// FS holds layout.html, the page templates and static/.
+// FS holds layout.html, the page templates, static/ and the message
+// catalogs, locales/CODE.json.
 //
-//go:embed *.html static
+//go:embed *.html static locales
 var FS embed.FS

@@ -16,7 +16,7 @@ func (a *App) serverError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	a.log.Error("server error", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r.Context()), "err", err)
-	a.errorPage(w, http.StatusInternalServerError, "Something went wrong", "The error has been logged. Please try again.")
+	a.errorPage(w, r, http.StatusInternalServerError, errServer)
 }
 
 // unavailable answers 503 with a short page and a Retry-After, for failures
@@ -24,10 +24,10 @@ func (a *App) serverError(w http.ResponseWriter, r *http.Request, err error) {
 func (a *App) unavailable(w http.ResponseWriter, r *http.Request, err error) {
 	a.log.Warn("service unavailable", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r.Context()), "err", err)
 	w.Header().Set("Retry-After", "2")
-	a.errorPage(w, http.StatusServiceUnavailable, "Temporarily unavailable", "The session service is not reachable right now. Please try again in a moment.")
+	a.errorPage(w, r, http.StatusServiceUnavailable, errUnavailable)
 }
 
 // badRequest answers 400 for a request that cannot be understood.
-func (a *App) badRequest(w http.ResponseWriter) {
-	a.errorPage(w, http.StatusBadRequest, "Bad request", "The request could not be understood.")
+func (a *App) badRequest(w http.ResponseWriter, r *http.Request) {
+	a.errorPage(w, r, http.StatusBadRequest, errBadRequest)
 }

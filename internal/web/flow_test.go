@@ -95,13 +95,14 @@ func TestLoginLogoutFlow(t *testing.T) {
 		t.Fatalf("GET / after login: got no form posting to /logout/, want one; body:\n%s", p.body)
 	}
 
-	// Log out: 303 to /, cookie cleared, browser told to drop cookies.
+	// Log out: 303 to /logout/done (which sets the "logged out" flash and
+	// goes on to /), cookie cleared, browser told to drop cookies.
 	p = b.post(ta.url("/logout/"), url.Values{})
 	if p.status != http.StatusSeeOther {
 		t.Fatalf("POST /logout/: got status %d, want 303; body:\n%s", p.status, p.body)
 	}
-	if got := p.header.Get("Location"); got != "/" {
-		t.Fatalf("POST /logout/: got Location %q, want %q", got, "/")
+	if got := p.header.Get("Location"); got != "/logout/done" {
+		t.Fatalf("POST /logout/: got Location %q, want %q", got, "/logout/done")
 	}
 	if p.cookie == nil || p.cookie.MaxAge >= 0 || p.cookie.Value != "" {
 		t.Fatalf("POST /logout/: got session cookie %v, want it cleared (empty, Max-Age<0)", p.cookie)

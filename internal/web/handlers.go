@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -13,13 +14,24 @@ import (
 )
 
 type indexPage struct {
-	Username string
+	// IdleEnds is when this session ends if unused; zero when there is no
+	// idle timeout.
+	IdleEnds time.Time
+	// EndsAt is when it ends at the latest (login + lifetime).
+	EndsAt time.Time
 }
 
-// index serves GET /: "hello NAME" with a log-out button, or "hello" with a
-// link to the login form.
+// index serves GET /: "hello NAME", when this session ends and links to
+// the account pages, or "hello" with a link to the login form.
 func (a *App) index(w http.ResponseWriter, r *http.Request) {
-	a.render(w, r, http.StatusOK, "index.html", indexPage{Username: a.currentUser(r.Context())})
+	var p indexPage
+	if cur, ok := a.sessions.Current(r.Context()); ok {
+		p.EndsAt = cur.EndsAt
+		if a.sessions.IdleTimeout() > 0 {
+			p.IdleEnds = cur.ExpiresAt
+		}
+	}
+	a.render(w, r, http.StatusOK, "index.html", p)
 }
 
 type loginForm struct {
@@ -28,7 +40,8 @@ type loginForm struct {
 }
 
 type loginPage struct {
-	Form  loginForm
+	Form loginForm
+	// Error is the catalog key of the form's error, "" for none.
 	Error string
 	Next  string
 }
@@ -42,9 +55,9 @@ func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, "login.html", loginPage{Next: next})
 }
 
-// invalidLogin is the one message for every refused login: it never says
-// which part was wrong.
-const invalidLogin = "invalid username or password"
+// msgInvalidLogin is the one message for every refused login: it never
+// says which part was wrong.
+var msgInvalidLogin = msg("login.invalid")
 
 // login serves POST /login/. On success it starts a session (a new token,
 // so a token planted before login is worthless) and redirects with 303.
@@ -52,10 +65,10 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			a.errorPage(w, http.StatusRequestEntityTooLarge, "Request too large", "The form was larger than this service accepts.")
+			a.errorPage(w, r, http.StatusRequestEntityTooLarge, errTooLarge)
 			return
 		}
-		a.badRequest(w)
+		a.badRequest(w, r)
 		return
 	}
 	form := loginForm{Username: r.PostForm.Get("username"), Remember: r.PostForm.Get("remember") != ""}
@@ -81,7 +94,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		a.log.Info("login failed", "request_id", requestID(r.Context()), "client", a.clientIP(r).String())
-		a.render(w, r, http.StatusBadRequest, "login.html", loginPage{Form: form, Error: invalidLogin, Next: next})
+		a.render(w, r, http.StatusBadRequest, "login.html", loginPage{Form: form, Error: msgInvalidLogin, Next: next})
 		return
 	case errors.As(err, &throttled):
 		// Same page and message as a wrong password: the status and
@@ -89,8 +102,8 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		// attacker nothing about the account.
 		a.log.Warn("login throttled", "limit", throttled.Limit, "user", throttled.User, "retry_after", throttled.RetryAfter.Round(time.Second).String(),
 			"request_id", requestID(r.Context()), "client", a.clientIP(r).String())
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(throttled.RetryAfter.Seconds()))))
-		a.render(w, r, http.StatusTooManyRequests, "login.html", loginPage{Form: form, Error: invalidLogin, Next: next})
+		setRetryAfter(w, throttled)
+		a.render(w, r, http.StatusTooManyRequests, "login.html", loginPage{Form: form, Error: msgInvalidLogin, Next: next})
 		return
 	case err != nil:
 		a.serverError(w, r, err)
@@ -103,11 +116,13 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 // logoutPage serves GET /logout/: a page with the log-out button. A GET
 // never logs out, so a link or prefetch cannot end a session.
 func (a *App) logoutPage(w http.ResponseWriter, r *http.Request) {
-	a.render(w, r, http.StatusOK, "logout.html", indexPage{Username: a.currentUser(r.Context())})
+	a.render(w, r, http.StatusOK, "logout.html", nil)
 }
 
 // logout serves POST /logout/: it deletes the session in Redis, so the old
-// cookie is worthless on every replica, clears the cookie and redirects.
+// cookie is worthless on every replica, clears the cookie, tells the
+// browser to drop every cookie of the site, and redirects to
+// /logout/done.
 func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	user := a.currentUser(ctx)
@@ -119,7 +134,53 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 		a.log.Info("logout", "user", user, "request_id", requestID(ctx))
 	}
 	w.Header().Set("Clear-Site-Data", `"cookies"`)
+	// Clear-Site-Data also drops the cookies this response sets (Chromium
+	// applies it after Set-Cookie), so the "logged out" flash and the
+	// language choice are set by the next hop, which gets the language
+	// from the URL.
+	done := "/logout/done"
+	if c, err := r.Cookie(langCookie); err == nil {
+		if _, ok := a.templates.locales.byCode[c.Value]; ok {
+			done += "?" + url.Values{"lang": {c.Value}}.Encode()
+		}
+	}
+	http.Redirect(w, r, done, http.StatusSeeOther)
+}
+
+// loggedOut serves GET /logout/done, where POST /logout/ sends the
+// browser: it sets the "You have been logged out" flash, restores the
+// language the browser had chosen (?lang=) and redirects to /.
+func (a *App) loggedOut(w http.ResponseWriter, r *http.Request) {
+	if l, ok := a.templates.locales.byCode[r.URL.Query().Get("lang")]; ok {
+		http.SetCookie(w, a.languageCookie(l))
+	}
+	a.setFlash(w, newFlash("logged_out", 0))
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// setLanguage serves GET /lang?to=CODE&next=PATH, the language switch on
+// every page: it stores the choice in the lang cookie and goes back to
+// next (a path on this site, else /). A GET, so the switch is a plain
+// link; it only sets a preference.
+func (a *App) setLanguage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	l, ok := a.templates.locales.byCode[q.Get("to")]
+	if !ok {
+		a.badRequest(w, r)
+		return
+	}
+	http.SetCookie(w, a.languageCookie(l))
+	http.Redirect(w, r, safeNext(q.Get("next")), http.StatusSeeOther)
+}
+
+// langMaxAge is how long a language choice is remembered.
+const langMaxAge = 365 * 24 * time.Hour
+
+func (a *App) languageCookie(l *locale) *http.Cookie {
+	return &http.Cookie{
+		Name: langCookie, Value: l.code, Path: "/", MaxAge: int(langMaxAge.Seconds()),
+		HttpOnly: true, Secure: a.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
+	}
 }
 
 // healthz serves GET /healthz: the process is alive. It never touches
@@ -160,9 +221,23 @@ func redirectTo(path string) http.HandlerFunc {
 	}
 }
 
+// seeOther sends a guessed path to the page people meant (303, not
+// cached, so the guess can become a page of its own later).
+func seeOther(path string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, path, http.StatusSeeOther)
+	}
+}
+
 // notFound answers unknown paths with the site's own page.
-func (a *App) notFound(w http.ResponseWriter, _ *http.Request) {
-	a.errorPage(w, http.StatusNotFound, "Not found", "There is no page at this address.")
+func (a *App) notFound(w http.ResponseWriter, r *http.Request) {
+	a.errorPage(w, r, http.StatusNotFound, errNotFound)
+}
+
+// setRetryAfter tells a throttled client how long to wait, in whole
+// seconds rounded up.
+func setRetryAfter(w http.ResponseWriter, throttled *auth.ThrottledError) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(throttled.RetryAfter.Seconds()))))
 }
 
 // currentUser is the logged-in user's name, or "" when not logged in.

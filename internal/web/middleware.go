@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -117,7 +119,7 @@ func (a *App) crossOrigin(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r.Context()))
-		a.errorPage(w, http.StatusForbidden, "Forbidden", "This form was sent from another site and has been refused.")
+		a.errorPage(w, r, http.StatusForbidden, errForbidden)
 	}))
 	return cop.Handler(next)
 }
@@ -129,5 +131,25 @@ func cacheFor(d time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", value)
 		next.ServeHTTP(w, r)
+	})
+}
+
+// requireLogin lets only logged-in users through to the account pages.
+// Anyone else is sent (303) to the login form, which comes back here
+// afterwards: to the page asked for on a GET, to the section's own page
+// (/sessions/, /password/) after a form post, whose data is not kept. It
+// runs inside loadAndSave.
+func (a *App) requireLogin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.currentUser(r.Context()) != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		back := r.URL.RequestURI()
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			section, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+			back = "/" + section + "/"
+		}
+		http.Redirect(w, r, "/login/?next="+url.QueryEscape(safeNext(back)), http.StatusSeeOther)
 	})
 }

@@ -6,55 +6,286 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
+	"text/template/parse"
+	"time"
+
+	"loginsvc/internal/session"
 )
 
-// Templates holds the parsed pages.
+// pageNames are the page templates; each is parsed with layout.html.
+var pageNames = []string{"index.html", "login.html", "logout.html", "error.html", "sessions.html", "password.html"}
+
+// Templates holds the parsed pages, once per language: the translate
+// functions are bound to a catalog at parse time.
 type Templates struct {
-	pages map[string]*template.Template
+	locales *locales
+	// pages maps a locale code, then a page name, to its template.
+	pages map[string]map[string]*template.Template
 }
 
-// ParseTemplates parses every page with the layout from fsys, so a missing
-// or broken template stops the server at start, not at request time.
+// ParseTemplates reads the catalogs and parses every page with the layout
+// from fsys for every language, so a broken template, a catalog missing a
+// key, or a template naming a key no catalog has stops the server at start,
+// not at request time.
 func ParseTemplates(fsys fs.FS) (*Templates, error) {
-	t := &Templates{pages: map[string]*template.Template{}}
-	for _, name := range []string{"index.html", "login.html", "logout.html", "error.html"} {
-		p, err := template.New(name).ParseFS(fsys, "layout.html", name)
-		if err != nil {
-			return nil, fmt.Errorf("parse template %s: %w", name, err)
+	ls, err := loadLocales(fsys)
+	if err != nil {
+		return nil, err
+	}
+	t := &Templates{locales: ls, pages: map[string]map[string]*template.Template{}}
+	for _, l := range ls.list {
+		t.pages[l.code] = map[string]*template.Template{}
+		for _, name := range pageNames {
+			p, err := template.New(name).Funcs(l.funcs()).ParseFS(fsys, "layout.html", name)
+			if err != nil {
+				return nil, fmt.Errorf("parse template %s: %w", name, err)
+			}
+			for _, tt := range p.Templates() {
+				if tt.Tree == nil {
+					continue
+				}
+				for _, m := range messagesIn(tt.Tree.Root) {
+					if err := ls.has(m.key, m.plural); err != nil {
+						return nil, fmt.Errorf("template %s (%s): %w", name, tt.Name(), err)
+					}
+				}
+			}
+			t.pages[l.code][name] = p
 		}
-		t.pages[name] = p
 	}
 	return t, nil
 }
 
+// funcs are the template functions, bound to l:
+//
+//	t "key" ["name" value]...    the message, placeholders filled
+//	tn "key" count [...]         the plural form for count
+//	ago TIME                     "5 minutes ago" / "in 2 hours"
+//	exact TIME                   "2026-01-02 15:04 UTC", for a title
+//	datetime TIME                RFC 3339, for <time datetime>
+//	device session.Device        "Firefox 133 on Linux (Desktop)"
+func (l *locale) funcs() template.FuncMap {
+	return template.FuncMap{
+		"t":        l.text,
+		"tn":       l.plural,
+		"ago":      func(t time.Time) (string, error) { return l.relative(t, time.Now()) },
+		"exact":    exactTime,
+		"datetime": machineTime,
+		"device":   l.device,
+	}
+}
+
+// messagesIn collects the literal keys that t and tn calls in a template
+// name, so they can be looked up at start. Keys computed at run time come
+// from the Go code, which declares them with msg.
+func messagesIn(n parse.Node) []message {
+	var found []message
+	var walk func(parse.Node)
+	walk = func(n parse.Node) {
+		switch n := n.(type) {
+		case *parse.ListNode:
+			if n == nil {
+				return
+			}
+			for _, c := range n.Nodes {
+				walk(c)
+			}
+		case *parse.ActionNode:
+			walk(n.Pipe)
+		case *parse.IfNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.RangeNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.WithNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.TemplateNode:
+			walk(n.Pipe)
+		case *parse.PipeNode:
+			if n == nil {
+				return
+			}
+			for _, c := range n.Cmds {
+				walk(c)
+			}
+		case *parse.CommandNode:
+			if len(n.Args) >= 2 {
+				fn, isIdent := n.Args[0].(*parse.IdentifierNode)
+				key, isString := n.Args[1].(*parse.StringNode)
+				if isIdent && isString && (fn.Ident == "t" || fn.Ident == "tn") {
+					found = append(found, message{key: key.Text, plural: fn.Ident == "tn"})
+				}
+			}
+			for _, a := range n.Args {
+				walk(a)
+			}
+		}
+	}
+	walk(n)
+	return found
+}
+
+// Device words. Browser and OS names are names and stay as the parser
+// gives them; the kind and the joining words are translated.
+var (
+	msgDeviceUnknown  = msg("device.unknown")
+	msgBrowserOnOS    = msg("device.browser_on_os")
+	msgDeviceWithKind = msg("device.with_kind")
+	deviceKinds       = map[string]string{
+		"Desktop": msg("device.kind.desktop"),
+		"Mobile":  msg("device.kind.mobile"),
+		"Tablet":  msg("device.kind.tablet"),
+		"TV":      msg("device.kind.tv"),
+		"Bot":     msg("device.kind.bot"),
+	}
+)
+
+// device is a one-line summary of d in l, as session.Device.String is in
+// English for the CLI.
+func (l *locale) device(d session.Device) (string, error) {
+	s := d.Browser
+	if s != "" && d.Version != "" {
+		s += " " + d.Version
+	}
+	var err error
+	switch {
+	case s != "" && d.OS != "":
+		if s, err = l.text(msgBrowserOnOS, "browser", s, "os", d.OS); err != nil {
+			return "", err
+		}
+	case d.OS != "":
+		s = d.OS
+	case s == "":
+		return l.text(msgDeviceUnknown)
+	}
+	if d.Kind == "" {
+		return s, nil
+	}
+	kind := d.Kind // a kind the parser learned after this code: shown as is
+	if key, ok := deviceKinds[d.Kind]; ok {
+		if kind, err = l.text(key); err != nil {
+			return "", err
+		}
+	}
+	return l.text(msgDeviceWithKind, "device", s, "kind", kind)
+}
+
+// view is what layout.html renders: the shared header around one page.
+type view struct {
+	// Lang is the page's language.
+	Lang *locale
+	// Account is true on pages that know who is logged in; error pages
+	// do not (they may answer before the session is read) and show no
+	// account links.
+	Account bool
+	// User is the logged-in user's name, "" when not logged in.
+	User string
+	// Flash is the one-time message shown above the page, if any.
+	Flash *flash
+	// Languages are the language switch's entries.
+	Languages []langChoice
+	// Page is the page's own data.
+	Page any
+}
+
+// langChoice is one entry of the language switch.
+type langChoice struct {
+	// Code is the ?to= value; HTML the lang attribute.
+	Code, HTML string
+	// Name is the language's name in itself.
+	Name string
+	// Href switches to the language and comes back to this page.
+	Href string
+	// Current marks the page's language.
+	Current bool
+}
+
+// languageChoices is the language switch for a page at r, in l.
+func (t *Templates) languageChoices(r *http.Request, l *locale) []langChoice {
+	choices := make([]langChoice, 0, len(t.locales.list))
+	for _, other := range t.locales.list {
+		href := "/lang?" + url.Values{"to": {other.code}, "next": {r.URL.RequestURI()}}.Encode()
+		choices = append(choices, langChoice{
+			Code: other.code, HTML: other.html, Name: other.messages["lang.name"],
+			Href: href, Current: other == l,
+		})
+	}
+	return choices
+}
+
 // render executes a page into a buffer first, so a template error becomes a
-// clean 500 instead of half a page.
+// clean 500 instead of half a page. It shows (and clears) the flash the
+// request's cookie carries.
 func (a *App) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
+	a.renderView(w, r, status, page, data, a.takeFlash(w, r))
+}
+
+// renderNotice is render with f shown in the flash's place (the cookie's
+// flash is cleared all the same): for a message that belongs to this
+// answer rather than to a redirect.
+func (a *App) renderNotice(w http.ResponseWriter, r *http.Request, status int, page string, data any, f *flash) {
+	a.takeFlash(w, r)
+	a.renderView(w, r, status, page, data, f)
+}
+
+func (a *App) renderView(w http.ResponseWriter, r *http.Request, status int, page string, data any, f *flash) {
+	l := a.templates.locales.forRequest(r)
+	v := view{Lang: l, Account: true, User: a.currentUser(r.Context()), Flash: f, Languages: a.templates.languageChoices(r, l), Page: data}
 	var buf bytes.Buffer
-	if err := a.templates.pages[page].ExecuteTemplate(&buf, "layout", data); err != nil {
-		a.serverError(w, r, fmt.Errorf("render %s: %w", page, err))
+	if err := a.templates.pages[l.code][page].ExecuteTemplate(&buf, "layout", v); err != nil {
+		a.serverError(w, r, fmt.Errorf("render %s in %s: %w", page, l.code, err))
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	writePage(w, status, l, &buf)
+}
+
+func writePage(w http.ResponseWriter, status int, l *locale, buf *bytes.Buffer) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Language", l.html)
+	h.Add("Vary", "Accept-Language")
 	w.WriteHeader(status)
 	_, _ = buf.WriteTo(w)
 }
 
-type errorPage struct {
-	Title   string
-	Message string
+// errorText is an error page's title and message, as catalog keys.
+type errorText struct {
+	Title, Message string
 }
 
-// errorPage writes a short human page. It renders from a template parsed at
-// start; if even that fails, it falls back to plain text.
-func (a *App) errorPage(w http.ResponseWriter, status int, title, message string) {
+func errorMsg(name string) errorText {
+	return errorText{Title: msg("error." + name + ".title"), Message: msg("error." + name + ".message")}
+}
+
+// The error pages.
+var (
+	errServer      = errorMsg("server")
+	errUnavailable = errorMsg("unavailable")
+	errBadRequest  = errorMsg("bad_request")
+	errTooLarge    = errorMsg("too_large")
+	errNotFound    = errorMsg("not_found")
+	errForbidden   = errorMsg("forbidden")
+)
+
+// errorPage writes a short human page in the request's language. It
+// renders from a template parsed at start; if even that fails, it falls
+// back to plain text. It shows no account details: it may answer before
+// the session is read, or because reading it failed.
+func (a *App) errorPage(w http.ResponseWriter, r *http.Request, status int, text errorText) {
+	l := a.templates.locales.forRequest(r)
+	v := view{Lang: l, Languages: a.templates.languageChoices(r, l), Page: text}
 	var buf bytes.Buffer
-	if err := a.templates.pages["error.html"].ExecuteTemplate(&buf, "layout", errorPage{title, message}); err != nil {
-		http.Error(w, title, status)
+	if err := a.templates.pages[l.code]["error.html"].ExecuteTemplate(&buf, "layout", v); err != nil {
+		a.log.Error("render error page", "lang", l.code, "request_id", requestID(r.Context()), "err", err)
+		http.Error(w, http.StatusText(status), status)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
+	writePage(w, status, l, &buf)
 }

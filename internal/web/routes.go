@@ -8,14 +8,26 @@ import (
 // Handler returns the service's handler: every route, with the middleware
 // in the one order production and the tests share. Middleware reads
 // outside in: request log, recover, security headers, cross-origin check,
-// and for pages no-store, body limit and the session load/save.
+// and for pages no-store, body limit and the session load/save; the
+// account pages then require a login.
 func (a *App) Handler() http.Handler {
+	// Account pages: logged-in users only.
+	account := http.NewServeMux()
+	account.HandleFunc("GET /sessions/{$}", a.sessionsPage)
+	account.HandleFunc("POST /sessions/{id}/revoke", a.revokeSession)
+	account.HandleFunc("POST /sessions/revoke-others", a.revokeOtherSessions)
+	account.HandleFunc("GET /password/{$}", a.passwordForm)
+	account.HandleFunc("POST /password/{$}", a.changePassword)
+	account.HandleFunc("/", a.notFound)
+
 	pages := http.NewServeMux()
 	pages.HandleFunc("GET /{$}", a.index)
 	pages.HandleFunc("GET /login/{$}", a.loginForm)
 	pages.HandleFunc("POST /login/{$}", a.login)
 	pages.HandleFunc("GET /logout/{$}", a.logoutPage)
 	pages.HandleFunc("POST /logout/{$}", a.logout)
+	pages.Handle("/sessions/", a.requireLogin(account))
+	pages.Handle("/password/{$}", a.requireLogin(account))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
@@ -24,12 +36,22 @@ func (a *App) Handler() http.Handler {
 	// Browsers ask for it on every first visit; answering "nothing here"
 	// keeps 404 lines out of the log.
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	// The paths people type or guess.
 	mux.Handle("/login", redirectTo("/login/"))
 	mux.Handle("/logout", redirectTo("/logout/"))
+	mux.Handle("/sessions", redirectTo("/sessions/"))
+	mux.Handle("/password", redirectTo("/password/"))
+	mux.Handle("/account", seeOther("/sessions/"))
+	mux.Handle("/account/{$}", seeOther("/sessions/"))
+	// Cookie-only hops: no session is read.
+	mux.Handle("GET /lang", noStore(http.HandlerFunc(a.setLanguage)))
+	mux.Handle("GET /logout/done", noStore(http.HandlerFunc(a.loggedOut)))
 	withSession := noStore(limitBody(a.loadAndSave(pages)))
 	mux.Handle("/{$}", withSession)
 	mux.Handle("/login/{$}", withSession)
 	mux.Handle("/logout/{$}", withSession)
+	mux.Handle("/sessions/", withSession)
+	mux.Handle("/password/{$}", withSession)
 	mux.HandleFunc("/", a.notFound)
 
 	// The request log sits outside panic recovery so that a panicking

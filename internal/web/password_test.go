@@ -1,0 +1,181 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"loginsvc/internal/auth"
+	"loginsvc/internal/redistest"
+)
+
+const aliceNewPassword = "a-brand-new-passphrase-for-alice"
+
+// passwordForm is the form a browser posts to change alice's password.
+func passwordForm(current, next, confirm string) url.Values {
+	return url.Values{"current_password": {current}, "new_password": {next}, "confirm_password": {confirm}}
+}
+
+var passwordErrorTag = regexp.MustCompile(`id="password-error" data-error="([a-z]+)"`)
+
+// passwordError is the form error a password page shows ("" for none).
+func passwordError(body string) string {
+	m := passwordErrorTag.FindStringSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+func withLimits(l auth.Limits) appOption { return func(s *appSettings) { s.limits = l } }
+
+func TestPasswordPageStatesTheRule(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t))
+	b := newBrowser(t)
+	ta.login(t, b, false)
+
+	p := b.get(ta.url("/password/"))
+	if p.status != http.StatusOK {
+		t.Fatalf("GET /password/: got status %d, want 200", p.status)
+	}
+	min := strconv.Itoa(auth.MinPasswordChars)
+	if !strings.Contains(p.body, `data-min-chars="`+min+`"`) || !strings.Contains(p.body, min) {
+		t.Errorf("GET /password/: got no stated minimum of %s characters; body:\n%s", min, p.body)
+	}
+	for _, field := range []struct{ name, autocomplete string }{
+		{"current_password", "current-password"},
+		{"new_password", "new-password"},
+		{"confirm_password", "new-password"},
+	} {
+		if !hasInput(p.body, field.name, `type="password"`, `autocomplete="`+field.autocomplete+`"`) {
+			t.Errorf("GET /password/: got no password input %s with autocomplete=%s; body:\n%s", field.name, field.autocomplete, p.body)
+		}
+	}
+}
+
+func TestPasswordChangeRefusals(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t))
+	b := newBrowser(t)
+	token := ta.login(t, b, false)
+
+	for _, tc := range []struct {
+		name      string
+		form      url.Values
+		wantError string
+	}{
+		{"confirmation differs", passwordForm(alicePassword, aliceNewPassword, aliceNewPassword+"x"), "mismatch"},
+		{"new password too short", passwordForm(alicePassword, "short-11chr", "short-11chr"), "weak"},
+		{"new password too long", passwordForm(alicePassword, strings.Repeat("p", auth.MaxPasswordBytes+1), strings.Repeat("p", auth.MaxPasswordBytes+1)), "weak"},
+		{"wrong current password", passwordForm("not-alices-password", aliceNewPassword, aliceNewPassword), "current"},
+		{"no current password", passwordForm("", aliceNewPassword, aliceNewPassword), "current"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := b.post(ta.url("/password/"), tc.form)
+			if p.status != http.StatusBadRequest {
+				t.Fatalf("got status %d, want 400; body:\n%s", p.status, p.body)
+			}
+			if got := passwordError(p.body); got != tc.wantError {
+				t.Errorf("got form error %q, want %q; body:\n%s", got, tc.wantError, p.body)
+			}
+			if strings.Contains(p.body, aliceNewPassword) || strings.Contains(p.body, alicePassword) {
+				t.Errorf("got a page that repeats a password; body:\n%s", p.body)
+			}
+			if p.cookie != nil && p.cookie.Value != token {
+				t.Errorf("got session cookie %v, want the token unchanged", p.cookie)
+			}
+		})
+	}
+	// Nothing changed: the same cookie, the old password.
+	ta.wantGreeting(t, token, "hello alice")
+	ta.login(t, newBrowser(t), false)
+}
+
+// A wrong current password counts as a failed login: after the limit the
+// form answers 429 with Retry-After and the same message, even for the
+// right password, and so does the login form.
+func TestPasswordChangeIsThrottledLikeLogin(t *testing.T) {
+	t.Parallel()
+	const limit = 3
+	ta := newTestApp(t, redistest.Start(t), withLimits(auth.Limits{PerUser: limit, PerIP: 1000}))
+	b := newBrowser(t)
+	ta.login(t, b, false)
+
+	for i := range limit {
+		p := b.post(ta.url("/password/"), passwordForm("wrong-guess-"+strconv.Itoa(i), aliceNewPassword, aliceNewPassword))
+		if p.status != http.StatusBadRequest || passwordError(p.body) != "current" {
+			t.Fatalf("wrong current password #%d: got status %d, error %q; want 400, current", i+1, p.status, passwordError(p.body))
+		}
+	}
+	wrong := b.post(ta.url("/password/"), passwordForm("wrong-guess-again", aliceNewPassword, aliceNewPassword))
+	right := b.post(ta.url("/password/"), passwordForm(alicePassword, aliceNewPassword, aliceNewPassword))
+	for _, tc := range []struct {
+		name string
+		p    page
+	}{{"wrong password past the limit", wrong}, {"right password past the limit", right}} {
+		if tc.p.status != http.StatusTooManyRequests {
+			t.Errorf("%s: got status %d, want 429", tc.name, tc.p.status)
+		}
+		if s, err := strconv.Atoi(tc.p.header.Get("Retry-After")); err != nil || s <= 0 {
+			t.Errorf("%s: got Retry-After %q, want a positive number of seconds", tc.name, tc.p.header.Get("Retry-After"))
+		}
+		if got := passwordError(tc.p.body); got != "current" {
+			t.Errorf("%s: got form error %q, want the same %q as a wrong password", tc.name, got, "current")
+		}
+	}
+	if p := sendForm(t, ta.url("/login/"), aliceForm(false)); p.status != http.StatusTooManyRequests {
+		t.Errorf("login after the password form's failures: got status %d, want 429 (one throttle)", p.status)
+	}
+	// The password did not change.
+	if err := ta.auth.Unlock(t.Context(), aliceName); err != nil {
+		t.Fatalf("Unlock: %v", err)
+	}
+	ta.login(t, newBrowser(t), false)
+}
+
+func TestPasswordChangeEndsOtherSessionsAndRenewsThisOne(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	ta := newTestApp(t, rs)
+	other := newTestApp(t, rs, withInstanceID("replica-b"))
+	ta.addUser(t, bobName, bobPassword)
+	me := newBrowser(t)
+	old := ta.login(t, me, false)
+	elsewhere := []string{ta.login(t, newBrowser(t), false), other.login(t, newBrowser(t), true)}
+	bob := ta.loginAs(t, newBrowser(t), bobName, bobPassword, "")
+
+	p := me.post(ta.url("/password/"), passwordForm(alicePassword, aliceNewPassword, aliceNewPassword))
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/password/" {
+		t.Fatalf("POST /password/: got %d to %q, want 303 to /password/; body:\n%s", p.status, p.header.Get("Location"), p.body)
+	}
+	if p.cookie == nil || p.cookie.Value == "" || p.cookie.Value == old {
+		t.Fatalf("POST /password/: got session cookie %v, want a new token", p.cookie)
+	}
+	renewed := p.cookie.Value
+
+	// This browser carries on under the new token; the old one, and every
+	// other session of alice's, on either replica, is anonymous.
+	ta.wantGreeting(t, renewed, "hello alice")
+	ta.wantGreeting(t, old, "hello")
+	for _, token := range elsewhere {
+		ta.wantGreeting(t, token, "hello")
+		other.wantGreeting(t, token, "hello")
+	}
+	ta.wantGreeting(t, bob, "hello bob")
+
+	p = me.get(ta.url("/password/"))
+	wantFlash(t, "GET /password/ after the change", p, "password_changed", "2")
+	if rows, _ := ta.sessionsOf(t, me); len(rows) != 1 {
+		t.Errorf("sessions after the change: got %v, want only this one", rows)
+	}
+
+	// The new password logs in; the old one does not.
+	ta.loginAs(t, newBrowser(t), aliceName, aliceNewPassword, "")
+	if p := sendForm(t, ta.url("/login/"), aliceForm(false)); p.status != http.StatusBadRequest {
+		t.Fatalf("login with the old password: got status %d, want 400", p.status)
+	}
+}

@@ -1,0 +1,381 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"loginsvc/internal/redistest"
+)
+
+func TestSessionsPageListsEachBrowser(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t))
+	firefox, chrome := newBrowser(t), newBrowser(t)
+	ta.loginAs(t, firefox, aliceName, alicePassword, firefoxLinux)
+	// CreatedAt has nanoseconds, but make "newest first" unambiguous.
+	time.Sleep(10 * time.Millisecond)
+	ta.loginAs(t, chrome, aliceName, alicePassword, chromeAndroid)
+
+	rowsF, idF := ta.sessionsOf(t, firefox)
+	rowsC, idC := ta.sessionsOf(t, chrome)
+	if idF == idC {
+		t.Fatalf("both browsers got %s as this device, want different ids", idF)
+	}
+	// Both see the same two sessions, newest (chrome) first.
+	want := []string{idC, idF}
+	for _, tc := range []struct {
+		who  string
+		rows []listedSession
+	}{{"firefox", rowsF}, {"chrome", rowsC}} {
+		var got []string
+		for _, r := range tc.rows {
+			got = append(got, r.id)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("sessions page of %s: got rows %v, want %v (newest first)", tc.who, got, want)
+		}
+	}
+
+	p := firefox.get(ta.url("/sessions/"))
+	rowF, rowC := sessionItem(t, p.body, idF), sessionItem(t, p.body, idC)
+	// The device column names the browser and system the parser found.
+	for _, tc := range []struct {
+		row  string
+		want []string
+	}{{rowF, []string{"Firefox 133", "Linux"}}, {rowC, []string{"Chrome 131", "Android"}}} {
+		for _, w := range tc.want {
+			if !strings.Contains(tc.row, w) {
+				t.Errorf("session row: got no %q, want it:\n%s", w, tc.row)
+			}
+		}
+	}
+	// Each row has its IP and times with the exact time on hover.
+	for _, row := range []string{rowF, rowC} {
+		if !strings.Contains(row, `<dd data-field="ip">127.0.0.1</dd>`) {
+			t.Errorf("session row: got no IP 127.0.0.1, want it:\n%s", row)
+		}
+		if n := len(timeTag.FindAllString(row, -1)); n != 2 {
+			t.Errorf("session row: got %d <time datetime title> tags, want 2 (created, last seen):\n%s", n, row)
+		}
+	}
+	// Other sessions can be signed out; this one is marked instead.
+	if strings.Contains(rowF, "/revoke") || !strings.Contains(rowF, `id="this-device"`) {
+		t.Errorf("this device's row: got a revoke form or no this-device badge, want the badge only:\n%s", rowF)
+	}
+	if !strings.Contains(rowC, `<form method="post" action="/sessions/`+idC+`/revoke"`) {
+		t.Errorf("other session's row: got no revoke form for %s:\n%s", idC, rowC)
+	}
+	if !strings.Contains(p.body, `<form method="post" action="/sessions/revoke-others"`) {
+		t.Errorf("sessions page with two sessions: got no revoke-others form; body:\n%s", p.body)
+	}
+
+	// Alone, there is nothing else to sign out.
+	ta.revokeVia(t, firefox, idC)
+	p = firefox.get(ta.url("/sessions/"))
+	if strings.Contains(p.body, "revoke-others") || !strings.Contains(p.body, `id="only-session"`) {
+		t.Errorf("sessions page with one session: got a revoke-others form or no only-session note; body:\n%s", p.body)
+	}
+}
+
+var timeTag = regexp.MustCompile(`<time datetime="[0-9TZ:-]+" title="[^"]+">[^<]+</time>`)
+
+// sessionItem is the <li> of session id on a sessions page.
+func sessionItem(t *testing.T, body, id string) string {
+	t.Helper()
+	start := strings.Index(body, `data-session-id="`+id+`"`)
+	if start < 0 {
+		t.Fatalf("sessions page: got no row %s; body:\n%s", id, body)
+	}
+	end := strings.Index(body[start:], "</li>")
+	if end < 0 {
+		t.Fatalf("sessions page: row %s is not closed", id)
+	}
+	return body[start : start+end]
+}
+
+// revokeVia posts b's revoke button for id on ta and wants the redirect
+// back to the list with the "signed out" flash.
+func (ta *testApp) revokeVia(t *testing.T, b *browser, id string) {
+	t.Helper()
+	p := b.post(ta.url("/sessions/"+id+"/revoke"), url.Values{})
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/sessions/" {
+		t.Fatalf("POST /sessions/%s/revoke: got %d to %q, want 303 to /sessions/; body:\n%s", id, p.status, p.header.Get("Location"), p.body)
+	}
+}
+
+func TestRevokeEndsTheSessionOnEveryReplicaAtOnce(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	a := newTestApp(t, rs, withInstanceID("replica-a"))
+	b := newTestApp(t, rs, withInstanceID("replica-b"))
+	mine, theirs := newBrowser(t), newBrowser(t)
+	a.login(t, mine, false)
+	lost := b.login(t, theirs, false)
+	_, lostID := b.sessionsOf(t, theirs)
+
+	a.revokeVia(t, mine, lostID)
+	// The very next request with the revoked cookie is anonymous, on the
+	// replica that did not revoke it as on the one that did.
+	b.wantGreeting(t, lost, "hello")
+	a.wantGreeting(t, lost, "hello")
+	if p := replay(t, http.MethodGet, b.url("/sessions/"), lost); p.status != http.StatusSeeOther {
+		t.Errorf("GET /sessions/ on b with the revoked cookie: got status %d, want 303 to the login form", p.status)
+	}
+	if a.exists(t, sessionKey(lost)) {
+		t.Errorf("after revoke: key %s exists, want it deleted", sessionKey(lost))
+	}
+
+	// The list shows the confirmation once, and only this session.
+	p := mine.get(a.url("/sessions/"))
+	wantFlash(t, "GET /sessions/ after revoke", p, "session_revoked", "")
+	if rows := listedSessions(p.body); len(rows) != 1 || !rows[0].current {
+		t.Errorf("GET /sessions/ after revoke: got rows %v, want only this session", rows)
+	}
+	wantFlash(t, "GET /sessions/ again", mine.get(a.url("/sessions/")), "", "")
+
+	// Revoking it again: it is gone, which the page says with a 404.
+	p = mine.post(a.url("/sessions/"+lostID+"/revoke"), url.Values{})
+	if p.status != http.StatusNotFound {
+		t.Fatalf("POST revoke of an ended session: got status %d, want 404", p.status)
+	}
+	wantFlash(t, "POST revoke of an ended session", p, "session_not_found", "")
+}
+
+func TestRevokeOthersLeavesOnlyThisSession(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t))
+	me := newBrowser(t)
+	mine := ta.login(t, me, false)
+	var others []string
+	for range 3 {
+		others = append(others, ta.login(t, newBrowser(t), false))
+	}
+	// Another user's session is not "another session" of alice's.
+	ta.addUser(t, bobName, bobPassword)
+	bob := ta.loginAs(t, newBrowser(t), bobName, bobPassword, "")
+
+	p := me.post(ta.url("/sessions/revoke-others"), url.Values{})
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/sessions/" {
+		t.Fatalf("POST /sessions/revoke-others: got %d to %q, want 303 to /sessions/", p.status, p.header.Get("Location"))
+	}
+	for _, token := range others {
+		ta.wantGreeting(t, token, "hello")
+	}
+	ta.wantGreeting(t, mine, "hello alice")
+	ta.wantGreeting(t, bob, "hello bob")
+
+	p = me.get(ta.url("/sessions/"))
+	wantFlash(t, "GET /sessions/ after revoke-others", p, "others_revoked", "3")
+	if rows := listedSessions(p.body); len(rows) != 1 || !rows[0].current {
+		t.Fatalf("GET /sessions/ after revoke-others: got rows %v, want only this session", rows)
+	}
+	// Nothing left to end: the count says so.
+	me.post(ta.url("/sessions/revoke-others"), url.Values{})
+	wantFlash(t, "revoke-others with no other session", me.get(ta.url("/sessions/")), "others_revoked", "0")
+}
+
+func TestUsersCannotRevokeOthersSessions(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t))
+	ta.addUser(t, bobName, bobPassword)
+	alice, bob := newBrowser(t), newBrowser(t)
+	ta.login(t, alice, false)
+	bobToken := ta.loginAs(t, bob, bobName, bobPassword, "")
+	_, bobID := ta.sessionsOf(t, bob)
+
+	for _, id := range []string{bobID, "AAAAAAAAAAAAAAAA", "not-an-id", strings.Repeat("x", 300)} {
+		p := alice.post(ta.url("/sessions/"+url.PathEscape(id)+"/revoke"), url.Values{})
+		if p.status != http.StatusNotFound {
+			t.Errorf("alice revokes %q: got status %d, want 404", id, p.status)
+		}
+		wantFlash(t, "alice revokes "+id, p, "session_not_found", "")
+		for _, r := range listedSessions(p.body) {
+			if r.id == bobID {
+				t.Errorf("alice's sessions page lists bob's session %s", bobID)
+			}
+		}
+	}
+	ta.wantGreeting(t, bobToken, "hello bob")
+	if rows, _ := ta.sessionsOf(t, bob); len(rows) != 1 || rows[0].id != bobID {
+		t.Fatalf("bob's sessions after alice's attempts: got %v, want his one session %s", rows, bobID)
+	}
+}
+
+// Revoking this very session through its id is a logout, not a dead
+// cookie left in the browser.
+func TestRevokingThisSessionLogsOut(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t))
+	b := newBrowser(t)
+	token := ta.login(t, b, false)
+	_, id := ta.sessionsOf(t, b)
+
+	p := b.post(ta.url("/sessions/"+id+"/revoke"), url.Values{})
+	if p.status != http.StatusSeeOther || p.cookie == nil || p.cookie.MaxAge >= 0 {
+		t.Fatalf("revoke this session: got status %d, session cookie %v; want 303 clearing the cookie", p.status, p.cookie)
+	}
+	ta.wantGreeting(t, token, "hello")
+}
+
+func TestIndexShowsAccountLinksAndWhenTheSessionEnds(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	for _, tc := range []struct {
+		name string
+		idle time.Duration
+	}{{"idle timeout 30m", 30 * time.Minute}, {"no idle timeout", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ta := newTestApp(t, rs, withLifetime(2*time.Hour), withIdleTimeout(tc.idle))
+			b := newBrowser(t)
+			ta.login(t, b, false)
+			loggedIn := time.Now()
+			p := b.get(ta.url("/"))
+			for _, id := range []string{`id="link-sessions"`, `id="link-password"`, `id="nav-sessions"`, `id="nav-password"`, `id="nav-logout"`} {
+				if !strings.Contains(p.body, id) {
+					t.Errorf("GET / logged in: got no element %s; body:\n%s", id, p.body)
+				}
+			}
+			checkDeadline(t, p.body, "absolute-ends", loggedIn.Add(2*time.Hour))
+			if tc.idle == 0 {
+				if !strings.Contains(p.body, `data-idle="none"`) {
+					t.Errorf("GET / without idle timeout: got no data-idle=none; body:\n%s", p.body)
+				}
+				return
+			}
+			checkDeadline(t, p.body, "idle-ends", time.Now().Add(tc.idle))
+		})
+	}
+}
+
+// checkDeadline fails unless the element id holds a <time> within a
+// minute of want.
+func checkDeadline(t *testing.T, body, id string, want time.Time) {
+	t.Helper()
+	m := regexp.MustCompile(`id="` + id + `"><time datetime="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("got no <time> in #%s; body:\n%s", id, body)
+	}
+	got, err := time.Parse(time.RFC3339, m[1])
+	if err != nil {
+		t.Fatalf("#%s datetime %q: %v", id, m[1], err)
+	}
+	if d := got.Sub(want); d < -time.Minute || d > time.Minute {
+		t.Errorf("#%s: got %v, want about %v", id, got, want.UTC())
+	}
+}
+
+func TestLogoutShowsTheFlashOnce(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t))
+	b := newBrowser(t)
+	ta.login(t, b, false)
+	b.setCookie(ta, langCookie, "zh")
+
+	p := b.post(ta.url("/logout/"), url.Values{})
+	// The flash and the language are set by the next hop: this
+	// response's Clear-Site-Data would drop them.
+	if got := p.header.Get("Location"); p.status != http.StatusSeeOther || got != "/logout/done?lang=zh" {
+		t.Fatalf("POST /logout/: got %d to %q, want 303 to /logout/done?lang=zh", p.status, got)
+	}
+	for _, c := range p.header.Values("Set-Cookie") {
+		if !strings.HasPrefix(c, testCookieName+"=") {
+			t.Errorf("POST /logout/: got Set-Cookie %q beside Clear-Site-Data, want only the session cookie cleared", c)
+		}
+	}
+	b.client.Jar.SetCookies(mustURL(t, ta.url("/")), []*http.Cookie{{Name: langCookie, Value: "", MaxAge: -1, Path: "/"}}) // as Clear-Site-Data does
+	p = b.get(ta.url("/logout/done?lang=zh"))
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/" {
+		t.Fatalf("GET /logout/done: got %d to %q, want 303 to /", p.status, p.header.Get("Location"))
+	}
+	flash := cookieSet(p, flashCookie)
+	if flash == nil || !flash.HttpOnly || flash.SameSite != http.SameSiteLaxMode || flash.Path != "/" || flash.MaxAge <= 0 || flash.MaxAge > 60 {
+		t.Fatalf("GET /logout/done: got flash cookie %v, want HttpOnly, SameSite=Lax, Path=/, Max-Age in (0, 60]", flash)
+	}
+
+	p = b.get(ta.url("/"))
+	wantFlash(t, "GET / after logout", p, "logged_out", "")
+	if !strings.Contains(p.body, `<html lang="zh-Hans">`) || greeting(p.body) != "你好" {
+		t.Errorf("GET / after logout: got greeting %q, want the page still in Chinese", greeting(p.body))
+	}
+	wantFlash(t, "GET / a second time", b.get(ta.url("/")), "", "")
+	// Logged-out visitors cost no session write, flash or not.
+	if n := len(ta.sessionKeys(t)); n != 0 {
+		t.Fatalf("after logout: got %d session keys, want 0", n)
+	}
+}
+
+func mustURL(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("url.Parse(%q): %v", raw, err)
+	}
+	return u
+}
+
+// cookieSet is the cookie name that p set, or nil.
+func cookieSet(p page, name string) *http.Cookie {
+	resp := http.Response{Header: p.header}
+	for _, c := range resp.Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func TestFlashCookieValues(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		value, kind string
+		count       int
+	}{
+		{"logged_out", "logged_out", 0},
+		{"session_revoked", "session_revoked", 0},
+		{"others_revoked.3", "others_revoked", 3},
+		{"others_revoked.0", "others_revoked", 0},
+		{"password_changed.1000000", "password_changed", 1000000},
+		// Refused: unknown kinds, counts where none belong, and counts
+		// that are missing, signed, padded, huge or not numbers.
+		{"", "", 0},
+		{"hello", "", 0},
+		{"logged_out.1", "", 0},
+		{"others_revoked", "", 0},
+		{"others_revoked.", "", 0},
+		{"others_revoked.-1", "", 0},
+		{"others_revoked.+1", "", 0},
+		{"others_revoked.01", "", 0},
+		{"others_revoked.1000001", "", 0},
+		{"others_revoked.99999999999999999999", "", 0},
+		{"others_revoked.1.2", "", 0},
+		{"<script>", "", 0},
+	} {
+		f := parseFlash(tc.value)
+		switch {
+		case tc.kind == "" && f != nil:
+			t.Errorf("parseFlash(%q): got %+v, want nil", tc.value, f)
+		case tc.kind != "" && (f == nil || f.Kind != tc.kind || f.Count != tc.count):
+			t.Errorf("parseFlash(%q): got %+v, want kind %q count %d", tc.value, f, tc.kind, tc.count)
+		case f != nil && f.value() != tc.value:
+			t.Errorf("parseFlash(%q).value(): got %q, want it back unchanged", tc.value, f.value())
+		}
+	}
+}
+
+// A forged or stale flash cookie shows nothing and is cleared.
+func TestUnknownFlashIsIgnoredAndCleared(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t))
+	b := newBrowser(t)
+	b.setCookie(ta, flashCookie, "you_won_a_prize")
+	p := b.get(ta.url("/"))
+	wantFlash(t, "GET / with a bogus flash", p, "", "")
+	if c := cookieSet(p, flashCookie); c == nil || c.MaxAge >= 0 {
+		t.Fatalf("GET / with a bogus flash: got flash cookie %v, want it cleared", c)
+	}
+}
