@@ -3,8 +3,10 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -24,12 +26,20 @@ import (
 // service wires it.
 type fixture struct {
 	srv      *redistest.Server
+	rdb      *store.Redis
 	client   *redis.Client
 	sessions *session.Manager
 	svc      *Service
 }
 
 func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newFixtureWith(t, session.Config{Lifetime: 12 * time.Hour}, Config{})
+}
+
+// newFixtureWith is newFixture with the session manager and the Service
+// configured by sc and cfg.
+func newFixtureWith(t *testing.T, sc session.Config, cfg Config) *fixture {
 	t.Helper()
 	srv := redistest.Start(t)
 	rdb, err := store.Open(srv.URL(), store.Timeouts{})
@@ -39,10 +49,11 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { _ = rdb.Close() })
 	f := &fixture{
 		srv:      srv,
+		rdb:      rdb,
 		client:   srv.Client(t),
-		sessions: session.New(rdb.Sessions, session.Config{Lifetime: 12 * time.Hour}, slog.New(slog.DiscardHandler)),
+		sessions: session.New(rdb.Sessions, sc, slog.New(slog.DiscardHandler)),
 	}
-	f.svc, err = NewService(rdb, f.sessions, Config{})
+	f.svc, err = NewService(rdb, f.sessions, cfg)
 	if err != nil {
 		t.Fatalf("NewService: %v", err)
 	}
@@ -102,6 +113,33 @@ func (f *fixture) exists(t *testing.T, keys ...string) []bool {
 		got[i] = n == 1
 	}
 	return got
+}
+
+// sessionsInRedis counts the session keys in Redis per user, walking them
+// with SCAN and reading each document, whatever the index says.
+func (f *fixture) sessionsInRedis(t *testing.T) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	users := map[string]int{}
+	iter := f.client.Scan(ctx, 0, store.SessionKey("*"), 500).Iterator()
+	for iter.Next(ctx) {
+		b, err := f.client.Get(ctx, iter.Val()).Bytes()
+		if err != nil {
+			continue // expired meanwhile
+		}
+		var doc struct {
+			Values map[string]any `json:"values"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("GET %s: %v (%s)", iter.Val(), err, b)
+		}
+		name, _ := doc.Values["username"].(string)
+		users[name]++
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("SCAN: %v", err)
+	}
+	return users
 }
 
 func TestAuthenticate(t *testing.T) {
@@ -306,6 +344,9 @@ func TestDeleteUserEndsOnlyThatUsersSessions(t *testing.T) {
 	if got := f.sessionIDs(t, "alice"); len(got) != 0 {
 		t.Errorf("alice's sessions after DeleteUser: got %v, want none", got)
 	}
+	if got, want := f.sessionsInRedis(t), map[string]int{"bob": 1, "alice2": 1}; !maps.Equal(got, want) {
+		t.Errorf("session keys per user after DeleteUser (SCAN): got %v, want %v", got, want)
+	}
 	if got := f.sessionIDs(t, "bob"); !got[bob] || len(got) != 1 {
 		t.Errorf("bob's sessions: got %v, want just %s", got, bob)
 	}
@@ -343,6 +384,12 @@ func TestSetPasswordEndsSessionsAndReplacesThePassword(t *testing.T) {
 	}
 	if got := f.sessionIDs(t, "alice"); len(got) != 0 {
 		t.Errorf("alice's sessions after SetPassword: got %v, want none", got)
+	}
+	if got := f.sessionsInRedis(t); got["alice"] != 0 || got["bob"] != 1 {
+		t.Errorf("session keys per user after SetPassword (SCAN): got %v, want none of alice's and bob's one", got)
+	}
+	if f.exists(t, store.UserSessionsKey("alice"))[0] {
+		t.Errorf("alice's index key exists after SetPassword, want gone")
 	}
 	if got := f.sessionIDs(t, "bob"); !got[bob] {
 		t.Errorf("bob's sessions: got %v, want %s kept", got, bob)
