@@ -144,10 +144,46 @@ func (m *Manager) Load(ctx context.Context, token string) (context.Context, erro
 		}
 		return loaded, nil
 	}
+	if _, indexed := timeValue(m.values(loaded), fieldExpiresAt); user != "" && !indexed {
+		if err := m.adopt(loaded, user); err != nil {
+			return nil, err
+		}
+		if m.scs.Status(loaded) == scs.Destroyed {
+			return loaded, nil
+		}
+	}
 	if user != "" {
 		m.touch(loaded)
 	}
 	return loaded, nil
+}
+
+// adopt puts a session that no index knows (stored by a version from
+// before the per-user index, or by plain scs/redisstore) into its user's
+// index, so that a password change or delete can end it like any other,
+// and records its absolute deadline so this happens once. A session whose
+// user no longer exists ends instead.
+func (m *Manager) adopt(ctx context.Context, user string) error {
+	r := requestOf(ctx)
+	r.mu.Lock()
+	hash := r.loaded
+	r.mu.Unlock()
+	ends := m.scs.Deadline(ctx)
+	n, err := m.sessions.Adopt(ctx, hash, store.Owner{User: user, Until: ends}, m.cfg.MaxPerUser)
+	if errors.Is(err, store.ErrOwnerChanged) {
+		if err := m.scs.Destroy(ctx); err != nil {
+			return fmt.Errorf("end session of a deleted user: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("adopt session into the index: %w", err)
+	}
+	if n > 0 {
+		m.log.Info("oldest sessions ended: too many for one user", "user", user, "ended", n, "max", m.cfg.MaxPerUser)
+	}
+	m.scs.Put(ctx, fieldExpiresAt, ends.UTC().Format(time.RFC3339Nano))
+	return nil
 }
 
 // touch records the time of this request as last seen, at most once per

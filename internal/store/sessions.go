@@ -136,16 +136,34 @@ func (s *SessionStore) Create(ctx context.Context, hash string, b []byte, expiry
 	case err != nil:
 		return 0, unavailable("create session", err)
 	}
+	n, err := s.join(ctx, hash, owner, max)
+	if err != nil {
+		_ = s.client.Del(ctx, key).Err()
+		return 0, err
+	}
+	return n, nil
+}
+
+// Adopt adds an existing session to owner's index: one stored by an
+// earlier version or by plain scs/redisstore, which no index knows. It
+// ends the oldest sessions past max, as Create does, and fails with
+// ErrOwnerChanged when the user no longer exists.
+func (s *SessionStore) Adopt(ctx context.Context, hash string, owner Owner, max int) (int, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	return s.join(ctx, hash, owner, max)
+}
+
+// join runs joinIndex for hash and ends the sessions it finds over the cap.
+func (s *SessionStore) join(ctx context.Context, hash string, owner Owner, max int) (int, error) {
 	res, err := joinIndex.Run(ctx, s.client, []string{userKey(owner.User), UserSessionsKey(owner.User)},
 		hash, owner.Until.UnixMilli(), owner.Stamp, max).Result()
 	if err != nil {
-		_ = s.client.Del(ctx, key).Err()
 		return 0, unavailable("index session", err)
 	}
 	over, ok := res.([]any)
 	if !ok {
-		_ = s.client.Del(ctx, key).Err()
-		return 0, fmt.Errorf("create session of %q: %w", owner.User, ErrOwnerChanged)
+		return 0, fmt.Errorf("index session of %q: %w", owner.User, ErrOwnerChanged)
 	}
 	hashes := make([]string, 0, len(over))
 	for _, m := range over {
