@@ -55,9 +55,9 @@ func (d devices) describe(ua string) Device {
 		return Device{}
 	}
 	p := d.parser().Parse(ua)
-	dev := Device{Browser: p.GetBrowser(), OS: p.GetOS(), Kind: p.GetDevice()}
+	dev := Device{Browser: string(p.Browser()), OS: string(p.OS()), Kind: string(p.Device())}
 	if dev.Browser != "" {
-		dev.Version = p.GetMajorVersion()
+		dev.Version = p.BrowserVersionMajor()
 	}
 	return dev
 }
