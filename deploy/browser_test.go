@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,14 +30,23 @@ const (
 	browserExecPath = "/usr/bin/chromium"
 	// browserTimeout bounds the whole browser session, its start included,
 	// so a hung page fails the test instead of waiting for go test's -timeout.
-	// The session takes about 10s on an idle 2-CPU machine and 30s when
+	// The session takes about 15s on an idle 2-CPU machine and 40s when
 	// other test binaries load it; the rest is headroom.
-	browserTimeout = 90 * time.Second
+	browserTimeout = 120 * time.Second
 	// browserReloads is how many times the logged-in page is reloaded to see
 	// several replicas serve the one session.
 	browserReloads = 6
-	// browserScreenshot is the file name of the logged-in page's screenshot.
-	browserScreenshot = "browser-logged-in.png"
+	// browserScreenshot is the file name of the logged-in page's screenshot;
+	// the sessions page's are named after it.
+	browserScreenshot     = "browser-logged-in.png"
+	browserSessionsShot   = "browser-sessions.png"
+	browserSessionsZhShot = "browser-sessions-zh.png"
+	// browserPhoneUA is the User-Agent of the second device, a Go client
+	// that logs in as the same user: a phone, so that its row on the
+	// sessions page reads differently from Chromium's.
+	browserPhoneUA = "Mozilla/5.0 (Android 14; Mobile; rv:133.0) Gecko/133.0 Firefox/133.0"
+	// browserNewPassword is what the browser changes testPassword to.
+	browserNewPassword = "browser-changed-it-4Rt8-not-a-secret"
 	// browserInvalidLogin is the one message of every refused login.
 	browserInvalidLogin = "invalid username or password"
 )
@@ -41,8 +54,11 @@ const (
 // TestBrowserLoginLogout drives a real headless Chromium through nginx in
 // front of three replicas, as a user would: a wrong password is refused; the
 // right one logs in with an HttpOnly, SameSite=Lax session cookie that every
-// replica honours; "Log out" ends the session in the browser and in Redis.
-// The browser talks to the load balancer only.
+// replica honours; the sessions page lists a second device and signs it out;
+// the password page refuses a wrong current password and then changes it,
+// signing the other device out (see browserAccountPages); "Log out" ends the
+// session in the browser and in Redis. The browser talks to the load
+// balancer only.
 func TestBrowserLoginLogout(t *testing.T) {
 	if _, err := exec.LookPath("chromium"); err != nil {
 		t.Fatal("chromium not found: run ./scripts/test.sh, which installs it")
@@ -154,6 +170,10 @@ func TestBrowserLoginLogout(t *testing.T) {
 			t.Errorf("X-Served-By %q names no replica of the cluster", id)
 		}
 	}
+
+	// A second device, the sessions page and a password change. It leaves
+	// the browser logged in and no other session behind.
+	browserAccountPages(t, c, b)
 
 	// Log out: the browser drops the cookie and Redis the session.
 	resp = b.navigate(`click "Log out"`, chromedp.Click(`//button[normalize-space()="Log out"]`))
@@ -354,5 +374,332 @@ func browserSaveArtifact(t *testing.T, name string, png []byte) {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatalf("artifact %s: %v", name, err)
 	}
-	t.Logf("screenshot of the logged-in page: %s", path)
+	t.Logf("screenshot: %s", path)
+}
+
+// browserAccountPages is the account part of TestBrowserLoginLogout. b is
+// logged in as testUser with testPassword; a Go client logs in as the same
+// user from a "phone". In the browser, through the header's links:
+//   - Sessions lists both, newest first, marks the browser's as this
+//     device, and signs the phone out: its cookie is anonymous on its very
+//     next request, on any replica. The page works in Chinese too. Logged
+//     in again, the phone is signed out by "Sign out all other sessions".
+//   - Password refuses a wrong current password, then changes it: the
+//     phone (logged in again) is signed out, the browser continues under a
+//     new cookie, and only the new password logs in.
+//
+// It returns with b logged in and no other session of testUser left.
+func browserAccountPages(t *testing.T, c *cluster, b *browserTab) {
+	ctx := context.Background()
+	rdb := c.Redis.Client(t)
+	base := strings.TrimSuffix(c.LB, "/")
+	sessionsURL, passwordURL := base+"/sessions/", base+"/password/"
+	start := time.Now()
+
+	phone, phoneToken := browserPhoneLogin(t, c, testPassword)
+
+	// The sessions page, from the header: two sessions, the browser's
+	// marked as this device and without a button to sign itself out.
+	resp := b.navigate(`click the header's "Sessions" link`, chromedp.Click(chromedp.CSS(`#nav-sessions`)))
+	b.wantDocument("sessions page", resp, sessionsURL, 200)
+	rows := b.sessionRows()
+	if len(rows) != 2 {
+		t.Fatalf("sessions page lists %d sessions %+v, want 2 (the browser and the phone)", len(rows), rows)
+	}
+	// Newest first: the phone logged in after the browser.
+	other, current := rows[0], rows[1]
+	if !current.Current || other.Current {
+		t.Fatalf("sessions page marks this device = %v, %v; want the second row only (the browser's, the older): %+v", other.Current, current.Current, rows)
+	}
+	if !current.Badge || current.Revoke {
+		t.Errorf("this device's row: badge %v, revoke button %v; want the badge and no button: %+v", current.Badge, current.Revoke, current)
+	}
+	if other.Badge || !other.Revoke {
+		t.Errorf("the phone's row: badge %v, revoke button %v; want a button and no badge: %+v", other.Badge, other.Revoke, other)
+	}
+	if current.Device == "" || other.Device == "" || current.Device == other.Device {
+		t.Errorf("devices: this one %q, the other %q; want two different, non-empty summaries (user agents %q and %q)",
+			current.Device, other.Device, browserRun(b, "read the user agent", chromedp.Evaluate[string](`navigator.userAgent`)), browserPhoneUA)
+	}
+	if !b.present(`#revoke-others`) {
+		t.Errorf("sessions page with another session has no #revoke-others form")
+	}
+	t.Logf("sessions page (served by %s): this device %q, the other %q", browserServedBy(resp), current.Device, other.Device)
+	browserSaveArtifact(t, browserSessionsShot, browserRun(b, "screenshot the sessions page", chromedp.FullScreenshot(100)))
+
+	// Sign the phone out: back to the list with a confirmation, one row.
+	revoke := fmt.Sprintf(`#sessions [data-session-id=%q] form.revoke button[type="submit"]`, other.ID)
+	resp = b.navigate("click the phone's sign-out button", chromedp.Click(chromedp.CSS(revoke)))
+	b.wantDocument("after signing the phone out", resp, sessionsURL, 200)
+	b.wantFlash("after signing the phone out", "session_revoked", "")
+	if rows := b.sessionRows(); len(rows) != 1 || rows[0].ID != current.ID || !rows[0].Current {
+		t.Errorf("after signing the phone out the page lists %+v, want only this device %s", rows, current.ID)
+	}
+	if !b.present(`#only-session`) || b.present(`#revoke-others`) {
+		t.Errorf("after signing the phone out: #only-session shown %v, #revoke-others shown %v; want true, false",
+			b.present(`#only-session`), b.present(`#revoke-others`))
+	}
+	browserWantAnonymous(t, c, phone, "the phone, right after it was signed out")
+	if n, err := rdb.Exists(ctx, testkit.SessionKey(phoneToken)).Result(); err != nil || n != 0 {
+		t.Errorf("after signing the phone out: EXISTS its session = %d, %v; want 0", n, err)
+	}
+	if n, err := rdb.ZCard(ctx, store.UserSessionsKey(testUser)).Result(); err != nil || n != 1 {
+		t.Errorf("after signing the phone out: ZCARD %s = %d, %v; want 1", store.UserSessionsKey(testUser), n, err)
+	}
+	revoked := time.Now()
+
+	// The same page in Chinese, by the page's own switch, and back.
+	resp = b.navigate("switch to Chinese", chromedp.Click(chromedp.CSS(`#lang-switch a[data-lang="zh"]`)))
+	b.wantDocument("sessions page in Chinese", resp, sessionsURL, 200)
+	if lang := b.htmlLang(); !strings.HasPrefix(lang, "zh") {
+		t.Errorf(`sessions page after switching to Chinese: <html lang=%q>, want "zh…"`, lang)
+	}
+	if rows := b.sessionRows(); len(rows) != 1 || !rows[0].Current || !rows[0].Badge {
+		t.Errorf("sessions page in Chinese lists %+v, want this device only, with its badge", rows)
+	}
+	browserSaveArtifact(t, browserSessionsZhShot, browserRun(b, "screenshot the sessions page in Chinese", chromedp.FullScreenshot(100)))
+	resp = b.navigate("switch back to English", chromedp.Click(chromedp.CSS(`#lang-switch a[data-lang="en"]`)))
+	b.wantDocument("sessions page in English again", resp, sessionsURL, 200)
+	if lang := b.htmlLang(); lang != "en" {
+		t.Fatalf(`sessions page after switching back: <html lang=%q>, want "en"`, lang)
+	}
+	switched := time.Now()
+
+	// "Sign out all other sessions", with the phone logged in again.
+	phone, phoneToken = browserPhoneLogin(t, c, testPassword)
+	resp = b.navigate("reload the sessions page", chromedp.Reload())
+	b.wantDocument("sessions page with the phone back", resp, sessionsURL, 200)
+	if rows := b.sessionRows(); len(rows) != 2 {
+		t.Fatalf("sessions page with the phone back lists %d sessions %+v, want 2", len(rows), rows)
+	}
+	resp = b.navigate(`click "Sign out all other sessions"`, chromedp.Click(chromedp.CSS(`#revoke-others button[type="submit"]`)))
+	b.wantDocument("after signing out all others", resp, sessionsURL, 200)
+	b.wantFlash("after signing out all others", "others_revoked", "1")
+	if rows := b.sessionRows(); len(rows) != 1 || rows[0].ID != current.ID {
+		t.Errorf("after signing out all others the page lists %+v, want only this device %s", rows, current.ID)
+	}
+	browserWantAnonymous(t, c, phone, "the phone, right after all others were signed out")
+	if n, err := rdb.Exists(ctx, testkit.SessionKey(phoneToken)).Result(); err != nil || n != 0 {
+		t.Errorf("after signing out all others: EXISTS the phone's session = %d, %v; want 0", n, err)
+	}
+	othersOut := time.Now()
+
+	// The password page, from the header. The phone logs in again first:
+	// the change must sign it out.
+	phone, phoneToken = browserPhoneLogin(t, c, testPassword)
+	before := b.sessionCookie(base)
+	if before == nil {
+		t.Fatalf("before the password change the browser holds no %s cookie", sessionCookie)
+	}
+	resp = b.navigate(`click the header's "Password" link`, chromedp.Click(chromedp.CSS(`#nav-password`)))
+	b.wantDocument("password page", resp, passwordURL, 200)
+	minChars, ok := b.attr(`#password-rule`, "data-min-chars")
+	if n, err := strconv.Atoi(minChars); !ok || err != nil || n < 12 || len(browserNewPassword) < n {
+		t.Fatalf("password page states #password-rule data-min-chars=%q (present %v): want a number from 12 to len(%q)",
+			minChars, ok, browserNewPassword)
+	}
+
+	// A wrong current password: the form again, with its error, and nobody
+	// is signed out.
+	b.fillPassword(testPassword+"-wrong", browserNewPassword)
+	resp = b.navigate("submit a wrong current password", chromedp.Click(chromedp.CSS(`#password-form button[type="submit"]`)))
+	if resp.URL != passwordURL || (resp.Status != 400 && resp.Status != 429) {
+		t.Fatalf("wrong current password: got %s with status %d (X-Served-By %q), want %s with status 400 or 429",
+			resp.URL, resp.Status, browserServedBy(resp), passwordURL)
+	}
+	if kind, ok := b.attr(`#password-error`, "data-error"); kind != "current" {
+		t.Errorf(`wrong current password: #password-error data-error=%q (present %v), want "current"`, kind, ok)
+	}
+	if b.present(`#flash`) {
+		t.Errorf("wrong current password: the page shows a flash %+v", b.flash())
+	}
+	if status, by, body := c.get(t, phone, c.LB+"/"); status != 200 || !loggedIn(body, testUser) {
+		t.Errorf("after a refused password change the phone (served by %s) got %d, logged in %v; want 200, still logged in", by, status, loggedIn(body, testUser))
+	}
+
+	// The right one: one other session signed out, this one continues
+	// under a new cookie.
+	b.fillPassword(testPassword, browserNewPassword)
+	resp = b.navigate("submit the password change", chromedp.Click(chromedp.CSS(`#password-form button[type="submit"]`)))
+	b.wantDocument("after the password change", resp, passwordURL, 200)
+	b.wantFlash("after the password change", "password_changed", "1")
+	changed := time.Now()
+	browserWantAnonymous(t, c, phone, "the phone, after the password change")
+	after := b.sessionCookie(base)
+	switch {
+	case after == nil:
+		t.Fatalf("after the password change the browser holds no %s cookie", sessionCookie)
+	case after.Value == before.Value:
+		t.Errorf("after the password change the browser's %s cookie is unchanged: want a new token", sessionCookie)
+	}
+	for _, k := range []struct {
+		what  string
+		token string
+		want  int64
+	}{
+		{"the browser's old token", before.Value, 0},
+		{"the browser's new token", after.Value, 1},
+		{"the phone's token", phoneToken, 0},
+	} {
+		if n, err := rdb.Exists(ctx, testkit.SessionKey(k.token)).Result(); err != nil || n != k.want {
+			t.Errorf("after the password change: EXISTS session of %s = %d, %v; want %d", k.what, n, err, k.want)
+		}
+	}
+	resp = b.navigate("click the header's brand link", chromedp.Click(chromedp.CSS(`header a.brand`)))
+	b.wantDocument("home after the password change", resp, base+"/", 200)
+	b.wantHeading("hello " + testUser)
+	if u, ok := b.attr(`#header-user`, "data-user"); u != testUser {
+		t.Errorf("after the password change the header names %q (present %v), want %q", u, ok, testUser)
+	}
+
+	// Only the new password logs in now.
+	if status, token := browserTryLogin(t, c, testPassword); status != 400 || token != "" {
+		t.Errorf("login with the old password: status %d, session cookie %v; want 400 and none", status, token != "")
+	}
+	phone, _ = browserPhoneLogin(t, c, browserNewPassword)
+	if status, by, body := c.get(t, phone, c.LB+"/"); status != 200 || !loggedIn(body, testUser) {
+		t.Errorf("after logging in with the new password the phone (served by %s) got %d, logged in %v; want 200, logged in", by, status, loggedIn(body, testUser))
+	}
+	c.logout(t, phone, c.LB)
+
+	t.Logf("account pages: sessions + revoke %v, language switch %v, revoke others %v, password change %v, logins after %v",
+		revoked.Sub(start).Round(time.Millisecond), switched.Sub(revoked).Round(time.Millisecond),
+		othersOut.Sub(switched).Round(time.Millisecond), changed.Sub(othersOut).Round(time.Millisecond),
+		time.Since(changed).Round(time.Millisecond))
+}
+
+// browserPhoneLogin logs testUser in with password through the load
+// balancer from a fresh Go client that says it is a phone, and returns the
+// client and its session token.
+func browserPhoneLogin(t *testing.T, c *cluster, password string) (*http.Client, string) {
+	t.Helper()
+	phone := testkit.Browser(t)
+	ck := postLogin(t, phone, c.LB, testUser, password, http.Header{"User-Agent": {browserPhoneUA}})
+	return phone, ck.Value
+}
+
+// browserTryLogin posts the login form for testUser with password through
+// the load balancer from a fresh client, and returns the status and the
+// session token it set, "" for none.
+func browserTryLogin(t *testing.T, c *cluster, password string) (status int, token string) {
+	t.Helper()
+	client := testkit.Browser(t)
+	resp, err := client.PostForm(c.LB+"/login/", url.Values{"username": {testUser}, "password": {password}})
+	if err != nil {
+		t.Fatalf("POST %s/login/: %v", c.LB, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	for _, ck := range resp.Cookies() {
+		if ck.Name == sessionCookie && ck.Value != "" {
+			token = ck.Value
+		}
+	}
+	return resp.StatusCode, token
+}
+
+// browserWantAnonymous checks that client's very next request through the
+// load balancer, whichever replica serves it, is a logged-out one.
+func browserWantAnonymous(t *testing.T, c *cluster, client *http.Client, who string) {
+	t.Helper()
+	if status, by, body := c.get(t, client, c.LB+"/"); status != 200 || !loggedOut(body) {
+		t.Errorf("%s: GET / (served by %s) got %d, logged out %v; want 200, logged out\n%s", who, by, status, loggedOut(body), firstLine(body))
+	}
+}
+
+// browserSessionRow is one row of the sessions page, read by its markers.
+type browserSessionRow struct {
+	ID      string `json:"id"`
+	Current bool   `json:"current"`
+	// Badge is the "this device" badge, Revoke the row's sign-out button.
+	Badge  bool   `json:"badge"`
+	Revoke bool   `json:"revoke"`
+	Device string `json:"device"`
+}
+
+// browserRowsJS reads the sessions page's rows. Runtime.evaluate is not
+// page script, so the page's CSP does not stop it.
+const browserRowsJS = `[...document.querySelectorAll("#sessions [data-session-id]")].map(li => ({
+	id: li.dataset.sessionId,
+	current: li.dataset.current === "true",
+	badge: li.querySelector("#this-device") !== null,
+	revoke: li.querySelector('form.revoke button[type="submit"]') !== null,
+	device: (li.querySelector(".device")?.textContent ?? "").trim(),
+}))`
+
+// sessionRows returns the rows of the sessions page, in page order.
+func (b *browserTab) sessionRows() []browserSessionRow {
+	b.t.Helper()
+	return browserRun(b, "read the session rows", chromedp.Evaluate[[]browserSessionRow](browserRowsJS))
+}
+
+// browserFlash is the page's one-time message, read by its markers.
+type browserFlash struct {
+	Kind  string `json:"kind"`
+	Count string `json:"count"`
+	Text  string `json:"text"`
+}
+
+// flash returns the page's flash message, or nil when it shows none.
+func (b *browserTab) flash() *browserFlash {
+	b.t.Helper()
+	return browserRun(b, "read the flash", chromedp.Evaluate[*browserFlash](`(() => {
+	const f = document.getElementById("flash");
+	return f && {kind: f.dataset.flash ?? "", count: f.dataset.count ?? "", text: f.textContent.trim()};
+})()`))
+}
+
+// wantFlash checks the page's flash message by its kind and count ("" for
+// an uncounted one), and that it has some text.
+func (b *browserTab) wantFlash(what, kind, count string) {
+	b.t.Helper()
+	f := b.flash()
+	switch {
+	case f == nil:
+		b.t.Errorf("%s: the page shows no #flash, want kind %q", what, kind)
+	case f.Kind != kind || f.Count != count || f.Text == "":
+		b.t.Errorf("%s: flash %+v, want kind %q, count %q and some text", what, *f, kind, count)
+	default:
+		b.t.Logf("%s: flash %q", what, f.Text)
+	}
+}
+
+// present reports whether the page has an element matching the CSS
+// selector sel, without waiting for one.
+func (b *browserTab) present(sel string) bool {
+	b.t.Helper()
+	return browserRun(b, "look for "+sel, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q) !== null`, sel)))
+}
+
+// attr returns the attribute name of the first element that matches the
+// CSS selector sel, and whether there is one that has it. Unlike
+// chromedp.AttributeValue it does not wait for such an element: a page
+// without it fails at once rather than at browserTimeout.
+func (b *browserTab) attr(sel, name string) (string, bool) {
+	b.t.Helper()
+	v := browserRun(b, "read "+sel+" "+name, chromedp.Evaluate[*string](
+		fmt.Sprintf(`document.querySelector(%q)?.getAttribute(%q) ?? null`, sel, name)))
+	if v == nil {
+		return "", false
+	}
+	return *v, true
+}
+
+// htmlLang returns the page's <html lang>.
+func (b *browserTab) htmlLang() string {
+	b.t.Helper()
+	return browserRun(b, "read <html lang>", chromedp.Evaluate[string](`document.documentElement.lang`))
+}
+
+// fillPassword types into the password form: current, then next twice.
+func (b *browserTab) fillPassword(current, next string) {
+	b.t.Helper()
+	steps := make([]chromedp.Action[chromedp.Void], 0, 6)
+	for _, f := range [...]struct{ name, value string }{
+		{"current_password", current}, {"new_password", next}, {"confirm_password", next},
+	} {
+		sel := chromedp.CSS(fmt.Sprintf(`#password-form input[name=%q]`, f.name))
+		steps = append(steps, chromedp.Clear(sel), chromedp.SendKeys(sel, f.value))
+	}
+	b.do("fill the password form", steps...)
 }
