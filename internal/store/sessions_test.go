@@ -548,3 +548,51 @@ func fillPool(t *testing.T, client *redis.Client, n int) {
 		t.Fatalf("idle pooled connections: got %d, want at least %d", idle, n)
 	}
 }
+
+// A session stored before the index existed (or by scs/redisstore) joins
+// its user's index as it is: nothing about the session itself changes.
+func TestAdoptIndexesASessionAsItIs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, rdb, raw := openRedis(t)
+	now := time.Now()
+	owner := addUser(t, rdb, "alice", now.Add(2*time.Hour))
+	owner.Stamp = "" // an old session carries none
+	older := newHash()
+	if _, err := rdb.Sessions.Create(ctx, older, []byte("older"), now.Add(time.Hour), store.Owner{User: "alice", Until: now.Add(time.Hour)}, 100); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+
+	hash := newHash()
+	key := store.SessionKey(hash)
+	if err := raw.Set(ctx, key, "pre-index session", 30*time.Minute).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	keyEnd := pexpireTime(t, raw, key)
+	n, err := rdb.Sessions.Adopt(ctx, hash, owner, 1)
+	if err != nil || n != 1 {
+		t.Fatalf("Adopt at a cap of 1: got %d ended, %v; want the older session ended", n, err)
+	}
+	if got, want := indexMembers(t, raw, "alice"), map[string]int64{hash: owner.Until.UnixMilli()}; !maps.Equal(got, want) {
+		t.Errorf("index after Adopt: got %v, want %v", got, want)
+	}
+	if got, _ := raw.Get(ctx, key).Result(); got != "pre-index session" || pexpireTime(t, raw, key) != keyEnd {
+		t.Errorf("adopted session: got %q expiring at %d, want it untouched (expiring at %d)", got, pexpireTime(t, raw, key), keyEnd)
+	}
+	if keyExists(t, raw, store.SessionKey(older)) {
+		t.Errorf("older session's key exists, want it ended by the cap")
+	}
+
+	// A session of a user who is gone is refused, and left to the caller
+	// to end.
+	ghost := newHash()
+	if err := raw.Set(ctx, store.SessionKey(ghost), "ghost's session", time.Hour).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	if _, err := rdb.Sessions.Adopt(ctx, ghost, store.Owner{User: "ghost", Until: owner.Until}, 100); !errors.Is(err, store.ErrOwnerChanged) {
+		t.Errorf("Adopt for a missing user: got %v, want %v", err, store.ErrOwnerChanged)
+	}
+	if keyExists(t, raw, store.UserSessionsKey("ghost")) {
+		t.Errorf("index of a missing user exists after Adopt, want none")
+	}
+}
