@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/testkit"
 )
 
 // Helpers for the account pages (sessions, password) and the tests of
@@ -31,7 +32,7 @@ const (
 // `server user add` does.
 func (ta *testApp) addUser(t *testing.T, name, password string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitTimeout)
 	defer cancel()
 	if err := ta.auth.AddUser(ctx, name, password); err != nil {
 		t.Fatalf("AddUser(%q): %v", name, err)
@@ -51,27 +52,6 @@ func (ta *testApp) loginAs(t *testing.T, b *browser, name, password, userAgent s
 		t.Fatalf("POST /login/ as %s: got status %d, cookie %v; want 303 with a session cookie; body:\n%s", name, p.status, p.cookie, p.body)
 	}
 	return p.cookie.Value
-}
-
-// getIn is b.get with an Accept-Language header ("" for none).
-func (b *browser) getIn(rawURL, acceptLanguage string) page {
-	b.t.Helper()
-	req := newRequest(b.t, http.MethodGet, rawURL, nil)
-	if acceptLanguage != "" {
-		req.Header.Set("Accept-Language", acceptLanguage)
-	}
-	return b.do(req)
-}
-
-// setCookie plants a cookie for ta's host in b's jar, as the service
-// would have set it.
-func (b *browser) setCookie(ta *testApp, name, value string) {
-	b.t.Helper()
-	u, err := url.Parse(ta.url("/"))
-	if err != nil {
-		b.t.Fatalf("url.Parse: %v", err)
-	}
-	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
 }
 
 // listedSession is one row of the sessions page.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/testkit"
 )
 
 // The tests in this file use short real durations. They do not call
@@ -49,8 +50,8 @@ func TestIdleTimeout(t *testing.T) {
 	// Left alone for longer than the idle timeout, it is gone.
 	time.Sleep(idle + idle/2 - time.Since(lastAnswer))
 	ta.wantGreeting(t, token, "hello")
-	if ta.exists(t, sessionKey(token)) {
-		t.Fatalf("after %v idle: key %s exists, want it expired", idle+idle/2, sessionKey(token))
+	if ta.exists(t, testkit.SessionKey(token)) {
+		t.Fatalf("after %v idle: key %s exists, want it expired", idle+idle/2, testkit.SessionKey(token))
 	}
 }
 
@@ -102,8 +103,8 @@ func TestAbsoluteLifetimeEndsASessionInUse(t *testing.T) {
 				t.Fatalf("got the session alive while in use until the end, want it ended by its lifetime %v", lifetime)
 			}
 			t.Logf("lifetime %v: first logged-out request sent %v after the login", lifetime, firstOut.Sub(loginSent).Round(time.Millisecond))
-			if ta.exists(t, sessionKey(token)) {
-				t.Fatalf("past the lifetime: key %s exists, want it gone", sessionKey(token))
+			if ta.exists(t, testkit.SessionKey(token)) {
+				t.Fatalf("past the lifetime: key %s exists, want it gone", testkit.SessionKey(token))
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/testkit"
 )
 
 var inputTag = regexp.MustCompile(`<input[^>]*>`)
@@ -82,8 +83,8 @@ func TestLoginLogoutFlow(t *testing.T) {
 		t.Fatalf("POST /login/: got no %s cookie, want one; Set-Cookie: %q", testCookieName, p.header.Values("Set-Cookie"))
 	}
 	token := p.cookie.Value
-	if !ta.exists(t, sessionKey(token)) {
-		t.Fatalf("after login: got no Redis key %s, want it", sessionKey(token))
+	if !ta.exists(t, testkit.SessionKey(token)) {
+		t.Fatalf("after login: got no Redis key %s, want it", testkit.SessionKey(token))
 	}
 
 	// Logged in: the name and a log-out form that posts.
@@ -119,8 +120,8 @@ func TestLoginLogoutFlow(t *testing.T) {
 
 	// The old cookie, replayed, is worthless and its session is gone.
 	ta.wantGreeting(t, token, "hello")
-	if ta.exists(t, sessionKey(token)) {
-		t.Fatalf("after logout: Redis key %s still exists, want it deleted", sessionKey(token))
+	if ta.exists(t, testkit.SessionKey(token)) {
+		t.Fatalf("after logout: Redis key %s still exists, want it deleted", testkit.SessionKey(token))
 	}
 }
 
@@ -142,8 +143,8 @@ func TestGetLogoutOnlyShowsTheButton(t *testing.T) {
 	}
 
 	ta.wantGreeting(t, token, "hello alice")
-	if !ta.exists(t, sessionKey(token)) {
-		t.Fatalf("after GET /logout/: Redis key %s is gone, want it kept", sessionKey(token))
+	if !ta.exists(t, testkit.SessionKey(token)) {
+		t.Fatalf("after GET /logout/: Redis key %s is gone, want it kept", testkit.SessionKey(token))
 	}
 }
 

@@ -1,9 +1,8 @@
 package web
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
@@ -28,6 +26,7 @@ import (
 	"loginsvc/internal/redistest"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
+	"loginsvc/internal/testkit"
 )
 
 // Test fixtures. The password is only ever hashed into a throwaway
@@ -37,13 +36,12 @@ const (
 	aliceName      = "alice"
 	alicePassword  = "correct-horse-battery-staple-7"
 	testUserAgent  = "loginsvc-web-test/1.0"
-	// hangBound is how long a single request may take before the test calls
-	// it a hang. It is not a performance goal.
-	hangBound = 10 * time.Second
 )
 
 // appSettings are what a test may change about the wiring; everything else
-// is as in cmd/server/serve.go.
+// is as in cmd/server/serve.go. newTestApp's defaults: lifetime 1h, idle
+// timeout 30m, cookie "session_id" not Secure, no trusted proxies, auth's
+// default limits, the default MAX_SESSIONS_PER_USER.
 type appSettings struct {
 	lifetime       time.Duration
 	idle           time.Duration
@@ -66,33 +64,33 @@ func withIdleTimeout(d time.Duration) appOption { return func(s *appSettings) { 
 // withInstanceID sets the name sent in X-Served-By.
 func withInstanceID(id string) appOption { return func(s *appSettings) { s.instanceID = id } }
 
+// withLimits sets the login throttle (LOGIN_MAX_FAILURES and friends).
+func withLimits(l auth.Limits) appOption { return func(s *appSettings) { s.limits = l } }
+
+// withCookie sets the session cookie's name and COOKIE_SECURE.
+func withCookie(name string, secure bool) appOption {
+	return func(s *appSettings) { s.cookieName, s.cookieSecure = name, secure }
+}
+
+// withTrustedProxies sets TRUSTED_PROXIES.
+func withTrustedProxies(p ...netip.Prefix) appOption {
+	return func(s *appSettings) { s.trustedProxies = p }
+}
+
+// withMaxSessions sets MAX_SESSIONS_PER_USER.
+func withMaxSessions(n int) appOption { return func(s *appSettings) { s.maxSessions = n } }
+
 // testApp is one replica of the service, served by httptest on a real Redis.
 type testApp struct {
 	app *App
 	srv *httptest.Server
 	// check is a separate client for assertions on what the service stored.
-	check    *redis.Client
+	check *redis.Client
+	// client has no cookie jar: send sends every request exactly as written.
+	client   *http.Client
 	auth     *auth.Service
-	logs     *syncBuffer
+	logs     *testkit.Buffer
 	settings appSettings
-}
-
-// syncBuffer is a log sink the handlers may write to while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // aliceHash is alice's password hashed as auth.AddUser would hash it.
@@ -111,7 +109,7 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		opt(&s)
 	}
 
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	rdb, err := store.Open(rs.URL(), store.Timeouts{})
@@ -139,7 +137,7 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		t.Fatalf("web.New: %v", err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitTimeout)
 	defer cancel()
 	hash, err := aliceHash()
 	if err != nil {
@@ -159,6 +157,7 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		app:      app,
 		srv:      srv,
 		check:    rs.Client(t),
+		client:   testkit.Client(t, nil),
 		auth:     authSvc,
 		logs:     logs,
 		settings: s,
@@ -176,34 +175,17 @@ type page struct {
 	cookie *http.Cookie // the session cookie this response set, if any
 }
 
-// browser is a client with a cookie jar that does not follow redirects, so
-// every step of a flow is visible.
+// browser is testkit.Browser (a cookie jar, redirects not followed, so
+// every step of a flow is visible) with the test it reports to, so that
+// each step is one call that reads the whole page.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	client *http.Client
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatalf("cookiejar.New: %v", err)
-	}
-	return &browser{t: t, client: newClient(t, jar)}
-}
-
-func newClient(t *testing.T, jar http.CookieJar) *http.Client {
-	t.Helper()
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{
-		Jar:       jar,
-		Transport: tr,
-		Timeout:   hangBound,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	return &browser{t: t, client: testkit.Browser(t)}
 }
 
 func (b *browser) get(rawURL string) page {
@@ -232,6 +214,32 @@ func (b *browser) setToken(rawURL, token string) {
 	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: testCookieName, Value: token, Path: "/"}})
 }
 
+// setCookie plants a cookie for ta's host in b's jar, as the service
+// would have set it.
+func (b *browser) setCookie(ta *testApp, name, value string) {
+	b.t.Helper()
+	b.client.Jar.SetCookies(mustURL(b.t, ta.url("/")), []*http.Cookie{{Name: name, Value: value, Path: "/"}})
+}
+
+// getIn is b.get with an Accept-Language header ("" for none).
+func (b *browser) getIn(rawURL, acceptLanguage string) page {
+	b.t.Helper()
+	req := newRequest(b.t, http.MethodGet, rawURL, nil)
+	if acceptLanguage != "" {
+		req.Header.Set("Accept-Language", acceptLanguage)
+	}
+	return b.do(req)
+}
+
+func mustURL(t testing.TB, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("url.Parse(%q): %v", raw, err)
+	}
+	return u
+}
+
 // tokenInJar is the session cookie the browser would send to rawURL.
 func (b *browser) tokenInJar(rawURL string) string {
 	b.t.Helper()
@@ -247,7 +255,7 @@ func (b *browser) tokenInJar(rawURL string) string {
 	return ""
 }
 
-func newRequest(t *testing.T, method, rawURL string, form url.Values) *http.Request {
+func newRequest(t testing.TB, method, rawURL string, form url.Values) *http.Request {
 	t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -264,7 +272,7 @@ func newRequest(t *testing.T, method, rawURL string, form url.Values) *http.Requ
 	return req
 }
 
-func doRequest(t *testing.T, c *http.Client, req *http.Request) page {
+func doRequest(t testing.TB, c *http.Client, req *http.Request) page {
 	t.Helper()
 	p, err := fetch(c, req)
 	if err != nil {
@@ -295,19 +303,100 @@ func fetch(c *http.Client, req *http.Request) (page, error) {
 
 // sendWithCookie sends a request carrying exactly the given Cookie header
 // (empty: none) from a client without a jar, to replay a cookie verbatim.
-func sendWithCookie(t *testing.T, method, rawURL, cookieHeader string) page {
+func sendWithCookie(t testing.TB, method, rawURL, cookieHeader string) page {
 	t.Helper()
 	req := newRequest(t, method, rawURL, nil)
 	if cookieHeader != "" {
 		req.Header.Set("Cookie", cookieHeader)
 	}
-	return doRequest(t, newClient(t, nil), req)
+	return doRequest(t, testkit.Client(t, nil), req)
+}
+
+// sendForm posts form to rawURL from a client without cookies.
+func sendForm(t testing.TB, rawURL string, form url.Values) page {
+	t.Helper()
+	return doRequest(t, testkit.Client(t, nil), newRequest(t, http.MethodPost, rawURL, form))
 }
 
 // replay sends token as the session cookie.
-func replay(t *testing.T, method, rawURL, token string) page {
+func replay(t testing.TB, method, rawURL, token string) page {
 	t.Helper()
 	return sendWithCookie(t, method, rawURL, testCookieName+"="+token)
+}
+
+// rawRequest is one request exactly as a client, or an attacker, writes
+// it: a path on the app, these headers and this body, and no cookie jar.
+type rawRequest struct {
+	method string
+	path   string
+	header map[string]string
+	body   string
+}
+
+// getRaw is a GET of path with no headers of its own.
+func getRaw(path string) rawRequest { return rawRequest{method: http.MethodGet, path: path} }
+
+// formPost is a POST of form to path with the form content type.
+func formPost(path string, form url.Values) rawRequest {
+	return rawRequest{
+		method: http.MethodPost,
+		path:   path,
+		header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"},
+		body:   form.Encode(),
+	}
+}
+
+// with returns r with header k set to v.
+func (r rawRequest) with(k, v string) rawRequest {
+	h := make(map[string]string, len(r.header)+1)
+	for hk, hv := range r.header {
+		h[hk] = hv
+	}
+	h[k] = v
+	r.header = h
+	return r
+}
+
+// send sends r to ta from its jar-less client.
+func (ta *testApp) send(t testing.TB, r rawRequest) page {
+	t.Helper()
+	var body io.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+	}
+	req, err := http.NewRequest(r.method, ta.url(r.path), body)
+	if err != nil {
+		t.Fatalf("http.NewRequest(%s %s): %v", r.method, r.path, err)
+	}
+	req.Header.Set("User-Agent", testUserAgent)
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
+	return doRequest(t, ta.client, req)
+}
+
+// cookieSet is the cookie name that p set, or nil.
+func cookieSet(p page, name string) *http.Cookie {
+	resp := http.Response{Header: p.header}
+	for _, c := range resp.Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// sessionCookie is the session cookie p set (under ta's cookie name), or nil.
+func (ta *testApp) sessionCookie(p page) *http.Cookie { return cookieSet(p, ta.settings.cookieName) }
+
+// randomToken is a well-formed session token that names no session.
+func randomToken(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("rand.Read: %v", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 var h1 = regexp.MustCompile(`<h1>([^<]*)</h1>`)
@@ -332,22 +421,23 @@ func aliceForm(remember bool) url.Values {
 }
 
 // login logs b in as alice on ta and returns the session token it got.
-func (ta *testApp) login(t *testing.T, b *browser, remember bool) string {
+func (ta *testApp) login(t testing.TB, b *browser, remember bool) string {
 	t.Helper()
 	p := b.post(ta.url("/login/"), aliceForm(remember))
 	if p.status != http.StatusSeeOther {
 		t.Fatalf("POST /login/ as alice: got status %d, want %d; body:\n%s", p.status, http.StatusSeeOther, p.body)
 	}
-	if p.cookie == nil || p.cookie.Value == "" {
-		t.Fatalf("POST /login/ as alice: got no %s cookie, want one; Set-Cookie: %q", testCookieName, p.header.Values("Set-Cookie"))
+	c := ta.sessionCookie(p)
+	if c == nil || c.Value == "" {
+		t.Fatalf("POST /login/ as alice: got no %s cookie, want one; Set-Cookie: %q", ta.settings.cookieName, p.header.Values("Set-Cookie"))
 	}
-	return p.cookie.Value
+	return c.Value
 }
 
 // wantGreeting fails unless GET / with token greets with want.
-func (ta *testApp) wantGreeting(t *testing.T, token, want string) page {
+func (ta *testApp) wantGreeting(t testing.TB, token, want string) page {
 	t.Helper()
-	p := replay(t, http.MethodGet, ta.url("/"), token)
+	p := sendWithCookie(t, http.MethodGet, ta.url("/"), ta.settings.cookieName+"="+token)
 	if p.status != http.StatusOK {
 		t.Fatalf("GET / with cookie: got status %d, want 200; body:\n%s", p.status, p.body)
 	}
@@ -357,19 +447,8 @@ func (ta *testApp) wantGreeting(t *testing.T, token, want string) page {
 	return p
 }
 
-// sessionKey is the Redis key of the session whose cookie token is token:
-// scs:session: + base64url(sha256(token)).
-func sessionKey(token string) string {
-	return "scs:session:" + tokenHash(token)
-}
-
-func tokenHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
 // exists reports whether key is in Redis.
-func (ta *testApp) exists(t *testing.T, key string) bool {
+func (ta *testApp) exists(t testing.TB, key string) bool {
 	t.Helper()
 	n, err := ta.check.Exists(context.Background(), key).Result()
 	if err != nil {
@@ -378,8 +457,18 @@ func (ta *testApp) exists(t *testing.T, key string) bool {
 	return n == 1
 }
 
+// waitForKeyToExpire waits until Redis has dropped token's session by
+// itself.
+func (ta *testApp) waitForKeyToExpire(t testing.TB, token string) {
+	t.Helper()
+	key := testkit.SessionKey(token)
+	testkit.Eventually(t, "session key "+key+" expired", 0, func() (bool, string) {
+		return !ta.exists(t, key), "it still exists"
+	})
+}
+
 // dbsize is the number of keys in Redis.
-func (ta *testApp) dbsize(t *testing.T) int64 {
+func (ta *testApp) dbsize(t testing.TB) int64 {
 	t.Helper()
 	n, err := ta.check.DBSize(context.Background()).Result()
 	if err != nil {
@@ -389,11 +478,11 @@ func (ta *testApp) dbsize(t *testing.T) int64 {
 }
 
 // sessionKeys lists every session key in Redis.
-func (ta *testApp) sessionKeys(t *testing.T) []string {
+func (ta *testApp) sessionKeys(t testing.TB) []string {
 	t.Helper()
-	keys, err := ta.check.Keys(context.Background(), "scs:session:*").Result()
+	keys, err := ta.check.Keys(context.Background(), store.SessionPrefix+"*").Result()
 	if err != nil {
-		t.Fatalf("KEYS scs:session:*: %v", err)
+		t.Fatalf("KEYS %s*: %v", store.SessionPrefix, err)
 	}
 	return keys
 }
@@ -401,10 +490,10 @@ func (ta *testApp) sessionKeys(t *testing.T) []string {
 // backdateLastSeen rewrites the stored session of token as if its last
 // request had been ago, so the next request records a new last-seen time
 // (a write even with the idle timeout off).
-func (ta *testApp) backdateLastSeen(t *testing.T, token string, ago time.Duration) {
+func (ta *testApp) backdateLastSeen(t testing.TB, token string, ago time.Duration) {
 	t.Helper()
 	ctx := context.Background()
-	key := sessionKey(token)
+	key := testkit.SessionKey(token)
 	b, err := ta.check.Get(ctx, key).Bytes()
 	if err != nil {
 		t.Fatalf("GET %s: %v", key, err)
@@ -424,5 +513,24 @@ func (ta *testApp) backdateLastSeen(t *testing.T, token string, ago time.Duratio
 	}
 	if err := ta.check.SetArgs(ctx, key, b, redis.SetArgs{KeepTTL: true, Mode: "XX"}).Err(); err != nil {
 		t.Fatalf("SET %s: %v", key, err)
+	}
+}
+
+// goErrorText is what would show that a Go error, panic or stack reached
+// the browser. Compared in lower case.
+var goErrorText = []string{
+	"goroutine", "panic", "runtime error", "runtime/", ".go:", "net/http", "http: ",
+	"redis", "dial tcp", "connection refused", "eof", "invalid url escape",
+	"request body too large", "mime:", "<nil>", "%!", "deadline exceeded",
+}
+
+// checkNoGoErrorText fails unless body is free of goErrorText.
+func checkNoGoErrorText(t testing.TB, what, body string) {
+	t.Helper()
+	lower := strings.ToLower(body)
+	for _, s := range goErrorText {
+		if strings.Contains(lower, s) {
+			t.Errorf("%s: got body containing %q, want no Go error text:\n%s", what, s, body)
+		}
 	}
 }

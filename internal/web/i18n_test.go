@@ -18,6 +18,7 @@ import (
 
 	"loginsvc/internal/redistest"
 	"loginsvc/internal/session"
+	"loginsvc/internal/testkit"
 	"loginsvc/templates"
 )
 
@@ -224,17 +225,6 @@ func checkPageLanguage(t *testing.T, what string, p page, code, html string) {
 	}
 }
 
-// boomFS panics when the stylesheet is opened: a handler failure inside
-// the real middleware.
-type boomFS struct{ fs.FS }
-
-func (b boomFS) Open(name string) (fs.File, error) {
-	if name == "static/boom.css" {
-		panic("boom")
-	}
-	return b.FS.Open(name)
-}
-
 func TestEveryPageRendersInBothLanguages(t *testing.T) {
 	rs := redistest.Start(t)
 	ta := newTestApp(t, rs)
@@ -242,7 +232,7 @@ func TestEveryPageRendersInBothLanguages(t *testing.T) {
 	ta.loginAs(t, me, aliceName, alicePassword, firefoxLinux)
 	ta.loginAs(t, other, aliceName, alicePassword, chromeAndroid)
 	token := me.tokenInJar(ta.url("/"))
-	ta.app.static = boomFS{templates.FS}
+	ta.app.static = panickyFS{templates.FS}
 	boom := httptest.NewServer(ta.app.Handler())
 	t.Cleanup(boom.Close)
 
@@ -288,7 +278,7 @@ func TestEveryPageRendersInBothLanguages(t *testing.T) {
 			for _, s := range steps {
 				b := s.b
 				if b == nil {
-					b = &browser{t: t, client: newClient(t, nil)}
+					b = &browser{t: t, client: testkit.Client(t, nil)}
 				}
 				b.t = t
 				if s.flash != "" {
@@ -323,7 +313,7 @@ func TestEveryPageRendersInBothLanguages(t *testing.T) {
 		req := newRequest(t, http.MethodGet, ta.url("/"), nil)
 		req.Header.Set("Accept-Language", lang.acceptLanguage)
 		req.Header.Set("Cookie", testCookieName+"="+token)
-		p := doRequest(t, newClient(t, nil), req)
+		p := doRequest(t, testkit.Client(t, nil), req)
 		if p.status != http.StatusServiceUnavailable {
 			t.Fatalf("%s: GET / with Redis stopped: got status %d, want 503", lang.code, p.status)
 		}
@@ -363,7 +353,7 @@ func TestLanguageFollowsAcceptLanguageAndTheCookie(t *testing.T) {
 		if tc.cookie != "" {
 			req.Header.Set("Cookie", langCookie+"="+tc.cookie)
 		}
-		p := doRequest(t, newClient(t, nil), req)
+		p := doRequest(t, testkit.Client(t, nil), req)
 		m := htmlLang.FindStringSubmatch(p.body)
 		if p.status != http.StatusOK || m == nil || m[1] != tc.want {
 			t.Errorf("GET /login/ with Accept-Language %q, lang cookie %q: got status %d, %v; want <html lang=%q>", tc.acceptLanguage, tc.cookie, p.status, m, tc.want)

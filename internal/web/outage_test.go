@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/testkit"
 )
 
 // These tests stop or freeze Redis and measure how long answers take, so
@@ -139,8 +140,8 @@ func TestRedisFrozen(t *testing.T) {
 			}
 			break
 		}
-		if time.Since(thawed) > hangBound {
-			t.Fatalf("after Thaw: GET / still answers %d after %v, want 200", p.status, hangBound)
+		if time.Since(thawed) > testkit.WaitTimeout {
+			t.Fatalf("after Thaw: GET / still answers %d after %v, want 200", p.status, testkit.WaitTimeout)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

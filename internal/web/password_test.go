@@ -30,8 +30,6 @@ func passwordError(body string) string {
 	return m[1]
 }
 
-func withLimits(l auth.Limits) appOption { return func(s *appSettings) { s.limits = l } }
-
 func TestPasswordPageStatesTheRule(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, redistest.Start(t))

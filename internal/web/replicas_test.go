@@ -1,8 +1,6 @@
 package web
 
 import (
-	"loginsvc/internal/session"
-
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/session"
+	"loginsvc/internal/testkit"
 )
 
 func TestReplicasShareSessions(t *testing.T) {
@@ -44,8 +44,8 @@ func TestReplicasShareSessions(t *testing.T) {
 			for _, r := range []*testApp{a, b} {
 				r.wantGreeting(t, token, "hello")
 			}
-			if a.exists(t, sessionKey(token)) {
-				t.Fatalf("after logout: key %s exists, want it deleted", sessionKey(token))
+			if a.exists(t, testkit.SessionKey(token)) {
+				t.Fatalf("after logout: key %s exists, want it deleted", testkit.SessionKey(token))
 			}
 		})
 	}
@@ -92,13 +92,13 @@ func TestLogoutIsNotUndoneByRequestsInFlight(t *testing.T) {
 				entered <- user
 				select {
 				case <-release:
-				case <-time.After(hangBound):
+				case <-time.After(testkit.WaitTimeout):
 				}
 				fmt.Fprintf(w, "user=%s", user)
 			})))
 			t.Cleanup(slow.Close)
 
-			client := newClient(t, nil)
+			client := testkit.Client(t, nil)
 			results := make(chan error, inFlight)
 			var wg sync.WaitGroup
 			for i := range inFlight {
@@ -112,8 +112,8 @@ func TestLogoutIsNotUndoneByRequestsInFlight(t *testing.T) {
 					}
 				case err := <-results:
 					t.Fatalf("a slow request finished before the logout, want all %d held: %v", inFlight, err)
-				case <-time.After(hangBound):
-					t.Fatalf("only %d of %d slow requests started within %v", i, inFlight, hangBound)
+				case <-time.After(testkit.WaitTimeout):
+					t.Fatalf("only %d of %d slow requests started within %v", i, inFlight, testkit.WaitTimeout)
 				}
 			}
 
@@ -132,8 +132,8 @@ func TestLogoutIsNotUndoneByRequestsInFlight(t *testing.T) {
 
 			ta.wantGreeting(t, token, "hello")
 			time.Sleep(200 * time.Millisecond)
-			if ta.exists(t, sessionKey(token)) {
-				t.Fatalf("after logout and %d late saves: key %s exists, want it gone", inFlight, sessionKey(token))
+			if ta.exists(t, testkit.SessionKey(token)) {
+				t.Fatalf("after logout and %d late saves: key %s exists, want it gone", inFlight, testkit.SessionKey(token))
 			}
 			if keys := ta.sessionKeys(t); len(keys) != 0 {
 				t.Fatalf("after logout and %d late saves: got session keys %q, want none", inFlight, keys)

@@ -46,16 +46,27 @@ func (a *App) Handler() http.Handler {
 	// Cookie-only hops: no session is read.
 	mux.Handle("GET /lang", noStore(http.HandlerFunc(a.setLanguage)))
 	mux.Handle("GET /logout/done", noStore(http.HandlerFunc(a.loggedOut)))
-	withSession := noStore(limitBody(a.loadAndSave(pages)))
-	mux.Handle("/{$}", withSession)
-	mux.Handle("/login/{$}", withSession)
-	mux.Handle("/logout/{$}", withSession)
-	mux.Handle("/sessions/", withSession)
-	mux.Handle("/password/{$}", withSession)
+	sessionPages := a.withSession(pages)
+	mux.Handle("/{$}", sessionPages)
+	mux.Handle("/login/{$}", sessionPages)
+	mux.Handle("/logout/{$}", sessionPages)
+	mux.Handle("/sessions/", sessionPages)
+	mux.Handle("/password/{$}", sessionPages)
 	mux.HandleFunc("/", a.notFound)
 
-	// The request log sits outside panic recovery so that a panicking
-	// request still gets its request id in the error line and its own
-	// access-log line with status 500.
-	return a.logRequests(a.recoverPanics(a.securityHeaders(a.crossOrigin(mux))))
+	return a.everyResponse(mux)
+}
+
+// everyResponse is the middleware every route goes through. The request
+// log sits outside panic recovery so that a panicking request still gets
+// its request id in the error line and its own access-log line with status
+// 500. A method of its own so that tests wrap a handler of theirs in the
+// very same chain.
+func (a *App) everyResponse(next http.Handler) http.Handler {
+	return a.logRequests(a.recoverPanics(a.securityHeaders(a.crossOrigin(next))))
+}
+
+// withSession is the middleware of the pages that read the session.
+func (a *App) withSession(next http.Handler) http.Handler {
+	return noStore(limitBody(a.loadAndSave(next)))
 }

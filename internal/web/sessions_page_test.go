@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/testkit"
 )
 
 func TestSessionsPageListsEachBrowser(t *testing.T) {
@@ -126,8 +127,8 @@ func TestRevokeEndsTheSessionOnEveryReplicaAtOnce(t *testing.T) {
 	if p := replay(t, http.MethodGet, b.url("/sessions/"), lost); p.status != http.StatusSeeOther {
 		t.Errorf("GET /sessions/ on b with the revoked cookie: got status %d, want 303 to the login form", p.status)
 	}
-	if a.exists(t, sessionKey(lost)) {
-		t.Errorf("after revoke: key %s exists, want it deleted", sessionKey(lost))
+	if a.exists(t, testkit.SessionKey(lost)) {
+		t.Errorf("after revoke: key %s exists, want it deleted", testkit.SessionKey(lost))
 	}
 
 	// The list shows the confirmation once, and only this session.
@@ -307,26 +308,6 @@ func TestLogoutShowsTheFlashOnce(t *testing.T) {
 	if n := len(ta.sessionKeys(t)); n != 0 {
 		t.Fatalf("after logout: got %d session keys, want 0", n)
 	}
-}
-
-func mustURL(t *testing.T, raw string) *url.URL {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("url.Parse(%q): %v", raw, err)
-	}
-	return u
-}
-
-// cookieSet is the cookie name that p set, or nil.
-func cookieSet(p page, name string) *http.Cookie {
-	resp := http.Response{Header: p.header}
-	for _, c := range resp.Cookies() {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
 }
 
 func TestFlashCookieValues(t *testing.T) {

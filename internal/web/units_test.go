@@ -1,8 +1,6 @@
 package web
 
 import (
-	"loginsvc/internal/session"
-
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
@@ -11,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"loginsvc/internal/session"
 )
 
 var safeNextCases = []struct {

@@ -1,0 +1,431 @@
+package web
+
+// The login throttle as a client meets it: per account across replicas,
+// per address, behind proxies, with Redis down, and what its answers
+// give away about which accounts exist.
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"loginsvc/internal/auth"
+	"loginsvc/internal/redistest"
+	"loginsvc/internal/store"
+	"loginsvc/internal/testkit"
+)
+
+// retryAfter parses a 429's Retry-After and checks it is a whole number of
+// seconds, at least 1 and at most the window.
+func retryAfter(t *testing.T, what string, p page, window time.Duration) int {
+	t.Helper()
+	v := p.header.Get("Retry-After")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > int(window.Seconds()) {
+		t.Fatalf("%s: got Retry-After %q, want whole seconds from 1 to %d", what, v, int(window.Seconds()))
+	}
+	return n
+}
+
+// pttl checks that key exists with a TTL no longer than window.
+func (ta *testApp) pttl(t *testing.T, key string, window time.Duration) {
+	t.Helper()
+	d, err := ta.check.PTTL(context.Background(), key).Result()
+	if err != nil {
+		t.Fatalf("PTTL %s: %v", key, err)
+	}
+	if d <= 0 || d > window {
+		t.Errorf("PTTL %s: got %v, want > 0 and <= %v", key, d, window)
+	}
+}
+
+// zcard is the number of failures the throttle counts under key.
+func (ta *testApp) zcard(t *testing.T, key string) int64 {
+	t.Helper()
+	n, err := ta.check.ZCard(context.Background(), key).Result()
+	if err != nil {
+		t.Fatalf("ZCARD %s: %v", key, err)
+	}
+	return n
+}
+
+// TestBruteForceAcrossReplicasIsCapped: 100 wrong passwords for alice from
+// one address, alternating between two replicas on one Redis. The account
+// limit is shared: exactly the first 10 are checked.
+func TestBruteForceAcrossReplicasIsCapped(t *testing.T) {
+	t.Parallel()
+	const perUser, window = 10, 15 * time.Minute
+	rs := redistest.Start(t)
+	limits := auth.Limits{PerUser: perUser, PerIP: 50, Window: window}
+	replicas := []*testApp{
+		newTestApp(t, rs, withLimits(limits), withInstanceID("replica-a")),
+		newTestApp(t, rs, withLimits(limits), withInstanceID("replica-b")),
+	}
+	wrong := formPost("/login/", url.Values{"username": {aliceName}, "password": {"not-alices-password"}})
+
+	var refused string // the body of the first 400
+	for i := range 100 {
+		ta := replicas[i%2]
+		p := ta.send(t, wrong)
+		what := "attempt " + strconv.Itoa(i+1) + " on " + p.header.Get("X-Served-By")
+		if ta.sessionCookie(p) != nil {
+			t.Fatalf("%s: got a session cookie, want none", what)
+		}
+		if i < perUser {
+			if p.status != http.StatusBadRequest {
+				t.Fatalf("%s: got status %d, want 400; body:\n%s", what, p.status, p.body)
+			}
+			if refused == "" {
+				refused = p.body
+			}
+			continue
+		}
+		if p.status != http.StatusTooManyRequests {
+			t.Fatalf("%s: got status %d, want 429; body:\n%s", what, p.status, p.body)
+		}
+		retryAfter(t, what, p, window)
+		if p.body != refused {
+			t.Fatalf("%s: 429 body differs from the 400 body for the same form:\n429:\n%s\n400:\n%s", what, p.body, refused)
+		}
+	}
+
+	// While throttled, the right password is not even checked.
+	for _, ta := range replicas {
+		p := ta.send(t, formPost("/login/", aliceForm(false)))
+		what := "right password on " + p.header.Get("X-Served-By")
+		if p.status != http.StatusTooManyRequests {
+			t.Fatalf("%s: got status %d, want 429; body:\n%s", what, p.status, p.body)
+		}
+		retryAfter(t, what, p, window)
+		if p.body != refused {
+			t.Fatalf("%s: 429 body differs from the 400 body:\n%s", what, p.body)
+		}
+		if ta.sessionCookie(p) != nil {
+			t.Fatalf("%s: got a session cookie, want none", what)
+		}
+	}
+
+	userKey, ipKey := store.ThrottleUserKey(aliceName), store.ThrottleIPKey("127.0.0.1")
+	for _, key := range []string{userKey, ipKey} {
+		replicas[0].pttl(t, key, window)
+		// Refused attempts are not recorded: only the 10 checked ones.
+		if got := replicas[0].zcard(t, key); got != perUser {
+			t.Errorf("ZCARD %s: got %d, want %d", key, got, perUser)
+		}
+	}
+}
+
+// TestBruteForceLockoutEndsWithTheWindow: once the window has passed the
+// right password works, and it wipes the account's failures.
+func TestBruteForceLockoutEndsWithTheWindow(t *testing.T) {
+	t.Parallel()
+	const perUser, window = 3, 2 * time.Second
+	ta := newTestApp(t, redistest.Start(t), withLimits(auth.Limits{PerUser: perUser, PerIP: 100, Window: window}))
+	wrong := formPost("/login/", url.Values{"username": {aliceName}, "password": {"not-alices-password"}})
+	userKey := store.ThrottleUserKey(aliceName)
+
+	for i := range perUser {
+		if p := ta.send(t, wrong); p.status != http.StatusBadRequest {
+			t.Fatalf("wrong password %d: got status %d, want 400", i+1, p.status)
+		}
+	}
+	p := ta.send(t, formPost("/login/", aliceForm(false)))
+	if p.status != http.StatusTooManyRequests {
+		t.Fatalf("right password after %d failures: got status %d, want 429", perUser, p.status)
+	}
+	t.Logf("throttled with Retry-After %d", retryAfter(t, "right password while throttled", p, window))
+	ta.pttl(t, userKey, window)
+
+	// Redis expires the counter by itself (PEXPIRE window).
+	deadline := time.Now().Add(window + testkit.WaitTimeout)
+	for ta.exists(t, userKey) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still exists %v after the last failure, want it expired", userKey, window+testkit.WaitTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Two failures, then success: the success must wipe them, so that
+	// perUser more failures are all checked (400), none throttled.
+	for i := range 2 {
+		if p := ta.send(t, wrong); p.status != http.StatusBadRequest {
+			t.Fatalf("after the window, wrong password %d: got status %d, want 400", i+1, p.status)
+		}
+	}
+	ta.wantGreeting(t, ta.login(t, newBrowser(t), false), "hello alice")
+	if ta.exists(t, userKey) {
+		t.Fatalf("after a successful login: %s exists, want the account's failures reset", userKey)
+	}
+	for i := range perUser {
+		if p := ta.send(t, wrong); p.status != http.StatusBadRequest {
+			t.Fatalf("after the reset, wrong password %d: got status %d, want 400 (2 earlier failures must not count)", i+1, p.status)
+		}
+	}
+}
+
+// loginFrom posts a wrong password for username with the given
+// X-Forwarded-For ("" for none).
+func loginFrom(username, xff string) rawRequest {
+	r := formPost("/login/", url.Values{"username": {username}, "password": {"spray-password-1"}})
+	if xff != "" {
+		r = r.with("X-Forwarded-For", xff)
+	}
+	return r
+}
+
+func TestThrottlePerIPStopsPasswordSpraying(t *testing.T) {
+	t.Parallel()
+	const perIP, window = 5, 15 * time.Minute
+	ta := newTestApp(t, redistest.Start(t), withLimits(auth.Limits{PerUser: 10, PerIP: perIP, Window: window}))
+
+	for i := range perIP {
+		if p := ta.send(t, loginFrom("sprayed-"+strconv.Itoa(i), "")); p.status != http.StatusBadRequest {
+			t.Fatalf("failure %d: got status %d, want 400", i+1, p.status)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		req  rawRequest
+	}{
+		{"a sixth user", loginFrom("sprayed-next", "")},
+		{"alice with the right password", formPost("/login/", aliceForm(false))},
+	} {
+		p := ta.send(t, tc.req)
+		if p.status != http.StatusTooManyRequests {
+			t.Fatalf("%s after %d failures from one address: got status %d, want 429", tc.name, perIP, p.status)
+		}
+		retryAfter(t, tc.name, p, window)
+		if ta.sessionCookie(p) != nil {
+			t.Fatalf("%s: got a session cookie, want none", tc.name)
+		}
+	}
+	if got := ta.zcard(t, store.ThrottleIPKey("127.0.0.1")); got != perIP {
+		t.Errorf("ZCARD of the address: got %d, want %d", got, perIP)
+	}
+	// The refused attempts' per-account reservations were given back.
+	for _, name := range []string{"sprayed-next", aliceName} {
+		if key := store.ThrottleUserKey(name); ta.exists(t, key) {
+			t.Errorf("%s exists after a refused attempt, want the reservation released", key)
+		}
+	}
+}
+
+func TestThrottleIgnoresXForwardedForFromUntrustedPeers(t *testing.T) {
+	t.Parallel()
+	const perIP = 5
+	ta := newTestApp(t, redistest.Start(t), withLimits(auth.Limits{PerIP: perIP}))
+
+	for i := range perIP {
+		p := ta.send(t, loginFrom("sprayed-"+strconv.Itoa(i), "203.0.113."+strconv.Itoa(i+1)))
+		if p.status != http.StatusBadRequest {
+			t.Fatalf("failure %d: got status %d, want 400", i+1, p.status)
+		}
+	}
+	p := ta.send(t, loginFrom("sprayed-next", "203.0.113.99"))
+	if p.status != http.StatusTooManyRequests {
+		t.Fatalf("sixth attempt with yet another fake X-Forwarded-For: got status %d, want 429", p.status)
+	}
+	if got := ta.zcard(t, store.ThrottleIPKey("127.0.0.1")); got != perIP {
+		t.Errorf("ZCARD of the real peer's address: got %d, want %d", got, perIP)
+	}
+	keys, err := ta.check.Keys(context.Background(), "throttle:ip:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{store.ThrottleIPKey("127.0.0.1")}; !slices.Equal(keys, want) {
+		t.Errorf("per-address keys: got %q, want only %q", keys, want)
+	}
+}
+
+func TestThrottleKeyIsTheClientBehindATrustedProxy(t *testing.T) {
+	t.Parallel()
+	const perIP = 5
+	ta := newTestApp(t, redistest.Start(t), withLimits(auth.Limits{PerIP: perIP}),
+		withTrustedProxies(netip.MustParsePrefix("127.0.0.1/32")))
+	const clientA, clientB = "198.51.100.1", "198.51.100.2"
+
+	for i := range perIP {
+		if p := ta.send(t, loginFrom("sprayed-"+strconv.Itoa(i), clientA)); p.status != http.StatusBadRequest {
+			t.Fatalf("failure %d from %s: got status %d, want 400", i+1, clientA, p.status)
+		}
+	}
+	for _, tc := range []struct {
+		name, xff string
+		want      int
+	}{
+		{"client A again", clientA, http.StatusTooManyRequests},
+		{"client A with spoofed hops on the left", "6.6.6.6, 7.7.7.7, " + clientA, http.StatusTooManyRequests},
+		{"client B has its own counter", clientB, http.StatusBadRequest},
+		{"no header: the proxy itself", "", http.StatusBadRequest},
+	} {
+		if p := ta.send(t, loginFrom("sprayed-next", tc.xff)); p.status != tc.want {
+			t.Errorf("%s (X-Forwarded-For %q): got status %d, want %d", tc.name, tc.xff, p.status, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		ip   string
+		want int64
+	}{{clientA, perIP}, {clientB, 1}, {"127.0.0.1", 1}, {"6.6.6.6", 0}, {"7.7.7.7", 0}} {
+		if got := ta.zcard(t, store.ThrottleIPKey(tc.ip)); got != tc.want {
+			t.Errorf("ZCARD %s: got %d, want %d", store.ThrottleIPKey(tc.ip), got, tc.want)
+		}
+	}
+}
+
+// TestThrottleFailsClosedWhenRedisIsDown: without Redis the failures
+// cannot be counted, so no password is checked: 503, never 400 or 429.
+func TestThrottleFailsClosedWhenRedisIsDown(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	ta := newTestApp(t, rs, withLimits(auth.Limits{PerUser: 1}))
+	// alice is throttled, "bob" is not, before Redis goes away.
+	if p := ta.send(t, loginFrom(aliceName, "")); p.status != http.StatusBadRequest {
+		t.Fatalf("precondition: wrong password: got status %d, want 400", p.status)
+	}
+	if p := ta.send(t, formPost("/login/", aliceForm(false))); p.status != http.StatusTooManyRequests {
+		t.Fatalf("precondition: right password while throttled: got status %d, want 429", p.status)
+	}
+	rs.Stop(t)
+
+	for _, tc := range []struct {
+		name string
+		req  rawRequest
+	}{
+		{"right password of a throttled account", formPost("/login/", aliceForm(false))},
+		{"wrong password of a throttled account", loginFrom(aliceName, "")},
+		{"unthrottled name", loginFrom("bob", "")},
+		{"malformed name (address counter only)", loginFrom("bad\x00name", "")},
+	} {
+		p := ta.send(t, tc.req)
+		if p.status != http.StatusServiceUnavailable {
+			t.Errorf("%s, Redis down: got status %d, want 503; body:\n%s", tc.name, p.status, p.body)
+			continue
+		}
+		if !strings.Contains(p.body, "Temporarily unavailable") {
+			t.Errorf("%s, Redis down: got body without %q:\n%s", tc.name, "Temporarily unavailable", p.body)
+		}
+		checkNoGoErrorText(t, tc.name, p.body)
+		if ta.sessionCookie(p) != nil {
+			t.Errorf("%s, Redis down: got a session cookie, want none", tc.name)
+		}
+	}
+}
+
+// TestEnumerationUnknownWrongAndThrottledLookTheSame compares, for ONE
+// username and form, the answer while the account does not exist, after it
+// is created (wrong password), once throttled, and once throttled after the
+// account is deleted again. Only the status may differ (400 vs 429).
+func TestEnumerationUnknownWrongAndThrottledLookTheSame(t *testing.T) {
+	t.Parallel()
+	const perUser = 2
+	ta := newTestApp(t, redistest.Start(t), withLimits(auth.Limits{PerUser: perUser, PerIP: 100}))
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitTimeout)
+	defer cancel()
+	form := formPost("/login/", url.Values{"username": {"carol"}, "password": {"not-carols-password"}})
+
+	unknown := ta.send(t, form) // failure 1, no such user
+	if err := ta.auth.AddUser(ctx, "carol", "carols-real-password"); err != nil {
+		t.Fatalf("AddUser(carol): %v", err)
+	}
+	wrong := ta.send(t, form)     // failure 2, user exists
+	throttled := ta.send(t, form) // refused
+	if _, err := ta.auth.DeleteUser(ctx, "carol"); err != nil {
+		t.Fatalf("DeleteUser(carol): %v", err)
+	}
+	throttledUnknown := ta.send(t, form)
+
+	for _, tc := range []struct {
+		name string
+		p    page
+		want int
+	}{
+		{"unknown user", unknown, http.StatusBadRequest},
+		{"wrong password", wrong, http.StatusBadRequest},
+		{"throttled existing user", throttled, http.StatusTooManyRequests},
+		{"throttled unknown user", throttledUnknown, http.StatusTooManyRequests},
+	} {
+		if tc.p.status != tc.want {
+			t.Errorf("%s: got status %d, want %d", tc.name, tc.p.status, tc.want)
+		}
+		if !strings.Contains(tc.p.body, invalidLogin) {
+			t.Errorf("%s: got body without %q", tc.name, invalidLogin)
+		}
+		if tc.p.body != unknown.body {
+			t.Errorf("%s: body differs from the unknown user's:\n%s\nunknown user:\n%s", tc.name, tc.p.body, unknown.body)
+		}
+	}
+	// An unknown name is throttled after the same number of failures as a
+	// real one, so the 429 itself says nothing about existence.
+	var statuses []int
+	for range perUser + 1 {
+		statuses = append(statuses, ta.send(t, formPost("/login/", url.Values{"username": {"never-existed"}, "password": {"x"}})).status)
+	}
+	if want := []int{400, 400, 429}; !slices.Equal(statuses, want) {
+		t.Errorf("unknown name, %d failures: got statuses %v, want %v", perUser+1, statuses, want)
+	}
+}
+
+// enumerationTimings logs in n times as an unknown user and n times as
+// alice with a wrong password, interleaved, and returns each answer's time.
+func enumerationTimings(tb testing.TB, send func(rawRequest) page, n int) (unknown, wrong []time.Duration) {
+	tb.Helper()
+	unknownForm := formPost("/login/", url.Values{"username": {"nobody-here"}, "password": {"a-wrong-password"}})
+	wrongForm := formPost("/login/", url.Values{"username": {aliceName}, "password": {"a-wrong-password"}})
+	for i := range n {
+		for _, c := range []struct {
+			req rawRequest
+			out *[]time.Duration
+		}{{unknownForm, &unknown}, {wrongForm, &wrong}} {
+			start := time.Now()
+			p := send(c.req)
+			took := time.Since(start)
+			if p.status != http.StatusBadRequest {
+				tb.Fatalf("timing login %d: got status %d, want 400", i+1, p.status)
+			}
+			*c.out = append(*c.out, took)
+		}
+	}
+	return unknown, wrong
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// TestEnumerationTimingFigures reports (it does not judge) how long an
+// unknown user and a wrong password take: both should cost one argon2id
+// comparison. Read the figures with -v.
+func TestEnumerationTimingFigures(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t), withLimits(auth.Limits{PerUser: 1000, PerIP: 1000}))
+	send := func(r rawRequest) page { return ta.send(t, r) }
+	enumerationTimings(t, send, 2) // warm up pools and the hasher
+	unknown, wrong := enumerationTimings(t, send, 30)
+	mu, mw := median(unknown), median(wrong)
+	t.Logf("median of 30: unknown user %v, wrong password %v (difference %v)", mu.Round(time.Microsecond), mw.Round(time.Microsecond), (mu - mw).Round(time.Microsecond))
+}
+
+// BenchmarkEnumerationTiming reports the median answer time of an unknown
+// user and of a wrong password:
+//
+//	go test -run '^$' -bench EnumerationTiming -benchtime 30x ./internal/web
+func BenchmarkEnumerationTiming(b *testing.B) {
+	ta := newTestApp(b, redistest.Start(b), withLimits(auth.Limits{PerUser: 1 << 30, PerIP: 1 << 30}))
+	send := func(r rawRequest) page { return ta.send(b, r) }
+	enumerationTimings(b, send, 2)
+	var unknown, wrong []time.Duration
+	for b.Loop() {
+		u, w := enumerationTimings(b, send, 1)
+		unknown, wrong = append(unknown, u...), append(wrong, w...)
+	}
+	b.ReportMetric(float64(median(unknown).Microseconds())/1000, "unknown-median-ms")
+	b.ReportMetric(float64(median(wrong).Microseconds())/1000, "wrong-median-ms")
+}
