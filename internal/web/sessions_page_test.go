@@ -83,6 +83,43 @@ func TestSessionsPageListsEachBrowser(t *testing.T) {
 	}
 }
 
+// MAX_SESSIONS_PER_USER, as a user meets it: a login past the cap ends
+// the user's oldest session, whose browser is then a logged-out visitor,
+// and the sessions page lists only the cap's worth, the newest.
+func TestLoginPastTheCapEndsTheOldestSession(t *testing.T) {
+	t.Parallel()
+	const maxSessions = 2
+	ta := newTestApp(t, redistest.Start(t), withMaxSessions(maxSessions))
+	browsers := []*browser{newBrowser(t), newBrowser(t), newBrowser(t)}
+	var tokens []string
+	for _, b := range browsers {
+		tokens = append(tokens, ta.login(t, b, false))
+		// CreatedAt has nanoseconds, but make "oldest" unambiguous.
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	if p := browsers[0].get(ta.url("/")); p.status != http.StatusOK || greeting(p.body) != "hello" {
+		t.Fatalf("GET / in the first browser after %d newer logins: got status %d, greeting %q; want 200, %q", maxSessions, p.status, greeting(p.body), "hello")
+	}
+	if ta.exists(t, testkit.SessionKey(tokens[0])) {
+		t.Errorf("after the third login: the first session's key %s exists, want it ended", testkit.SessionKey(tokens[0]))
+	}
+	for i, b := range browsers[1:] {
+		if got := greeting(b.get(ta.url("/")).body); got != "hello alice" {
+			t.Errorf("GET / in browser %d: got greeting %q, want %q", i+2, got, "hello alice")
+		}
+	}
+	_, second := ta.sessionsOf(t, browsers[1])
+	rows, third := ta.sessionsOf(t, browsers[2])
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.id)
+	}
+	if want := []string{third, second}; !slices.Equal(got, want) {
+		t.Fatalf("GET /sessions/ with MAX_SESSIONS_PER_USER %d: got rows %v, want the two newest %v", maxSessions, got, want)
+	}
+}
+
 var timeTag = regexp.MustCompile(`<time datetime="[0-9TZ:-]+" title="[^"]+">[^<]+</time>`)
 
 // sessionItem is the <li> of session id on a sessions page.
