@@ -119,26 +119,17 @@ func TestAccountPagesRequireLogin(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, redistest.Start(t))
 
-	for _, tc := range []struct {
-		method, path, wantLocation string
-	}{
-		{http.MethodGet, "/sessions/", "/login/?next=%2Fsessions%2F"},
-		{http.MethodGet, "/password/", "/login/?next=%2Fpassword%2F"},
-		{http.MethodGet, "/sessions/?x=1", "/login/?next=%2Fsessions%2F%3Fx%3D1"},
+	const toLogin = http.StatusSeeOther
+	ta.checkRedirects(t, "without a session", []redirectCase{
+		{http.MethodGet, "/sessions/", toLogin, "/login/?next=%2Fsessions%2F"},
+		{http.MethodGet, "/password/", toLogin, "/login/?next=%2Fpassword%2F"},
+		{http.MethodGet, "/sessions/?x=1", toLogin, "/login/?next=%2Fsessions%2F%3Fx%3D1"},
 		// A form posted without a session comes back to its page, not
 		// to the action.
-		{http.MethodPost, "/sessions/AAAAAAAAAAAAAAAA/revoke", "/login/?next=%2Fsessions%2F"},
-		{http.MethodPost, "/sessions/revoke-others", "/login/?next=%2Fsessions%2F"},
-		{http.MethodPost, "/password/", "/login/?next=%2Fpassword%2F"},
-	} {
-		p := sendWithCookie(t, tc.method, ta.url(tc.path), "")
-		if p.status != http.StatusSeeOther {
-			t.Errorf("%s %s without a session: got status %d, want 303", tc.method, tc.path, p.status)
-		}
-		if got := p.header.Get("Location"); got != tc.wantLocation {
-			t.Errorf("%s %s without a session: got Location %q, want %q", tc.method, tc.path, got, tc.wantLocation)
-		}
-	}
+		{http.MethodPost, "/sessions/AAAAAAAAAAAAAAAA/revoke", toLogin, "/login/?next=%2Fsessions%2F"},
+		{http.MethodPost, "/sessions/revoke-others", toLogin, "/login/?next=%2Fsessions%2F"},
+		{http.MethodPost, "/password/", toLogin, "/login/?next=%2Fpassword%2F"},
+	})
 	// Nothing is stored for those visitors.
 	if n := len(ta.sessionKeys(t)); n != 0 {
 		t.Fatalf("after anonymous visits: got %d session keys, want 0", n)
@@ -165,23 +156,11 @@ func TestGuessedAccountPathsRedirect(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, redistest.Start(t))
 
-	for _, tc := range []struct {
-		method, path string
-		status       int
-		location     string
-	}{
-		{http.MethodGet, "/sessions", http.StatusPermanentRedirect, "/sessions/"},
-		{http.MethodPost, "/sessions", http.StatusPermanentRedirect, "/sessions/"},
-		{http.MethodGet, "/password", http.StatusPermanentRedirect, "/password/"},
-		{http.MethodPost, "/password", http.StatusPermanentRedirect, "/password/"},
+	// The slashless paths are in TestSlashlessPathsRedirectKeepingTheMethod.
+	ta.checkRedirects(t, "a guessed account page", []redirectCase{
 		{http.MethodGet, "/account", http.StatusSeeOther, "/sessions/"},
 		{http.MethodGet, "/account/", http.StatusSeeOther, "/sessions/"},
-	} {
-		p := sendWithCookie(t, tc.method, ta.url(tc.path), "")
-		if p.status != tc.status || p.header.Get("Location") != tc.location {
-			t.Errorf("%s %s: got %d to %q, want %d to %q", tc.method, tc.path, p.status, p.header.Get("Location"), tc.status, tc.location)
-		}
-	}
+	})
 
 	// Unknown paths under the account pages are the site's 404, once
 	// logged in.

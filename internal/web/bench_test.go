@@ -2,9 +2,7 @@ package web
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/testkit"
 )
 
 // BenchmarkLoggedInPageView measures a logged-in GET / end to end: HTTP,
@@ -29,47 +28,27 @@ func BenchmarkLoggedInPageView(b *testing.B) {
 		{"idle_timeout_off", []appOption{withIdleTimeout(0)}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			rs := redistest.Start(b)
-			ta := newTestApp(b, rs, bc.opts...)
-			client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-			resp, err := client.PostForm(ta.url("/login/"), url.Values{"username": {aliceName}, "password": {alicePassword}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			resp.Body.Close()
-			var cookie *http.Cookie
-			for _, c := range resp.Cookies() {
-				if c.Name == testCookieName {
-					cookie = c
-				}
-			}
-			if resp.StatusCode != http.StatusSeeOther || cookie == nil {
-				b.Fatalf("login: got %d and cookie %v, want 303 with a session cookie", resp.StatusCode, cookie)
-			}
-
+			ta := newTestApp(b, redistest.Start(b), bc.opts...)
+			token := ta.login(b, newBrowser(b), false)
+			// One client, so that page views reuse their connection.
+			client := testkit.Client(b, nil)
 			get := func() {
-				req, _ := http.NewRequest(http.MethodGet, ta.url("/"), nil)
-				req.AddCookie(cookie)
-				resp, err := client.Do(req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "hello "+aliceName) {
-					b.Fatalf("GET /: got %d, want 200 showing %s logged in", resp.StatusCode, aliceName)
+				req := newRequest(b, http.MethodGet, ta.url("/"), nil)
+				req.Header.Set("Cookie", testCookieName+"="+token)
+				p := doRequest(b, client, req)
+				if p.status != http.StatusOK || greeting(p.body) != "hello "+aliceName {
+					b.Fatalf("GET /: got %d, greeting %q; want 200 showing %s logged in", p.status, greeting(p.body), aliceName)
 				}
 			}
 			get() // warm the connection pools
 
-			check := rs.Client(b)
-			before := redisCalls(b, check)
+			before := redisCalls(b, ta.check)
 			b.ResetTimer()
 			for b.Loop() {
 				get()
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(redisCalls(b, check)-before-1)/float64(b.N), "redis-cmds/op")
+			b.ReportMetric(float64(redisCalls(b, ta.check)-before-1)/float64(b.N), "redis-cmds/op")
 		})
 	}
 }

@@ -152,22 +152,18 @@ func TestSlashlessPathsRedirectKeepingTheMethod(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, redistest.Start(t))
 
-	for _, tc := range []struct {
-		method, path, want string
-	}{
-		{http.MethodGet, "/login", "/login/"},
-		{http.MethodPost, "/login", "/login/"},
-		{http.MethodGet, "/logout", "/logout/"},
-		{http.MethodPost, "/logout", "/logout/"},
-	} {
-		p := sendWithCookie(t, tc.method, ta.url(tc.path), "")
-		if p.status != http.StatusPermanentRedirect {
-			t.Errorf("%s %s: got status %d, want %d (308 keeps the method)", tc.method, tc.path, p.status, http.StatusPermanentRedirect)
-		}
-		if got := p.header.Get("Location"); got != tc.want {
-			t.Errorf("%s %s: got Location %q, want %q", tc.method, tc.path, got, tc.want)
-		}
-	}
+	// 308, not 301: a form posted to the slashless path keeps its method.
+	const keep = http.StatusPermanentRedirect
+	ta.checkRedirects(t, "slashless", []redirectCase{
+		{http.MethodGet, "/login", keep, "/login/"},
+		{http.MethodPost, "/login", keep, "/login/"},
+		{http.MethodGet, "/logout", keep, "/logout/"},
+		{http.MethodPost, "/logout", keep, "/logout/"},
+		{http.MethodGet, "/sessions", keep, "/sessions/"},
+		{http.MethodPost, "/sessions", keep, "/sessions/"},
+		{http.MethodGet, "/password", keep, "/password/"},
+		{http.MethodPost, "/password", keep, "/password/"},
+	})
 
 	// A form posted to /login arrives, after the 308, as a login.
 	b := newBrowser(t)

@@ -324,6 +324,26 @@ func replay(t testing.TB, method, rawURL, token string) page {
 	return sendWithCookie(t, method, rawURL, testCookieName+"="+token)
 }
 
+// redirectCase is a request from a visitor without cookies and the
+// redirect it must get.
+type redirectCase struct {
+	method, path string
+	status       int
+	location     string
+}
+
+// checkRedirects sends every case to ta and fails unless each gets its
+// status and Location; why says what the redirects are for.
+func (ta *testApp) checkRedirects(t testing.TB, why string, cases []redirectCase) {
+	t.Helper()
+	for _, tc := range cases {
+		p := sendWithCookie(t, tc.method, ta.url(tc.path), "")
+		if got := p.header.Get("Location"); p.status != tc.status || got != tc.location {
+			t.Errorf("%s %s (%s): got %d to %q, want %d to %q", tc.method, tc.path, why, p.status, got, tc.status, tc.location)
+		}
+	}
+}
+
 // rawRequest is one request exactly as a client, or an attacker, writes
 // it: a path on the app, these headers and this body, and no cookie jar.
 type rawRequest struct {

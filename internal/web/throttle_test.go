@@ -317,10 +317,13 @@ func TestThrottleFailsClosedWhenRedisIsDown(t *testing.T) {
 	}
 }
 
-// TestEnumerationUnknownWrongAndThrottledLookTheSame compares, for ONE
-// username and form, the answer while the account does not exist, after it
-// is created (wrong password), once throttled, and once throttled after the
-// account is deleted again. Only the status may differ (400 vs 429).
+// TestEnumerationUnknownWrongAndThrottledLookTheSame: a refused login must
+// not tell whether the account exists. The form echoes the username, so
+// the answers are compared for ONE username and form: while the account
+// does not exist, after it is created (wrong password), once throttled, and
+// once throttled after the account is deleted again. Only the account's
+// existence differs, so any difference but the status (400 vs 429) is an
+// oracle.
 func TestEnumerationUnknownWrongAndThrottledLookTheSame(t *testing.T) {
 	t.Parallel()
 	const perUser = 2
@@ -358,6 +361,9 @@ func TestEnumerationUnknownWrongAndThrottledLookTheSame(t *testing.T) {
 		}
 		if tc.p.body != unknown.body {
 			t.Errorf("%s: body differs from the unknown user's:\n%s\nunknown user:\n%s", tc.name, tc.p.body, unknown.body)
+		}
+		if got := tc.p.header.Values("Set-Cookie"); len(got) != 0 {
+			t.Errorf("%s: got Set-Cookie %q, want none", tc.name, got)
 		}
 	}
 	// An unknown name is throttled after the same number of failures as a
