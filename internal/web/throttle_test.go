@@ -21,10 +21,17 @@ import (
 	"loginsvc/internal/testkit"
 )
 
-// retryAfter parses a 429's Retry-After and checks it is a whole number of
-// seconds, at least 1 and at most the window.
-func retryAfter(t *testing.T, what string, p page, window time.Duration) int {
+// wantThrottled fails unless p is the throttle's answer: 429, no session
+// cookie, and a Retry-After of whole seconds, at least 1 and at most the
+// window, which it returns.
+func (ta *testApp) wantThrottled(t *testing.T, what string, p page, window time.Duration) int {
 	t.Helper()
+	if p.status != http.StatusTooManyRequests {
+		t.Fatalf("%s: got status %d, want 429; body:\n%s", what, p.status, p.body)
+	}
+	if ta.sessionCookie(p) != nil {
+		t.Fatalf("%s: got a session cookie, want none", what)
+	}
 	v := p.header.Get("Retry-After")
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > int(window.Seconds()) {
@@ -86,10 +93,7 @@ func TestBruteForceAcrossReplicasIsCapped(t *testing.T) {
 			}
 			continue
 		}
-		if p.status != http.StatusTooManyRequests {
-			t.Fatalf("%s: got status %d, want 429; body:\n%s", what, p.status, p.body)
-		}
-		retryAfter(t, what, p, window)
+		ta.wantThrottled(t, what, p, window)
 		if p.body != refused {
 			t.Fatalf("%s: 429 body differs from the 400 body for the same form:\n429:\n%s\n400:\n%s", what, p.body, refused)
 		}
@@ -99,15 +103,9 @@ func TestBruteForceAcrossReplicasIsCapped(t *testing.T) {
 	for _, ta := range replicas {
 		p := ta.send(t, formPost("/login/", aliceForm(false)))
 		what := "right password on " + p.header.Get("X-Served-By")
-		if p.status != http.StatusTooManyRequests {
-			t.Fatalf("%s: got status %d, want 429; body:\n%s", what, p.status, p.body)
-		}
-		retryAfter(t, what, p, window)
+		ta.wantThrottled(t, what, p, window)
 		if p.body != refused {
 			t.Fatalf("%s: 429 body differs from the 400 body:\n%s", what, p.body)
-		}
-		if ta.sessionCookie(p) != nil {
-			t.Fatalf("%s: got a session cookie, want none", what)
 		}
 	}
 
@@ -136,20 +134,13 @@ func TestBruteForceLockoutEndsWithTheWindow(t *testing.T) {
 		}
 	}
 	p := ta.send(t, formPost("/login/", aliceForm(false)))
-	if p.status != http.StatusTooManyRequests {
-		t.Fatalf("right password after %d failures: got status %d, want 429", perUser, p.status)
-	}
-	t.Logf("throttled with Retry-After %d", retryAfter(t, "right password while throttled", p, window))
+	t.Logf("throttled with Retry-After %d", ta.wantThrottled(t, "right password after "+strconv.Itoa(perUser)+" failures", p, window))
 	ta.pttl(t, userKey, window)
 
 	// Redis expires the counter by itself (PEXPIRE window).
-	deadline := time.Now().Add(window + testkit.WaitTimeout)
-	for ta.exists(t, userKey) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still exists %v after the last failure, want it expired", userKey, window+testkit.WaitTimeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testkit.Eventually(t, userKey+" expired", window+testkit.WaitTimeout, func() (bool, string) {
+		return !ta.exists(t, userKey), "it still exists"
+	})
 
 	// Two failures, then success: the success must wipe them, so that
 	// perUser more failures are all checked (400), none throttled.
@@ -196,14 +187,7 @@ func TestThrottlePerIPStopsPasswordSpraying(t *testing.T) {
 		{"a sixth user", loginFrom("sprayed-next", "")},
 		{"alice with the right password", formPost("/login/", aliceForm(false))},
 	} {
-		p := ta.send(t, tc.req)
-		if p.status != http.StatusTooManyRequests {
-			t.Fatalf("%s after %d failures from one address: got status %d, want 429", tc.name, perIP, p.status)
-		}
-		retryAfter(t, tc.name, p, window)
-		if ta.sessionCookie(p) != nil {
-			t.Fatalf("%s: got a session cookie, want none", tc.name)
-		}
+		ta.wantThrottled(t, tc.name+" after "+strconv.Itoa(perIP)+" failures from one address", ta.send(t, tc.req), window)
 	}
 	if got := ta.zcard(t, store.ThrottleIPKey("127.0.0.1")); got != perIP {
 		t.Errorf("ZCARD of the address: got %d, want %d", got, perIP)
@@ -302,18 +286,7 @@ func TestThrottleFailsClosedWhenRedisIsDown(t *testing.T) {
 		{"unthrottled name", loginFrom("bob", "")},
 		{"malformed name (address counter only)", loginFrom("bad\x00name", "")},
 	} {
-		p := ta.send(t, tc.req)
-		if p.status != http.StatusServiceUnavailable {
-			t.Errorf("%s, Redis down: got status %d, want 503; body:\n%s", tc.name, p.status, p.body)
-			continue
-		}
-		if !strings.Contains(p.body, "Temporarily unavailable") {
-			t.Errorf("%s, Redis down: got body without %q:\n%s", tc.name, "Temporarily unavailable", p.body)
-		}
-		checkNoGoErrorText(t, tc.name, p.body)
-		if ta.sessionCookie(p) != nil {
-			t.Errorf("%s, Redis down: got a session cookie, want none", tc.name)
-		}
+		checkUnavailablePage(t, tc.name+", Redis down", ta.send(t, tc.req))
 	}
 }
 
