@@ -39,21 +39,6 @@ func (ta *testApp) addUser(t *testing.T, name, password string) {
 	}
 }
 
-// loginAs logs b in as name on ta, sending userAgent (testUserAgent when
-// ""), and returns the session token it got.
-func (ta *testApp) loginAs(t *testing.T, b *browser, name, password, userAgent string) string {
-	t.Helper()
-	req := newRequest(t, http.MethodPost, ta.url("/login/"), url.Values{"username": {name}, "password": {password}})
-	if userAgent != "" {
-		req.Header.Set("User-Agent", userAgent)
-	}
-	p := b.do(req)
-	if p.status != http.StatusSeeOther || p.cookie == nil || p.cookie.Value == "" {
-		t.Fatalf("POST /login/ as %s: got status %d, cookie %v; want 303 with a session cookie; body:\n%s", name, p.status, p.cookie, p.body)
-	}
-	return p.cookie.Value
-}
-
 // listedSession is one row of the sessions page.
 type listedSession struct {
 	id      string

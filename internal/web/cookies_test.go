@@ -58,7 +58,10 @@ func TestSessionCookie(t *testing.T) {
 	}
 }
 
-func checkCookieAttributes(t *testing.T, step string, c *http.Cookie, persistent bool, lifetime time.Duration) {
+// checkCookieFlags checks what every session cookie must say: HttpOnly,
+// SameSite=Lax, Path=/, no Domain (which __Host- forbids), and Secure
+// exactly when COOKIE_SECURE is on.
+func checkCookieFlags(t *testing.T, step string, c *http.Cookie, secure bool) {
 	t.Helper()
 	if !c.HttpOnly {
 		t.Errorf("%s: got cookie without HttpOnly, want HttpOnly", step)
@@ -69,6 +72,20 @@ func checkCookieAttributes(t *testing.T, step string, c *http.Cookie, persistent
 	if c.Path != "/" {
 		t.Errorf("%s: got Path %q, want %q", step, c.Path, "/")
 	}
+	if c.Domain != "" {
+		t.Errorf("%s: got Domain %q, want none", step, c.Domain)
+	}
+	if c.Secure != secure {
+		t.Errorf("%s: got Secure %v, want %v", step, c.Secure, secure)
+	}
+}
+
+// checkCookieAttributes checks the flags of a session cookie without
+// COOKIE_SECURE and that it lasts as the login asked: for the browser
+// session, or for the lifetime.
+func checkCookieAttributes(t *testing.T, step string, c *http.Cookie, persistent bool, lifetime time.Duration) {
+	t.Helper()
+	checkCookieFlags(t, step, c, false)
 	if !persistent {
 		if c.MaxAge != 0 || c.RawExpires != "" {
 			t.Errorf("%s: got Max-Age %d, Expires %q; want neither (a browser-session cookie)", step, c.MaxAge, c.RawExpires)
@@ -204,18 +221,6 @@ func TestUnusableCookiesMeanLoggedOut(t *testing.T) {
 	ta.wantGreeting(t, live, "hello alice")
 }
 
-// setCookieAttrs splits a Set-Cookie line into its name=value and a map of
-// lower-cased attribute names to values.
-func setCookieAttrs(line string) (nameValue string, attrs map[string]string) {
-	parts := strings.Split(line, ";")
-	attrs = map[string]string{}
-	for _, a := range parts[1:] {
-		k, v, _ := strings.Cut(strings.TrimSpace(a), "=")
-		attrs[strings.ToLower(k)] = v
-	}
-	return strings.TrimSpace(parts[0]), attrs
-}
-
 func TestSecureCookieAndHSTS(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
@@ -265,30 +270,17 @@ func TestSecureCookieAndHSTS(t *testing.T) {
 				if len(lines) != 1 {
 					t.Fatalf("%s: got Set-Cookie %q, want exactly one", s.name, lines)
 				}
-				nv, attrs := setCookieAttrs(lines[0])
-				name, _, _ := strings.Cut(nv, "=")
-				if name != ta.settings.cookieName {
-					t.Errorf("%s: got cookie %q, want %q", s.name, name, ta.settings.cookieName)
+				c, err := http.ParseSetCookie(lines[0])
+				if err != nil {
+					t.Fatalf("%s: got Set-Cookie %q, which does not parse: %v", s.name, lines[0], err)
 				}
-				if tc.secure && !strings.HasPrefix(name, "__Host-") {
-					t.Errorf("%s: got cookie name %q, want the __Host- prefix", s.name, name)
+				if c.Name != ta.settings.cookieName {
+					t.Errorf("%s: got cookie %q, want %q", s.name, c.Name, ta.settings.cookieName)
 				}
-				_, secure := attrs["secure"]
-				if secure != tc.secure {
-					t.Errorf("%s: got Secure %v in %q, want %v", s.name, secure, lines[0], tc.secure)
+				if tc.secure && !strings.HasPrefix(c.Name, "__Host-") {
+					t.Errorf("%s: got cookie name %q, want the __Host- prefix", s.name, c.Name)
 				}
-				if _, ok := attrs["httponly"]; !ok {
-					t.Errorf("%s: got %q, want HttpOnly", s.name, lines[0])
-				}
-				if got := attrs["samesite"]; got != "Lax" {
-					t.Errorf("%s: got SameSite %q in %q, want Lax", s.name, got, lines[0])
-				}
-				if got, ok := attrs["path"]; !ok || got != "/" {
-					t.Errorf("%s: got Path %q in %q, want /", s.name, got, lines[0])
-				}
-				if _, ok := attrs["domain"]; ok {
-					t.Errorf("%s: got a Domain in %q, want none (__Host- forbids it)", s.name, lines[0])
-				}
+				checkCookieFlags(t, s.name+" ("+lines[0]+")", c, tc.secure)
 			}
 		})
 	}

@@ -199,7 +199,7 @@ func TestLoginRedirectsOnlyWithinTheSite(t *testing.T) {
 
 			form := aliceForm(false)
 			form.Set("next", tc.next)
-			p = sendForm(t, ta.url("/login/"), form)
+			p = ta.send(t, formPost("/login/", form))
 			if p.status != http.StatusSeeOther {
 				t.Fatalf("POST /login/ with next=%q: got status %d, want 303", tc.next, p.status)
 			}

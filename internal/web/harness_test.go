@@ -312,12 +312,6 @@ func sendWithCookie(t testing.TB, method, rawURL, cookieHeader string) page {
 	return doRequest(t, testkit.Client(t, nil), req)
 }
 
-// sendForm posts form to rawURL from a client without cookies.
-func sendForm(t testing.TB, rawURL string, form url.Values) page {
-	t.Helper()
-	return doRequest(t, testkit.Client(t, nil), newRequest(t, http.MethodPost, rawURL, form))
-}
-
 // replay sends token as the session cookie.
 func replay(t testing.TB, method, rawURL, token string) page {
 	t.Helper()
@@ -443,13 +437,28 @@ func aliceForm(remember bool) url.Values {
 // login logs b in as alice on ta and returns the session token it got.
 func (ta *testApp) login(t testing.TB, b *browser, remember bool) string {
 	t.Helper()
-	p := b.post(ta.url("/login/"), aliceForm(remember))
-	if p.status != http.StatusSeeOther {
-		t.Fatalf("POST /login/ as alice: got status %d, want %d; body:\n%s", p.status, http.StatusSeeOther, p.body)
+	return ta.loginWith(t, b, aliceForm(remember), "")
+}
+
+// loginAs logs b in as name on ta, sending userAgent (testUserAgent when
+// ""), and returns the session token it got.
+func (ta *testApp) loginAs(t testing.TB, b *browser, name, password, userAgent string) string {
+	t.Helper()
+	return ta.loginWith(t, b, url.Values{"username": {name}, "password": {password}}, userAgent)
+}
+
+// loginWith posts the login form from b, sending userAgent (testUserAgent
+// when ""), and returns the session token it got.
+func (ta *testApp) loginWith(t testing.TB, b *browser, form url.Values, userAgent string) string {
+	t.Helper()
+	req := newRequest(t, http.MethodPost, ta.url("/login/"), form)
+	if userAgent != "" {
+		req.Header.Set("User-Agent", userAgent)
 	}
+	p := b.do(req)
 	c := ta.sessionCookie(p)
-	if c == nil || c.Value == "" {
-		t.Fatalf("POST /login/ as alice: got no %s cookie, want one; Set-Cookie: %q", ta.settings.cookieName, p.header.Values("Set-Cookie"))
+	if p.status != http.StatusSeeOther || c == nil || c.Value == "" {
+		t.Fatalf("POST /login/ as %s: got status %d, Set-Cookie %q; want 303 with a %s cookie; body:\n%s", form.Get("username"), p.status, p.header.Values("Set-Cookie"), ta.settings.cookieName, p.body)
 	}
 	return c.Value
 }

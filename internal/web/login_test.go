@@ -77,7 +77,7 @@ func TestEveryRefusedLoginIsTheSame400(t *testing.T) {
 		{"name with trailing space", url.Values{"username": {aliceName + " "}, "password": {alicePassword}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := sendForm(t, ta.url("/login/"), tc.form)
+			p := ta.send(t, formPost("/login/", tc.form))
 			if p.status != http.StatusBadRequest {
 				t.Fatalf("got status %d, want 400; body:\n%s", p.status, p.body)
 			}

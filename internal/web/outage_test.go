@@ -55,7 +55,7 @@ func TestRedisStoppedAndRestarted(t *testing.T) {
 		send func() page
 	}{
 		{"GET / with a session", func() page { return replay(t, http.MethodGet, ta.url("/"), token) }},
-		{"POST /login/", func() page { return sendForm(t, ta.url("/login/"), aliceForm(false)) }},
+		{"POST /login/", func() page { return ta.send(t, formPost("/login/", aliceForm(false))) }},
 		{"POST /logout/", func() page { return replay(t, http.MethodPost, ta.url("/logout/"), token) }},
 	} {
 		start := time.Now()

@@ -125,7 +125,7 @@ func TestPasswordChangeIsThrottledLikeLogin(t *testing.T) {
 			t.Errorf("%s: got form error %q, want the same %q as a wrong password", tc.name, got, "current")
 		}
 	}
-	if p := sendForm(t, ta.url("/login/"), aliceForm(false)); p.status != http.StatusTooManyRequests {
+	if p := ta.send(t, formPost("/login/", aliceForm(false))); p.status != http.StatusTooManyRequests {
 		t.Errorf("login after the password form's failures: got status %d, want 429 (one throttle)", p.status)
 	}
 	// The password did not change.
@@ -173,7 +173,7 @@ func TestPasswordChangeEndsOtherSessionsAndRenewsThisOne(t *testing.T) {
 
 	// The new password logs in; the old one does not.
 	ta.loginAs(t, newBrowser(t), aliceName, aliceNewPassword, "")
-	if p := sendForm(t, ta.url("/login/"), aliceForm(false)); p.status != http.StatusBadRequest {
+	if p := ta.send(t, formPost("/login/", aliceForm(false))); p.status != http.StatusBadRequest {
 		t.Fatalf("login with the old password: got status %d, want 400", p.status)
 	}
 }
