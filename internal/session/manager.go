@@ -60,10 +60,13 @@ func New(sessions *store.SessionStore, cfg Config, log *slog.Logger) *Manager {
 	cfg = cfg.withDefaults()
 	codec := JSONCodec{Lifetime: cfg.Lifetime}
 	sm := scs.New()
-	sm.Store = scsStore{sessions: sessions, max: cfg.MaxPerUser}
+	sm.Store = scsStore{sessions: sessions, max: cfg.MaxPerUser, idle: cfg.IdleTimeout}
 	sm.Codec = codec
 	sm.Lifetime = cfg.Lifetime
-	sm.IdleTimeout = cfg.IdleTimeout
+	// scs's own idle timeout rewrites the whole session on every request.
+	// The idle rule lives here instead: touch saves at most once per
+	// touchEvery, and the store sets each save's expiry to now + idle.
+	sm.IdleTimeout = 0
 	sm.HashTokenInStore = true
 	sm.Cookie.Name = cfg.CookieName
 	sm.Cookie.HttpOnly = true
@@ -145,12 +148,15 @@ func (m *Manager) Load(ctx context.Context, token string) (context.Context, erro
 		return loaded, nil
 	}
 	if _, indexed := timeValue(m.values(loaded), fieldExpiresAt); user != "" && !indexed {
-		if err := m.adopt(loaded, user); err != nil {
-			return nil, err
+		// A login stored before the per-user index existed (or by plain
+		// scs/redisstore): no index knows it, so a password change,
+		// delete or "sign out everywhere" could not end it. It ends now,
+		// once, and its user logs in again.
+		m.log.Info("session from before the per-user index ended; its user logs in again", "user", user)
+		if err := m.scs.Destroy(loaded); err != nil {
+			return nil, fmt.Errorf("end unindexed session: %w", err)
 		}
-		if m.scs.Status(loaded) == scs.Destroyed {
-			return loaded, nil
-		}
+		return loaded, nil
 	}
 	if user != "" {
 		m.touch(loaded)
@@ -158,42 +164,27 @@ func (m *Manager) Load(ctx context.Context, token string) (context.Context, erro
 	return loaded, nil
 }
 
-// adopt puts a session that no index knows (stored by a version from
-// before the per-user index, or by plain scs/redisstore) into its user's
-// index, so that a password change or delete can end it like any other,
-// and records its absolute deadline so this happens once. A session whose
-// user no longer exists ends instead.
-func (m *Manager) adopt(ctx context.Context, user string) error {
-	r := requestOf(ctx)
-	r.mu.Lock()
-	hash := r.loaded
-	r.mu.Unlock()
-	ends := m.scs.Deadline(ctx)
-	n, err := m.sessions.Adopt(ctx, hash, store.Owner{User: user, Until: ends}, m.cfg.MaxPerUser)
-	if errors.Is(err, store.ErrOwnerChanged) {
-		if err := m.scs.Destroy(ctx); err != nil {
-			return fmt.Errorf("end session of a deleted user: %w", err)
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("adopt session into the index: %w", err)
-	}
-	if n > 0 {
-		m.log.Info("oldest sessions ended: too many for one user", "user", user, "ended", n, "max", m.cfg.MaxPerUser)
-	}
-	m.scs.Put(ctx, fieldExpiresAt, ends.UTC().Format(time.RFC3339Nano))
-	return nil
-}
-
-// touch records the time of this request as last seen, at most once per
-// LastSeenEvery, so the record stays current without a write per view.
+// touch records this request as the session's last seen time, which
+// also moves its idle deadline (the save it causes sets the key's expiry
+// to now + idle timeout), but at most once per touchEvery: a steady page
+// view costs one Redis read and no write.
 func (m *Manager) touch(ctx context.Context) {
 	now := time.Now().UTC()
-	if seen, ok := timeValue(m.values(ctx), fieldLastSeenAt); ok && now.Sub(seen) < LastSeenEvery {
+	if seen, ok := timeValue(m.values(ctx), fieldLastSeenAt); ok && now.Sub(seen) < m.touchEvery() {
 		return
 	}
 	m.scs.Put(ctx, fieldLastSeenAt, now.Format(time.RFC3339Nano))
+}
+
+// touchEvery is how stale last seen, and so the idle deadline, may get:
+// LastSeenEvery, or a tenth of the idle timeout if that is shorter, so a
+// session in use never idles out and one left alone ends between 90% and
+// 100% of the idle timeout after its last request.
+func (m *Manager) touchEvery() time.Duration {
+	if idle := m.cfg.IdleTimeout; idle > 0 && idle/10 < LastSeenEvery {
+		return idle / 10
+	}
+	return LastSeenEvery
 }
 
 func (m *Manager) values(ctx context.Context) map[string]any {

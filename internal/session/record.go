@@ -51,7 +51,8 @@ type Record struct {
 }
 
 // LastSeenEvery is how stale a session's last-seen time may get: it is
-// stored at most this often, never on every page view.
+// stored at most this often (or a tenth of the idle timeout, if shorter),
+// never on every page view.
 const LastSeenEvery = time.Minute
 
 // publicIDLen is the length of a public id: 16 base64url characters, 96

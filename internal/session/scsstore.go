@@ -49,6 +49,9 @@ func requestOf(ctx context.Context) *request {
 type scsStore struct {
 	sessions *store.SessionStore
 	max      int
+	// idle is the idle timeout: every save ends the key at the earlier of
+	// the absolute deadline scs passes and now + idle.
+	idle time.Duration
 }
 
 // FindCtx implements scs.CtxStore.
@@ -70,6 +73,11 @@ func (s scsStore) CommitCtx(ctx context.Context, hash string, b []byte, expiry t
 	r := requestOf(ctx)
 	if r == nil {
 		return ErrNoRequest
+	}
+	if s.idle > 0 {
+		if e := time.Now().Add(s.idle); e.Before(expiry) {
+			expiry = e
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

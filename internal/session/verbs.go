@@ -127,7 +127,8 @@ func (m *Manager) User(ctx context.Context) string {
 }
 
 // Current is this request's session, or false when not logged in. Its
-// ExpiresAt is the idle deadline this request sets.
+// ExpiresAt is the idle deadline as of this request: the last save (which
+// is the last-seen time) plus the idle timeout.
 func (m *Manager) Current(ctx context.Context) (Record, bool) {
 	if m.User(ctx) == "" {
 		return Record{}, false
@@ -139,11 +140,12 @@ func (m *Manager) Current(ctx context.Context) (Record, bool) {
 		hash = r.loaded
 		r.mu.Unlock()
 	}
+	values := m.values(ctx)
 	expires := time.Time{}
-	if m.cfg.IdleTimeout > 0 {
-		expires = time.Now().Add(m.cfg.IdleTimeout)
+	if seen, ok := timeValue(values, fieldLastSeenAt); ok && m.cfg.IdleTimeout > 0 {
+		expires = seen.Add(m.cfg.IdleTimeout)
 	}
-	return recordOf(hash, m.scs.Deadline(ctx), m.values(ctx), expires, m.devices), true
+	return recordOf(hash, m.scs.Deadline(ctx), values, expires, m.devices), true
 }
 
 // End logs this request's session out: it is deleted in Redis, so its
@@ -230,32 +232,25 @@ func (m *Manager) Each(ctx context.Context, fn func(Record) error) error {
 	})
 }
 
-// Find returns the session with public id id, looking through every
-// session with SCAN (ids carry no user, by design).
+// Find returns the session with public id id. Ids carry no user, by
+// design, so it walks every session key with SCAN, but it reads only the
+// one whose id matches.
 func (m *Manager) Find(ctx context.Context, id string) (Record, error) {
 	if !validID(id) {
 		return Record{}, ErrNotFound
 	}
-	errFound := errors.New("found")
-	var rec Record
-	err := m.sessions.Each(ctx, func(st store.Stored) error {
-		if publicID(st.Hash) != id {
-			return nil
-		}
-		r, ok := m.decode(st)
-		if !ok {
-			return nil
-		}
-		rec = r
-		return errFound
-	})
-	switch {
-	case errors.Is(err, errFound):
-		return rec, nil
-	case err != nil:
+	st, found, err := m.sessions.Lookup(ctx, func(hash string) bool { return publicID(hash) == id })
+	if err != nil {
 		return Record{}, fmt.Errorf("find session %s: %w", id, err)
 	}
-	return Record{}, ErrNotFound
+	if !found {
+		return Record{}, ErrNotFound
+	}
+	rec, ok := m.decode(st)
+	if !ok {
+		return Record{}, ErrNotFound
+	}
+	return rec, nil
 }
 
 // Count returns how many sessions Redis holds (SCAN, no reads).

@@ -91,9 +91,9 @@ func (s *SessionStore) Update(ctx context.Context, hash string, b []byte, expiry
 // joinIndex adds a session to its user's index if the user record still
 // holds the password the login was checked against (ARGV[3], empty: any),
 // drops members past their absolute deadline, keeps the index key alive
-// exactly as long as its longest-lived member, and returns the members
-// beyond the cap (ARGV[4]), oldest first, never the new one. It touches the
-// user record and the index only, which share the hash tag {<name>}.
+// exactly as long as its longest-lived member, and returns how many
+// members the index now has (-1: the user changed). It touches the user
+// record and the index only, which share the hash tag {<name>}.
 var joinIndex = redis.NewScript(`
 local pw = redis.call('HGET', KEYS[1], 'password')
 if not pw or (ARGV[3] ~= '' and pw ~= ARGV[3]) then return -1 end
@@ -103,15 +103,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[2], top[2])
-local n = redis.call('ZCARD', KEYS[2])
-local max = tonumber(ARGV[4])
-local over = {}
-if n > max then
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, n - max)) do
-    if m ~= ARGV[1] and #over < n - max then over[#over + 1] = m end
-  end
-end
-return over`)
+return redis.call('ZCARD', KEYS[2])`)
 
 // Create saves a new session for owner under hash and adds it to the
 // owner's index. When the owner then has more than max sessions, the
@@ -144,38 +136,68 @@ func (s *SessionStore) Create(ctx context.Context, hash string, b []byte, expiry
 	return n, nil
 }
 
-// Adopt adds an existing session to owner's index: one stored by an
-// earlier version or by plain scs/redisstore, which no index knows. It
-// ends the oldest sessions past max, as Create does, and fails with
-// ErrOwnerChanged when the user no longer exists.
-func (s *SessionStore) Adopt(ctx context.Context, hash string, owner Owner, max int) (int, error) {
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	return s.join(ctx, hash, owner, max)
-}
-
-// join runs joinIndex for hash and ends the sessions it finds over the cap.
+// join runs joinIndex for hash and, past the cap, ends the user's oldest
+// live sessions (never hash itself) and returns how many it ended.
 func (s *SessionStore) join(ctx context.Context, hash string, owner Owner, max int) (int, error) {
-	res, err := joinIndex.Run(ctx, s.client, []string{userKey(owner.User), UserSessionsKey(owner.User)},
-		hash, owner.Until.UnixMilli(), owner.Stamp, max).Result()
+	n, err := joinIndex.Run(ctx, s.client, []string{userKey(owner.User), UserSessionsKey(owner.User)},
+		hash, owner.Until.UnixMilli(), owner.Stamp, max).Int()
 	if err != nil {
 		return 0, unavailable("index session", err)
 	}
-	over, ok := res.([]any)
-	if !ok {
+	if n < 0 {
 		return 0, fmt.Errorf("index session of %q: %w", owner.User, ErrOwnerChanged)
 	}
-	hashes := make([]string, 0, len(over))
-	for _, m := range over {
-		if h, ok := m.(string); ok {
-			hashes = append(hashes, h)
+	if n <= max {
+		return 0, nil
+	}
+	ended, err := s.endOverCap(ctx, owner.User, hash, max)
+	if err != nil {
+		return ended, fmt.Errorf("end sessions over the cap: %w", err)
+	}
+	return ended, nil
+}
+
+// endOverCap brings user's index down to max live sessions. Members whose
+// key has gone (idle timeout) still sit in the index until it is read, so
+// they are pruned first: only live sessions count against the cap, and a
+// script that logs in every few minutes cannot sign out the user's real
+// browser. The oldest live sessions other than keep are then ended.
+func (s *SessionStore) endOverCap(ctx context.Context, user, keep string, max int) (int, error) {
+	index := UserSessionsKey(user)
+	hashes, err := s.client.ZRange(ctx, index, 0, -1).Result() // oldest first
+	if err != nil {
+		return 0, unavailable("read session index", err)
+	}
+	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, h := range hashes {
+			p.Exists(ctx, SessionKey(h))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, unavailable("check sessions", err)
+	}
+	var live []string
+	var gone []any
+	for i, h := range hashes {
+		switch {
+		case h == keep:
+		case cmds[i].(*redis.IntCmd).Val() == 1:
+			live = append(live, h)
+		default:
+			gone = append(gone, h)
 		}
 	}
-	n, err := s.deleteMembers(ctx, owner.User, hashes)
-	if err != nil {
-		return n, fmt.Errorf("end sessions over the cap: %w", err)
+	if len(gone) > 0 {
+		if err := s.client.ZRem(ctx, index, gone...).Err(); err != nil {
+			return 0, unavailable("prune session index", err)
+		}
 	}
-	return n, nil
+	excess := len(live) + 1 - max // +1: keep is live too
+	if excess <= 0 {
+		return 0, nil
+	}
+	return s.deleteMembers(ctx, user, live[:excess])
 }
 
 // Delete ends one session: its key first, then its index entry (see
@@ -350,4 +372,38 @@ func (s *SessionStore) Count(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("count sessions: %w", err)
 	}
 	return n, nil
+}
+
+// errFound stops a walk that has found what it looked for.
+var errFound = errors.New("found")
+
+// Lookup returns the first session whose stored token satisfies match. It
+// walks the key names with SCAN and reads only the sessions that match, so
+// finding one session among many costs the walk, not a read of each.
+func (s *SessionStore) Lookup(ctx context.Context, match func(hash string) bool) (Stored, bool, error) {
+	var found Stored
+	err := scanBatches(ctx, s.client, sessionPattern(), func(ctx context.Context, c redis.Cmdable, keys []string) error {
+		var hashes []string
+		for _, k := range keys {
+			if h := hashFromSessionKey(k); match(h) {
+				hashes = append(hashes, h)
+			}
+		}
+		live, _, err := s.read(ctx, c, hashes)
+		if err != nil {
+			return err
+		}
+		if len(live) > 0 {
+			found = live[0]
+			return errFound
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errFound):
+		return found, true, nil
+	case err != nil:
+		return Stored{}, false, fmt.Errorf("look up session: %w", err)
+	}
+	return Stored{}, false, nil
 }

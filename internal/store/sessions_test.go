@@ -549,50 +549,49 @@ func fillPool(t *testing.T, client *redis.Client, n int) {
 	}
 }
 
-// A session stored before the index existed (or by scs/redisstore) joins
-// its user's index as it is: nothing about the session itself changes.
-func TestAdoptIndexesASessionAsItIs(t *testing.T) {
+// Sessions that ended on their idle timeout stay in the index until it is
+// read; they must not count against the cap, or a script that logs in
+// every few minutes would sign the user's real browser out.
+func TestCapCountsOnlyLiveSessions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	_, rdb, raw := openRedis(t)
 	now := time.Now()
-	owner := addUser(t, rdb, "alice", now.Add(2*time.Hour))
-	owner.Stamp = "" // an old session carries none
-	older := newHash()
-	if _, err := rdb.Sessions.Create(ctx, older, []byte("older"), now.Add(time.Hour), store.Owner{User: "alice", Until: now.Add(time.Hour)}, 100); err != nil {
-		t.Fatalf("Create: %v", err)
-	}
+	owner := addUser(t, rdb, "alice", now.Add(time.Hour))
+	const limit = 3
 
-	hash := newHash()
-	key := store.SessionKey(hash)
-	if err := raw.Set(ctx, key, "pre-index session", 30*time.Minute).Err(); err != nil {
-		t.Fatalf("SET: %v", err)
+	browser := newHash()
+	if _, err := rdb.Sessions.Create(ctx, browser, []byte("browser"), now.Add(time.Hour), owner, limit); err != nil {
+		t.Fatalf("Create the browser's session: %v", err)
 	}
-	keyEnd := pexpireTime(t, raw, key)
-	n, err := rdb.Sessions.Adopt(ctx, hash, owner, 1)
-	if err != nil || n != 1 {
-		t.Fatalf("Adopt at a cap of 1: got %d ended, %v; want the older session ended", n, err)
+	// Three script logins, each gone idle: key expired, member left.
+	for i := range 3 {
+		h := newHash()
+		if _, err := rdb.Sessions.Create(ctx, h, []byte("script"), now.Add(time.Hour), owner, limit); err != nil {
+			t.Fatalf("Create script session %d: %v", i, err)
+		}
+		if err := raw.Del(ctx, store.SessionKey(h)).Err(); err != nil {
+			t.Fatalf("DEL: %v", err)
+		}
 	}
-	if got, want := indexMembers(t, raw, "alice"), map[string]int64{hash: owner.Until.UnixMilli()}; !maps.Equal(got, want) {
-		t.Errorf("index after Adopt: got %v, want %v", got, want)
+	fresh := newHash()
+	n, err := rdb.Sessions.Create(ctx, fresh, []byte("fresh"), now.Add(time.Hour), owner, limit)
+	if err != nil || n != 0 {
+		t.Fatalf("Create with 1 live session and 3 idle-expired members at a cap of %d: got %d ended, %v; want 0, nil", limit, n, err)
 	}
-	if got, _ := raw.Get(ctx, key).Result(); got != "pre-index session" || pexpireTime(t, raw, key) != keyEnd {
-		t.Errorf("adopted session: got %q expiring at %d, want it untouched (expiring at %d)", got, pexpireTime(t, raw, key), keyEnd)
+	if !keyExists(t, raw, store.SessionKey(browser)) {
+		t.Errorf("the browser's session was ended by the cap, want it kept: only 2 sessions are live")
 	}
-	if keyExists(t, raw, store.SessionKey(older)) {
-		t.Errorf("older session's key exists, want it ended by the cap")
+	index := indexMembers(t, raw, "alice")
+	if _, ok := index[browser]; !ok {
+		t.Errorf("index %v: want the browser's session in it", index)
 	}
-
-	// A session of a user who is gone is refused, and left to the caller
-	// to end.
-	ghost := newHash()
-	if err := raw.Set(ctx, store.SessionKey(ghost), "ghost's session", time.Hour).Err(); err != nil {
-		t.Fatalf("SET: %v", err)
+	if _, ok := index[fresh]; !ok {
+		t.Errorf("index %v: want the new session in it", index)
 	}
-	if _, err := rdb.Sessions.Adopt(ctx, ghost, store.Owner{User: "ghost", Until: owner.Until}, 100); !errors.Is(err, store.ErrOwnerChanged) {
-		t.Errorf("Adopt for a missing user: got %v, want %v", err, store.ErrOwnerChanged)
-	}
-	if keyExists(t, raw, store.UserSessionsKey("ghost")) {
-		t.Errorf("index of a missing user exists after Adopt, want none")
+	// Dead members are pruned whenever the cap is reached, so they
+	// never pile up past it.
+	if len(index) > limit {
+		t.Errorf("index has %d members, want at most the cap %d", len(index), limit)
 	}
 }
