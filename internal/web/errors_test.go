@@ -22,7 +22,9 @@ import (
 // chain; every other name is the real static file.
 type panickyFS struct{ fs.FS }
 
-const panicSecret = "abuse-boom-detail-7c1e"
+// panicSecret is what the trap panics carry: the log must name it, the
+// page must not.
+const panicSecret = "panic-detail-7c1e"
 
 func (p panickyFS) Open(name string) (fs.File, error) {
 	switch name {
@@ -95,7 +97,7 @@ func TestPanicInAHandlerIsAGeneric500(t *testing.T) {
 	t.Run("after part of a page was written", func(t *testing.T) {
 		// The session chain buffers the page, so none of it may leak
 		// out next to the error page. The chain is Handler's own.
-		const marker = "abuse-partial-write-3b9a"
+		const marker = "partial-write-3b9a"
 		h := a.everyResponse(a.withSession(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, "partial page "+aliceName)
 			panic(marker)

@@ -40,7 +40,7 @@ func catalogText(code, key string) string {
 }
 
 // invalidLogin is the English message of every refused login, which the
-// login and abuse tests look for.
+// login, input and throttle tests look for.
 var invalidLogin = catalogText("en", msgInvalidLogin)
 
 // testLanguages are the page languages with an Accept-Language that asks
