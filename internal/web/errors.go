@@ -31,3 +31,20 @@ func (a *App) unavailable(w http.ResponseWriter, r *http.Request, err error) {
 func (a *App) badRequest(w http.ResponseWriter, r *http.Request) {
 	a.errorPage(w, r, http.StatusBadRequest, errBadRequest)
 }
+
+// parseForm reads a posted form (bounded by limitBody) and reports whether
+// the handler may go on; if not, it has answered 413 for an oversized
+// form or 400 for an unreadable one.
+func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
+	err := r.ParseForm()
+	if err == nil {
+		return true
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		a.errorPage(w, r, http.StatusRequestEntityTooLarge, errTooLarge)
+		return false
+	}
+	a.badRequest(w, r)
+	return false
+}

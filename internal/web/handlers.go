@@ -62,13 +62,7 @@ var msgInvalidLogin = msg("login.invalid")
 // login serves POST /login/. On success it starts a session (a new token,
 // so a token planted before login is worthless) and redirects with 303.
 func (a *App) login(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			a.errorPage(w, r, http.StatusRequestEntityTooLarge, errTooLarge)
-			return
-		}
-		a.badRequest(w, r)
+	if !a.parseForm(w, r) {
 		return
 	}
 	form := loginForm{Username: r.PostForm.Get("username"), Remember: r.PostForm.Get("remember") != ""}
@@ -149,12 +143,17 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 
 // loggedOut serves GET /logout/done, where POST /logout/ sends the
 // browser: it sets the "You have been logged out" flash, restores the
-// language the browser had chosen (?lang=) and redirects to /.
+// language the browser had chosen (?lang=) and redirects to /. The flash
+// is set only for a browser without a session cookie (logout cleared it),
+// so a link to this page from elsewhere cannot tell a logged-in user they
+// were logged out.
 func (a *App) loggedOut(w http.ResponseWriter, r *http.Request) {
 	if l, ok := a.templates.locales.byCode[r.URL.Query().Get("lang")]; ok {
 		http.SetCookie(w, a.languageCookie(l))
 	}
-	a.setFlash(w, newFlash("logged_out", 0))
+	if a.sessions.Token(r) == "" {
+		a.setFlash(w, newFlash("logged_out", 0))
+	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 

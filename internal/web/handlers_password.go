@@ -44,13 +44,7 @@ func (a *App) passwordForm(w http.ResponseWriter, r *http.Request) {
 // token (the one used with the old password is worthless), and the
 // redirect's flash says how many sessions were signed out.
 func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			a.errorPage(w, r, http.StatusRequestEntityTooLarge, errTooLarge)
-			return
-		}
-		a.badRequest(w, r)
+	if !a.parseForm(w, r) {
 		return
 	}
 	ctx := r.Context()

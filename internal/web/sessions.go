@@ -52,9 +52,10 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			return
 		}
 		for k, v := range buf.header {
-			if k == "Set-Cookie" {
+			if k == "Set-Cookie" || k == "Vary" {
 				// The session cookie Save wrote stays beside the
-				// handler's own cookies (language, flash).
+				// handler's own cookies (language, flash), and
+				// "Vary: Cookie" beside the page's own Vary.
 				w.Header()[k] = append(w.Header()[k], v...)
 				continue
 			}
