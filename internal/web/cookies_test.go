@@ -43,15 +43,21 @@ func TestSessionCookie(t *testing.T) {
 			}
 			checkCookieAttributes(t, "login", p.cookie, tc.persistent, lifetime)
 
-			// Every later response re-saves the session (idle timeout on)
-			// and must keep the same choice.
+			// A view of an unchanged session saves nothing and sends no
+			// cookie, idle timeout or not: the login's cookie stands.
+			token := p.cookie.Value
+			if p = b.get(ta.url("/")); p.status != http.StatusOK || p.cookie != nil {
+				t.Fatalf("GET / right after login: got status %d, cookie %v; want 200 and no Set-Cookie", p.status, p.cookie)
+			}
+			// One that records activity (last seen a while ago) is saved,
+			// and its cookie keeps the login's choice.
+			ta.backdateLastSeen(t, token, 2*session.LastSeenEvery)
 			p = b.get(ta.url("/"))
-			if p.cookie == nil {
-				t.Fatalf("GET / after login with idle timeout: got no cookie refresh, want one")
+			if p.cookie == nil || p.cookie.Value != token {
+				t.Fatalf("GET / with last seen long ago: got cookie %v, want the same token re-sent", p.cookie)
 			}
 			checkCookieAttributes(t, "refresh", p.cookie, tc.persistent, lifetime)
 
-			token := p.cookie.Value
 			checkTokenCarriesNoData(t, token)
 			checkStoredSession(t, ta, token, before, after)
 		})
