@@ -20,6 +20,7 @@ import (
 	"loginsvc/internal/redistest"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
+	"loginsvc/internal/testkit"
 )
 
 // fixture is a Service on a redis-server of the test's own, wired as the
@@ -106,11 +107,7 @@ func (f *fixture) exists(t *testing.T, keys ...string) []bool {
 	t.Helper()
 	got := make([]bool, len(keys))
 	for i, key := range keys {
-		n, err := f.client.Exists(context.Background(), key).Result()
-		if err != nil {
-			t.Fatalf("EXISTS %s: %v", key, err)
-		}
-		got[i] = n == 1
+		got[i] = testkit.Exists(t, f.client, key)
 	}
 	return got
 }

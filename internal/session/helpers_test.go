@@ -139,11 +139,7 @@ func (h *harness) index(t *testing.T, user string) map[string]int64 {
 // exists reports whether key is in Redis.
 func (h *harness) exists(t *testing.T, key string) bool {
 	t.Helper()
-	n, err := h.raw.Exists(context.Background(), key).Result()
-	if err != nil {
-		t.Fatalf("EXISTS %s: %v", key, err)
-	}
-	return n == 1
+	return testkit.Exists(t, h.raw, key)
 }
 
 // pexpireTime is PEXPIRETIME of key: its expiry in Unix ms, -1 for none,

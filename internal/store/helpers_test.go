@@ -59,11 +59,7 @@ func addUser(t *testing.T, rdb *store.Redis, name string, until time.Time) store
 // keyExists reports whether key is in Redis.
 func keyExists(t *testing.T, c *redis.Client, key string) bool {
 	t.Helper()
-	n, err := c.Exists(context.Background(), key).Result()
-	if err != nil {
-		t.Fatalf("EXISTS %s: %v", key, err)
-	}
-	return n == 1
+	return testkit.Exists(t, c, key)
 }
 
 // indexMembers returns the members of user's session index with their

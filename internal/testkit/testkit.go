@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"loginsvc/internal/store"
 )
@@ -111,4 +114,14 @@ func Eventually(tb testing.TB, what string, timeout time.Duration, cond func() (
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Exists reports whether key is in the Redis that c talks to.
+func Exists(tb testing.TB, c redis.Cmdable, key string) bool {
+	tb.Helper()
+	n, err := c.Exists(context.Background(), key).Result()
+	if err != nil {
+		tb.Fatalf("EXISTS %s: %v", key, err)
+	}
+	return n == 1
 }

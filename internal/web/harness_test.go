@@ -479,11 +479,7 @@ func (ta *testApp) wantGreeting(t testing.TB, token, want string) page {
 // exists reports whether key is in Redis.
 func (ta *testApp) exists(t testing.TB, key string) bool {
 	t.Helper()
-	n, err := ta.check.Exists(context.Background(), key).Result()
-	if err != nil {
-		t.Fatalf("EXISTS %s: %v", key, err)
-	}
-	return n == 1
+	return testkit.Exists(t, ta.check, key)
 }
 
 // waitForKeyToExpire waits until Redis has dropped token's session by
