@@ -294,7 +294,6 @@ type sessionPrinter struct {
 	w       io.Writer
 	json    *json.Encoder
 	started bool
-	now     time.Time
 }
 
 func newSessionPrinter(w io.Writer, asJSON bool) *sessionPrinter {
