@@ -92,17 +92,7 @@ const tokenLen = 43
 // ValidToken reports whether s has the shape of an scs token. Anything
 // else (empty, oversized, binary, forged by hand) is treated as no cookie
 // without asking Redis.
-func ValidToken(s string) bool {
-	if len(s) != tokenLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isBase64URL(s[i]) {
-			return false
-		}
-	}
-	return true
-}
+func ValidToken(s string) bool { return isBase64URLOfLen(s, tokenLen) }
 
 // Token returns the first well-formed session cookie of r, or "".
 func (m *Manager) Token(r *http.Request) string {

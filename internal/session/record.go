@@ -71,20 +71,21 @@ func publicID(hash string) string {
 
 // validID reports whether s has the shape of a public id, so malformed
 // input from a URL or the CLI is refused before it reaches Redis.
-func validID(s string) bool {
-	if len(s) != publicIDLen {
+func validID(s string) bool { return isBase64URLOfLen(s, publicIDLen) }
+
+// isBase64URLOfLen reports whether s is n characters of the base64url
+// alphabet, the shape of both tokens and public ids.
+func isBase64URLOfLen(s string, n int) bool {
+	if len(s) != n {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !isBase64URL(s[i]) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
 			return false
 		}
 	}
 	return true
-}
-
-func isBase64URL(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }
 
 // recordOf builds a Record from decoded values.
