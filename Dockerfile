@@ -1,4 +1,6 @@
-# syntax=docker/dockerfile:1
+# No `# syntax=` line: nothing here needs more than the Dockerfile frontend
+# built into every BuildKit, and the line would make each build fetch
+# docker/dockerfile from Docker Hub (failing offline or behind a mirror).
 
 # ---- build stage -------------------------------------------------------------
 FROM golang:1.26-bookworm AS build
