@@ -27,8 +27,8 @@
 # Each image is labelled with a digest of this script, the package versions
 # and the Go version; an image whose label matches is kept, so a second run
 # takes seconds. Downloaded packages are kept in $STANDIN_CACHE (default
-# /var/cache/loginsvc/debs). Needs root (dpkg -x ownership, docker) and an
-# `apt-get update` done before.
+# /var/cache/loginsvc/debs). Needs root (dpkg -x ownership, docker); runs
+# `apt-get update` when the package lists cannot serve the download.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -57,9 +57,13 @@ debs() {
 	local st="$work/$name.status"
 	: >"$st"
 	mkdir -p "$CACHE/partial"
-	apt-get install -qq -y --no-install-recommends --download-only \
-		-o Dir::State::status="$st" -o Dir::Cache::archives="$CACHE" -o Debug::NoLocking=1 \
-		"$@" >/dev/null || die "apt-get cannot download $* and their dependencies (run apt-get update first)"
+	local get=(apt-get install -qq -y --no-install-recommends --download-only
+		-o Dir::State::status="$st" -o Dir::Cache::archives="$CACHE" -o Debug::NoLocking=1 "$@")
+	if ! "${get[@]}" >/dev/null 2>&1; then
+		# Package lists missing or older than the mirror: refresh once.
+		apt-get update -qq >&2 || die "apt-get update failed"
+		"${get[@]}" >/dev/null || die "apt-get cannot download $* and their dependencies"
+	fi
 	# The closure, as apt would install it on an empty system.
 	apt-get install -s -qq -y --no-install-recommends \
 		-o Dir::State::status="$st" -o Dir::Cache::archives="$CACHE" -o Debug::NoLocking=1 \
@@ -104,8 +108,13 @@ users() {
 	done
 }
 
-# digest of everything an image is made of, for its label.
-digest() { { cat "${BASH_SOURCE[0]}"; printf '%s\n' "$@"; } | sha256sum | cut -c1-16; }
+# digest FN ARG...: of everything an image is made of (the code that makes
+# it, its packages), for its label: changing one image rebuilds only that one.
+digest() {
+	local fn="$1"
+	shift
+	{ declare -f rootfs users import "$fn"; printf '%s\n' "$@"; } | sha256sum | cut -c1-16
+}
 
 # import NAME DIGEST DIR CHANGE...: docker import of DIR as NAME.
 import() {
@@ -129,7 +138,7 @@ build() {
 	shift 2
 	local start=$SECONDS list dg
 	list="$(debs "$fn" "$@")"
-	dg="$(digest "$name" "$GOVERSION" "$list")"
+	dg="$(digest "$fn" "$name" "$GOVERSION" "$list")"
 	if current "$name" "$dg"; then
 		printf '  %-45s up to date (%s)\n' "$name" "$dg"
 		return
@@ -144,12 +153,26 @@ build() {
 redis_image() {
 	local dir="$1"
 	users "$dir" "redis:999:999:/data:/usr/sbin/nologin"
-	mkdir -p "$dir/data"
+	mkdir -p "$dir/data" "$dir/usr/local/bin"
 	chown 999:999 "$dir/data"
+	# Upstream's image is built with protected mode off (its container is
+	# reached over Docker networks, not loopback); Debian's binary has it
+	# on, which refuses every other container. The entrypoint, like
+	# upstream's docker-entrypoint.sh, adds the setting to redis-server.
+	cat >"$dir/usr/local/bin/docker-entrypoint.sh" <<-'SH'
+		#!/bin/sh
+		# Stand-in entrypoint: redis-server as upstream's image runs it.
+		if [ "${1:-}" = redis-server ]; then
+			shift
+			exec redis-server "$@" --protected-mode no
+		fi
+		exec "$@"
+	SH
+	chmod 755 "$dir/usr/local/bin/docker-entrypoint.sh"
 	import "$2" "$3" "$dir" \
 		"ENV PATH=/usr/local/bin:/usr/bin:/bin" \
 		"USER redis" "WORKDIR /data" "VOLUME /data" "EXPOSE 6379" \
-		'CMD ["redis-server"]'
+		'ENTRYPOINT ["docker-entrypoint.sh"]' 'CMD ["redis-server"]'
 }
 
 haproxy_image() {
@@ -196,7 +219,7 @@ distroless_image() {
 }
 
 echo "stand-in images (Debian bookworm builds of the same programs, NOT the upstream images):"
-build redis:7.4-alpine redis_image redis-server redis-tools
+build redis:7.4-alpine redis_image redis-server redis-tools dash
 build haproxy:2.6 haproxy_image haproxy bash
 build golang:1.26-bookworm golang_image dash bash coreutils
 build gcr.io/distroless/static-debian12:nonroot distroless_image tzdata netbase
