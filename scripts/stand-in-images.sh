@@ -123,8 +123,12 @@ import() {
 	local args=(--change "LABEL $LABEL=$dg" --change "LABEL org.loginsvc.stand-in.note=\"Debian bookworm build, not the upstream image\"")
 	local c
 	for c in "$@"; do args+=(--change "$c"); done
+	local old
+	old="$(docker image inspect -f '{{.Id}}' "$name" 2>/dev/null || true)"
 	tar --numeric-owner -C "$dir" -c . | docker import "${args[@]}" - "$name" >/dev/null ||
 		die "docker import $name"
+	# The previous build, now untagged: removed unless a container uses it.
+	[ -z "$old" ] || docker rmi "$old" >/dev/null 2>&1 || true
 }
 
 # current NAME DIGEST: the image exists with this digest.
