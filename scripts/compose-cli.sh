@@ -33,11 +33,12 @@ cached="$COMPOSE_CACHE/docker-compose-$COMPOSE_VERSION"
 if [ ! -x "$cached" ]; then
 	echo "building docker compose $COMPOSE_VERSION from the Go module proxy (a few minutes on 2 cores)"
 	start=$SECONDS
-	dir="$(GOFLAGS=-mod=mod go mod download -json "github.com/docker/compose/v2@$COMPOSE_VERSION" |
-		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-	[ -n "$dir" ] && [ -d "$dir" ] || die "go mod download github.com/docker/compose/v2@$COMPOSE_VERSION gave no directory"
 	work="$(mktemp -d)"
 	trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+	# Outside any module, so no go.mod or go.sum is touched.
+	dir="$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/docker/compose/v2@$COMPOSE_VERSION" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+	[ -n "$dir" ] && [ -d "$dir" ] || die "go mod download github.com/docker/compose/v2@$COMPOSE_VERSION gave no directory"
 	cp -r "$dir/." "$work/src"
 	chmod -R u+w "$work/src"
 	mkdir -p "$COMPOSE_CACHE"
