@@ -53,7 +53,6 @@ var standInImages = []string{
 // composeStack is one `docker compose -p NAME` project of the repository's
 // compose file, published on a free port of 127.0.0.1.
 type composeStack struct {
-	t       *testing.T
 	project string
 	root    string
 	env     []string
@@ -79,11 +78,11 @@ func (s *composeStack) compose(timeout time.Duration, stdin string, args ...stri
 }
 
 // must is compose that fails the test on an error.
-func (s *composeStack) must(args ...string) string {
-	s.t.Helper()
+func (s *composeStack) must(t testing.TB, args ...string) string {
+	t.Helper()
 	out, err := s.compose(composeCmdTimeout, "", args...)
 	if err != nil {
-		s.t.Fatalf("docker compose %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("docker compose %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
 }
@@ -103,10 +102,10 @@ func docker(t testing.TB, args ...string) string {
 
 // replicas returns the container ids of the running app replicas; a
 // replica's X-Served-By is its hostname, the first 12 characters.
-func (s *composeStack) replicas() []string {
-	s.t.Helper()
+func (s *composeStack) replicas(t testing.TB) []string {
+	t.Helper()
 	var ids []string
-	for _, id := range strings.Fields(s.must("ps", "-q", "app")) {
+	for _, id := range strings.Fields(s.must(t, "ps", "-q", "app")) {
 		ids = append(ids, id[:12])
 	}
 	slices.Sort(ids)
@@ -115,9 +114,9 @@ func (s *composeStack) replicas() []string {
 
 // redisCLI runs redis-cli in the redis container, as the README tells
 // operators to.
-func (s *composeStack) redisCLI(args ...string) string {
-	s.t.Helper()
-	return strings.TrimSpace(s.must(append([]string{"exec", "-T", "redis", "redis-cli"}, args...)...))
+func (s *composeStack) redisCLI(t testing.TB, args ...string) string {
+	t.Helper()
+	return strings.TrimSpace(s.must(t, append([]string{"exec", "-T", "redis", "redis-cli"}, args...)...))
 }
 
 // startComposeStack checks the tools, then brings the stack up with
@@ -127,19 +126,25 @@ func startComposeStack(t *testing.T) *composeStack {
 	if out, err := exec.Command("docker", "compose", "version").CombinedOutput(); err != nil {
 		t.Fatalf("docker compose (v2) not found: run ./scripts/test.sh, which builds it: %v\n%s", err, out)
 	}
-	var notes []string
+	var standIns, others []string
 	for _, img := range standInImages {
-		out, err := exec.Command("docker", "image", "inspect", "-f", `{{ index .Config.Labels "org.loginsvc.stand-in.note" }}`, img).CombinedOutput()
+		out, err := exec.Command("docker", "image", "inspect", "-f", `{{ index .Config.Labels "org.loginsvc.stand-in" }}`, img).CombinedOutput()
 		if err != nil {
 			t.Fatalf("image %s missing: run ./scripts/test.sh, which builds the stand-ins: %v\n%s", img, err, out)
 		}
-		notes = append(notes, fmt.Sprintf("%s (%s)", img, strings.TrimSpace(string(out))))
+		if strings.TrimSpace(string(out)) != "" {
+			standIns = append(standIns, img)
+		} else {
+			others = append(others, img)
+		}
 	}
-	t.Logf("STAND-IN images, Debian builds of the same programs, not the upstream images: %s", strings.Join(notes, ", "))
+	t.Logf("STAND-IN images, Debian bookworm builds of the same programs made by scripts/stand-in-images.sh, NOT the upstream images: %s", strings.Join(standIns, ", "))
+	if len(others) > 0 {
+		t.Logf("images used as found on this engine (not stand-ins): %s", strings.Join(others, ", "))
+	}
 
 	port := strings.TrimPrefix(testkit.FreeAddr(t), "127.0.0.1:")
 	s := &composeStack{
-		t:       t,
 		project: "loginsvc-test-" + strconv.Itoa(os.Getpid()),
 		root:    repoRoot(t),
 		base:    "http://127.0.0.1:" + port,
@@ -205,18 +210,18 @@ func TestComposeStack(t *testing.T) {
 		fn   func(t *testing.T)
 	}{
 		{"published-on-loopback", func(t *testing.T) {
-			got := strings.TrimSpace(s.must("port", "lb", "8080"))
+			got := strings.TrimSpace(s.must(t, "port", "lb", "8080"))
 			if want := strings.TrimPrefix(s.base, "http://"); got != want {
 				t.Errorf("lb's 8080 is published on %q, want %q (127.0.0.1 by default)", got, want)
 			}
 			// The test sets its own BOOTSTRAP_PASSWORD: no demo warning.
-			if out := s.must("logs", "--no-color", "app"); strings.Contains(out, "BOOTSTRAP_PASSWORD is the demo default") {
+			if out := s.must(t, "logs", "--no-color", "app"); strings.Contains(out, "BOOTSTRAP_PASSWORD is the demo default") {
 				t.Errorf("replicas warn about the demo password although BOOTSTRAP_PASSWORD is set")
 			}
 		}},
 
 		{"round-robin", func(t *testing.T) {
-			ids := s.replicas()
+			ids := s.replicas(t)
 			if len(ids) != composeReplicas {
 				t.Fatalf("%d app replicas running, want %d: %v", len(ids), composeReplicas, ids)
 			}
@@ -244,7 +249,7 @@ func TestComposeStack(t *testing.T) {
 		{"redis-cli-shows-sessions", func(t *testing.T) {
 			ck := sessionCookieOf(t, admin, s.base)
 			key := testkit.SessionKey(ck.Value)
-			keys := strings.Fields(s.redisCLI("--scan", "--pattern", "scs:session:*"))
+			keys := strings.Fields(s.redisCLI(t, "--scan", "--pattern", "scs:session:*"))
 			if !slices.Contains(keys, key) {
 				t.Fatalf("redis-cli --scan --pattern 'scs:session:*' gives %v, want it to hold %s", keys, key)
 			}
@@ -255,7 +260,7 @@ func TestComposeStack(t *testing.T) {
 			var doc struct {
 				Values map[string]any `json:"values"`
 			}
-			raw := s.redisCLI("GET", testkit.SessionKey(fck.Value))
+			raw := s.redisCLI(t, "GET", testkit.SessionKey(fck.Value))
 			if err := json.Unmarshal([]byte(raw), &doc); err != nil {
 				t.Fatalf("redis-cli GET of the session: %v\n%s", err, raw)
 			}
@@ -267,12 +272,12 @@ func TestComposeStack(t *testing.T) {
 		}},
 
 		{"scale-to-5-without-restart", func(t *testing.T) {
-			lbBefore := docker(t, "inspect", "-f", "{{.Id}} {{.State.StartedAt}}", s.lbID())
-			before := s.replicas()
+			lbBefore := docker(t, "inspect", "-f", "{{.Id}} {{.State.StartedAt}}", s.lbID(t))
+			before := s.replicas(t)
 			start := time.Now()
-			s.must("up", "-d", "--scale", "app=5", "--wait", "--wait-timeout", "120")
+			s.must(t, "up", "-d", "--scale", "app=5", "--wait", "--wait-timeout", "120")
 			upTook := time.Since(start)
-			ids := s.replicas()
+			ids := s.replicas(t)
 			if len(ids) != 5 {
 				t.Fatalf("%d replicas after --scale app=5, want 5", len(ids))
 			}
@@ -281,7 +286,7 @@ func TestComposeStack(t *testing.T) {
 					t.Errorf("replica %s was replaced by --scale", id)
 				}
 			}
-			if after := docker(t, "inspect", "-f", "{{.Id}} {{.State.StartedAt}}", s.lbID()); after != lbBefore {
+			if after := docker(t, "inspect", "-f", "{{.Id}} {{.State.StartedAt}}", s.lbID(t)); after != lbBefore {
 				t.Errorf("lb restarted by --scale: %q, then %q", lbBefore, after)
 			}
 			seen := map[string]bool{}
@@ -302,10 +307,10 @@ func TestComposeStack(t *testing.T) {
 
 			// Back to 3 under load: the removed replicas drain first.
 			users = s.loadUsers(t, posterPassword)
-			l := s.startLoad(4, users, "")
+			l := s.startLoad(t, 4, users, "")
 			defer l.stop()
 			start = time.Now()
-			s.must("up", "-d", "--scale", "app=3", "--wait", "--wait-timeout", "120")
+			s.must(t, "up", "-d", "--scale", "app=3", "--wait", "--wait-timeout", "120")
 			stats := l.stop()
 			t.Logf("--scale app=3 under load (%v): %s", time.Since(start).Round(time.Millisecond), stats)
 			if stats.failed != 0 {
@@ -314,9 +319,9 @@ func TestComposeStack(t *testing.T) {
 		}},
 
 		{"kill-one-replica-under-load", func(t *testing.T) {
-			ids := s.replicas()
+			ids := s.replicas(t)
 			victim := ids[1]
-			l := s.startLoad(4, users, "")
+			l := s.startLoad(t, 4, users, "")
 			defer l.stop()
 			time.Sleep(1500 * time.Millisecond)
 			docker(t, "kill", victim)
@@ -332,16 +337,16 @@ func TestComposeStack(t *testing.T) {
 			}
 			s.expectSessions(t, users)
 			// Docker brings it back (restart: unless-stopped); up makes sure.
-			s.must("up", "-d", "--wait", "--wait-timeout", "120")
+			s.must(t, "up", "-d", "--wait", "--wait-timeout", "120")
 			s.waitInRotation(t, victim, 60*time.Second)
 			t.Logf("%s back in rotation %v after the kill", victim, time.Since(killed).Round(time.Millisecond))
 		}},
 
 		{"rolling-restart-under-load", func(t *testing.T) {
-			l := s.startLoad(4, users, posterPassword)
+			l := s.startLoad(t, 4, users, posterPassword)
 			defer l.stop()
 			time.Sleep(time.Second)
-			for _, id := range s.replicas() {
+			for _, id := range s.replicas(t) {
 				start := time.Now()
 				docker(t, "restart", id) // SIGTERM, drain, exit, start
 				restarted := time.Since(start)
@@ -363,7 +368,7 @@ func TestComposeStack(t *testing.T) {
 
 		{"redis-restart-keeps-sessions", func(t *testing.T) {
 			start := time.Now()
-			s.must("restart", "redis")
+			s.must(t, "restart", "redis")
 			restarted := time.Since(start)
 			recovered := s.waitLoggedIn(t, users, 30*time.Second)
 			t.Logf("docker compose restart redis: %v; every session logged in again %v after it returned",
@@ -371,7 +376,7 @@ func TestComposeStack(t *testing.T) {
 		}},
 
 		{"redis-stop-gives-503-start-recovers", func(t *testing.T) {
-			s.must("stop", "redis")
+			s.must(t, "stop", "redis")
 			stopped := time.Now()
 			var status int
 			var retry string
@@ -391,7 +396,7 @@ func TestComposeStack(t *testing.T) {
 			t.Logf("Redis stopped: the app's 503 page (Retry-After %s) %v after stop returned", retry, time.Since(stopped).Round(time.Millisecond))
 
 			start := time.Now()
-			s.must("start", "redis")
+			s.must(t, "start", "redis")
 			started := time.Since(start)
 			recovered := s.waitLoggedIn(t, users, 30*time.Second)
 			t.Logf("docker compose start redis: %v; every session logged in again %v after it returned",
@@ -399,8 +404,8 @@ func TestComposeStack(t *testing.T) {
 		}},
 
 		{"browser-login", func(t *testing.T) {
-			s.must("up", "-d", "--wait", "--wait-timeout", "120") // every service healthy again
-			ids := s.replicas()
+			s.must(t, "up", "-d", "--wait", "--wait-timeout", "120") // every service healthy again
+			ids := s.replicas(t)
 			for _, id := range ids {
 				s.waitInRotation(t, id, 30*time.Second)
 			}
@@ -434,7 +439,7 @@ func TestComposeStack(t *testing.T) {
 			if ck == nil {
 				t.Fatalf("the browser holds no %s cookie after login", sessionCookie)
 			}
-			if got := s.redisCLI("EXISTS", testkit.SessionKey(ck.Value)); got != "1" {
+			if got := s.redisCLI(t, "EXISTS", testkit.SessionKey(ck.Value)); got != "1" {
 				t.Errorf("redis-cli EXISTS of the browser's session: %s, want 1", got)
 			}
 			resp = b.navigate(`click "Log out"`, chromedp.Click(`//button[normalize-space()="Log out"]`))
@@ -451,11 +456,11 @@ func TestComposeStack(t *testing.T) {
 }
 
 // lbID is the lb's container id.
-func (s *composeStack) lbID() string {
-	s.t.Helper()
-	id := strings.TrimSpace(s.must("ps", "-q", "lb"))
+func (s *composeStack) lbID(t testing.TB) string {
+	t.Helper()
+	id := strings.TrimSpace(s.must(t, "ps", "-q", "lb"))
 	if id == "" {
-		s.t.Fatal("no lb container")
+		t.Fatal("no lb container")
 	}
 	return id
 }
@@ -492,7 +497,7 @@ type composeLoad struct {
 	postFailures atomic.Int64
 }
 
-func (s *composeStack) startLoad(workers int, users []loadUser, posterPassword string) *composeLoad {
+func (s *composeStack) startLoad(t testing.TB, workers int, users []loadUser, posterPassword string) *composeLoad {
 	l := &composeLoad{quit: make(chan struct{}), stats: loadStats{servedBy: map[string]int{}}}
 	for w := range workers {
 		l.wg.Go(func() {
@@ -519,7 +524,7 @@ func (s *composeStack) startLoad(workers int, users []loadUser, posterPassword s
 	}
 	if posterPassword != "" {
 		form := url.Values{"username": {"poster"}, "password": {posterPassword}}.Encode()
-		c := testkit.Client(s.t, nil)
+		c := testkit.Client(t, nil)
 		l.wg.Go(func() {
 			for {
 				select {
