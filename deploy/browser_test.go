@@ -51,7 +51,7 @@ const (
 	browserInvalidLogin = "invalid username or password"
 )
 
-// TestBrowserLoginLogout drives a real headless Chromium through nginx in
+// TestBrowserLoginLogout drives a real headless Chromium through haproxy in
 // front of three replicas, as a user would: a wrong password is refused; the
 // right one logs in with an HttpOnly, SameSite=Lax session cookie that every
 // replica honours; the sessions page lists a second device and signs it out;
@@ -149,7 +149,7 @@ func TestBrowserLoginLogout(t *testing.T) {
 	png := browserRun(b, "screenshot", chromedp.CaptureScreenshot())
 	browserSaveArtifact(t, browserScreenshot, png)
 
-	// Reloads: nginx round-robins, so several replicas serve the session.
+	// Reloads: haproxy round-robins, so several replicas serve the session.
 	seen := map[string]bool{}
 	var servers []string
 	for i := range browserReloads {

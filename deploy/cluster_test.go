@@ -14,7 +14,7 @@ import (
 )
 
 // TestCluster proves the deployment on one native cluster of 3 replicas
-// behind the repository's nginx.conf: shared sessions, logout everywhere,
+// behind the repository's haproxy.cfg: shared sessions, logout everywhere,
 // crash and rolling restart without a failed request, and Redis restarts and
 // outages. The steps run in order on the same cluster and build on each
 // other, so the first failing step ends the test.
@@ -117,9 +117,9 @@ func TestCluster(t *testing.T) {
 				stopped := time.Since(start)
 				r.Start(t)
 				ready := time.Since(start)
-				// Only then the next one: nginx keeps a replica that
-				// refused connections out for fail_timeout (5s), so
-				// going on earlier can leave no live replica at all.
+				// Only then the next one: haproxy takes a replica back
+				// after two good /readyz checks, so going on earlier
+				// could leave no ready replica at all.
 				back := c.waitInRotation(t, r, 10*time.Second)
 				t.Logf("%s: exited 0 after %v, ready after %v, back in rotation %v later",
 					r.ID, stopped.Round(time.Millisecond), ready.Round(time.Millisecond), back.Round(time.Millisecond))
@@ -281,8 +281,9 @@ func TestCluster(t *testing.T) {
 
 		{"7-x-forwarded-for", func(t *testing.T) {
 			// Whom the app records as the client (login_ip) when
-			// TRUSTED_PROXIES=127.0.0.1/32 and nginx appends $remote_addr
-			// to X-Forwarded-For. The app takes the rightmost address that
+			// TRUSTED_PROXIES=127.0.0.1/32 and haproxy replaces
+			// X-Forwarded-For with the address it sees. The app takes the
+			// rightmost address that
 			// is not a trusted proxy. A client on 127.0.0.1 is itself a
 			// trusted address, so whatever it claims would be believed
 			// (correctly: the app cannot tell it from a proxy); the sound
@@ -292,11 +293,12 @@ func TestCluster(t *testing.T) {
 				name, from, base, xff, want string
 			}{
 				{"loopback client via LB", "127.0.0.1", c.LB, "", "127.0.0.1"},
-				// nginx's appended address reaches the app and is used:
-				// without it the app would see only nginx (127.0.0.1).
+				// haproxy drops a client's header, so even a client on a
+				// trusted address cannot choose its recorded one.
+				{"loopback client via LB, forged XFF", "127.0.0.1", c.LB, "6.6.6.6", "127.0.0.1"},
+				// haproxy's address reaches the app and is used: without
+				// it the app would see only haproxy (127.0.0.1).
 				{"untrusted client via LB", "127.0.0.2", c.LB, "", "127.0.0.2"},
-				// A forged header is kept by nginx but left of the
-				// address nginx appends, which the app picks first.
 				{"untrusted client via LB, forged XFF", "127.0.0.2", c.LB, "6.6.6.6", "127.0.0.2"},
 				// Directly at a replica the peer is untrusted: no XFF read.
 				{"untrusted client direct, forged XFF", "127.0.0.2", c.Replicas[0].URL, "6.6.6.6", "127.0.0.2"},

@@ -253,59 +253,33 @@ func TestComposeFile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"app trusts X-Forwarded-For from the lb's fixed address only", "app", func(p *types.Project, s types.ServiceConfig) error {
+		{"only the lb reaches the replicas, on networks Docker numbers", "app", func(p *types.Project, s types.ServiceConfig) error {
+			// TRUSTED_PROXIES covers private ranges, so nothing but the lb
+			// may reach a replica: every network of app is internal, and
+			// no network has a fixed subnet that could collide.
+			for name := range s.Networks {
+				if !p.Networks[name].Internal {
+					return fmt.Errorf("app is on network %s, which is not internal", name)
+				}
+			}
+			for name, n := range p.Networks {
+				for _, pool := range n.Ipam.Config {
+					if pool.Subnet != "" {
+						return fmt.Errorf("network %s has the fixed subnet %s", name, pool.Subnet)
+					}
+				}
+			}
 			tp, err := envValue(s, "TRUSTED_PROXIES")
 			if err != nil {
 				return err
 			}
-			var trusted []netip.Prefix
 			for _, c := range strings.Split(tp, ",") {
 				pfx, err := netip.ParsePrefix(strings.TrimSpace(c))
 				if err != nil {
 					return fmt.Errorf("TRUSTED_PROXIES %q: %v", tp, err)
 				}
-				trusted = append(trusted, pfx)
-			}
-			lb, err := service(p, "lb")
-			if err != nil {
-				return err
-			}
-			// The lb must have a fixed address on every network it shares
-			// with app, and TRUSTED_PROXIES must name exactly those
-			// addresses: trusting a whole subnet would also trust its bridge
-			// gateway, through which published-port clients may arrive.
-			var lbAddrs []netip.Addr
-			for net, cfg := range lb.Networks {
-				if _, ok := s.Networks[net]; !ok {
-					continue
-				}
-				if cfg == nil || cfg.Ipv4Address == "" {
-					return fmt.Errorf("lb has no fixed ipv4_address on network %s", net)
-				}
-				a, err := netip.ParseAddr(cfg.Ipv4Address)
-				if err != nil {
-					return fmt.Errorf("lb ipv4_address %q: %v", cfg.Ipv4Address, err)
-				}
-				lbAddrs = append(lbAddrs, a)
-				for _, pool := range p.Networks[net].Ipam.Config {
-					sub, err := netip.ParsePrefix(pool.Subnet)
-					if err != nil {
-						return fmt.Errorf("network %s subnet %q: %v", net, pool.Subnet, err)
-					}
-					gateway := sub.Masked().Addr().Next()
-					for _, t := range trusted {
-						if t.Contains(gateway) {
-							return fmt.Errorf("TRUSTED_PROXIES %q trusts %s, the gateway of %s", tp, gateway, net)
-						}
-					}
-				}
-			}
-			if len(lbAddrs) == 0 {
-				return fmt.Errorf("lb and app share no network")
-			}
-			for _, a := range lbAddrs {
-				if !slices.ContainsFunc(trusted, func(t netip.Prefix) bool { return t.Contains(a) }) {
-					return fmt.Errorf("lb address %s not within TRUSTED_PROXIES %q", a, tp)
+				if !pfx.Addr().IsPrivate() {
+					return fmt.Errorf("TRUSTED_PROXIES %q trusts %s, which is not a private range", tp, pfx)
 				}
 			}
 			return nil
@@ -332,41 +306,53 @@ func TestComposeFile(t *testing.T) {
 		}},
 
 		// --- lb ---
-		{"lb is nginx >= 1.27.3 (upstream `resolve`)", "lb", func(p *types.Project, s types.ServiceConfig) error {
-			major, minor, patch, err := imageVersion(s.Image, "nginx")
+		{"lb is haproxy 2.x, at least 2.2 (http-check send)", "lb", func(p *types.Project, s types.ServiceConfig) error {
+			major, minor, _, err := imageVersion(s.Image, "haproxy")
 			if err != nil {
 				return err
 			}
-			// A tag without a patch version may be any patch release.
-			if major != 1 || minor < 27 || (minor == 27 && patch < 3) {
-				return fmt.Errorf("lb image %q may predate nginx 1.27.3", s.Image)
+			if major < 2 || (major == 2 && minor < 2) {
+				return fmt.Errorf("lb image %q predates haproxy 2.2", s.Image)
 			}
 			return nil
 		}},
-		{"lb publishes 8080", "lb", func(p *types.Project, s types.ServiceConfig) error {
+		{"lb publishes 8080 on 127.0.0.1 by default", "lb", func(p *types.Project, s types.ServiceConfig) error {
 			for _, port := range s.Ports {
-				if port.Published == "8080" && port.Target == 8080 {
+				if port.HostIP == "127.0.0.1" && port.Published == "8080" && port.Target == 8080 {
 					return nil
 				}
 			}
-			return fmt.Errorf("lb ports %+v: want 8080:8080", s.Ports)
+			return fmt.Errorf("lb ports %+v: want 127.0.0.1:8080:8080", s.Ports)
 		}},
-		{"lb mounts deploy/nginx.conf read-only", "lb", func(p *types.Project, s types.ServiceConfig) error {
-			v, err := mount(s, "/etc/nginx/nginx.conf")
+		{"lb mounts deploy/haproxy.cfg read-only", "lb", func(p *types.Project, s types.ServiceConfig) error {
+			v, err := mount(s, "/usr/local/etc/haproxy/haproxy.cfg")
 			if err != nil {
 				return err
 			}
-			want := filepath.Join(root, "deploy", "nginx.conf")
+			want := filepath.Join(root, "deploy", "haproxy.cfg")
 			if v.Type != types.VolumeTypeBind || v.Source != want || !v.ReadOnly {
-				return fmt.Errorf("/etc/nginx/nginx.conf is %s %q ro=%v, want read-only bind of %q", v.Type, v.Source, v.ReadOnly, want)
+				return fmt.Errorf("/usr/local/etc/haproxy/haproxy.cfg is %s %q ro=%v, want read-only bind of %q", v.Type, v.Source, v.ReadOnly, want)
 			}
 			if _, err := os.Stat(want); err != nil {
 				return err
 			}
 			return nil
 		}},
-		{"lb waits for a healthy app", "lb", func(p *types.Project, s types.ServiceConfig) error {
-			return wantDependsHealthy(s, "app")
+		{"lb starts without waiting for every replica to be healthy", "lb", func(p *types.Project, s types.ServiceConfig) error {
+			d, ok := s.DependsOn["app"]
+			if !ok {
+				return fmt.Errorf("lb does not depend on app")
+			}
+			if d.Condition != types.ServiceConditionStarted {
+				return fmt.Errorf("lb depends on app with condition %q, want %q", d.Condition, types.ServiceConditionStarted)
+			}
+			return nil
+		}},
+		{"lb has its own healthcheck", "lb", func(p *types.Project, s types.ServiceConfig) error {
+			if hc := s.HealthCheck; hc == nil || hc.Disable || len(hc.Test) == 0 || !strings.Contains(strings.Join(hc.Test, " "), "/lb-healthz") {
+				return fmt.Errorf("lb healthcheck %+v: want one on /lb-healthz", hc)
+			}
+			return nil
 		}},
 	}
 	for _, tc := range tests {

@@ -1,10 +1,12 @@
-// Package deploy holds the deployment topology (compose, nginx) and the tests
-// that prove it on native processes.
+// Package deploy holds the deployment topology (compose, HAProxy) and the
+// tests that prove it.
 //
 // The files it describes live next to it and at the repository root:
-// ../Dockerfile, ../docker-compose.yml and nginx.conf. No Docker engine is
-// needed by its tests: docker-compose.yml is parsed and checked with
-// compose-go, and nginx.conf is run by a native nginx after its upstream server
-// list (the lines between the "# BEGIN upstream servers" and
-// "# END upstream servers" markers) is replaced by loopback addresses.
+// ../Dockerfile, ../docker-compose.yml and haproxy.cfg. TestComposeStack
+// runs the real stack with `docker compose up --build` on the machine's
+// Docker Engine (stand-in images, see ../scripts/stand-in-images.sh). The
+// native tests run what Docker cannot show quickly on plain processes: N
+// built server binaries, a real redis-server and Debian's haproxy with
+// haproxy.cfg, its server-template lines replaced by loopback addresses.
+// docker-compose.yml is also parsed and checked with compose-go.
 package deploy

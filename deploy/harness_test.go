@@ -1,7 +1,7 @@
 package deploy
 
 // The native cluster harness: a real redis-server (AOF), N replicas of the
-// service binary and the repository's nginx.conf in front of them, all as
+// service binary and the repository's haproxy.cfg in front of them, all as
 // child processes on 127.0.0.1. Tests get a *cluster from startCluster and
 // drive it over HTTP; everything is torn down in t.Cleanup.
 
@@ -39,7 +39,7 @@ const (
 	// and for the test to see /readyz at 503, short enough for a quick
 	// rolling restart.
 	replicaDrain = time.Second
-	// harnessReadyTimeout bounds a replica's or nginx's start.
+	// harnessReadyTimeout bounds a replica's or haproxy's start.
 	harnessReadyTimeout = 15 * time.Second
 	// harnessExitTimeout bounds waiting for a replica to exit after
 	// SIGTERM: drain plus the server's 15s shutdown deadline plus slack.
@@ -62,7 +62,7 @@ func TestMain(m *testing.M) {
 }
 
 // probeClient is for readiness and rotation probes: a fresh connection for
-// every request, so that a probe reaches whichever replica nginx picks now
+// every request, so that a probe reaches whichever replica haproxy picks now
 // and never reuses a connection to a replica that has gone.
 var probeClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
@@ -201,17 +201,15 @@ func (r *replica) Running() bool { return r.proc.Running() }
 type cluster struct {
 	Redis    *redistest.Server
 	Replicas []*replica
-	LB       string // http://127.0.0.1:PORT of nginx
+	LB       string // http://127.0.0.1:PORT of haproxy
 
-	lbAddr  string
-	logDir  string
-	nginx   *testkit.Process
-	ngxLog  string
-	ngxConf string
+	lbAddr string
+	logDir string
+	lb     *testkit.Process
 }
 
-// startCluster starts an AOF Redis, n replicas ("app-1".."app-n") and nginx
-// in front of them, and returns once all are ready and the bootstrap user
+// startCluster starts an AOF Redis, n replicas ("app-1".."app-n") and
+// haproxy in front of them, and returns once all are ready and the bootstrap user
 // exists. Everything is stopped in t.Cleanup, also when the test fails, and
 // the tail of every process log is printed if it did.
 func startCluster(t *testing.T, n int) *cluster {
@@ -219,7 +217,10 @@ func startCluster(t *testing.T, n int) *cluster {
 	if n < 1 {
 		t.Fatalf("startCluster: n = %d", n)
 	}
-	nginxBin := requireNginx(t)
+	haproxyBin, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Fatal("haproxy not found: run ./scripts/test.sh, which installs it")
+	}
 	bin := testkit.ServerBinary(t)
 
 	c := &cluster{logDir: t.TempDir()}
@@ -229,8 +230,8 @@ func startCluster(t *testing.T, n int) *cluster {
 			for _, r := range c.Replicas {
 				t.Logf("replica %s (%s):\n%s", r.ID, r.Addr, r.proc.LogTail(harnessTailLines))
 			}
-			if c.nginx != nil {
-				t.Logf("nginx (%s):\n%s", c.LB, c.nginx.LogTail(harnessTailLines))
+			if c.lb != nil {
+				t.Logf("haproxy (%s):\n%s", c.LB, c.lb.LogTail(harnessTailLines))
 			}
 		}
 	})
@@ -246,7 +247,7 @@ func startCluster(t *testing.T, n int) *cluster {
 		r.waitReady(t)
 	}
 	c.waitBootstrapUser(t)
-	c.startNginx(t, nginxBin)
+	c.startLB(t, haproxyBin)
 	return c
 }
 
@@ -266,44 +267,47 @@ func (c *cluster) waitBootstrapUser(t testing.TB) {
 	})
 }
 
-// startNginx runs deploy/nginx.conf, rendered over the replicas, in the
+// startLB runs deploy/haproxy.cfg, rendered over the replicas, in the
 // foreground as a child process, and waits until it proxies.
-func (c *cluster) startNginx(t *testing.T, nginxBin string) {
+func (c *cluster) startLB(t *testing.T, haproxyBin string) {
 	t.Helper()
-	var servers []string
+	servers := map[string]string{}
 	for _, r := range c.Replicas {
-		servers = append(servers, r.Addr)
+		servers[r.ID] = r.Addr
 	}
-	conf := renderNginxConf(t, servers)
-	// The production `listen 8080;` would bind a fixed port on every
-	// interface: it may be taken (by the developer's compose stack, another
-	// test binary) and would expose the test cluster beyond this machine.
-	// A free port on 127.0.0.1 avoids both; nothing else is changed.
 	c.lbAddr = testkit.FreeAddr(t)
 	c.LB = "http://" + c.lbAddr
-	conf = nginxConfListen(t, conf, c.lbAddr)
-	c.ngxConf = conf
-	prefix, confPath := writeNginxPrefix(t, conf)
-	c.ngxLog = filepath.Join(c.logDir, "nginx.log")
-
-	cmd := exec.Command(nginxBin, nginxArgs(prefix, confPath)...)
+	conf := renderHAProxyConf(t, servers, c.lbAddr)
+	confPath := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// -db: foreground, no daemon; -W: master-worker, as the image runs it.
+	cmd := exec.Command(haproxyBin, "-W", "-db", "-f", confPath)
 	cmd.Env = []string{}
-	// Its workers are in its process group, which the Process kills with
-	// it: no worker outlives the test.
-	c.nginx = testkit.NewProcess(t, c.ngxLog)
-	if err := c.nginx.Start(cmd); err != nil {
-		t.Fatalf("start nginx: %v", err)
+	c.lb = testkit.NewProcess(t, filepath.Join(c.logDir, "haproxy.log"))
+	if err := c.lb.Start(cmd); err != nil {
+		t.Fatalf("start haproxy: %v", err)
 	}
 
-	testkit.Eventually(t, "nginx proxying", harnessReadyTimeout, func() (bool, string) {
-		if !c.nginx.Running() {
-			t.Fatalf("nginx exited before it was ready: %v\n%s\n--- config ---\n%s", c.nginx.Err(), c.nginx.LogTail(harnessTailLines), conf)
+	testkit.Eventually(t, "haproxy proxying to every replica", harnessReadyTimeout, func() (bool, string) {
+		if !c.lb.Running() {
+			t.Fatalf("haproxy exited before it was ready: %v\n%s\n--- config ---\n%s", c.lb.Err(), c.lb.LogTail(harnessTailLines), conf)
 		}
-		status, by, _, err := tryGet(probeClient, c.LB+"/healthz", nil)
-		if err != nil {
-			return false, err.Error()
+		// Every replica must have passed its health checks: round-robin
+		// over all of them in one pass of len(servers) requests.
+		seen := map[string]bool{}
+		for range len(servers) {
+			status, by, _, err := tryGet(probeClient, c.LB+"/healthz", nil)
+			if err != nil {
+				return false, err.Error()
+			}
+			if status != http.StatusOK {
+				return false, fmt.Sprintf("/healthz %d served by %q", status, by)
+			}
+			seen[by] = true
 		}
-		return status == http.StatusOK && strings.HasPrefix(by, "app-"), fmt.Sprintf("/healthz %d served by %q", status, by)
+		return len(seen) == len(servers), fmt.Sprintf("%d of %d replicas in rotation", len(seen), len(servers))
 	})
 }
 
@@ -492,11 +496,9 @@ func (c *cluster) addUser(t testing.TB, name, password string) {
 }
 
 // waitInRotation waits until a request through the LB is answered by r,
-// i.e. until nginx sends traffic to it again. nginx marks a replica that
-// refused a connection as down for fail_timeout (5s) and only then tries it
-// again, however early the replica is back; a rolling restart that does not
-// wait for this can take the last live replica away. It returns how long it
-// took.
+// i.e. until haproxy sends traffic to it again: after two good /readyz
+// checks a second apart. A rolling restart that went on earlier could take
+// the last ready replica away. It returns how long it took.
 func (c *cluster) waitInRotation(t testing.TB, r *replica, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()

@@ -2,9 +2,15 @@
 # The project's single test command: ./scripts/test.sh [go test flags...]
 #
 # 1. Makes sure the native tools the tests run are installed (redis-server,
-#    nginx, chromium, and gcc for -race), installing the missing ones with apt
-#    when run as root.
-# 2. gofmt, go vet, staticcheck, then go test -race over every package.
+#    haproxy, chromium, and gcc for -race), installing the missing ones with
+#    apt when run as root.
+# 2. Makes the Docker Engine ready for deploy's TestComposeStack, which runs
+#    the real `docker compose up --build`: builds the Compose v2 CLI plugin
+#    (scripts/compose-cli.sh) and the local STAND-IN images for the upstream
+#    ones the compose file names (scripts/stand-in-images.sh: Debian builds
+#    of the same programs, not the upstream images; no registry is reachable).
+#    Both are cached under /var/cache/loginsvc and in the engine.
+# 3. gofmt, go vet, staticcheck, then go test -race over every package.
 #
 # Extra arguments go to `go test`, e.g. ./scripts/test.sh -run TestCluster -v
 # Exits non-zero on the first failure. Nothing is skipped.
@@ -15,7 +21,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf '\nFAIL: %s\n' "$*" >&2; exit 1; }
 
-# nginx lives in /usr/sbin, which a non-login or CI environment may lack; the
+# haproxy lives in /usr/sbin, which a non-login or CI environment may lack; the
 # Go toolchain is in /usr/local/go/bin on this project's machines.
 for d in /usr/local/sbin /usr/sbin /sbin /usr/local/go/bin; do
 	case ":$PATH:" in
@@ -26,17 +32,17 @@ done
 export PATH
 
 # ---------------------------------------------------------------------------
-step "native tools: redis-server, redis-cli, nginx, chromium, gcc"
+step "native tools: redis-server, redis-cli, haproxy, chromium, gcc"
 
 # tool -> Debian package
 declare -A pkg_for=(
 	[redis-server]=redis-server
 	[redis-cli]=redis-tools # the embedded-Redis test reads sessions with it, as the README does
-	[nginx]=nginx-light
+	[haproxy]=haproxy # the native cluster's load balancer, with deploy/haproxy.cfg
 	[chromium]=chromium
 	[gcc]=gcc # go test -race needs cgo
 )
-tools=(redis-server redis-cli nginx chromium gcc)
+tools=(redis-server redis-cli haproxy chromium gcc)
 
 missing_tools() {
 	local t
@@ -59,14 +65,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 
 	pkgs=()
 	for t in "${missing[@]}"; do
-		p="${pkg_for[$t]}"
-		if [ "$p" = nginx-light ] && ! apt-cache show nginx-light >/dev/null 2>&1; then
-			p=nginx-core
-		fi
-		pkgs+=("$p")
+		pkgs+=("${pkg_for[$t]}")
 	done
 
-	# Keep apt from starting a system nginx on :80 or a second redis: the
+	# Keep apt from starting a system haproxy or a second redis: the
 	# tests start their own, on loopback ports of their choosing.
 	policy=/usr/sbin/policy-rc.d
 	own_policy=0
@@ -92,6 +94,31 @@ for t in "${tools[@]}"; do
 	printf '  %-13s %s\n' "$t" "$(command -v "$t")"
 done
 [ -x /usr/bin/chromium ] || echo "  note: chromium is not at /usr/bin/chromium"
+
+# ---------------------------------------------------------------------------
+step "docker engine"
+command -v docker >/dev/null 2>&1 || die "docker CLI not found: this project's machines have a Docker Engine"
+docker info --format 'engine {{.ServerVersion}}, storage {{.Driver}}, cgroup v{{.CgroupVersion}}' ||
+	die "the Docker daemon does not answer (docker info)"
+
+[ "$(id -u)" -eq 0 ] || die "not root: the compose plugin and the stand-in images are installed as root"
+# The compose build is CPU, the stand-ins mostly downloads and copies: on a
+# fresh machine they overlap, minutes sooner.
+compose_log="$(mktemp)"
+./scripts/compose-cli.sh >"$compose_log" 2>&1 &
+compose_pid=$!
+
+step "stand-in images (Debian builds of the same programs, NOT the upstream images)"
+standin_rc=0
+./scripts/stand-in-images.sh || standin_rc=$?
+
+step "docker compose v2 (built from the Go module proxy, cached)"
+compose_rc=0
+wait "$compose_pid" || compose_rc=$?
+cat "$compose_log"
+rm -f "$compose_log"
+[ "$standin_rc" -eq 0 ] || die "stand-in images"
+[ "$compose_rc" -eq 0 ] || die "docker compose v2 CLI"
 
 # ---------------------------------------------------------------------------
 step "go version"

@@ -17,6 +17,10 @@ import (
 	"loginsvc/internal/web"
 )
 
+// composeDemoPassword is the BOOTSTRAP_PASSWORD that docker-compose.yml
+// falls back to, for a demo on 127.0.0.1 only.
+const composeDemoPassword = "change-me-now"
+
 // serve wires the service and runs it until ctx ends, then shuts down:
 // readiness fails first, the server keeps serving for the drain period so
 // the load balancer notices, then in-flight requests finish.
@@ -36,6 +40,11 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		log.Info("for redis-cli and the user commands", "redis_cli", "redis-cli -p "+e.Port(), "REDIS_URL", redisURL)
 	}
 	log.Info("starting", cfg.logAttrs()...)
+	if cfg.BootstrapPassword == composeDemoPassword {
+		// Everyone who has read docker-compose.yml knows this password.
+		log.Warn("WARNING: BOOTSTRAP_PASSWORD is the demo default of docker-compose.yml; anyone can log in as the bootstrap user. Set BOOTSTRAP_PASSWORD before exposing the site, and change an existing user with `server user passwd`",
+			"bootstrap_user", cfg.BootstrapUser)
+	}
 
 	rdb, err := store.Open(redisURL, store.Timeouts{})
 	if err != nil {
