@@ -29,6 +29,9 @@ type locale struct {
 	// messages maps a key ("login.title") to its text, with {name}
 	// placeholders.
 	messages map[string]string
+	// holes are each message's placeholders, found once at load rather
+	// than with a regexp on every use in a page.
+	holes map[string][]string
 }
 
 // HTML is the language's <html lang> value.
@@ -72,7 +75,10 @@ func loadLocales(fsys fs.FS) (*locales, error) {
 		if err != nil {
 			return nil, fmt.Errorf("catalog %s: %w", s.code, err)
 		}
-		l := &locale{code: s.code, tag: s.tag, html: s.html, messages: messages}
+		l := &locale{code: s.code, tag: s.tag, html: s.html, messages: messages, holes: map[string][]string{}}
+		for key, text := range messages {
+			l.holes[key] = placeholders(text)
+		}
 		ls.list = append(ls.list, l)
 		ls.byCode[s.code] = l
 		tags = append(tags, s.tag)
@@ -229,21 +235,25 @@ func (l *locale) text(key string, args ...any) (string, error) {
 	if len(args)%2 != 0 {
 		return "", fmt.Errorf("message %q: arguments must be name, value pairs", key)
 	}
-	want := placeholders(s)
-	pairs := make([]string, 0, len(args))
-	for i := 0; i < len(args); i += 2 {
-		name, _ := args[i].(string)
-		if slices.Contains(want, "{"+name+"}") {
-			pairs = append(pairs, "{"+name+"}", fmt.Sprint(args[i+1]))
-		}
+	want, ok := l.holes[key]
+	if !ok {
+		want = placeholders(s)
 	}
-	if len(pairs)/2 != len(want) {
-		return "", fmt.Errorf("message %q takes %v, got arguments %v", key, want, args)
-	}
-	if len(pairs) == 0 {
+	if len(want) == 0 {
 		return s, nil
 	}
-	return strings.NewReplacer(pairs...).Replace(s), nil
+	filled := 0
+	for i := 0; i < len(args); i += 2 {
+		name, _ := args[i].(string)
+		if hole := "{" + name + "}"; slices.Contains(want, hole) {
+			s = strings.ReplaceAll(s, hole, fmt.Sprint(args[i+1]))
+			filled++
+		}
+	}
+	if filled != len(want) {
+		return "", fmt.Errorf("message %q takes %v, got arguments %v", key, want, args)
+	}
+	return s, nil
 }
 
 // plural is text for a count: key.zero (when the catalog has it) for 0,
