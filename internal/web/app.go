@@ -37,7 +37,9 @@ type App struct {
 	auth      *auth.Service
 	backend   Pinger
 	templates *Templates
-	// static serves /static/; tests swap it to make a handler panic.
+	// static is the static folder alone, served under /static/: the
+	// templates and catalogs beside it are not public. Tests swap it to
+	// make a handler panic.
 	static fs.FS
 
 	// draining is set when shutdown begins: readiness fails at once so the
@@ -52,7 +54,11 @@ func New(cfg Config, log *slog.Logger, sessions *session.Manager, authSvc *auth.
 	if err != nil {
 		return nil, fmt.Errorf("new web app: %w", err)
 	}
-	return &App{cfg: cfg, log: log, sessions: sessions, auth: authSvc, backend: backend, templates: t, static: templates.FS}, nil
+	static, err := fs.Sub(templates.FS, "static")
+	if err != nil {
+		return nil, fmt.Errorf("new web app: static files: %w", err)
+	}
+	return &App{cfg: cfg, log: log, sessions: sessions, auth: authSvc, backend: backend, templates: t, static: static}, nil
 }
 
 // StartDraining makes /readyz answer 503 from now on.

@@ -14,7 +14,6 @@ import (
 
 	"loginsvc/internal/redistest"
 	"loginsvc/internal/testkit"
-	"loginsvc/templates"
 )
 
 // panickyFS is the static file system the App serves: opening one of
@@ -28,14 +27,14 @@ const panicSecret = "panic-detail-7c1e"
 
 func (p panickyFS) Open(name string) (fs.File, error) {
 	switch name {
-	case "static/boom.css":
+	case "boom.css":
 		panic(panicSecret)
-	case "static/index.css":
+	case "index.css":
 		var none []string
 		_ = none[len(name)] // a runtime error, not a panic(value)
-	case "static/abort.css":
+	case "abort.css":
 		panic(http.ErrAbortHandler)
-	case "static/error.css":
+	case "error.css":
 		panic(errors.New(panicSecret))
 	}
 	return p.FS.Open(name)
@@ -47,7 +46,7 @@ func TestPanicInAHandlerIsAGeneric500(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, redistest.Start(t))
 	a := ta.app
-	a.static = panickyFS{templates.FS}
+	a.static = panickyFS{a.static}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	client := testkit.Client(t, nil)
@@ -130,7 +129,7 @@ func TestPanicInAHandlerIsAGeneric500(t *testing.T) {
 func TestPanicLogLineCarriesTheRequestID(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, redistest.Start(t))
-	ta.app.static = panickyFS{templates.FS}
+	ta.app.static = panickyFS{ta.app.static}
 	srv := httptest.NewServer(ta.app.Handler())
 	t.Cleanup(srv.Close)
 

@@ -3,10 +3,12 @@ package web
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"math"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"loginsvc/internal/auth"
@@ -180,6 +182,25 @@ func (a *App) languageCookie(l *locale) *http.Cookie {
 		Name: langCookie, Value: l.code, Path: "/", MaxAge: int(langMaxAge.Seconds()),
 		HttpOnly: true, Secure: a.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
 	}
+}
+
+// staticFile serves GET /static/{file}: one file of the static folder,
+// named by the path segment alone. An escaped slash or dot-dot in that
+// segment ("..%2flogin.html"), a folder or a missing file is the 404
+// page; http.FileServer would clean such a name into a path outside the
+// segment, or list a folder.
+func (a *App) staticFile(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("file")
+	if !fs.ValidPath(name) || name == "." || strings.Contains(name, "/") {
+		a.notFound(w, r)
+		return
+	}
+	info, err := fs.Stat(a.static, name)
+	if err != nil || !info.Mode().IsRegular() {
+		a.notFound(w, r)
+		return
+	}
+	http.ServeFileFS(w, r, a.static, name)
 }
 
 // healthz serves GET /healthz: the process is alive. It never touches

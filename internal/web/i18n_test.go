@@ -232,7 +232,7 @@ func TestEveryPageRendersInBothLanguages(t *testing.T) {
 	ta.loginAs(t, me, aliceName, alicePassword, firefoxLinux)
 	ta.loginAs(t, other, aliceName, alicePassword, chromeAndroid)
 	token := me.tokenInJar(ta.url("/"))
-	ta.app.static = panickyFS{templates.FS}
+	ta.app.static = panickyFS{ta.app.static}
 	boom := httptest.NewServer(ta.app.Handler())
 	t.Cleanup(boom.Close)
 

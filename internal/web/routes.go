@@ -32,7 +32,7 @@ func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.Handle("GET /static/{file}", cacheFor(time.Hour, http.FileServerFS(a.static)))
+	mux.Handle("GET /static/{file}", cacheFor(time.Hour, http.HandlerFunc(a.staticFile)))
 	// Browsers ask for it on every first visit; answering "nothing here"
 	// keeps 404 lines out of the log.
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
