@@ -64,6 +64,39 @@ func TestSessionCookie(t *testing.T) {
 	}
 }
 
+// TestOnlyTheCheckboxValueMeansRememberMe: the login form's checkbox sends
+// remember=1; any other value (remember=0 from a hand-written client, "on",
+// "true") is not a request to be remembered, so the cookie ends with the
+// browser session.
+func TestOnlyTheCheckboxValueMeansRememberMe(t *testing.T) {
+	t.Parallel()
+	const lifetime = time.Hour
+	ta := newTestApp(t, redistest.Start(t), withLifetime(lifetime))
+	for _, tc := range []struct {
+		value      string
+		persistent bool
+	}{
+		{"1", true},
+		{"0", false},
+		{"on", false},
+		{"true", false},
+		{"yes", false},
+		{"", false},
+		{" 1", false},
+		{"11", false},
+	} {
+		t.Run("remember="+tc.value, func(t *testing.T) {
+			form := aliceForm(false)
+			form.Set("remember", tc.value)
+			p := newBrowser(t).post(ta.url("/login/"), form)
+			if p.status != http.StatusSeeOther || p.cookie == nil {
+				t.Fatalf("POST /login/ with remember=%q: got status %d, cookie %v; want 303 with a cookie", tc.value, p.status, p.cookie)
+			}
+			checkCookieAttributes(t, "login with remember="+tc.value, p.cookie, tc.persistent, lifetime)
+		})
+	}
+}
+
 // checkCookieFlags checks what every session cookie must say: HttpOnly,
 // SameSite=Lax, Path=/, no Domain (which __Host- forbids), and Secure
 // exactly when COOKIE_SECURE is on.

@@ -36,6 +36,11 @@ func (a *App) index(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, "index.html", p)
 }
 
+// rememberChecked is the value the login form's "Remember me" checkbox
+// sends (templates/login.html). Only it asks for a lasting cookie: a
+// client sending remember=0 or remember=false means "no", not "yes".
+const rememberChecked = "1"
+
 type loginForm struct {
 	Username string
 	Remember bool
@@ -67,7 +72,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	if !a.parseForm(w, r) {
 		return
 	}
-	form := loginForm{Username: r.PostForm.Get("username"), Remember: r.PostForm.Get("remember") != ""}
+	form := loginForm{Username: r.PostForm.Get("username"), Remember: r.PostForm.Get("remember") == rememberChecked}
 	next := r.PostForm.Get("next")
 
 	ctx := r.Context()
@@ -222,8 +227,11 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.backend.Ping(r.Context()); err != nil {
+		// Anyone can ask through the balancer, so the body says only
+		// "not ready"; the reason is for the operator.
+		a.log.Warn("not ready", "reason", "redis unavailable", "request_id", requestID(r.Context()), "err", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("redis unavailable\n"))
+		_, _ = w.Write([]byte("not ready\n"))
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))

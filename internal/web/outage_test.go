@@ -148,3 +148,33 @@ func TestRedisFrozen(t *testing.T) {
 	}
 	t.Logf("after Thaw: GET / logged in again %v later", time.Since(thawed).Round(time.Millisecond))
 }
+
+// TestReadyzTellsTheReasonOnlyToTheLog: /readyz is reachable through the
+// balancer, so its body says only "not ready"; why is in one warn line for
+// the operator.
+func TestReadyzTellsTheReasonOnlyToTheLog(t *testing.T) {
+	rs := redistest.Start(t)
+	ta := newTestApp(t, rs)
+	rs.Stop(t)
+
+	before := ta.logs.String()
+	p := sendWithCookie(t, http.MethodGet, ta.url("/readyz"), "")
+	if p.status != http.StatusServiceUnavailable || p.body != "not ready\n" {
+		t.Fatalf("GET /readyz, Redis stopped: got status %d, body %q; want 503, %q", p.status, p.body, "not ready\n")
+	}
+	logged := strings.TrimPrefix(ta.logs.String(), before)
+	var lines []string
+	for _, line := range strings.Split(logged, "\n") {
+		if strings.Contains(line, "msg=\"not ready\"") {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) != 1 {
+		t.Fatalf("GET /readyz, Redis stopped: got %d log lines with msg=\"not ready\", want 1; log:\n%s", len(lines), logged)
+	}
+	for _, want := range []string{"level=WARN", "reason=", "redis unavailable", "request_id="} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("GET /readyz, Redis stopped: got log line %q, want it to contain %q", lines[0], want)
+		}
+	}
+}
