@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -94,21 +95,93 @@ const tokenLen = 43
 // without asking Redis.
 func ValidToken(s string) bool { return isBase64URLOfLen(s, tokenLen) }
 
-// Token returns the first well-formed session cookie of r, or "".
+// maxTokens bounds how many session cookies of one request are looked up:
+// each costs a Redis read, and a browser sends several only when another
+// service on the host planted some.
+const maxTokens = 8
+
+// Token returns the first well-formed session cookie of r, or "": enough
+// to tell whether a browser still holds one. Load takes Tokens.
 func (m *Manager) Token(r *http.Request) string {
-	for _, c := range r.CookiesNamed(m.cfg.CookieName) {
-		if ValidToken(c.Value) {
-			return c.Value
-		}
+	if t := m.Tokens(r); len(t) > 0 {
+		return t[0]
 	}
 	return ""
 }
 
-// Load loads the session named by token (a cookie value, "" for none) into
-// the returned context, which every other verb takes. Only a Redis failure
-// is an error (wrapping store.ErrUnavailable); a token that names no live,
-// readable session means "not logged in".
-func (m *Manager) Load(ctx context.Context, token string) (context.Context, error) {
+// Tokens returns r's well-formed session cookies, each once, in the order
+// the browser sent them, at most maxTokens of them. Usually there is one;
+// more than one means another service on the same host set a cookie of
+// the same name (the browser sends the one with the narrower Path first),
+// and Load picks the live session among them.
+func (m *Manager) Tokens(r *http.Request) []string {
+	var tokens []string
+	for _, c := range r.CookiesNamed(m.cfg.CookieName) {
+		if ValidToken(c.Value) && !slices.Contains(tokens, c.Value) {
+			tokens = append(tokens, c.Value)
+			if len(tokens) == maxTokens {
+				break
+			}
+		}
+	}
+	return tokens
+}
+
+// Load loads the session named by tokens (cookie values; none for no
+// cookie) into the returned context, which every other verb takes. Only a
+// Redis failure is an error (wrapping store.ErrUnavailable); tokens that
+// name no live, readable session mean "not logged in".
+//
+// One token costs one Redis read. Of several, each is read, and the
+// request gets the most recently created live session among them, so a
+// cookie planted before the real one can neither hide it nor stand in for
+// it; End then ends every session they name.
+func (m *Manager) Load(ctx context.Context, tokens ...string) (context.Context, error) {
+	switch len(tokens) {
+	case 0:
+		return m.load(ctx, "")
+	case 1:
+		return m.load(ctx, tokens[0])
+	}
+	var (
+		best     context.Context
+		bestAt   time.Time
+		siblings []storedSession
+	)
+	for _, token := range tokens {
+		loaded, err := m.scs.Load(context.WithValue(ctx, requestKey{}, &request{}), token)
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, err
+		}
+		if err != nil || m.scs.Token(loaded) == "" {
+			continue // unreadable or no such session: as no cookie
+		}
+		r := requestOf(loaded)
+		r.mu.Lock()
+		hash := r.loaded
+		r.mu.Unlock()
+		siblings = append(siblings, storedSession{hash: hash, user: m.scs.GetString(loaded, fieldUsername)})
+		at, _ := timeValue(m.values(loaded), fieldLoginAt)
+		if best == nil || at.After(bestAt) {
+			best, bestAt = loaded, at
+		}
+	}
+	if best == nil {
+		return m.load(ctx, "")
+	}
+	r := requestOf(best)
+	r.mu.Lock()
+	for _, s := range siblings {
+		if s.hash != r.loaded {
+			r.siblings = append(r.siblings, s)
+		}
+	}
+	r.mu.Unlock()
+	return m.loaded(best)
+}
+
+// load is Load of one token.
+func (m *Manager) load(ctx context.Context, token string) (context.Context, error) {
 	ctx = context.WithValue(ctx, requestKey{}, &request{})
 	loaded, err := m.scs.Load(ctx, token)
 	if errors.Is(err, store.ErrUnavailable) {
@@ -121,6 +194,13 @@ func (m *Manager) Load(ctx context.Context, token string) (context.Context, erro
 	if m.scs.Token(loaded) == "" {
 		return loaded, nil
 	}
+	return m.loaded(loaded)
+}
+
+// loaded applies the session rules to a session just read: its user is
+// recorded for the index, a session past its deadline or from before the
+// index ends now, and a live one is touched.
+func (m *Manager) loaded(loaded context.Context) (context.Context, error) {
 	// Known before anything deletes the session, so that it also leaves
 	// its user's index.
 	user := m.scs.GetString(loaded, fieldUsername)

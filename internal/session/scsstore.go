@@ -34,7 +34,14 @@ type request struct {
 	owner *store.Owner
 	// evicted counts sessions ended by the per-user cap at creation.
 	evicted int
+	// siblings are the other live sessions the request's cookies named
+	// (see Manager.Load): End ends them too.
+	siblings []storedSession
 }
+
+// storedSession names one stored session and the user whose index holds
+// it.
+type storedSession struct{ hash, user string }
 
 type requestKey struct{}
 

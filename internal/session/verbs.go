@@ -149,10 +149,24 @@ func (m *Manager) Current(ctx context.Context) (Record, bool) {
 }
 
 // End logs this request's session out: it is deleted in Redis, so its
-// token is worthless on every replica, and Save clears the cookie.
+// token is worthless on every replica, and Save clears the cookie. Any
+// other live session a cookie of the request named (see Load) ends too,
+// with its index entry: a cookie planted beside the real one cannot make
+// logout end the wrong session and leave the real one alive.
 func (m *Manager) End(ctx context.Context) error {
+	var siblings []storedSession
+	if r := requestOf(ctx); r != nil {
+		r.mu.Lock()
+		siblings, r.siblings = r.siblings, nil
+		r.mu.Unlock()
+	}
 	if err := m.scs.Destroy(ctx); err != nil {
 		return fmt.Errorf("end session: %w", err)
+	}
+	for _, s := range siblings {
+		if err := m.sessions.Delete(ctx, s.hash, s.user); err != nil {
+			return fmt.Errorf("end session named by another cookie: %w", err)
+		}
 	}
 	return nil
 }

@@ -353,3 +353,58 @@ func TestSessionIDNotAcceptedFromURLOrForm(t *testing.T) {
 	}
 	ta.wantGreeting(t, token, "hello alice")
 }
+
+// TestPlantedCookieCannotDefeatLogout: another service on the same host
+// sets session_id=<43 Q's> with Path=/logout/, so the browser sends it
+// before the real cookie. Logout must still end the real session.
+func TestPlantedCookieCannotDefeatLogout(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t))
+	token := ta.login(t, newBrowser(t), false)
+	planted := strings.Repeat("Q", 43)
+
+	p := sendWithCookie(t, http.MethodPost, ta.url("/logout/"), testCookieName+"="+planted+"; "+testCookieName+"="+token)
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("POST /logout/ with a planted cookie first: got status %d, want 303; body:\n%s", p.status, p.body)
+	}
+	if key := testkit.SessionKey(token); ta.exists(t, key) {
+		t.Errorf("POST /logout/ with a planted cookie first: the real session's key %s still exists, want it deleted", key)
+	}
+	ta.wantGreeting(t, token, "hello")
+}
+
+// TestPlantedSessionCannotStandInForTheVictims: an attacker's own valid
+// session cookie sent before the victim's does not log the victim's
+// browser in as the attacker; the most recent login wins, whatever the
+// cookie order.
+func TestPlantedSessionCannotStandInForTheVictims(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t))
+	ta.addUser(t, bobName, bobPassword)
+	attacker := ta.loginAs(t, newBrowser(t), bobName, bobPassword, "")
+	time.Sleep(2 * time.Millisecond) // the victim's login is the later one
+	victim := ta.login(t, newBrowser(t), false)
+
+	for _, order := range [][2]string{{attacker, victim}, {victim, attacker}} {
+		header := testCookieName + "=" + order[0] + "; " + testCookieName + "=" + order[1]
+		p := sendWithCookie(t, http.MethodGet, ta.url("/"), header)
+		first := "attacker's"
+		if order[0] == victim {
+			first = "victim's"
+		}
+		if got, want := greeting(p.body), "hello "+aliceName; p.status != http.StatusOK || got != want {
+			t.Errorf("GET / with the %s cookie first: got status %d, greeting %q; want 200, %q", first, p.status, got, want)
+		}
+	}
+
+	// Logout from such a browser ends both sessions it carried.
+	p := sendWithCookie(t, http.MethodPost, ta.url("/logout/"), testCookieName+"="+attacker+"; "+testCookieName+"="+victim)
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("POST /logout/ with two live cookies: got status %d, want 303", p.status)
+	}
+	for name, token := range map[string]string{"attacker": attacker, "victim": victim} {
+		if key := testkit.SessionKey(token); ta.exists(t, key) {
+			t.Errorf("POST /logout/ with two live cookies: the %s's key %s still exists, want it deleted", name, key)
+		}
+	}
+}
