@@ -153,8 +153,12 @@ func (m *Manager) Load(ctx context.Context, tokens ...string) (context.Context, 
 		if errors.Is(err, store.ErrUnavailable) {
 			return nil, err
 		}
-		if err != nil || m.scs.Token(loaded) == "" {
-			continue // unreadable or no such session: as no cookie
+		if err != nil {
+			m.log.Warn("unreadable session treated as logged out", "err", err)
+			continue
+		}
+		if m.scs.Token(loaded) == "" {
+			continue // no such session: as no cookie
 		}
 		r := requestOf(loaded)
 		r.mu.Lock()
