@@ -83,12 +83,11 @@ type replica struct {
 
 // newReplica returns a replica that is not started yet. Whatever state the
 // test leaves it in, its process does not outlive the test.
-func newReplica(t testing.TB, bin, id, redisURL, logDir string) *replica {
+func newReplica(t testing.TB, bin, id, addr, redisURL, logDir string) *replica {
 	t.Helper()
-	// Taken again before the replica binds it, the port makes the start
-	// fail loudly (the replica exits on the failed bind, or someone else
-	// answers without our X-Served-By); it never passes silently.
-	addr := testkit.FreeAddr(t)
+	// addr was free a moment ago. Taken again before the replica binds it,
+	// it makes the start fail loudly (the replica exits on the failed bind,
+	// or someone else answers without our X-Served-By), never silently.
 	logPath := filepath.Join(logDir, id+".log")
 	r := &replica{
 		ID:      id,
@@ -236,8 +235,11 @@ func startCluster(t *testing.T, n int) *cluster {
 		}
 	})
 
+	// One draw for every address of the cluster, so no two of them repeat.
+	addrs := testkit.FreeAddrs(t, n+1)
+	c.lbAddr = addrs[n]
 	for i := 1; i <= n; i++ {
-		c.Replicas = append(c.Replicas, newReplica(t, bin, "app-"+strconv.Itoa(i), c.Redis.URL(), c.logDir))
+		c.Replicas = append(c.Replicas, newReplica(t, bin, "app-"+strconv.Itoa(i), addrs[i-1], c.Redis.URL(), c.logDir))
 	}
 	// Launch all, then wait for each: they start in parallel.
 	for _, r := range c.Replicas {
@@ -275,7 +277,6 @@ func (c *cluster) startLB(t *testing.T, haproxyBin string) {
 	for _, r := range c.Replicas {
 		servers[r.ID] = r.Addr
 	}
-	c.lbAddr = testkit.FreeAddr(t)
 	c.LB = "http://" + c.lbAddr
 	conf := renderHAProxyConf(t, servers, c.lbAddr)
 	confPath := filepath.Join(t.TempDir(), "haproxy.cfg")

@@ -81,6 +81,30 @@ func TokenHash(token string) string {
 // SessionKey is the Redis key of the session a cookie token names.
 func SessionKey(token string) string { return store.SessionKey(TokenHash(token)) }
 
+// FreeAddrs returns n distinct 127.0.0.1:PORT addresses that were free a
+// moment ago. They are held open together before any is released, so
+// unlike n calls of FreeAddr they can never repeat one another (the kernel
+// may hand a just-closed port out again).
+func FreeAddrs(tb testing.TB, n int) []string {
+	tb.Helper()
+	addrs := make([]string, 0, n)
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			_ = ln.Close()
+		}
+	}()
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("find a free port: %v", err)
+		}
+		held = append(held, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs
+}
+
 // FreeAddr returns 127.0.0.1:PORT for a port that was free a moment ago.
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
