@@ -23,7 +23,7 @@ var built struct {
 // ServerBinary returns the path of the service's binary, built from the
 // working tree on first use in this test process and shared by every later
 // caller, so that tests which run it as a child process (the CLI, replicas
-// behind nginx) pay for one build. A failed build fails the test, with the
+// behind haproxy) pay for one build. A failed build fails the test, with the
 // compiler's output.
 //
 // The binary lives in a directory of its own that outlives any one test, so

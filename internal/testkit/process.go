@@ -13,12 +13,12 @@ import (
 )
 
 // Process is a child process that a test owns: redis-server, a replica of
-// the service, nginx. It may be started again after it has exited, on the
+// the service, haproxy. It may be started again after it has exited, on the
 // same log file, as a restarted server is; each Start is a fresh run, so
 // waiting on an old run can never be mistaken for waiting on the new one.
 //
 // Signals go to the process itself (Signal) or to its process group
-// (SignalGroup), which it leads: the group holds whatever it forks (nginx's
+// (SignalGroup), which it leads: the group holds whatever it forks (haproxy's
 // workers, redis-server's AOF rewrite), so nothing it started can outlive it.
 //
 // Methods are meant to be called from the test's goroutines, one at a time.
