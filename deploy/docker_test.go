@@ -507,18 +507,7 @@ func (s *composeStack) startLoad(t testing.TB, workers int, users []loadUser, po
 					return
 				default:
 				}
-				u := users[i%len(users)]
-				status, by, body, err := tryGet(u.client, s.base+"/", nil)
-				var failure string
-				switch {
-				case err != nil:
-					failure = "transport error: " + err.Error()
-				case status != http.StatusOK:
-					failure = fmt.Sprintf("status %d from %q: %s", status, by, firstLine(body))
-				case !loggedIn(body, u.user):
-					failure = fmt.Sprintf("200 from %q without %q", by, "hello "+u.user)
-				}
-				l.stats.record(by, failure)
+				l.stats.record(loggedInGet(users[i%len(users)], s.base))
 			}
 		})
 	}

@@ -528,6 +528,22 @@ type loadStats struct {
 	samples  []string // the first few failures, for the report
 }
 
+// loggedInGet is one request of a load: GET base/ as u, which must answer
+// 200 with u logged in. It returns who served it and what went wrong ("":
+// nothing), as loadStats.record takes them.
+func loggedInGet(u loadUser, base string) (servedBy, failure string) {
+	status, by, body, err := tryGet(u.client, base+"/", nil)
+	switch {
+	case err != nil:
+		return by, "transport error: " + err.Error()
+	case status != http.StatusOK:
+		return by, fmt.Sprintf("status %d from %q: %s", status, by, firstLine(body))
+	case !loggedIn(body, u.user):
+		return by, fmt.Sprintf("200 from %q without %q", by, "hello "+u.user)
+	}
+	return by, ""
+}
+
 func (s *loadStats) record(by string, failure string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -572,18 +588,7 @@ func (c *cluster) startLoad(workers int, users []loadUser) *load {
 					return
 				default:
 				}
-				u := users[i%len(users)]
-				status, by, body, err := tryGet(u.client, c.LB+"/", nil)
-				var failure string
-				switch {
-				case err != nil:
-					failure = "transport error: " + err.Error()
-				case status != http.StatusOK:
-					failure = fmt.Sprintf("status %d from %q: %s", status, by, firstLine(body))
-				case !loggedIn(body, u.user):
-					failure = fmt.Sprintf("200 from %q without %q", by, "hello "+u.user)
-				}
-				l.stats.record(by, failure)
+				l.stats.record(loggedInGet(users[i%len(users)], c.LB))
 			}
 		}()
 	}
