@@ -73,7 +73,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		defaultAddr = "127.0.0.1:8080"
 	}
 	addr := fs.String("addr", env("ADDR", defaultAddr), "listen address (ADDR); default :8080, or 127.0.0.1:8080 with the embedded Redis")
-	redisURL := fs.String("redis-url", env("REDIS_URL", ""), "redis://[user:pass@]host:port/db (REDIS_URL); empty: embedded in-memory Redis")
+	redisURL := fs.String("redis-url", env("REDIS_URL", ""), "redis://[user:pass@]host:port/db, redis+sentinel://[user:pass@]host:26379,.../MASTER[/db] or redis+cluster://[user:pass@]host:7000,... (REDIS_URL); rediss...:// for TLS; empty: embedded in-memory Redis")
 	lifetime := fs.String("session-lifetime", env("SESSION_LIFETIME", "24h"), "absolute session lifetime from login (SESSION_LIFETIME)")
 	idle := fs.String("session-idle-timeout", env("SESSION_IDLE_TIMEOUT", "30m"), "idle timeout, 0 disables (SESSION_IDLE_TIMEOUT)")
 	cookieName := fs.String("session-cookie-name", env("SESSION_COOKIE_NAME", "session_id"), "session cookie name (SESSION_COOKIE_NAME)")
@@ -119,7 +119,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	if c.RedisURL != "" {
 		if _, e := store.ParseURL(c.RedisURL); e != nil {
-			return c, badVar("REDIS_URL", "redis://[user:pass@]host:port/db or rediss://...", maskURL(c.RedisURL))
+			// ParseURL's message names the form and never the URL.
+			return c, usageError{fmt.Sprintf("invalid REDIS_URL %q: %v", maskURL(c.RedisURL), e)}
 		}
 	}
 	if c.SessionLifetime, err = time.ParseDuration(*lifetime); err != nil || c.SessionLifetime <= 0 {
@@ -237,6 +238,7 @@ func validCookieName(s string) bool {
 // mistyped badly enough to have no "://" loses everything before the '@',
 // so a typo never prints the password.
 func maskURL(raw string) string {
+	raw = maskQueryPasswords(raw)
 	at := strings.LastIndex(raw, "@")
 	if at < 0 {
 		return raw
@@ -248,6 +250,23 @@ func maskURL(raw string) string {
 		return raw[:i+3] + "***" + raw[at:]
 	}
 	return "***" + raw[at:]
+}
+
+// maskQueryPasswords hides the value of every query parameter whose name
+// ends in "password" (sentinel_password=...), keeping the rest of the URL
+// as written.
+func maskQueryPasswords(raw string) string {
+	base, query, ok := strings.Cut(raw, "?")
+	if !ok {
+		return raw
+	}
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		if name, _, ok := strings.Cut(p, "="); ok && strings.HasSuffix(strings.ToLower(name), "password") {
+			params[i] = name + "=***"
+		}
+	}
+	return base + "?" + strings.Join(params, "&")
 }
 
 // logAttrs is the effective configuration for the start-up log line, with

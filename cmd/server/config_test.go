@@ -209,6 +209,14 @@ func TestParseConfigRejectsBadVariables(t *testing.T) {
 		{vars: env{"REDIS_URL": "http://x"}, naming: "REDIS_URL"},
 		{vars: env{"REDIS_URL": "redis://"}, naming: "REDIS_URL"},
 		{vars: env{"REDIS_URL": "redis:///0"}, naming: "REDIS_URL"},
+		{vars: env{"REDIS_URL": "redis+sentinel://h1:26379,h2:26379"}, naming: "REDIS_URL"},               // no master name
+		{vars: env{"REDIS_URL": "redis+sentinel://h1:26379/mymaster/x"}, naming: "REDIS_URL"},             // db not a number
+		{vars: env{"REDIS_URL": "redis+sentinel://h1:26379/mymaster?master_name=x"}, naming: "REDIS_URL"}, // unknown parameter
+		{vars: env{"REDIS_URL": "redis+sentinel://h1:26379,,h2/mymaster"}, naming: "REDIS_URL"},           // empty host
+		{vars: env{"REDIS_URL": "redis+cluster://h1:7000,h2:notaport"}, naming: "REDIS_URL"},
+		{vars: env{"REDIS_URL": "redis+cluster://h1:7000/1"}, naming: "REDIS_URL"}, // Cluster has db 0 only
+		{vars: env{"REDIS_URL": "redis+cluster://"}, naming: "REDIS_URL"},
+		{vars: env{"REDIS_URL": "redis+ring://h1:7000"}, naming: "REDIS_URL"},
 		{vars: env{"SESSION_LIFETIME": "abc"}, naming: "SESSION_LIFETIME"},
 		{vars: env{"SESSION_LIFETIME": "0"}, naming: "SESSION_LIFETIME"},
 		{vars: env{"SESSION_LIFETIME": "-1h"}, naming: "SESSION_LIFETIME"},
@@ -276,6 +284,9 @@ func TestRedisPasswordIsNeverShown(t *testing.T) {
 			{"bad db", "redis://user:" + secret + "@host:6379/notadb"},
 			{"one slash short", "redis:/user:" + secret + "@host:6379/0"},
 			{"colon forgotten", "redis//user:" + secret + "@host:6379/0"},
+			{"sentinel without master", "redis+sentinel://user:" + secret + "@h1:26379,h2:26379"},
+			{"sentinel password, bad parameter", "redis+sentinel://h1/m?sentinel_password=" + secret + "&x=1"},
+			{"cluster with a db", "rediss+cluster://user:" + secret + "@h1:7000,h2:7001/3"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				_, err := parseConfig(nil, env{"REDIS_URL": tt.raw}.getenv)
@@ -292,6 +303,10 @@ func TestRedisPasswordIsNeverShown(t *testing.T) {
 			{"redis://:" + secret + "@redis.internal:6379/0", "redis://:***@redis.internal:6379/0"},
 			{"rediss://default:" + secret + "@redis.internal:6380/2", "rediss://default:***@redis.internal:6380/2"},
 			{"redis://redis.internal:6379/0", "redis://redis.internal:6379/0"},
+			{"redis+sentinel://app:" + secret + "@s1:26379,s2:26379/mymaster/0?sentinel_username=sent&sentinel_password=" + secret,
+				"redis+sentinel://app:***@s1:26379,s2:26379/mymaster/0?sentinel_username=sent&sentinel_password=***"},
+			{"rediss+sentinel://s1,s2/mymaster?sentinel_password=" + secret, "rediss+sentinel://s1,s2/mymaster?sentinel_password=***"},
+			{"redis+cluster://:" + secret + "@n1:7000,n2:7001,n3:7002", "redis+cluster://:***@n1:7000,n2:7001,n3:7002"},
 		} {
 			cfg, err := parseConfig(nil, env{"REDIS_URL": tt.raw, "BOOTSTRAP_USER": "admin", "BOOTSTRAP_PASSWORD": secret}.getenv)
 			if err != nil {

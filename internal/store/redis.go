@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -41,27 +40,13 @@ func (t Timeouts) withDefaults() Timeouts {
 	return t
 }
 
-// ParseURL checks a redis:// or rediss:// URL and returns go-redis options
-// for it. It is used at start, so a bad REDIS_URL is reported before anything
-// connects.
-func ParseURL(raw string) (*redis.Options, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return nil, errors.New("want redis://[user:pass@]host:port/db or rediss://[user:pass@]host:port/db")
-	}
-	opt, err := redis.ParseURL(raw)
-	if err != nil {
-		return nil, errors.New("want redis://[user:pass@]host:port/db or rediss://[user:pass@]host:port/db")
-	}
-	return opt, nil
-}
-
 // Redis is the service's connection to Redis and every store on it. Open
 // builds it once; the server, the command-line tools and the tests all use
 // it, so the client's deadlines and retries are the same everywhere.
 type Redis struct {
 	client   redis.UniversalClient
 	timeouts Timeouts
+	topology string
 
 	// Sessions holds the sessions and the per-user session index.
 	Sessions *SessionStore
@@ -72,18 +57,20 @@ type Redis struct {
 }
 
 // Open checks rawURL (see ParseURL) and returns the stores on a client
-// built by NewClient. It does not connect: use WaitReady or Ping.
+// for its topology (see topology.go), with NewClient's deadlines. It does
+// not connect: use WaitReady or Ping.
 func Open(rawURL string, t Timeouts) (*Redis, error) {
-	opt, err := ParseURL(rawURL)
+	ep, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
 	t = t.withDefaults()
-	c := NewClient(opt, t)
+	c := ep.newClient(t)
 	return &Redis{
 		client:   c,
 		timeouts: t,
-		Sessions: &SessionStore{client: c, timeouts: t},
+		topology: ep.Topology,
+		Sessions: &SessionStore{client: c, timeouts: t, ack: ackFor(ep.Topology)},
 		Users:    &Users{client: c, timeouts: t},
 		Throttle: &Throttle{client: c, timeouts: t},
 	}, nil

@@ -30,6 +30,7 @@ var ErrOwnerChanged = errors.New("user deleted or password changed during login"
 type SessionStore struct {
 	client   redis.UniversalClient
 	timeouts Timeouts
+	ack      replicaAck // revocations wait for a replica (topology.go)
 }
 
 // Owner is whom a new session belongs to.
@@ -205,16 +206,18 @@ func (s *SessionStore) endOverCap(ctx context.Context, user, keep string, max in
 func (s *SessionStore) Delete(ctx context.Context, hash, user string) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	if err := s.client.Del(ctx, SessionKey(hash)).Err(); err != nil {
-		return unavailable("delete session", err)
-	}
-	if user == "" {
+	return s.durably(ctx, "delete session", func(c redis.Cmdable) error {
+		if err := c.Del(ctx, SessionKey(hash)).Err(); err != nil {
+			return unavailable("delete session", err)
+		}
+		if user == "" {
+			return nil
+		}
+		if err := c.ZRem(ctx, UserSessionsKey(user), hash).Err(); err != nil {
+			return unavailable("unindex session", err)
+		}
 		return nil
-	}
-	if err := s.client.ZRem(ctx, UserSessionsKey(user), hash).Err(); err != nil {
-		return unavailable("unindex session", err)
-	}
-	return nil
+	})
 }
 
 // deleteMembers deletes the given sessions of user, keys first, then their
@@ -223,29 +226,32 @@ func (s *SessionStore) deleteMembers(ctx context.Context, user string, hashes []
 	if len(hashes) == 0 {
 		return 0, nil
 	}
-	// One DEL per key: session keys have no common hash tag, so a
-	// multi-key DEL would be refused by a Cluster.
-	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, h := range hashes {
-			p.Del(ctx, SessionKey(h))
+	n := 0
+	err := s.durably(ctx, "delete sessions", func(c redis.Cmdable) error {
+		// One DEL per key: session keys have no common hash tag, so a
+		// multi-key DEL would be refused by a Cluster.
+		cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, h := range hashes {
+				p.Del(ctx, SessionKey(h))
+			}
+			return nil
+		})
+		if err != nil {
+			return unavailable("delete sessions", err)
+		}
+		for _, c := range cmds {
+			n += int(c.(*redis.IntCmd).Val())
+		}
+		members := make([]any, len(hashes))
+		for i, h := range hashes {
+			members[i] = h
+		}
+		if err := c.ZRem(ctx, UserSessionsKey(user), members...).Err(); err != nil {
+			return unavailable("unindex sessions", err)
 		}
 		return nil
 	})
-	if err != nil {
-		return 0, unavailable("delete sessions", err)
-	}
-	n := 0
-	for _, c := range cmds {
-		n += int(c.(*redis.IntCmd).Val())
-	}
-	members := make([]any, len(hashes))
-	for i, h := range hashes {
-		members[i] = h
-	}
-	if err := s.client.ZRem(ctx, UserSessionsKey(user), members...).Err(); err != nil {
-		return n, unavailable("unindex sessions", err)
-	}
-	return n, nil
+	return n, err
 }
 
 // OfUser returns the live sessions in user's index. Members past their
