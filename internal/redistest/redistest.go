@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -44,14 +45,20 @@ type Server struct {
 	binary string
 	dir    string
 	port   int
-	cfg    config
+	// busPort is the Cluster bus port of a cluster node (0 otherwise),
+	// drawn with port.
+	busPort int
+	cfg     config
 	// proc runs redis-server, once per launch; it is killed when the test
 	// that called Start ends, also after a Restart from a subtest.
 	proc *testkit.Process
 }
 
 type config struct {
-	aof bool
+	aof       bool
+	replicaOf string   // "host:port" of the master, for a replica
+	sentinel  *monitor // run as a Sentinel watching this master
+	cluster   bool     // a Redis Cluster node
 }
 
 // Option adjusts how redis-server is configured, for tests that need more
@@ -70,9 +77,31 @@ func WithAOF() Option {
 // fails the test, because a silently skipped integration test hides exactly
 // the bugs it exists to catch. The process is killed in t.Cleanup, also when
 // the test fails, and so is anything it forked.
+//
+// The server is redis-server, or the program named by the environment
+// variable REDISTEST_SERVER (valkey-server: the test command runs the
+// Redis-facing tests a second time against Valkey).
 func Start(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
-	return startWith(tb, "redis-server", opts...)
+	return startWith(tb, ServerBinary(), opts...)
+}
+
+// ServerBinary is the server the tests run: REDISTEST_SERVER, or
+// redis-server when that is unset.
+func ServerBinary() string {
+	if b := os.Getenv("REDISTEST_SERVER"); b != "" {
+		return b
+	}
+	return "redis-server"
+}
+
+// cliBinary is the command-line client that goes with the server:
+// valkey-cli for valkey-server, redis-cli otherwise.
+func cliBinary() string {
+	if strings.HasPrefix(filepath.Base(ServerBinary()), "valkey") {
+		return "valkey-cli"
+	}
+	return "redis-cli"
 }
 
 // startWith takes the binary name so tests can see Start fail loudly.
@@ -80,7 +109,11 @@ func startWith(tb testing.TB, binary string, opts ...Option) *Server {
 	tb.Helper()
 	path, err := exec.LookPath(binary)
 	if err != nil {
-		tb.Fatalf("%s not found on PATH: run ./scripts/test.sh, which installs it (apt-get install -y redis-server)", binary)
+		install := "apt-get install -y redis-server"
+		if strings.Contains(binary, "valkey") {
+			install = "apt-get install -y -t bookworm-backports valkey-server valkey-tools"
+		}
+		tb.Fatalf("%s not found on PATH: run ./scripts/test.sh, which installs it (%s)", binary, install)
 	}
 	s := newServer(tb, path)
 	for _, opt := range opts {
@@ -93,6 +126,11 @@ func startWith(tb testing.TB, binary string, opts ...Option) *Server {
 			tb.Fatalf("redistest: find a free port: %v", err)
 		}
 		s.port = port
+		if s.cfg.cluster {
+			if s.busPort, err = freePort(); err != nil {
+				tb.Fatalf("redistest: find a free port: %v", err)
+			}
+		}
 		err = s.launch()
 		if err == nil {
 			return s
@@ -208,6 +246,11 @@ func (s *Server) mustBeRunning(tb testing.TB, op string) *testkit.Process {
 func (s *Server) logPath() string { return filepath.Join(s.dir, "redis.log") }
 
 func (s *Server) args() []string {
+	if s.cfg.sentinel != nil {
+		// Sentinel takes its settings from a file it rewrites as it learns
+		// the replicas and the other Sentinels (writeSentinelConf).
+		return []string{s.sentinelConfPath(), "--sentinel"}
+	}
 	appendonly := "no"
 	if s.cfg.aof {
 		appendonly = "yes"
@@ -221,6 +264,18 @@ func (s *Server) args() []string {
 	}
 	if s.cfg.aof {
 		args = append(args, "--appendfsync", "everysec")
+	}
+	if s.cfg.replicaOf != "" {
+		host, port, _ := net.SplitHostPort(s.cfg.replicaOf)
+		args = append(args, "--replicaof", host, port)
+	}
+	if s.cfg.cluster {
+		args = append(args,
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
+			"--cluster-port", strconv.Itoa(s.busPort),
+			"--cluster-node-timeout", "2000",
+		)
 	}
 	return append(args,
 		"--daemonize", "no",
@@ -244,6 +299,11 @@ func newServer(tb testing.TB, binary string) *Server {
 // launch starts one run of redis-server and waits until it is ready.
 func (s *Server) launch() error {
 	p := s.proc
+	if s.cfg.sentinel != nil {
+		if err := s.writeSentinelConf(); err != nil {
+			return err
+		}
+	}
 	if err := p.Start(exec.Command(s.binary, s.args()...)); err != nil {
 		return err
 	}
