@@ -51,6 +51,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		return fmt.Errorf("redis url: %w", err)
 	}
 	defer rdb.Close()
+	rdb.SetLogger(log)
+	log.Info("redis topology", "topology", rdb.Topology())
 
 	sessions := session.New(rdb.Sessions, session.Config{
 		Lifetime:     cfg.SessionLifetime,

@@ -27,6 +27,29 @@ import "strings"
 // index, so a failure in between leaves at worst an index member without a
 // session, which the next read prunes, and never a live session that the
 // index does not know.
+//
+// Per operation on Cluster (TestEveryStoreOperationWorksOnCluster runs each
+// on three primaries):
+//
+//	Sessions.Create     SET NX session, then script joinIndex on user:{n} + user:{n}:sessions (one slot);
+//	                    split: if the script fails the session is deleted again, its token never handed out
+//	  past the cap      ZRANGE index, EXISTS per session (pipeline, one per slot), ZREM, then as EndOfUser
+//	Sessions.Update     SET XX on one key
+//	Sessions.Delete     DEL session, then ZREM index: split, session first
+//	Sessions.EndOfUser  ZRANGE index, DEL per session (never a multi-key DEL), then ZREM: split, sessions first
+//	Sessions.OfUser     ZREMRANGEBYSCORE, ZRANGE, GET+PTTL per session, ZREM of the gone: reads, then pruning only
+//	Each, Count, Lookup SCAN on every primary (scanBatches), reads on the node that holds the batch
+//	Users.Create, SetPassword, Delete   one key (scripts with one key)
+//	Users.List          SCAN on every primary
+//	Throttle            one key per script call (throttle:user:{n} and throttle:ip:{ip} are never touched together)
+//
+// Deleting a user (package auth) is the record's DEL, then EndOfUser: split,
+// record first, so no new session can be created in between; a failure in
+// between leaves the old sessions, which `server sessions revoke --user
+// NAME` ends (the CLI says the delete failed).
+//
+// Sentinel: the writes that end sessions (Delete, EndOfUser, the cap) wait
+// for one replica with WAIT 1 100 on their own connection (topology.go).
 
 const (
 	// SessionPrefix is scs/redisstore's default prefix, kept for

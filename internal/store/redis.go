@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -181,9 +182,26 @@ func scanBatches(ctx context.Context, c redis.UniversalClient, pattern string, f
 		}
 	}
 	if cc, ok := c.(*redis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			return one(ctx, node)
+		// ForEachMaster calls its function on every primary at once; fn
+		// is not safe for that (it counts, and stops at a match), so the
+		// primaries are walked one after another.
+		var mu sync.Mutex
+		var primaries []*redis.Client
+		err := cc.ForEachMaster(ctx, func(_ context.Context, node *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			primaries = append(primaries, node)
+			return nil
 		})
+		if err != nil {
+			return unavailable("list primaries", err)
+		}
+		for _, node := range primaries {
+			if err := one(ctx, node); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	return one(ctx, c)
 }

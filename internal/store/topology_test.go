@@ -1,0 +1,193 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"loginsvc/internal/redistest"
+	"loginsvc/internal/store"
+	"loginsvc/internal/testkit"
+)
+
+// Every store operation runs on a real 3-primary Redis Cluster: none of
+// them meets CROSSSLOT (each would fail the test with it), and the walks
+// (Each, Count, Lookup, Users.List) see the keys of every primary.
+func TestEveryStoreOperationWorksOnCluster(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cl := redistest.StartCluster(t, 3)
+	rdb := open(t, cl.URL())
+	if got := rdb.Topology(); got != store.Cluster {
+		t.Fatalf("Topology: got %q, want %q", got, store.Cluster)
+	}
+	if err := rdb.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	now := time.Now()
+	const users, perUser = 12, 3
+	all := map[string][]string{} // user -> hashes
+	for i := range users {
+		name := fmt.Sprintf("user-%02d", i)
+		owner := addUser(t, rdb, name, now.Add(time.Hour))
+		for range perUser {
+			h := newHash()
+			if _, err := rdb.Sessions.Create(ctx, h, []byte("doc of "+name), now.Add(time.Hour), owner, 100); err != nil {
+				t.Fatalf("Create a session of %s: %v", name, err)
+			}
+			all[name] = append(all[name], h)
+		}
+	}
+	for i, n := range cl.KeysPerPrimary(t, store.SessionPrefix+"*") {
+		if n == 0 {
+			t.Errorf("primary %s holds no session of %d: the test would not show the walks cross primaries", cl.Primaries[i].Addr(), users*perUser)
+		}
+	}
+	for i, n := range cl.KeysPerPrimary(t, "user:{*}") {
+		if n == 0 {
+			t.Errorf("primary %s holds no user record of %d", cl.Primaries[i].Addr(), users)
+		}
+	}
+
+	// The cap: a fourth session with max 3 ends the oldest (index read,
+	// EXISTS on every primary holding one, DEL, ZREM).
+	capped := addUser(t, rdb, "capped", now.Add(time.Hour))
+	for i := range 4 {
+		ended, err := rdb.Sessions.Create(ctx, newHash(), []byte("doc"), now.Add(time.Hour), capped, 3)
+		if err != nil || (i == 3) != (ended == 1) {
+			t.Fatalf("Create #%d past a cap of 3: got %d ended, %v", i+1, ended, err)
+		}
+	}
+	if err := rdb.Sessions.Delete(ctx, "never-was", "capped"); err != nil {
+		t.Fatalf("Delete of an unknown session: %v", err)
+	}
+	if n, err := rdb.Sessions.EndOfUser(ctx, "capped", func(string) bool { return true }); err != nil || n != 3 {
+		t.Fatalf("EndOfUser(capped): got %d, %v; want 3", n, err)
+	}
+
+	if n, err := rdb.Sessions.Count(ctx); err != nil || n != users*perUser {
+		t.Fatalf("Count: got %d, %v; want %d", n, err, users*perUser)
+	}
+	seen := 0
+	if err := rdb.Sessions.Each(ctx, func(store.Stored) error { seen++; return nil }); err != nil || seen != users*perUser {
+		t.Fatalf("Each: saw %d, %v; want %d", seen, err, users*perUser)
+	}
+	for _, hashes := range all {
+		want := hashes[len(hashes)-1]
+		got, ok, err := rdb.Sessions.Lookup(ctx, func(h string) bool { return h == want })
+		if err != nil || !ok || got.Hash != want {
+			t.Fatalf("Lookup(%s): got %v, %v, %v", want, got.Hash, ok, err)
+		}
+	}
+	names, err := rdb.Users.List(ctx)
+	if err != nil || len(names) != users+1 {
+		t.Fatalf("Users.List: got %d names, %v; want %d", len(names), err, users+1)
+	}
+
+	// One user's sessions: read, end one, end the others; then the user goes.
+	name := "user-00"
+	live, err := rdb.Sessions.OfUser(ctx, name)
+	if err != nil || len(live) != perUser {
+		t.Fatalf("OfUser(%s): got %d, %v; want %d", name, len(live), err, perUser)
+	}
+	if err := rdb.Sessions.Delete(ctx, all[name][0], name); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	keep := all[name][1]
+	if n, err := rdb.Sessions.EndOfUser(ctx, name, func(h string) bool { return h != keep }); err != nil || n != 1 {
+		t.Fatalf("EndOfUser(others): got %d, %v; want 1", n, err)
+	}
+	if err := rdb.Users.SetPassword(ctx, name, hashB); err != nil {
+		t.Fatalf("SetPassword: %v", err)
+	}
+	if _, err := rdb.Sessions.Create(ctx, newHash(), []byte("doc"), now.Add(time.Hour), store.Owner{User: name, Stamp: hashA, Until: now.Add(time.Hour)}, 100); err == nil {
+		t.Fatal("Create with the old password's stamp: got nil, want ErrOwnerChanged")
+	}
+	if err := rdb.Users.Delete(ctx, name); err != nil {
+		t.Fatalf("Users.Delete: %v", err)
+	}
+
+	// The throttle's script and its keys.
+	for _, key := range []string{store.ThrottleUserKey("user-01"), store.ThrottleIPKey("192.0.2.7")} {
+		for i := range 3 {
+			wait, err := rdb.Throttle.Reserve(ctx, key, fmt.Sprint(i), 2, time.Minute)
+			if err != nil || (i == 2) != (wait > 0) {
+				t.Fatalf("Reserve #%d on %s with limit 2: got wait %v, %v", i+1, key, wait, err)
+			}
+		}
+		if err := rdb.Throttle.Release(ctx, key, "0"); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+		if err := rdb.Throttle.Reset(ctx, key); err != nil {
+			t.Fatalf("Reset: %v", err)
+		}
+	}
+}
+
+// On Sentinel, a revocation returns once a replica has it, so a failover
+// right after cannot bring the session back; with no replica answering it
+// still succeeds after the short wait, and says so in the log.
+func TestRevocationsWaitForAReplicaOnSentinel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	set := redistest.StartSentinel(t, 1, 1)
+	rdb := open(t, set.URL())
+	if got := rdb.Topology(); got != store.Sentinel {
+		t.Fatalf("Topology: got %q, want %q", got, store.Sentinel)
+	}
+	var logs testkit.Buffer
+	rdb.SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+	replica := set.Replicas[0]
+	onReplica := replica.Client(t)
+	now := time.Now()
+	owner := addUser(t, rdb, "alice", now.Add(time.Hour))
+	create := func() string {
+		t.Helper()
+		h := newHash()
+		if _, err := rdb.Sessions.Create(ctx, h, []byte("doc"), now.Add(time.Hour), owner, 100); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		return h
+	}
+
+	// Revoke one, revoke the rest: when each returns, the replica agrees.
+	h1, h2, h3 := create(), create(), create()
+	if err := rdb.Sessions.Delete(ctx, h1, "alice"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if testkit.Exists(t, onReplica, store.SessionKey(h1)) {
+		t.Errorf("right after Delete returned, the replica still holds the session")
+	}
+	if n, err := rdb.Sessions.EndOfUser(ctx, "alice", func(h string) bool { return h != h3 }); err != nil || n != 1 {
+		t.Fatalf("EndOfUser: got %d, %v; want 1", n, err)
+	}
+	if testkit.Exists(t, onReplica, store.SessionKey(h2)) {
+		t.Errorf("right after EndOfUser returned, the replica still holds the ended session")
+	}
+	if strings.Contains(logs.String(), "not yet confirmed") {
+		t.Errorf("with a live replica, a revocation was logged as unconfirmed:\n%s", logs.String())
+	}
+
+	// No replica answers: the logout still happens, after the short wait.
+	replica.Freeze(t)
+	t.Cleanup(func() { replica.Thaw(t) })
+	start := time.Now()
+	if err := rdb.Sessions.Delete(ctx, h3, "alice"); err != nil {
+		t.Fatalf("Delete with the replica frozen: got %v, want nil (done on the master, not refused)", err)
+	}
+	took := time.Since(start)
+	t.Logf("Delete with no replica answering took %v", took.Round(time.Millisecond))
+	if took > 700*time.Millisecond {
+		t.Errorf("Delete with no replica answering took %v, want about the 100ms WAIT", took)
+	}
+	if live, err := rdb.Sessions.OfUser(ctx, "alice"); err != nil || len(live) != 0 {
+		t.Errorf("OfUser after the unconfirmed Delete: got %d, %v; want none", len(live), err)
+	}
+	if got := logs.String(); !strings.Contains(got, "not yet confirmed by a replica") || !slices.ContainsFunc(strings.Split(got, "\n"), func(l string) bool { return strings.Contains(l, "replicas=0") }) {
+		t.Errorf("log after an unconfirmed revocation: got\n%s\nwant a warning with replicas=0", got)
+	}
+}
