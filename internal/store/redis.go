@@ -26,6 +26,9 @@ type Timeouts struct {
 	// Op bounds one store operation including retries and pool waits.
 	// Default 800ms, so a page that needs Redis answers within a second.
 	Op time.Duration
+	// ReplicaAck bounds how long a revocation waits for a replica to
+	// confirm it, on Sentinel only (see topology.go). Default 100ms.
+	ReplicaAck time.Duration
 }
 
 func (t Timeouts) withDefaults() Timeouts {
@@ -37,6 +40,9 @@ func (t Timeouts) withDefaults() Timeouts {
 	}
 	if t.Op <= 0 {
 		t.Op = 800 * time.Millisecond
+	}
+	if t.ReplicaAck <= 0 {
+		t.ReplicaAck = 100 * time.Millisecond
 	}
 	return t
 }
@@ -71,7 +77,7 @@ func Open(rawURL string, t Timeouts) (*Redis, error) {
 		client:   c,
 		timeouts: t,
 		topology: ep.Topology,
-		Sessions: &SessionStore{client: c, timeouts: t, ack: ackFor(ep.Topology)},
+		Sessions: &SessionStore{client: c, timeouts: t, ack: ackFor(ep.Topology, t)},
 		Users:    &Users{client: c, timeouts: t},
 		Throttle: &Throttle{client: c, timeouts: t},
 	}, nil

@@ -290,14 +290,13 @@ func (r *Redis) Topology() string { return r.topology }
 // warnings are dropped.
 func (r *Redis) SetLogger(log *slog.Logger) { r.Sessions.ack.log = log }
 
-// Revocations wait for a replica on Sentinel (see replicaAck).
-const (
-	ackReplicas = 1
-	ackTimeout  = 100 * time.Millisecond
-)
+// ackReplicas is how many replicas a revocation waits for on Sentinel:
+// one is enough for Sentinel to promote a replica that has it (it promotes
+// the most up-to-date one).
+const ackReplicas = 1
 
 // replicaAck makes the writes that end sessions wait until a replica has
-// them (WAIT 1 100), on the topology that fails over to a replica: a
+// them (WAIT 1 <Timeouts.ReplicaAck>), on the topology that fails over to a replica: a
 // logout the user saw succeed must not come back when the master dies and
 // a replica takes over. replicas == 0 turns it off (standalone: no
 // failover; Cluster: see keys.go).
@@ -307,9 +306,9 @@ type replicaAck struct {
 	log      *slog.Logger // nil: warnings dropped
 }
 
-func ackFor(topology string) replicaAck {
+func ackFor(topology string, t Timeouts) replicaAck {
 	if topology == Sentinel {
-		return replicaAck{replicas: ackReplicas, timeout: ackTimeout}
+		return replicaAck{replicas: ackReplicas, timeout: t.ReplicaAck}
 	}
 	return replicaAck{}
 }
