@@ -10,7 +10,8 @@
 #    ones the compose file names (scripts/stand-in-images.sh: Debian builds
 #    of the same programs, not the upstream images; no registry is reachable).
 #    Both are cached under /var/cache/loginsvc and in the engine.
-# 3. gofmt, go vet, staticcheck, then go test -race over every package.
+# 3. gofmt, go vet, staticcheck, then go test -race over every package, then
+#    the Redis-facing packages again against Valkey 8 (bookworm-backports).
 #
 # Extra arguments go to `go test`, e.g. ./scripts/test.sh -run TestCluster -v
 # Exits non-zero on the first failure. Nothing is skipped.
@@ -96,6 +97,38 @@ done
 [ -x /usr/bin/chromium ] || echo "  note: chromium is not at /usr/bin/chromium"
 
 # ---------------------------------------------------------------------------
+step "Valkey 8 (bookworm-backports): valkey-server, valkey-cli"
+# The Redis-facing tests run a second time against Valkey (step 3). Debian
+# has it in bookworm-backports only, so that source is added, and only these
+# two packages are taken from it (-t): nothing else on the machine changes.
+if ! command -v valkey-server >/dev/null 2>&1 || ! command -v valkey-cli >/dev/null 2>&1; then
+	[ "$(id -u)" -eq 0 ] || die "not root, cannot install Valkey. Run as root, or: echo 'deb http://deb.debian.org/debian bookworm-backports main' | sudo tee /etc/apt/sources.list.d/bookworm-backports.list && sudo apt-get update && sudo apt-get install -y -t bookworm-backports valkey-server valkey-tools"
+	backports=/etc/apt/sources.list.d/bookworm-backports.list
+	if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+		echo 'deb http://deb.debian.org/debian bookworm-backports main' >"$backports"
+	fi
+	apt-get update
+	# As above: no system valkey is started; the tests start their own.
+	policy=/usr/sbin/policy-rc.d
+	own_policy=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		own_policy=1
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
+	install_rc=0
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -t bookworm-backports valkey-server valkey-tools || install_rc=$?
+	if [ "$own_policy" -eq 1 ]; then
+		rm -f "$policy"
+		trap - EXIT
+	fi
+	[ "$install_rc" -eq 0 ] || die "apt-get install -t bookworm-backports valkey-server valkey-tools failed (exit $install_rc)"
+fi
+printf '  %-13s %s (%s)\n' valkey-server "$(command -v valkey-server)" "$(valkey-server --version | cut -d' ' -f1-3)"
+printf '  %-13s %s\n' valkey-cli "$(command -v valkey-cli)"
+
+# ---------------------------------------------------------------------------
 step "docker engine"
 command -v docker >/dev/null 2>&1 || die "docker CLI not found: this project's machines have a Docker Engine"
 docker info --format 'engine {{.ServerVersion}}, storage {{.Driver}}, cgroup v{{.CgroupVersion}}' ||
@@ -140,5 +173,12 @@ go tool staticcheck ./... || die "staticcheck"
 
 step "go test -race -count=1 ./... $*"
 go test -race -count=1 ./... "$@" || die "go test"
+
+# The same binary must run on Valkey: the store, session, web and cmd/server
+# integration tests (and redistest, which checks it really is Valkey) again,
+# with every test server a valkey-server.
+valkey_pkgs=(./internal/redistest/ ./internal/store/ ./internal/session/ ./internal/web/ ./cmd/server/)
+step "go test -race -count=1 against Valkey (REDISTEST_SERVER=valkey-server) ${valkey_pkgs[*]} $*"
+REDISTEST_SERVER=valkey-server go test -race -count=1 "${valkey_pkgs[@]}" "$@" || die "go test against Valkey"
 
 printf '\n==> all checks passed\n'
