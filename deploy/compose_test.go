@@ -244,6 +244,7 @@ func TestComposeFile(t *testing.T) {
 				"REDIS_URL":          "redis://redis:6379/0",
 				"BOOTSTRAP_USER":     "admin",
 				"BOOTSTRAP_PASSWORD": "change-me-now",
+				"DEVICE_COOKIE_KEY":  "636f6d706f73652d64656d6f2d6b65792d6368616e67652d6d652d6e6f772121", // serve.go's composeDemoDeviceKey
 				"COOKIE_SECURE":      "false",
 				"SHUTDOWN_DRAIN":     "5s",
 			} {

@@ -154,12 +154,12 @@ func startComposeStack(t *testing.T) *composeStack {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "BOOTSTRAP_USER", "BOOTSTRAP_PASSWORD", "LB_BIND", "LB_PORT", "TRUSTED_PROXIES", "LOG_LEVEL", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME":
+		case "BOOTSTRAP_USER", "BOOTSTRAP_PASSWORD", "DEVICE_COOKIE_KEY", "LB_BIND", "LB_PORT", "TRUSTED_PROXIES", "LOG_LEVEL", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME":
 			continue
 		}
 		s.env = append(s.env, kv)
 	}
-	s.env = append(s.env, "BOOTSTRAP_USER="+testUser, "BOOTSTRAP_PASSWORD="+testPassword, "LB_PORT="+port)
+	s.env = append(s.env, "BOOTSTRAP_USER="+testUser, "BOOTSTRAP_PASSWORD="+testPassword, "DEVICE_COOKIE_KEY="+testDeviceCookieKey, "LB_PORT="+port)
 
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -217,6 +217,9 @@ func TestComposeStack(t *testing.T) {
 			// The test sets its own BOOTSTRAP_PASSWORD: no demo warning.
 			if out := s.must(t, "logs", "--no-color", "app"); strings.Contains(out, "BOOTSTRAP_PASSWORD is the demo default") {
 				t.Errorf("replicas warn about the demo password although BOOTSTRAP_PASSWORD is set")
+			}
+			if out := s.must(t, "logs", "--no-color", "app"); strings.Contains(out, "DEVICE_COOKIE_KEY is the demo default") {
+				t.Errorf("replicas warn about the demo device cookie key although DEVICE_COOKIE_KEY is set")
 			}
 		}},
 

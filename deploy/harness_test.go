@@ -34,6 +34,10 @@ import (
 // in the throwaway Redis of one test and nowhere else.
 const testUser, testPassword = "admin", "cluster-harness-only-7Qv2-not-a-real-secret"
 
+// testDeviceCookieKey is every replica's DEVICE_COOKIE_KEY (required with
+// REDIS_URL; base64 of 32 bytes), test-only.
+const testDeviceCookieKey = "Y2x1c3Rlci1oYXJuZXNzLW9ubHktZGV2aWNlLWtleSE="
+
 const (
 	// replicaDrain is SHUTDOWN_DRAIN: long enough for in-flight requests
 	// and for the test to see /readyz at 503, short enough for a quick
@@ -103,6 +107,7 @@ func newReplica(t testing.TB, bin, id, addr, redisURL, logDir string) *replica {
 			"REDIS_URL=" + redisURL,
 			"BOOTSTRAP_USER=" + testUser,
 			"BOOTSTRAP_PASSWORD=" + testPassword,
+			"DEVICE_COOKIE_KEY=" + testDeviceCookieKey,
 			"INSTANCE_ID=" + id,
 			"SHUTDOWN_DRAIN=" + replicaDrain.String(),
 			"TRUSTED_PROXIES=127.0.0.1/32",

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,6 +38,8 @@ type config struct {
 	LoginWindow           time.Duration // LOGIN_WINDOW, default 15m
 	MaxSessionsPerUser    int           // MAX_SESSIONS_PER_USER, default 100
 	BootstrapPassword     string        // BOOTSTRAP_PASSWORD
+	LoginMaxAttemptsPerIP int           // LOGIN_MAX_ATTEMPTS_PER_IP, default 300 attempts (successful ones too) per address per window
+	DeviceCookieKey       []byte        // DEVICE_COOKIE_KEY (environment only): required with REDIS_URL; embedded mode: random
 }
 
 // helpRequested carries the usage text for -h/--help, which is an answer,
@@ -85,6 +89,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	maxFailures := fs.String("login-max-failures", env("LOGIN_MAX_FAILURES", "10"), "failed logins per account per window (LOGIN_MAX_FAILURES)")
 	maxFailuresIP := fs.String("login-max-failures-per-ip", env("LOGIN_MAX_FAILURES_PER_IP", "50"), "failed logins per client address per window (LOGIN_MAX_FAILURES_PER_IP)")
 	window := fs.String("login-window", env("LOGIN_WINDOW", "15m"), "sliding window for failed logins (LOGIN_WINDOW)")
+	maxAttemptsIP := fs.String("login-max-attempts-per-ip", env("LOGIN_MAX_ATTEMPTS_PER_IP", "300"), "login attempts, successful ones too, per client address per window (LOGIN_MAX_ATTEMPTS_PER_IP)")
 	maxSessions := fs.String("max-sessions-per-user", env("MAX_SESSIONS_PER_USER", "100"), "live sessions per user; a login past it ends the oldest (MAX_SESSIONS_PER_USER)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -94,7 +99,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			b.WriteString("       server sessions list [--user NAME] [--json] | show ID [--json] | revoke ID | revoke --user NAME | count [--by-user]\n")
 			b.WriteString("       server healthcheck\n")
 			b.WriteString("The user and sessions commands work on the Redis at REDIS_URL; unknown users and ids exit 1.\n")
-			b.WriteString("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD are read from the environment only, so the password stays out of ps.\n\nflags:\n")
+			b.WriteString("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD are read from the environment only, so the password stays out of ps.\n")
+			b.WriteString("DEVICE_COOKIE_KEY (environment only; required with REDIS_URL): base64 or hex of at least 32 random bytes, the same on every replica.\n\nflags:\n")
 			fs.SetOutput(&b)
 			fs.PrintDefaults()
 			return config{}, helpRequested{b.String()}
@@ -188,6 +194,18 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.MaxSessionsPerUser, err = strconv.Atoi(*maxSessions); err != nil || c.MaxSessionsPerUser < 1 || c.MaxSessionsPerUser > 10000 {
 		return c, badVar("MAX_SESSIONS_PER_USER", "a whole number from 1 to 10000", *maxSessions)
 	}
+	if c.LoginMaxAttemptsPerIP, err = strconv.Atoi(*maxAttemptsIP); err != nil || c.LoginMaxAttemptsPerIP < 1 {
+		return c, badVar("LOGIN_MAX_ATTEMPTS_PER_IP", "a whole number of at least 1", *maxAttemptsIP)
+	}
+	if raw := getenv("DEVICE_COOKIE_KEY"); raw != "" || c.RedisURL != "" {
+		// Every replica must accept the device cookies the others issue,
+		// so outside the embedded mode the key is configuration, never
+		// random. The value is never echoed: it is a secret.
+		if c.DeviceCookieKey = decodeKey(raw); len(c.DeviceCookieKey) < auth.MinDeviceKeyBytes {
+			return c, usageError{fmt.Sprintf("invalid DEVICE_COOKIE_KEY (not shown, %d bytes decoded): want base64 or hex of at least %d random bytes, e.g. `openssl rand -base64 32`; required with REDIS_URL",
+				len(c.DeviceCookieKey), auth.MinDeviceKeyBytes)}
+		}
+	}
 	if (c.BootstrapUser == "") != (c.BootstrapPassword == "") {
 		return c, usageError{"invalid BOOTSTRAP_USER/BOOTSTRAP_PASSWORD: want both set or both empty"}
 	}
@@ -202,6 +220,20 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		}
 	}
 	return c, nil
+}
+
+// decodeKey reads a key given as hex or base64 (standard or URL alphabet,
+// padded or not); anything else decodes to nothing.
+func decodeKey(s string) []byte {
+	if b, err := hex.DecodeString(s); err == nil {
+		return b
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b
+		}
+	}
+	return nil
 }
 
 // hasFlag reports whether args set the flag name (as -name or --name, with
@@ -289,7 +321,15 @@ func (c config) logAttrs() []any {
 		"login_max_failures", c.LoginMaxFailures, "login_max_failures_per_ip", c.LoginMaxFailuresPerIP, "login_window", c.LoginWindow.String(),
 		"max_sessions_per_user", c.MaxSessionsPerUser, "bootstrap_user", c.BootstrapUser,
 		"bootstrap_password", mask(c.BootstrapPassword),
+		"login_max_attempts_per_ip", c.LoginMaxAttemptsPerIP, "device_cookie_key", maskBytes(c.DeviceCookieKey),
 	}
+}
+
+func maskBytes(b []byte) string {
+	if len(b) == 0 {
+		return "(random)"
+	}
+	return "***"
 }
 
 func mask(s string) string {

@@ -18,8 +18,8 @@ func TestDefaultAddrIsLoopbackOnlyWithTheEmbeddedRedis(t *testing.T) {
 		want string
 	}{
 		{"embedded", nil, env{}, "127.0.0.1:8080"},
-		{"REDIS_URL set", nil, env{"REDIS_URL": "redis://redis:6379/0"}, ":8080"},
-		{"--redis-url set", []string{"--redis-url=redis://redis:6379/0"}, env{}, ":8080"},
+		{"REDIS_URL set", nil, env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": testDeviceCookieKey}, ":8080"},
+		{"--redis-url set", []string{"--redis-url=redis://redis:6379/0"}, env{"DEVICE_COOKIE_KEY": testDeviceCookieKey}, ":8080"},
 		{"explicit ADDR wins", nil, env{"ADDR": ":9000"}, ":9000"},
 	} {
 		cfg, err := parseConfig(tc.args, tc.vars.getenv)
@@ -100,6 +100,7 @@ func TestParseConfigValues(t *testing.T) {
 				"INSTANCE_ID": "app-1", "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "SHUTDOWN_DRAIN": "1s",
 				"LOGIN_MAX_FAILURES": "5", "LOGIN_MAX_FAILURES_PER_IP": "20", "LOGIN_WINDOW": "5m",
 				"BOOTSTRAP_USER": "admin", "BOOTSTRAP_PASSWORD": "change-me-now",
+				"LOGIN_MAX_ATTEMPTS_PER_IP": "120", "DEVICE_COOKIE_KEY": testDeviceCookieKey,
 			},
 			check: func(t *testing.T, c config) {
 				checkFields(t, []field{
@@ -117,6 +118,8 @@ func TestParseConfigValues(t *testing.T) {
 					{"LoginWindow", c.LoginWindow, 5 * time.Minute},
 					{"BootstrapUser", c.BootstrapUser, "admin"},
 					{"BootstrapPassword", c.BootstrapPassword, "change-me-now"},
+					{"LoginMaxAttemptsPerIP", c.LoginMaxAttemptsPerIP, 120},
+					{"DeviceCookieKey", string(c.DeviceCookieKey), "test-only-device-cookie-key-32by"},
 				})
 			},
 		},
@@ -243,6 +246,11 @@ func TestParseConfigRejectsBadVariables(t *testing.T) {
 		{vars: env{"SESSION_COOKIE_NAME": "__Host-sid"}, naming: "SESSION_COOKIE_NAME"}, // not Secure: browsers drop it
 		{vars: env{"BOOTSTRAP_USER": "admin"}, naming: "BOOTSTRAP_PASSWORD"},
 		{vars: env{"BOOTSTRAP_PASSWORD": "change-me-now"}, naming: "BOOTSTRAP_USER"},
+		{vars: env{"LOGIN_MAX_ATTEMPTS_PER_IP": "0"}, naming: "LOGIN_MAX_ATTEMPTS_PER_IP"},
+		{vars: env{"REDIS_URL": "redis://redis:6379/0"}, naming: "DEVICE_COOKIE_KEY"},                                                        // required outside the embedded mode
+		{vars: env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": "c2hvcnQ="}, naming: "DEVICE_COOKIE_KEY"},                       // 5 bytes
+		{vars: env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": strings.Repeat("not a key! ", 6)}, naming: "DEVICE_COOKIE_KEY"}, // neither hex nor base64 of 32 bytes
+		{vars: env{"DEVICE_COOKIE_KEY": "00ff"}, naming: "DEVICE_COOKIE_KEY"},                                                                // set, even embedded: must be right
 		{args: []string{"-session-lifetime", "abc"}, naming: "SESSION_LIFETIME"},
 		{args: []string{"-no-such-flag"}, naming: "-no-such-flag"},
 		{args: []string{"extra"}, naming: `"extra"`},
@@ -308,7 +316,7 @@ func TestRedisPasswordIsNeverShown(t *testing.T) {
 			{"rediss+sentinel://s1,s2/mymaster?sentinel_password=" + secret, "rediss+sentinel://s1,s2/mymaster?sentinel_password=***"},
 			{"redis+cluster://:" + secret + "@n1:7000,n2:7001,n3:7002", "redis+cluster://:***@n1:7000,n2:7001,n3:7002"},
 		} {
-			cfg, err := parseConfig(nil, env{"REDIS_URL": tt.raw, "BOOTSTRAP_USER": "admin", "BOOTSTRAP_PASSWORD": secret}.getenv)
+			cfg, err := parseConfig(nil, env{"REDIS_URL": tt.raw, "BOOTSTRAP_USER": "admin", "BOOTSTRAP_PASSWORD": secret, "DEVICE_COOKIE_KEY": testDeviceCookieKey}.getenv)
 			if err != nil {
 				t.Fatalf("parseConfig with REDIS_URL %q: %v", tt.raw, err)
 			}
@@ -318,6 +326,9 @@ func TestRedisPasswordIsNeverShown(t *testing.T) {
 			}
 			if got := attr(attrs, "bootstrap_password"); got != "***" {
 				t.Errorf("bootstrap_password: got %q, want ***", got)
+			}
+			if got := attr(attrs, "device_cookie_key"); got != "***" {
+				t.Errorf("device_cookie_key: got %q, want ***", got)
 			}
 			if line := fmt.Sprint(attrs...); strings.Contains(line, secret) {
 				t.Errorf("logAttrs shows the password: %s", line)

@@ -7,28 +7,37 @@ import (
 	"loginsvc/internal/redistest"
 )
 
-// The compose file's demo password is published: a service started with it
-// says so loudly, and one started with another password does not.
+// The compose file's demo password and device cookie key are published: a
+// service started with either says so loudly, and one started with its own
+// does not.
 func TestServeWarnsAboutTheDemoPassword(t *testing.T) {
 	t.Parallel()
-	const warning = "BOOTSTRAP_PASSWORD is the demo default of docker-compose.yml"
+	const (
+		passwordWarning = "BOOTSTRAP_PASSWORD is the demo default of docker-compose.yml"
+		keyWarning      = "DEVICE_COOKIE_KEY is the demo default of docker-compose.yml"
+	)
 	redis := redistest.Start(t)
 	for _, tc := range []struct {
-		user, password string
-		warns          bool
+		user, password, key string
+		warnsPass, warnsKey bool
 	}{
-		{"demo", composeDemoPassword, true},
-		{"owner", "a-password-nobody-has-read-anywhere", false},
+		{"demo", composeDemoPassword, composeDemoDeviceKey, true, true},
+		{"owner", "a-password-nobody-has-read-anywhere", testDeviceCookieKey, false, false},
 	} {
-		vars := env{"REDIS_URL": redis.URL(), "BOOTSTRAP_USER": tc.user, "BOOTSTRAP_PASSWORD": tc.password}
+		vars := env{"REDIS_URL": redis.URL(), "BOOTSTRAP_USER": tc.user, "BOOTSTRAP_PASSWORD": tc.password, "DEVICE_COOKIE_KEY": tc.key}
 		s := startServer(t, vars)
 		s.waitLog(t, "msg=\"bootstrap user created\"")
 		out := s.out.String()
-		if got := strings.Contains(out, "level=WARN") && strings.Contains(out, warning); got != tc.warns {
-			t.Errorf("password %q: warned %v, want %v\n%s", tc.password, got, tc.warns, out)
+		if got := strings.Contains(out, "level=WARN") && strings.Contains(out, passwordWarning); got != tc.warnsPass {
+			t.Errorf("password %q: warned %v, want %v\n%s", tc.password, got, tc.warnsPass, out)
 		}
-		if strings.Contains(out, tc.password) {
-			t.Errorf("the log shows the password %q", tc.password)
+		if got := strings.Contains(out, "level=WARN") && strings.Contains(out, keyWarning); got != tc.warnsKey {
+			t.Errorf("device cookie key %q: warned %v, want %v\n%s", tc.key, got, tc.warnsKey, out)
+		}
+		for _, secret := range []string{tc.password, tc.key} {
+			if strings.Contains(out, secret) {
+				t.Errorf("the log shows the secret %q", secret)
+			}
 		}
 	}
 }

@@ -13,6 +13,10 @@ import (
 	"loginsvc/internal/testkit"
 )
 
+// testDeviceCookieKey is a DEVICE_COOKIE_KEY for the tests (base64 of 32
+// bytes), test-only.
+const testDeviceCookieKey = "dGVzdC1vbmx5LWRldmljZS1jb29raWUta2V5LTMyYnk="
+
 // env is a fake environment for run and parseConfig.
 type env map[string]string
 
@@ -42,6 +46,9 @@ func startServer(t *testing.T, vars env) *testServer {
 	vars["ADDR"] = addr
 	if _, ok := vars["SHUTDOWN_DRAIN"]; !ok {
 		vars["SHUTDOWN_DRAIN"] = "0s"
+	}
+	if _, ok := vars["DEVICE_COOKIE_KEY"]; !ok && vars["REDIS_URL"] != "" {
+		vars["DEVICE_COOKIE_KEY"] = testDeviceCookieKey // required with REDIS_URL
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{addr: addr, base: "http://" + addr, out: &testkit.Buffer{}, cancel: cancel, exited: make(chan struct{})}

@@ -21,6 +21,11 @@ import (
 // falls back to, for a demo on 127.0.0.1 only.
 const composeDemoPassword = "change-me-now"
 
+// composeDemoDeviceKey is the DEVICE_COOKIE_KEY that docker-compose.yml
+// falls back to: hex of "compose-demo-key-change-me-now!!", public like
+// the demo password.
+const composeDemoDeviceKey = "636f6d706f73652d64656d6f2d6b65792d6368616e67652d6d652d6e6f772121"
+
 // serve wires the service and runs it until ctx ends, then shuts down:
 // readiness fails first, the server keeps serving for the drain period so
 // the load balancer notices, then in-flight requests finish.
@@ -45,6 +50,14 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		log.Warn("WARNING: BOOTSTRAP_PASSWORD is the demo default of docker-compose.yml; anyone can log in as the bootstrap user. Set BOOTSTRAP_PASSWORD before exposing the site, and change an existing user with `server user passwd`",
 			"bootstrap_user", cfg.BootstrapUser)
 	}
+	if string(cfg.DeviceCookieKey) == string(decodeKey(composeDemoDeviceKey)) {
+		// Anyone who has read docker-compose.yml can forge device cookies
+		// and so escape the account lockout.
+		log.Warn("WARNING: DEVICE_COOKIE_KEY is the demo default of docker-compose.yml; anyone can forge device cookies and bypass the account lockout. Set DEVICE_COOKIE_KEY (e.g. `openssl rand -base64 32`) before exposing the site")
+	}
+	if len(cfg.DeviceCookieKey) == 0 {
+		log.Info("no DEVICE_COOKIE_KEY: device cookies are signed with a random key, valid until this process exits (fine for the embedded single instance)")
+	}
 
 	rdb, err := store.Open(redisURL, store.Timeouts{})
 	if err != nil {
@@ -62,7 +75,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		MaxPerUser:   cfg.MaxSessionsPerUser,
 	}, log)
 	authSvc, err := auth.NewService(rdb, sessions, auth.Config{
-		Limits: auth.Limits{PerUser: cfg.LoginMaxFailures, PerIP: cfg.LoginMaxFailuresPerIP, Window: cfg.LoginWindow},
+		Limits:    auth.Limits{PerUser: cfg.LoginMaxFailures, PerIP: cfg.LoginMaxFailuresPerIP, AttemptsPerIP: cfg.LoginMaxAttemptsPerIP, Window: cfg.LoginWindow},
+		DeviceKey: cfg.DeviceCookieKey,
 	})
 	if err != nil {
 		return err

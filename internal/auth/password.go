@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"runtime"
+	"time"
 
 	"github.com/alexedwards/argon2id"
 )
@@ -32,10 +34,22 @@ func HashParams() *argon2id.Params {
 	}
 }
 
+// ErrBusy means every hashing slot stayed taken for the whole HashWait:
+// the service is overloaded with logins, and answers at once (503 with
+// Retry-After) rather than queueing the request for seconds.
+var ErrBusy = errors.New("too many logins in progress")
+
+// DefaultHashWait is how long a login waits for a hashing slot by
+// default. One hash takes tens of milliseconds, so a second covers a
+// normal burst; past it the queue is longer than a person waits for.
+const DefaultHashWait = time.Second
+
 // hasher runs argon2id with bounded concurrency: each hash holds 19 MiB, so
-// a burst of 100 logins queues instead of allocating 1.9 GiB at once.
+// a burst of 100 logins queues instead of allocating 1.9 GiB at once, and
+// the queue itself is bounded by wait.
 type hasher struct {
 	slots chan struct{}
+	wait  time.Duration
 	// dummy is a hash of a random password, compared against when the user
 	// does not exist so that an unknown name costs the same as a wrong
 	// password.
@@ -47,11 +61,14 @@ type hasher struct {
 // memory at once (plus what the GC has not yet reclaimed).
 const maxHashConcurrency = 4
 
-func newHasher(concurrency int) (*hasher, error) {
+func newHasher(concurrency int, wait time.Duration) (*hasher, error) {
 	if concurrency <= 0 {
 		concurrency = min(runtime.GOMAXPROCS(0), maxHashConcurrency)
 	}
-	h := &hasher{slots: make(chan struct{}, concurrency)}
+	if wait <= 0 {
+		wait = DefaultHashWait
+	}
+	h := &hasher{slots: make(chan struct{}, concurrency), wait: wait}
 	random := make([]byte, 32)
 	if _, err := rand.Read(random); err != nil {
 		return nil, fmt.Errorf("dummy password: %w", err)
@@ -64,10 +81,34 @@ func newHasher(concurrency int) (*hasher, error) {
 	return h, nil
 }
 
+// acquire takes a hashing slot, waiting as long as ctx allows: setting a
+// password (an operator, a user's change) is rare and must not fail for a
+// burst of logins.
 func (h *hasher) acquire(ctx context.Context) error {
 	select {
 	case h.slots <- struct{}{}:
 		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for hashing slot: %w", ctx.Err())
+	}
+}
+
+// acquireLogin takes a hashing slot for a login, waiting at most h.wait:
+// past that the queue is longer than anyone should wait, and the login is
+// refused with ErrBusy at once.
+func (h *hasher) acquireLogin(ctx context.Context) error {
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	timer := time.NewTimer(h.wait)
+	defer timer.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("wait for hashing slot %s: %w", h.wait, ErrBusy)
 	case <-ctx.Done():
 		return fmt.Errorf("wait for hashing slot: %w", ctx.Err())
 	}
@@ -91,7 +132,7 @@ func (h *hasher) hash(ctx context.Context, password string) (string, error) {
 // verify compares password with hash in constant time. An empty hash means
 // "no such user": the dummy hash is checked instead and the answer is no.
 func (h *hasher) verify(ctx context.Context, password, hash string) (bool, error) {
-	if err := h.acquire(ctx); err != nil {
+	if err := h.acquireLogin(ctx); err != nil {
 		return false, err
 	}
 	defer h.release()

@@ -8,13 +8,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"loginsvc/internal/session"
 )
 
 // BenchmarkVerify prints what one login's argon2id comparison costs with
 // the production parameters.
 func BenchmarkVerify(b *testing.B) {
 	ctx := context.Background()
-	h, err := newHasher(1)
+	h, err := newHasher(1, 0)
 	if err != nil {
 		b.Fatalf("newHasher: %v", err)
 	}
@@ -42,7 +44,9 @@ func TestConcurrentLoginsUseBoundedMemory(t *testing.T) {
 	// A large machine must not get a larger burst: the default concurrency
 	// is capped, not just GOMAXPROCS.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(32))
-	f := newFixture(t)
+	// The whole burst queues (under -race a hash takes a while): this test
+	// is about memory, not about the queue's bound (TestFullHashingQueue...).
+	f := newFixtureWith(t, session.Config{Lifetime: 12 * time.Hour}, Config{HashWait: time.Minute})
 	f.addUser(t, "alice", "correct horse battery staple")
 	if got := cap(f.svc.hasher.slots); got != maxHashConcurrency {
 		t.Fatalf("hashing slots with GOMAXPROCS=32: got %d, want %d", got, maxHashConcurrency)

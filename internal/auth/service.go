@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 	"unicode/utf8"
 
 	"loginsvc/internal/session"
@@ -24,6 +25,7 @@ type Service struct {
 	throttle *store.Throttle
 	sessions *session.Manager
 	hasher   *hasher
+	devices  deviceSigner
 	limits   Limits
 }
 
@@ -32,19 +34,30 @@ type Config struct {
 	// HashConcurrency bounds parallel argon2id runs. Default GOMAXPROCS,
 	// at most 4.
 	HashConcurrency int
-	// Limits bound failed logins; zero fields take their defaults.
+	// HashWait is how long a login waits for a hashing slot before it is
+	// refused with ErrBusy. Default 1s (DefaultHashWait).
+	HashWait time.Duration
+	// Limits bound login attempts; zero fields take their defaults.
 	Limits Limits
+	// DeviceKey signs device cookies (DEVICE_COOKIE_KEY): at least
+	// MinDeviceKeyBytes, the same on every replica. Empty: a random key,
+	// for a single process (the embedded mode, the command-line tools).
+	DeviceKey []byte
 }
 
 // NewService returns a Service on the user records and failure counters of
 // rdb. sessions is used to end a user's sessions when the user is deleted
 // or the password changes.
 func NewService(rdb *store.Redis, sessions *session.Manager, cfg Config) (*Service, error) {
-	h, err := newHasher(cfg.HashConcurrency)
+	h, err := newHasher(cfg.HashConcurrency, cfg.HashWait)
 	if err != nil {
 		return nil, fmt.Errorf("new auth service: %w", err)
 	}
-	return &Service{users: rdb.Users, throttle: rdb.Throttle, sessions: sessions, hasher: h, limits: cfg.Limits.withDefaults()}, nil
+	d, err := newDeviceSigner(cfg.DeviceKey)
+	if err != nil {
+		return nil, fmt.Errorf("new auth service: %w", err)
+	}
+	return &Service{users: rdb.Users, throttle: rdb.Throttle, sessions: sessions, hasher: h, devices: d, limits: cfg.Limits.withDefaults()}, nil
 }
 
 // Identity is who a login proved to be.
@@ -97,7 +110,10 @@ func CheckNewPassword(password string) error {
 	return nil
 }
 
-// AddUser creates a user, or returns store.ErrUserExists.
+// AddUser creates a user, or returns store.ErrUserExists, or a
+// *store.LookAlikeError when the name's confusable skeleton (Skeleton) is
+// an existing user's: "аdmin" with a Cyrillic а is refused while "admin"
+// exists.
 func (s *Service) AddUser(ctx context.Context, username, password string) error {
 	name, err := NormalizeUsername(username)
 	if err != nil {
@@ -110,7 +126,7 @@ func (s *Service) AddUser(ctx context.Context, username, password string) error 
 	if err != nil {
 		return fmt.Errorf("add user: %w", err)
 	}
-	if err := s.users.Create(ctx, name, hash); err != nil {
+	if err := s.users.CreateUnique(ctx, name, Skeleton(name), hash); err != nil {
 		return fmt.Errorf("add user %q: %w", name, err)
 	}
 	return nil
@@ -211,6 +227,11 @@ func (s *Service) DeleteUser(ctx context.Context, username string) (int, error) 
 		return 0, err
 	}
 	if err := s.users.Delete(ctx, name); err != nil {
+		return 0, fmt.Errorf("delete user %q: %w", name, err)
+	}
+	// After the record: a failure here leaves a claim without a user,
+	// which the next creation of a look-alike treats as free.
+	if err := s.users.ReleaseSkeleton(ctx, name, Skeleton(name)); err != nil {
 		return 0, fmt.Errorf("delete user %q: %w", name, err)
 	}
 	return s.sessions.RevokeAll(ctx, name, "")

@@ -12,16 +12,25 @@ import (
 	"loginsvc/internal/store"
 )
 
-// Limits bound failed logins. Failures are counted in Redis, so the limits
-// hold across all replicas together.
+// Limits bound login attempts. Attempts are counted in Redis, so the
+// limits hold across all replicas together.
 type Limits struct {
 	// PerUser is how many failed logins one account may see per Window,
-	// from any number of addresses (ASVS 2.2.1 asks at most 100 an hour).
+	// from any number of addresses (ASVS 2.2.1 asks at most 100 an hour),
+	// counting attempts without a valid device cookie for the account.
 	// Default 10.
 	PerUser int
+	// PerDevice is how many failed logins one device cookie may make per
+	// Window; attempts with a valid device cookie count here instead of
+	// against the account (see device.go). Default PerUser.
+	PerDevice int
 	// PerIP is how many failed logins one client address may make per
 	// Window, across all accounts, which stops password spraying. Default 50.
 	PerIP int
+	// AttemptsPerIP is how many login attempts, successful ones included,
+	// one client address may make per Window: each costs an argon2id hash
+	// and, when it succeeds, a session. Default 300.
+	AttemptsPerIP int
 	// Window is the sliding window. Default 15m: a locked-out user waits
 	// minutes, not hours.
 	Window time.Duration
@@ -31,8 +40,14 @@ func (l Limits) withDefaults() Limits {
 	if l.PerUser <= 0 {
 		l.PerUser = 10
 	}
+	if l.PerDevice <= 0 {
+		l.PerDevice = l.PerUser
+	}
 	if l.PerIP <= 0 {
 		l.PerIP = 50
+	}
+	if l.AttemptsPerIP <= 0 {
+		l.AttemptsPerIP = 300
 	}
 	if l.Window <= 0 {
 		l.Window = 15 * time.Minute
@@ -40,13 +55,14 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// ThrottledError refuses a login because too many failed: the attempt was
-// not checked at all, even if the password was right.
+// ThrottledError refuses a login because too many failed (or, for
+// "ip-attempts", too many were made): the attempt was not checked at all,
+// even if the password was right.
 type ThrottledError struct {
 	// RetryAfter is how long until the next attempt can be checked.
 	RetryAfter time.Duration
-	// Limit names the limit that refused it, "user" or "ip", for the log;
-	// the browser is never told.
+	// Limit names the limit that refused it, for the log: "user",
+	// "device", "ip" or "ip-attempts". The browser is never told.
 	Limit string
 	// User is the account the attempt was for (canonical, "" if the name
 	// was invalid), for the log: the operator needs to know whom to unlock.
@@ -58,24 +74,65 @@ func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("too many failed logins (%s limit), retry after %s", e.Limit, e.RetryAfter)
 }
 
-// Login checks a login attempt from client address ip under the failure
-// limits. It returns the identity, ErrInvalidCredentials, a
-// *ThrottledError, or an error wrapping store.ErrUnavailable: when Redis
-// cannot count, the login fails closed.
+// Attempt is one login attempt as the web layer sees it.
+type Attempt struct {
+	Username string
+	Password string
+	// IP is the client address (after TRUSTED_PROXIES).
+	IP netip.Addr
+	// DeviceCookies are the values of every device cookie the request
+	// carried (a cookie planted by another service on the host may come
+	// first); the first valid one for Username makes the attempt a known
+	// device's.
+	DeviceCookies []string
+}
+
+// Login checks a login attempt from client address ip, without a device
+// cookie, under the limits. See LoginAttempt.
 func (s *Service) Login(ctx context.Context, username, password string, ip netip.Addr) (Identity, error) {
+	return s.LoginAttempt(ctx, Attempt{Username: username, Password: password, IP: ip})
+}
+
+// LoginAttempt checks a login attempt under the limits. It returns the
+// identity, ErrInvalidCredentials, a *ThrottledError, ErrBusy when no
+// hashing slot frees up in time, or an error wrapping store.ErrUnavailable:
+// when Redis cannot count, the login fails closed.
+//
+// Every attempt counts against its address's AttemptsPerIP. Failures
+// count against the address (PerIP) and either the account (PerUser) or,
+// when the attempt carries a valid device cookie for the account, that
+// cookie alone (PerDevice): an attacker's failures from unknown clients
+// lock the account for unknown clients only, and the owner's browser logs
+// in as long as its own cookie's budget lasts.
+func (s *Service) LoginAttempt(ctx context.Context, at Attempt) (Identity, error) {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
+
+	block := addressBlock(at.IP)
+	name, nameErr := NormalizeUsername(at.Username)
+	// Every attempt is counted, and never given back: it cost a hash
+	// whatever its outcome.
+	wait, err := s.throttle.Reserve(ctx, store.ThrottleIPAttemptsKey(block), id, s.limits.AttemptsPerIP, s.limits.Window)
+	if err != nil {
+		return Identity{}, fmt.Errorf("login: %w", err)
+	}
+	if wait > 0 {
+		return Identity{}, &ThrottledError{RetryAfter: wait, Limit: "ip-attempts", User: name}
+	}
 
 	// Count per canonical name, so "ａｌｉｃｅ" and "alice" share a
 	// counter; a name that cannot be valid is counted by address only.
 	var keys, kinds []string
 	var limits []int
-	name, nameErr := NormalizeUsername(username)
 	if nameErr == nil {
-		keys, kinds, limits = append(keys, store.ThrottleUserKey(name)), append(kinds, "user"), append(limits, s.limits.PerUser)
+		if nonce, ok := s.knownDevice(name, at.DeviceCookies); ok {
+			keys, kinds, limits = append(keys, store.ThrottleDeviceKey(nonce)), append(kinds, "device"), append(limits, s.limits.PerDevice)
+		} else {
+			keys, kinds, limits = append(keys, store.ThrottleUserKey(name)), append(kinds, "user"), append(limits, s.limits.PerUser)
+		}
 	}
-	keys, kinds, limits = append(keys, store.ThrottleIPKey(addressBlock(ip))), append(kinds, "ip"), append(limits, s.limits.PerIP)
+	keys, kinds, limits = append(keys, store.ThrottleIPKey(block)), append(kinds, "ip"), append(limits, s.limits.PerIP)
 
 	for i, key := range keys {
 		wait, err := s.throttle.Reserve(ctx, key, id, limits[i], s.limits.Window)
@@ -90,20 +147,41 @@ func (s *Service) Login(ctx context.Context, username, password string, ip netip
 		return Identity{}, &ThrottledError{RetryAfter: wait, Limit: kinds[i], User: name}
 	}
 
-	who, err := s.Authenticate(ctx, username, password)
+	who, err := s.Authenticate(ctx, at.Username, at.Password)
 	if err != nil {
 		if !errors.Is(err, ErrInvalidCredentials) {
 			s.release(ctx, keys, id) // not the user's failure
 		}
 		return Identity{}, err
 	}
-	// Success: the account's failures are forgiven; the address keeps its
-	// count minus this attempt, so one good login cannot launder spraying.
-	if err := s.throttle.Reset(ctx, store.ThrottleUserKey(who.Name)); err != nil {
+	// Success: the failures of what was counted (the account, or this
+	// device cookie) are forgiven; a device's success leaves the account's
+	// count alone, or each login of the owner would hand an attacker a
+	// fresh budget. The address keeps its count minus this attempt, so one
+	// good login cannot launder spraying.
+	// (A success means the name was valid, so keys[0] is the account's
+	// or the device's counter.)
+	if err := s.throttle.Reset(ctx, keys[0]); err != nil {
 		return Identity{}, fmt.Errorf("login: %w", err)
 	}
 	s.release(ctx, keys[len(keys)-1:], id)
 	return who, nil
+}
+
+// maxDeviceCookies bounds how many device cookies of one request are
+// checked (an HMAC each): a header full of planted cookies buys no work.
+const maxDeviceCookies = 8
+
+// knownDevice returns the nonce of the first of cookies that is a valid
+// device cookie for name.
+func (s *Service) knownDevice(name string, cookies []string) (string, bool) {
+	now := time.Now()
+	for _, c := range cookies[:min(len(cookies), maxDeviceCookies)] {
+		if nonce, err := s.devices.verify(c, name, now); err == nil {
+			return nonce, true
+		}
+	}
+	return "", false
 }
 
 // addressBlock is what the per-address limit counts: an IPv4 address, or

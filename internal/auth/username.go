@@ -6,8 +6,15 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mtibben/confusables"
 	"golang.org/x/text/unicode/norm"
 )
+
+// Skeleton is the UTS #39 confusable skeleton of a canonical name (the
+// Unicode 13.0 confusables table): two names with one skeleton look alike,
+// such as "admin" and "аdmin" with a Cyrillic а, or "paypal" and "paypa1".
+// Case is not folded first, so "Admin" and "admin" keep being two users.
+func Skeleton(name string) string { return confusables.Skeleton(name) }
 
 // MaxUsernameChars bounds a username's length in characters.
 const MaxUsernameChars = 64

@@ -10,8 +10,11 @@ import "strings"
 //	scs:session:<hash>       session (string: JSON, PXAT = idle or absolute deadline)
 //	user:{<name>}            user record (hash: password, created_at)
 //	user:{<name>}:sessions   the user's sessions (sorted set: <hash> scored by absolute deadline, ms)
+//	user-skeleton:{<skel>}   the name holding one confusable skeleton (string; see skeletons.go)
 //	throttle:user:{<name>}   failed logins for one account (sorted set)
 //	throttle:ip:{<ip>}       failed logins from one client address (sorted set)
+//	throttle:ip-attempts:{<ip>}  every login attempt from one client address (sorted set)
+//	throttle:device:{<nonce>}    failed logins with one device cookie (sorted set)
 //
 // Sessions keep scs/redisstore's prefix so the two stores are
 // interchangeable; <hash> is base64url(sha256(cookie token)) because the
@@ -58,8 +61,12 @@ const (
 
 	userPrefix         = "user:"
 	userSessionsSuffix = ":sessions"
+	userSkeletonPrefix = "user-skeleton:"
 	throttleUserPrefix = "throttle:user:"
 	throttleIPPrefix   = "throttle:ip:"
+
+	throttleIPAttemptsPrefix = "throttle:ip-attempts:"
+	throttleDevicePrefix     = "throttle:device:"
 )
 
 // SessionKey is the key of the session whose stored token (already hashed
@@ -77,6 +84,11 @@ func userKey(name string) string { return userPrefix + hashTag(name) }
 
 // UserSessionsKey is the key of one user's session index.
 func UserSessionsKey(name string) string { return userPrefix + hashTag(name) + userSessionsSuffix }
+
+// UserSkeletonKey is the key claiming a confusable skeleton for the one
+// user whose name has it. Its tag is the skeleton, not the name: it is in
+// another Cluster slot than the record (see skeletons.go for the order).
+func UserSkeletonKey(skeleton string) string { return userSkeletonPrefix + hashTag(skeleton) }
 
 // userPattern matches user records only (not the indexes beside them):
 // the pattern must end with '}'.
@@ -96,5 +108,14 @@ func ThrottleUserKey(name string) string { return throttleUserPrefix + hashTag(n
 
 // ThrottleIPKey is the key counting failed logins from one client address.
 func ThrottleIPKey(ip string) string { return throttleIPPrefix + hashTag(ip) }
+
+// ThrottleIPAttemptsKey is the key counting every login attempt, the
+// successful ones too, from one client address.
+func ThrottleIPAttemptsKey(ip string) string { return throttleIPAttemptsPrefix + hashTag(ip) }
+
+// ThrottleDeviceKey is the key counting failed logins made with one device
+// cookie, named by the cookie's random nonce (never by the whole cookie,
+// which would let a Redis reader replay it).
+func ThrottleDeviceKey(nonce string) string { return throttleDevicePrefix + hashTag(nonce) }
 
 func hashTag(s string) string { return "{" + s + "}" }

@@ -4,14 +4,16 @@ import (
 	"errors"
 	"net/http"
 
+	"loginsvc/internal/auth"
 	"loginsvc/internal/store"
 )
 
 // serverError logs err once with the request's identity and shows a
 // generic page: a browser never sees err.Error(). A Redis outage is not a
-// bug and answers 503 instead of 500.
+// bug and answers 503 instead of 500, and so does a full hashing queue
+// (auth.ErrBusy): both pass by themselves.
 func (a *App) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, store.ErrUnavailable) {
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, auth.ErrBusy) {
 		a.unavailable(w, r, err)
 		return
 	}
@@ -20,7 +22,8 @@ func (a *App) serverError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // unavailable answers 503 with a short page and a Retry-After, for failures
-// that go away by themselves (Redis down or too slow).
+// that go away by themselves (Redis down or too slow, too many logins
+// being hashed).
 func (a *App) unavailable(w http.ResponseWriter, r *http.Request, err error) {
 	a.log.Warn("service unavailable", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r.Context()), "err", err)
 	w.Header().Set("Retry-After", "2")

@@ -76,7 +76,12 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	next := r.PostForm.Get("next")
 
 	ctx := r.Context()
-	who, err := a.auth.Login(ctx, form.Username, r.PostForm.Get("password"), a.clientIP(r))
+	who, err := a.auth.LoginAttempt(ctx, auth.Attempt{
+		Username:      form.Username,
+		Password:      r.PostForm.Get("password"),
+		IP:            a.clientIP(r),
+		DeviceCookies: a.deviceCookies(r),
+	})
 	if err == nil {
 		err = a.sessions.Start(ctx, session.Login{
 			User:      who.Name,
@@ -110,8 +115,49 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	a.setDeviceCookie(w, r, who.Name)
 	a.log.Info("login", "user", who.Name, "request_id", requestID(ctx), "client", a.clientIP(r).String())
 	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+}
+
+// deviceCookieBase is the device cookie's name; with COOKIE_SECURE it gets
+// the __Host- prefix, as the session cookie does, so no other host or
+// path of the site can set it.
+const deviceCookieBase = "device"
+
+func (a *App) deviceCookieName() string {
+	if a.cfg.CookieSecure {
+		return "__Host-" + deviceCookieBase
+	}
+	return deviceCookieBase
+}
+
+// deviceCookies returns the values of every device cookie the request
+// carries: auth takes the first one valid for the user, so a cookie
+// planted by another service on the host cannot hide the real one.
+func (a *App) deviceCookies(r *http.Request) []string {
+	var vs []string
+	for _, c := range r.CookiesNamed(a.deviceCookieName()) {
+		vs = append(vs, c.Value)
+	}
+	return vs
+}
+
+// setDeviceCookie gives the browser a fresh device cookie for name after a
+// successful login (see auth.DeviceCookie): later attempts from this
+// browser are limited per cookie, not by the account's lockout. It holds
+// no session data. Failing to issue one costs only that protection, so it
+// is logged and the login goes on.
+func (a *App) setDeviceCookie(w http.ResponseWriter, r *http.Request, name string) {
+	value, expires, err := a.auth.DeviceCookie(name)
+	if err != nil {
+		a.log.Error("device cookie not issued", "user", name, "request_id", requestID(r.Context()), "err", err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: a.deviceCookieName(), Value: value, Path: "/", Expires: expires,
+		MaxAge: int(time.Until(expires).Seconds()), HttpOnly: true, Secure: a.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
+	})
 }
 
 // logoutPage serves GET /logout/: a page with the log-out button. A GET

@@ -50,7 +50,9 @@ type appSettings struct {
 	limits         auth.Limits // zero fields: auth's defaults
 	cookieName     string
 	cookieSecure   bool
-	maxSessions    int // MAX_SESSIONS_PER_USER; 0: the default
+	maxSessions    int           // MAX_SESSIONS_PER_USER; 0: the default
+	hashSlots      int           // auth's HashConcurrency; 0: the default
+	hashWait       time.Duration // auth's HashWait; 0: the default
 }
 
 type appOption func(*appSettings)
@@ -75,6 +77,12 @@ func withCookie(name string, secure bool) appOption {
 // withTrustedProxies sets TRUSTED_PROXIES.
 func withTrustedProxies(p ...netip.Prefix) appOption {
 	return func(s *appSettings) { s.trustedProxies = p }
+}
+
+// withHashing sets how many argon2id runs may go at once and how long a
+// login waits for one (auth.Config's HashConcurrency and HashWait).
+func withHashing(slots int, wait time.Duration) appOption {
+	return func(s *appSettings) { s.hashSlots, s.hashWait = slots, wait }
 }
 
 // withMaxSessions sets MAX_SESSIONS_PER_USER.
@@ -124,7 +132,7 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		CookieSecure: s.cookieSecure,
 		MaxPerUser:   s.maxSessions,
 	}, log)
-	authSvc, err := auth.NewService(rdb, sessions, auth.Config{Limits: s.limits})
+	authSvc, err := auth.NewService(rdb, sessions, auth.Config{Limits: s.limits, HashConcurrency: s.hashSlots, HashWait: s.hashWait})
 	if err != nil {
 		t.Fatalf("auth.NewService: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -407,4 +408,137 @@ func BenchmarkEnumerationTiming(b *testing.B) {
 	}
 	b.ReportMetric(float64(median(unknown).Microseconds())/1000, "unknown-median-ms")
 	b.ReportMetric(float64(median(wrong).Microseconds())/1000, "wrong-median-ms")
+}
+
+// deviceCookieOf is the device cookie p set, or nil.
+func deviceCookieOf(p page, secure bool) *http.Cookie {
+	if secure {
+		return cookieSet(p, "__Host-device")
+	}
+	return cookieSet(p, "device")
+}
+
+// A successful login gives the browser a device cookie: long-lived,
+// HttpOnly, SameSite=Lax, Secure with the __Host- prefix behind TLS, and
+// holding neither the session token nor the user's name.
+func TestLoginSetsADeviceCookie(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	for _, secure := range []bool{false, true} {
+		name := testCookieName
+		if secure {
+			name = "__Host-" + testCookieName
+		}
+		ta := newTestApp(t, rs, withCookie(name, secure))
+		p := ta.send(t, formPost("/login/", aliceForm(false)))
+		session, device := ta.sessionCookie(p), deviceCookieOf(p, secure)
+		if p.status != http.StatusSeeOther || session == nil || device == nil {
+			t.Fatalf("COOKIE_SECURE=%v: login got status %d, Set-Cookie %q; want 303 with a session and a device cookie", secure, p.status, p.header.Values("Set-Cookie"))
+		}
+		wantAge := int(auth.DeviceCookieLifetime.Seconds())
+		if !device.HttpOnly || device.SameSite != http.SameSiteLaxMode || device.Secure != secure || device.Path != "/" || device.Domain != "" ||
+			device.MaxAge < wantAge-60 || device.MaxAge > wantAge {
+			t.Errorf("COOKIE_SECURE=%v: device cookie %s, want HttpOnly, SameSite=Lax, Secure=%v, Path=/, no Domain, Max-Age about %d", secure, device, secure, wantAge)
+		}
+		if strings.Contains(device.Value, session.Value) || strings.Contains(device.Value, aliceName) {
+			t.Errorf("COOKIE_SECURE=%v: device cookie %q holds the session token or the user name", secure, device.Value)
+		}
+	}
+}
+
+// The attack: wrong passwords for alice from ten addresses lock
+// her account, and a client without a device cookie stays refused even
+// with the right password; alice's own browser, which logged in before,
+// gets in. Its device cookie does nothing for another locked account.
+func TestOwnersBrowserLogsInWhileAnAttackerKeepsTheAccountLocked(t *testing.T) {
+	t.Parallel()
+	const perUser, window = 10, 15 * time.Minute
+	ta := newTestApp(t, redistest.Start(t), withLimits(auth.Limits{PerUser: perUser, PerIP: 50, Window: window}),
+		withTrustedProxies(netip.MustParsePrefix("127.0.0.1/32")))
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitTimeout)
+	defer cancel()
+	const bobPassword = "bobs-own-long-password"
+	if err := ta.auth.AddUser(ctx, "bob", bobPassword); err != nil {
+		t.Fatalf("AddUser(bob): %v", err)
+	}
+
+	owner := newBrowser(t)
+	ta.login(t, owner, false) // yesterday: the browser becomes known
+
+	for i := range perUser {
+		for _, user := range []string{aliceName, "bob"} {
+			p := ta.send(t, loginFrom(user, "198.51.100."+strconv.Itoa(i+1)))
+			if p.status != http.StatusBadRequest {
+				t.Fatalf("attacker's failure %d for %s: got status %d, want 400", i+1, user, p.status)
+			}
+		}
+	}
+	ta.wantThrottled(t, "alice's right password from a client without a device cookie", ta.send(t, formPost("/login/", aliceForm(false)).with("X-Forwarded-For", "192.0.2.50")), window)
+
+	token := ta.login(t, owner, false)
+	ta.wantGreeting(t, token, "hello "+aliceName)
+
+	bobForm := url.Values{"username": {"bob"}, "password": {bobPassword}}
+	p := owner.do(newRequest(t, http.MethodPost, ta.url("/login/"), bobForm))
+	ta.wantThrottled(t, "bob's right password from alice's browser (alice's device cookie)", p, window)
+}
+
+// Every login attempt from one address counts, the successful ones too,
+// against LOGIN_MAX_ATTEMPTS_PER_IP: past it, 429 with Retry-After.
+func TestSuccessfulLoginsCountAgainstTheAddress(t *testing.T) {
+	t.Parallel()
+	const attempts, window = 3, 15 * time.Minute
+	ta := newTestApp(t, redistest.Start(t), withLimits(auth.Limits{AttemptsPerIP: attempts, Window: window}))
+	for i := range attempts {
+		if p := ta.send(t, formPost("/login/", aliceForm(false))); p.status != http.StatusSeeOther {
+			t.Fatalf("login %d: got status %d, want 303", i+1, p.status)
+		}
+	}
+	ta.wantThrottled(t, "a login past LOGIN_MAX_ATTEMPTS_PER_IP", ta.send(t, formPost("/login/", aliceForm(false))), window)
+	ta.pttl(t, store.ThrottleIPAttemptsKey("127.0.0.1"), window)
+}
+
+// With the hashing queue full past its short wait, a login is answered at
+// once with the 503 page and Retry-After, in the browser's language,
+// instead of waiting its turn for seconds.
+func TestFullHashingQueueAnswers503(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t), withHashing(1, time.Millisecond))
+	const clients = 12
+	pages := make([]page, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			r := formPost("/login/", aliceForm(false))
+			if i%2 == 1 {
+				r = r.with("Accept-Language", "zh-CN")
+			}
+			pages[i] = ta.send(t, r)
+		})
+	}
+	wg.Wait()
+	busy := 0
+	for i, p := range pages {
+		switch p.status {
+		case http.StatusSeeOther:
+		case http.StatusServiceUnavailable:
+			busy++
+			if p.header.Get("Retry-After") == "" {
+				t.Errorf("client %d: 503 without Retry-After", i)
+			}
+			checkNoGoErrorText(t, "503 for a full hashing queue", p.body)
+			want := "Temporarily unavailable"
+			if i%2 == 1 {
+				want = ta.app.templates.locales.byCode["zh"].messages["error.unavailable.title"]
+			}
+			if !strings.Contains(p.body, want) {
+				t.Errorf("client %d: 503 page lacks %q:\n%s", i, want, p.body)
+			}
+		default:
+			t.Errorf("client %d: got status %d, want 303 or 503", i, p.status)
+		}
+	}
+	if busy == 0 {
+		t.Fatalf("%d concurrent logins with one hashing slot and a 1ms wait: no 503, want some", clients)
+	}
 }

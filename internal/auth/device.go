@@ -1,0 +1,119 @@
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Device cookies, after OWASP's "Slow Down Online Guessing Attacks with
+// Device Cookies": a browser that has logged in as a user gets a signed
+// cookie naming that login. Attempts that present a valid one for the
+// user being logged in are counted per cookie instead of against the
+// account, so an attacker who locks the account from untrusted clients
+// does not lock out the owner's known browser.
+//
+// The cookie value is "v1.NONCE.EXPIRY.MAC": NONCE 16 random bytes
+// (base64url), EXPIRY Unix seconds, MAC base64url(HMAC-SHA256(key,
+// "loginsvc-device-v1" NUL NAME NUL NONCE NUL EXPIRY)). The username is
+// bound by the MAC, not written in the cookie (a name cannot hold NUL, so
+// the fields cannot run into each other); the cookie holds no session data
+// and outlives any session.
+
+// DeviceCookieLifetime is how long a device cookie is honoured after the
+// successful login that issued it. Each successful login issues a fresh
+// one, so a browser used at least monthly stays known.
+const DeviceCookieLifetime = 30 * 24 * time.Hour
+
+// MinDeviceKeyBytes is the shortest DEVICE_COOKIE_KEY accepted: the key of
+// an HMAC-SHA256 should be as long as its output.
+const MinDeviceKeyBytes = 32
+
+// ErrDeviceKeyTooShort means a device cookie key has fewer than
+// MinDeviceKeyBytes bytes.
+var ErrDeviceKeyTooShort = fmt.Errorf("device cookie key must be at least %d bytes", MinDeviceKeyBytes)
+
+const (
+	deviceVersion  = "v1"
+	deviceMACLabel = "loginsvc-device-v1"
+	deviceNonceLen = 16
+)
+
+// deviceSigner issues and checks device cookies with one key, shared by
+// every replica.
+type deviceSigner struct {
+	key []byte
+}
+
+func newDeviceSigner(key []byte) (deviceSigner, error) {
+	if len(key) == 0 {
+		// No key configured: the command-line tools and tests, which
+		// issue no cookie another process must accept.
+		key = make([]byte, MinDeviceKeyBytes)
+		if _, err := rand.Read(key); err != nil {
+			return deviceSigner{}, fmt.Errorf("device cookie key: %w", err)
+		}
+	}
+	if len(key) < MinDeviceKeyBytes {
+		return deviceSigner{}, ErrDeviceKeyTooShort
+	}
+	return deviceSigner{key: append([]byte(nil), key...)}, nil
+}
+
+func (d deviceSigner) mac(name, nonce, expiry string) string {
+	m := hmac.New(sha256.New, d.key)
+	m.Write([]byte(deviceMACLabel + "\x00" + name + "\x00" + nonce + "\x00" + expiry))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// issue returns a new device cookie value for the canonical name, valid
+// until the returned time.
+func (d deviceSigner) issue(name string, now time.Time) (string, time.Time, error) {
+	b := make([]byte, deviceNonceLen)
+	if _, err := rand.Read(b); err != nil {
+		return "", time.Time{}, fmt.Errorf("device cookie nonce: %w", err)
+	}
+	nonce := base64.RawURLEncoding.EncodeToString(b)
+	expires := now.Add(DeviceCookieLifetime).Truncate(time.Second)
+	expiry := strconv.FormatInt(expires.Unix(), 10)
+	return strings.Join([]string{deviceVersion, nonce, expiry, d.mac(name, nonce, expiry)}, "."), expires, nil
+}
+
+var errNoDevice = errors.New("no valid device cookie")
+
+// verify returns the nonce of value if it is a device cookie this key
+// signed for the canonical name and it has not expired at now. Anything
+// else (another user's cookie, a forged, altered or expired one) is
+// errNoDevice: the attempt is treated as coming from an unknown client.
+func (d deviceSigner) verify(value, name string, now time.Time) (string, error) {
+	parts := strings.Split(value, ".")
+	if len(parts) != 4 || parts[0] != deviceVersion {
+		return "", errNoDevice
+	}
+	nonce, expiry, mac := parts[1], parts[2], parts[3]
+	if raw, err := base64.RawURLEncoding.DecodeString(nonce); err != nil || len(raw) != deviceNonceLen {
+		return "", errNoDevice
+	}
+	// The MAC is checked before the expiry is believed, in constant time.
+	if !hmac.Equal([]byte(mac), []byte(d.mac(name, nonce, expiry))) {
+		return "", errNoDevice
+	}
+	secs, err := strconv.ParseInt(expiry, 10, 64)
+	if err != nil || !now.Before(time.Unix(secs, 0)) {
+		return "", errNoDevice
+	}
+	return nonce, nil
+}
+
+// DeviceCookie returns a new device cookie value for the user name (as
+// Login returned it in Identity.Name) and when it expires. The web layer
+// sets it after a successful login.
+func (s *Service) DeviceCookie(name string) (value string, expires time.Time, err error) {
+	return s.devices.issue(name, time.Now())
+}

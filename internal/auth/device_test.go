@@ -1,0 +1,204 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"loginsvc/internal/session"
+)
+
+// testDeviceKey is DEVICE_COOKIE_KEY for the tests: 32 bytes.
+var testDeviceKey = bytes.Repeat([]byte("k"), MinDeviceKeyBytes)
+
+func newDeviceFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newFixtureWith(t, session.Config{Lifetime: 12 * time.Hour}, Config{DeviceKey: testDeviceKey})
+}
+
+// lockOut makes PerUser failed logins for name, each from a different
+// address, as an attacker who knows only the name would.
+func (f *fixture) lockOut(t *testing.T, name string) {
+	t.Helper()
+	for i := range f.svc.limits.PerUser {
+		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})
+		if _, err := f.svc.Login(context.Background(), name, "attacker's guess", ip); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("attacker's failure %d: got %v, want ErrInvalidCredentials", i+1, err)
+		}
+	}
+}
+
+// issueDevice returns a device cookie for name, as the web layer gets one
+// after a successful login.
+func (f *fixture) issueDevice(t *testing.T, name string) string {
+	t.Helper()
+	v, expires, err := f.svc.DeviceCookie(name)
+	if err != nil {
+		t.Fatalf("DeviceCookie(%q): %v", name, err)
+	}
+	if d := time.Until(expires); d < DeviceCookieLifetime-time.Minute || d > DeviceCookieLifetime {
+		t.Fatalf("device cookie expires in %v, want %v", d, DeviceCookieLifetime)
+	}
+	return v
+}
+
+// The issue's attack: the account locked from many addresses. A login
+// without a device cookie, even with the right password, stays refused; the
+// owner's browser, which holds a device cookie from an earlier login, gets
+// in. Someone else's cookie, a forged or an expired one counts as none.
+func TestDeviceCookieLetsTheOwnerPastAnAccountLockout(t *testing.T) {
+	f := newDeviceFixture(t)
+	ctx := context.Background()
+	f.addUser(t, "alice", "alice's long password")
+	f.addUser(t, "bob", "bob's long password 2")
+	owner := netip.MustParseAddr("192.0.2.7")
+	alicesDevice := f.issueDevice(t, "alice")
+	bobsDevice := f.issueDevice(t, "bob")
+
+	f.lockOut(t, "alice")
+	f.lockOut(t, "bob")
+
+	// A service with another key: a cookie it signs is forged here.
+	other := newFixtureWith(t, session.Config{Lifetime: time.Hour}, Config{DeviceKey: bytes.Repeat([]byte("x"), MinDeviceKeyBytes)})
+	forged := other.issueDevice(t, "alice")
+	expiredNonce, expiry := "AAAAAAAAAAAAAAAAAAAAAA", "1000000000" // 2001
+	expired := strings.Join([]string{deviceVersion, expiredNonce, expiry, f.svc.devices.mac("alice", expiredNonce, expiry)}, ".")
+	parts := strings.Split(alicesDevice, ".")
+	parts[2] = "9999999999" // a later expiry under the old MAC
+	extended := strings.Join(parts, ".")
+
+	for _, tc := range []struct {
+		name    string
+		user    string
+		cookies []string
+		ok      bool
+	}{
+		{"no device cookie", "alice", nil, false},
+		{"bob's device cookie for alice", "alice", []string{bobsDevice}, false},
+		{"alice's device cookie for bob", "bob", []string{alicesDevice}, false},
+		{"a cookie signed with another key", "alice", []string{forged}, false},
+		{"an expired cookie", "alice", []string{expired}, false},
+		{"a cookie whose expiry was pushed back", "alice", []string{extended}, false},
+		{"garbage", "alice", []string{"v1.x.y.z", "", "...."}, false},
+		{"alice's device cookie", "alice", []string{alicesDevice}, true},
+		{"alice's device cookie behind a planted one", "alice", []string{"v1.planted.1.x", alicesDevice}, true},
+		{"bob's device cookie", "bob", []string{bobsDevice}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			password := tc.user + "'s long password"
+			if tc.user == "bob" {
+				password += " 2"
+			}
+			who, err := f.svc.LoginAttempt(ctx, Attempt{Username: tc.user, Password: password, IP: owner, DeviceCookies: tc.cookies})
+			var throttled *ThrottledError
+			switch {
+			case tc.ok && (err != nil || who.Name != tc.user):
+				t.Fatalf("got (%q, %v), want a login as %s", who.Name, err, tc.user)
+			case !tc.ok && (!errors.As(err, &throttled) || throttled.Limit != "user"):
+				t.Fatalf("got (%q, %v), want the account lockout (ThrottledError, limit user)", who.Name, err)
+			}
+		})
+	}
+	// The owner's success did not unlock the account for everyone else:
+	// that would hand the attacker a fresh budget at each of the owner's
+	// logins.
+	var throttled *ThrottledError
+	if _, err := f.svc.Login(ctx, "alice", "alice's long password", owner); !errors.As(err, &throttled) || throttled.Limit != "user" {
+		t.Fatalf("after the owner's device login, a login without the cookie: got %v, want still the account lockout", err)
+	}
+}
+
+// A stolen or guessed-at device cookie has its own failure budget: spent,
+// it locks that cookie only, neither the account for other clients nor
+// another device of the same user.
+func TestDeviceCookiesFailureBudgetLocksThatCookieOnly(t *testing.T) {
+	f := newDeviceFixture(t)
+	ctx := context.Background()
+	f.addUser(t, "alice", "alice's long password")
+	stolen := f.issueDevice(t, "alice")
+	owners := f.issueDevice(t, "alice")
+
+	for i := range f.svc.limits.PerDevice {
+		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})
+		_, err := f.svc.LoginAttempt(ctx, Attempt{Username: "alice", Password: "guess", IP: ip, DeviceCookies: []string{stolen}})
+		if !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("failure %d with the stolen cookie: got %v, want ErrInvalidCredentials", i+1, err)
+		}
+	}
+	ip := netip.MustParseAddr("192.0.2.7")
+	var throttled *ThrottledError
+	if _, err := f.svc.LoginAttempt(ctx, Attempt{Username: "alice", Password: "alice's long password", IP: ip, DeviceCookies: []string{stolen}}); !errors.As(err, &throttled) || throttled.Limit != "device" {
+		t.Fatalf("right password with the spent cookie: got %v, want a ThrottledError on the device limit", err)
+	}
+	if who, err := f.svc.LoginAttempt(ctx, Attempt{Username: "alice", Password: "alice's long password", IP: ip, DeviceCookies: []string{owners}}); err != nil || who.Name != "alice" {
+		t.Fatalf("the owner's other device: got (%q, %v), want a login", who.Name, err)
+	}
+	if who, err := f.svc.Login(ctx, "alice", "alice's long password", ip); err != nil || who.Name != "alice" {
+		t.Fatalf("a client without a cookie: got (%q, %v), want a login (the account was never locked)", who.Name, err)
+	}
+}
+
+func TestDeviceKeyMustBeLongEnough(t *testing.T) {
+	for _, n := range []int{1, MinDeviceKeyBytes - 1} {
+		if _, err := newDeviceSigner(make([]byte, n)); !errors.Is(err, ErrDeviceKeyTooShort) {
+			t.Errorf("key of %d bytes: got %v, want ErrDeviceKeyTooShort", n, err)
+		}
+	}
+	if _, err := newDeviceSigner(make([]byte, MinDeviceKeyBytes)); err != nil {
+		t.Errorf("key of %d bytes: %v", MinDeviceKeyBytes, err)
+	}
+}
+
+// Successful logins cost a hash and a session each, so they count too,
+// in a separate and higher per-address limit.
+func TestEveryAttemptCountsAgainstTheAddress(t *testing.T) {
+	f := newFixtureWith(t, session.Config{Lifetime: 12 * time.Hour}, Config{Limits: Limits{AttemptsPerIP: 3}})
+	ctx := context.Background()
+	f.addUser(t, "alice", "alice's long password")
+	ip := netip.MustParseAddr("192.0.2.7")
+	for i := range 3 {
+		if _, err := f.svc.Login(ctx, "alice", "alice's long password", ip); err != nil {
+			t.Fatalf("login %d: %v", i+1, err)
+		}
+	}
+	var throttled *ThrottledError
+	if _, err := f.svc.Login(ctx, "alice", "alice's long password", ip); !errors.As(err, &throttled) || throttled.Limit != "ip-attempts" || throttled.RetryAfter <= 0 {
+		t.Fatalf("4th login from one address: got %v, want a ThrottledError on the ip-attempts limit", err)
+	}
+	if _, err := f.svc.Login(ctx, "alice", "alice's long password", netip.MustParseAddr("192.0.2.8")); err != nil {
+		t.Fatalf("a login from another address: %v", err)
+	}
+}
+
+// With every hashing slot taken for longer than HashWait, a login is
+// refused with ErrBusy at once instead of queueing, and its failure
+// reservations are given back (it was not the user's failure).
+func TestFullHashingQueueAnswersBusy(t *testing.T) {
+	f := newFixtureWith(t, session.Config{Lifetime: 12 * time.Hour}, Config{HashConcurrency: 1, HashWait: 50 * time.Millisecond})
+	ctx := context.Background()
+	f.addUser(t, "alice", "alice's long password")
+	if err := f.svc.hasher.acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release := func() { once.Do(f.svc.hasher.release) }
+	t.Cleanup(release)
+
+	start := time.Now()
+	_, err := f.svc.Login(ctx, "alice", "alice's long password", netip.MustParseAddr("192.0.2.7"))
+	if took := time.Since(start); !errors.Is(err, ErrBusy) || took > time.Second {
+		t.Fatalf("login with the queue full: got %v after %v, want ErrBusy after about 50ms", err, took)
+	}
+	if n := f.client.ZCard(ctx, "throttle:user:{alice}").Val(); n != 0 {
+		t.Errorf("failures counted for alice after a busy refusal: got %d, want 0", n)
+	}
+	release()
+	if _, err := f.svc.Login(ctx, "alice", "alice's long password", netip.MustParseAddr("192.0.2.7")); err != nil {
+		t.Fatalf("login once a slot is free: %v", err)
+	}
+}

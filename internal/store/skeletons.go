@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Look-alike names. Each user record has a claim on its name's confusable
+// skeleton (UTS #39; computed by package auth): the key
+// user-skeleton:{<skeleton>} holds the name that owns it, so "is there a
+// user that looks like this one" is one GET, and two creations of
+// look-alike names racing each other cannot both win.
+//
+// Redis Cluster: the skeleton key is in another slot than the user record
+// (their tags differ), so creating is three steps, ordered to be safe when
+// split. 1. The skeleton is claimed (one script on the skeleton key: set
+// if free, ours or held by a name whose record is gone). 2. The record is
+// created. 3. The claim is read again; if another creation took it over
+// meanwhile (it found our record missing between 1 and 2), our record is
+// deleted and we lose. Deleting a user removes the record first and then
+// the claim, so a failure in between leaves a claim without a record,
+// which step 1 treats as free; never a record without its claim.
+
+// LookAlikeError means another user's name has the same confusable skeleton
+// as the one being created.
+type LookAlikeError struct {
+	// Existing is the name of the user it looks like.
+	Existing string
+}
+
+// Error implements error.
+func (e *LookAlikeError) Error() string {
+	return fmt.Sprintf("name looks like the existing user %q (same confusable skeleton, Unicode UTS #39): choose another name", e.Existing)
+}
+
+// claimSkeleton sets KEYS[1] to ARGV[1] if it is free, already ARGV[1], or
+// still ARGV[2] (a holder found stale), and returns "" then; otherwise it
+// returns the holder.
+var claimSkeleton = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] or (ARGV[2] ~= '' and v == ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return ''
+end
+return v`)
+
+// releaseSkeleton deletes KEYS[1] only while it names ARGV[1].
+var releaseSkeleton = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+// CreateUnique adds a user like Create, unless another user's name has the
+// same skeleton: then it returns *LookAlikeError. ErrUserExists as Create.
+// A user created by Create (before skeletons were stored) gets its claim
+// the next time CreateUnique is called for its name (EnsureUser at start).
+func (u *Users) CreateUnique(ctx context.Context, name, skeleton, passwordHash string) error {
+	if err := u.claim(ctx, name, skeleton); err != nil {
+		return err
+	}
+	if err := u.Create(ctx, name, passwordHash); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	defer cancel()
+	holder, err := u.client.Get(ctx, UserSkeletonKey(skeleton)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return unavailable("check skeleton claim", err)
+	}
+	if holder != name {
+		// Taken over between the claim and the record: we lose.
+		if err := u.client.Del(ctx, userKey(name)).Err(); err != nil {
+			return unavailable("undo create user", err)
+		}
+		return &LookAlikeError{Existing: holder}
+	}
+	return nil
+}
+
+// claim takes the skeleton for name, or returns *LookAlikeError naming the
+// live user holding it.
+func (u *Users) claim(ctx context.Context, name, skeleton string) error {
+	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	defer cancel()
+	key := UserSkeletonKey(skeleton)
+	stale := ""
+	for range 2 {
+		holder, err := claimSkeleton.Run(ctx, u.client, []string{key}, name, stale).Text()
+		if err != nil {
+			return unavailable("claim skeleton", err)
+		}
+		if holder == "" {
+			return nil
+		}
+		n, err := u.client.Exists(ctx, userKey(holder)).Result()
+		if err != nil {
+			return unavailable("claim skeleton", err)
+		}
+		if n == 1 {
+			return &LookAlikeError{Existing: holder}
+		}
+		// A claim without a record: a creation that failed part-way or is
+		// between its steps, or a delete that did not finish. Take it over
+		// only if it still names that holder.
+		stale = holder
+	}
+	return &LookAlikeError{Existing: stale}
+}
+
+// ReleaseSkeleton removes name's claim on skeleton, after its record was
+// deleted (see Delete). A claim held by another name is left alone.
+func (u *Users) ReleaseSkeleton(ctx context.Context, name, skeleton string) error {
+	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	defer cancel()
+	if err := releaseSkeleton.Run(ctx, u.client, []string{UserSkeletonKey(skeleton)}, name).Err(); err != nil {
+		return unavailable("release skeleton", err)
+	}
+	return nil
+}
