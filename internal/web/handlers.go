@@ -56,7 +56,7 @@ type loginPage struct {
 // loginForm serves GET /login/.
 func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
 	next := r.URL.Query().Get("next")
-	if safeNext(next) == "/" {
+	if a.safeReturn(r, next) == "/" {
 		next = ""
 	}
 	a.render(w, r, http.StatusOK, "login.html", loginPage{Next: next})
@@ -111,7 +111,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("login", "user", who.Name, "request_id", requestID(ctx), "client", a.clientIP(r).String())
-	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+	http.Redirect(w, r, a.safeReturn(r, next), http.StatusSeeOther)
 }
 
 // logoutPage serves GET /logout/: a page with the log-out button. A GET

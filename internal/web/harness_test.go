@@ -50,7 +50,9 @@ type appSettings struct {
 	limits         auth.Limits // zero fields: auth's defaults
 	cookieName     string
 	cookieSecure   bool
-	maxSessions    int // MAX_SESSIONS_PER_USER; 0: the default
+	maxSessions    int      // MAX_SESSIONS_PER_USER; 0: the default
+	allowedHosts   []string // AUTH_ALLOWED_HOSTS
+	loginURL       string   // AUTH_LOGIN_URL; "": the default
 }
 
 type appOption func(*appSettings)
@@ -75,6 +77,12 @@ func withCookie(name string, secure bool) appOption {
 // withTrustedProxies sets TRUSTED_PROXIES.
 func withTrustedProxies(p ...netip.Prefix) appOption {
 	return func(s *appSettings) { s.trustedProxies = p }
+}
+
+// withForwardAuth sets AUTH_ALLOWED_HOSTS and AUTH_LOGIN_URL ("": the
+// default).
+func withForwardAuth(loginURL string, hosts ...string) appOption {
+	return func(s *appSettings) { s.loginURL, s.allowedHosts = loginURL, hosts }
 }
 
 // withMaxSessions sets MAX_SESSIONS_PER_USER.
@@ -132,6 +140,8 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		InstanceID:     s.instanceID,
 		CookieSecure:   s.cookieSecure,
 		TrustedProxies: s.trustedProxies,
+		AllowedHosts:   s.allowedHosts,
+		LoginURL:       s.loginURL,
 	}, log, sessions, authSvc, rdb)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
