@@ -183,4 +183,3 @@ func TestAPIUnavailableIsJSON(t *testing.T) {
 		wantJSONError(t, req.method+" "+req.path+" with Redis down", p, "unavailable")
 	}
 }
-
