@@ -59,7 +59,7 @@ func wantAnonymous(t *testing.T, what string, p page, loginURL string) {
 func TestVerifyAnswersWhoIsLoggedIn(t *testing.T) {
 	ta := newForwardApp(t)
 	cookie := ta.login(t, newBrowser(t), false)
-	loginTo := func(target string) string { return "/login/?next=" + url.QueryEscape(target) }
+	loginTo := func(target string) string { return "https://app.example.test/login/?next=" + url.QueryEscape(target) }
 	const original = "https://app.example.test/docs/?page=2"
 
 	wantIdentity(t, "cookie", ta.send(t, forwarded("/auth/verify", "app.example.test", "/docs/?page=2").with("Cookie", testCookieName+"="+cookie)), aliceName)

@@ -92,20 +92,28 @@ func bearerToken(r *http.Request) (string, bool) {
 	return token, session.ValidToken(token)
 }
 
-// loginURL is where a visitor without a session logs in: the login form,
-// with the original URL as its return target when that is one a login may
+// loginURL is where a visitor without a session logs in: the login form
+// (AUTH_LOGIN_URL; a path is on the original URL's host), with the
+// original URL as its return target when that is one a login may
 // return to (see safeReturn). A refused target is left out, so the login
 // returns to "/".
 func (a *App) loginURL(r *http.Request) string {
 	target := a.safeReturn(r, a.originalURL(r))
+	login := a.cfg.LoginURL
+	if u, err := url.Parse(target); err == nil && u.Host != "" && strings.HasPrefix(login, "/") {
+		// The login form on the host the browser asked for, written out:
+		// nginx's error_page redirects only to an absolute URL (a path it
+		// serves in place, under the app's URL).
+		login = u.Scheme + "://" + u.Host + login
+	}
 	if target == "/" {
-		return a.cfg.LoginURL
+		return login
 	}
 	sep := "?"
-	if strings.Contains(a.cfg.LoginURL, "?") {
+	if strings.Contains(login, "?") {
 		sep = "&"
 	}
-	return a.cfg.LoginURL + sep + "next=" + url.QueryEscape(target)
+	return login + sep + "next=" + url.QueryEscape(target)
 }
 
 // originalURL is the URL the proxy asks about, from X-Forwarded-Proto,
