@@ -148,6 +148,10 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		// nobody could log in.
 		return c, badVar("SESSION_COOKIE_NAME", "a name without the __Host- prefix unless COOKIE_SECURE=true", c.CookieName)
 	}
+	if !c.CookieSecure && strings.HasPrefix(c.CookieName, "__Secure-") {
+		// Browsers drop a __Secure- cookie that is not Secure, too.
+		return c, badVar("SESSION_COOKIE_NAME", "a name without the __Secure- prefix unless COOKIE_SECURE=true", c.CookieName)
+	}
 	if c.CookieDomain, err = parseCookieDomain(*cookieDomain); err != nil {
 		return c, badVar("COOKIE_DOMAIN", "a host name with at least one dot such as example.com, or empty", *cookieDomain)
 	}

@@ -106,3 +106,26 @@ func loadAll(t *testing.T, m *Manager, tokens ...string) context.Context {
 	}
 	return ctx
 }
+
+// COOKIE_DOMAIN: the cookie is sent to sibling subdomains, set and cleared
+// with the same Domain.
+func TestCookieDomain(t *testing.T) {
+	h := newHarness(t)
+	m := h.manager(Config{CookieName: "__Secure-session_id", CookieSecure: true, CookieDomain: "example.test"})
+	token, _ := login(t, m, "alice", h.addUser(t, "alice"))
+	ctx := load(t, m, token)
+	if err := m.End(ctx); err != nil {
+		t.Fatalf("End: %v", err)
+	}
+	cleared := save(t, m, ctx)
+	if cleared == nil || cleared.Domain != "example.test" || cleared.MaxAge >= 0 {
+		t.Errorf("logout cookie: got %+v, want one clearing the cookie for Domain example.test", cleared)
+	}
+	ctx = load(t, m, "")
+	if err := m.Start(ctx, Login{User: "alice", Stamp: "$argon2id$stamp-of-alice"}); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if c := save(t, m, ctx); c == nil || c.Domain != "example.test" || !c.Secure || !c.HttpOnly {
+		t.Errorf("login cookie: got %+v, want Domain example.test, Secure, HttpOnly", c)
+	}
+}
