@@ -267,7 +267,7 @@ func TestParseConfigRejectsBadVariables(t *testing.T) {
 		{vars: env{"BOOTSTRAP_USER": "admin"}, naming: "BOOTSTRAP_PASSWORD"},
 		{vars: env{"BOOTSTRAP_PASSWORD": "change-me-now"}, naming: "BOOTSTRAP_USER"},
 		{vars: env{"SESSION_COOKIE_NAME": "__Secure-sid"}, naming: "SESSION_COOKIE_NAME"}, // not Secure: browsers drop it
-		{vars: env{"COOKIE_DOMAIN": "com"}, naming: "COOKIE_DOMAIN"}, // a whole top-level domain
+		{vars: env{"COOKIE_DOMAIN": "com"}, naming: "COOKIE_DOMAIN"},                      // a whole top-level domain
 		{vars: env{"COOKIE_DOMAIN": "example.com:8080"}, naming: "COOKIE_DOMAIN"},
 		{vars: env{"COOKIE_DOMAIN": "exa mple.com"}, naming: "COOKIE_DOMAIN"},
 		{vars: env{"COOKIE_DOMAIN": "192.168.1.7"}, naming: "COOKIE_DOMAIN"},
