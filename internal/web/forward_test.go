@@ -1,13 +1,16 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/testkit"
 )
 
 // loopback is the test's own address: httptest serves on 127.0.0.1, so
@@ -168,6 +171,33 @@ func TestLoginReturnsOnlyToAllowedHosts(t *testing.T) {
 		}
 		if f := b.get(ta.url("/login/?next=" + url.QueryEscape(tc.next))); tc.want == "/" && strings.Contains(f.body, `name="next"`) {
 			t.Errorf("login form with next=%q: the refused target is in the form", tc.next)
+		}
+	}
+}
+
+// TestVerifyExtendsTheIdleDeadline: a check by the proxy is a use of the
+// session, as a page view is, by cookie and by bearer token.
+func TestVerifyExtendsTheIdleDeadline(t *testing.T) {
+	ta := newForwardApp(t)
+	cookie := ta.login(t, newBrowser(t), false)
+	token := ta.apiLogin(t)
+	for _, tc := range []struct {
+		name, token string
+		req         rawRequest
+	}{
+		{"cookie", cookie, getRaw("/auth/verify").with("Cookie", testCookieName+"="+cookie)},
+		{"bearer", token, bearer(getRaw("/auth/verify"), token)},
+	} {
+		key := testkit.SessionKey(tc.token)
+		// Unused for 20 minutes of the 30-minute idle timeout.
+		ta.backdateLastSeen(t, tc.token, 20*time.Minute)
+		if err := ta.check.PExpire(context.Background(), key, 10*time.Minute).Err(); err != nil {
+			t.Fatalf("PEXPIRE %s: %v", key, err)
+		}
+		wantIdentity(t, tc.name, ta.send(t, tc.req), aliceName)
+		ttl, err := ta.check.PTTL(context.Background(), key).Result()
+		if err != nil || ttl < 29*time.Minute {
+			t.Errorf("%s: idle time left after a verify: got %v (%v), want the full 30 minutes again", tc.name, ttl, err)
 		}
 	}
 }
