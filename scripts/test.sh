@@ -2,7 +2,7 @@
 # The project's single test command: ./scripts/test.sh [go test flags...]
 #
 # 1. Makes sure the native tools the tests run are installed (redis-server,
-#    haproxy, chromium, and gcc for -race), installing the missing ones with
+#    haproxy, chromium, nginx, and gcc for -race), installing the missing ones with
 #    apt when run as root.
 # 2. Makes the Docker Engine ready for deploy's TestComposeStack, which runs
 #    the real `docker compose up --build`: builds the Compose v2 CLI plugin
@@ -33,7 +33,7 @@ done
 export PATH
 
 # ---------------------------------------------------------------------------
-step "native tools: redis-server, redis-cli, haproxy, chromium, gcc"
+step "native tools: redis-server, redis-cli, haproxy, chromium, gcc, nginx"
 
 # tool -> Debian package
 declare -A pkg_for=(
@@ -42,8 +42,9 @@ declare -A pkg_for=(
 	[haproxy]=haproxy # the native cluster's load balancer, with deploy/haproxy.cfg
 	[chromium]=chromium
 	[gcc]=gcc # go test -race needs cgo
+	[nginx]=nginx # forward auth (auth_request) in front of replicas, with deploy/nginx-forward-auth.conf
 )
-tools=(redis-server redis-cli haproxy chromium gcc)
+tools=(redis-server redis-cli haproxy chromium gcc nginx)
 
 missing_tools() {
 	local t
@@ -69,8 +70,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 		pkgs+=("${pkg_for[$t]}")
 	done
 
-	# Keep apt from starting a system haproxy or a second redis: the
-	# tests start their own, on loopback ports of their choosing.
+	# Keep apt from starting a system haproxy, nginx or a second redis:
+	# the tests start their own, on loopback ports of their choosing.
 	policy=/usr/sbin/policy-rc.d
 	own_policy=0
 	if [ ! -e "$policy" ]; then

@@ -203,6 +203,7 @@ func showSession(ctx context.Context, op *operator, id string, asJSON bool, w io
 		{"expires", when(r.ExpiresAt, now, "if unused: idle timeout or absolute deadline, whichever comes first")},
 		{"ends", when(r.EndsAt, now, "absolute deadline: login + lifetime")},
 		{"ip", printable(r.IP)},
+		{"kind", sessionKind(r)},
 		{"user agent", printable(r.UserAgent)},
 		{"device", printable(r.Device.String())},
 	} {
@@ -317,6 +318,17 @@ type sessionJSON struct {
 	IP         string     `json:"ip"`
 	UserAgent  string     `json:"user_agent"`
 	Device     string     `json:"device"`
+	// Kind is "browser" (a cookie) or "api" (a bearer token from POST
+	// /api/login).
+	Kind string `json:"kind"`
+}
+
+// sessionKind names how a session is used: "browser" or "api".
+func sessionKind(r session.Record) string {
+	if r.API {
+		return "api"
+	}
+	return "browser"
 }
 
 func jsonTime(t time.Time) *time.Time {
@@ -328,8 +340,9 @@ func jsonTime(t time.Time) *time.Time {
 }
 
 // Text column widths: an id, a name up to 16 characters, three RFC 3339
-// UTC times, an IPv4 address; the device takes the rest of the line.
-const textRow = "%-16s  %-16s  %-20s  %-20s  %-20s  %-15s  %s\n"
+// UTC times, an IPv4 address, the kind; the device takes the rest of the
+// line.
+const textRow = "%-16s  %-16s  %-20s  %-20s  %-20s  %-15s  %-7s  %s\n"
 
 func (p *sessionPrinter) print(r session.Record) error {
 	if p.json != nil {
@@ -337,16 +350,16 @@ func (p *sessionPrinter) print(r session.Record) error {
 			ID: r.ID, User: r.User,
 			CreatedAt: jsonTime(r.CreatedAt), LastSeenAt: jsonTime(r.LastSeenAt),
 			ExpiresAt: jsonTime(r.ExpiresAt), EndsAt: jsonTime(r.EndsAt),
-			IP: r.IP, UserAgent: r.UserAgent, Device: r.Device.String(),
+			IP: r.IP, UserAgent: r.UserAgent, Device: r.Device.String(), Kind: sessionKind(r),
 		})
 	}
 	if !p.started {
 		p.started = true
-		if _, err := fmt.Fprintf(p.w, textRow, "ID", "USER", "CREATED", "LAST SEEN", "EXPIRES", "IP", "DEVICE"); err != nil {
+		if _, err := fmt.Fprintf(p.w, textRow, "ID", "USER", "CREATED", "LAST SEEN", "EXPIRES", "IP", "KIND", "DEVICE"); err != nil {
 			return err
 		}
 	}
-	_, err := fmt.Fprintf(p.w, textRow, r.ID, printable(r.User), stamp(r.CreatedAt), stamp(r.LastSeenAt), stamp(r.ExpiresAt), printable(r.IP), printable(r.Device.String()))
+	_, err := fmt.Fprintf(p.w, textRow, r.ID, printable(r.User), stamp(r.CreatedAt), stamp(r.LastSeenAt), stamp(r.ExpiresAt), printable(r.IP), sessionKind(r), printable(r.Device.String()))
 	return err
 }
 

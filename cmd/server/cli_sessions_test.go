@@ -82,7 +82,7 @@ func seedSessions(t *testing.T, rdb *store.Redis) seededSessions {
 	var s seededSessions
 	s.laptop = startSession(t, rdb, session.Login{User: "alice", IP: "203.0.113.7", UserAgent: firefoxUA})
 	s.phone = startSession(t, rdb, session.Login{User: "alice", IP: "2001:db8::1", UserAgent: androidUA})
-	s.bob = startSession(t, rdb, session.Login{User: "bob", IP: "198.51.100.2", UserAgent: "curl/8.5.0"})
+	s.bob = startAPISession(t, rdb, session.Login{User: "bob", IP: "198.51.100.2", UserAgent: "curl/8.5.0"})
 	return s
 }
 
@@ -93,7 +93,7 @@ func textTable(t *testing.T, out string) []map[string]string {
 	t.Helper()
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	header := lines[0]
-	names := []string{"ID", "USER", "CREATED", "LAST SEEN", "EXPIRES", "IP", "DEVICE"}
+	names := []string{"ID", "USER", "CREATED", "LAST SEEN", "EXPIRES", "IP", "KIND", "DEVICE"}
 	starts := make([]int, len(names))
 	for i, name := range names {
 		starts[i] = strings.Index(header, name)
@@ -147,11 +147,12 @@ func TestSessionsListText(t *testing.T) {
 		s      testSession
 		user   string
 		ip     string
+		kind   string
 		device string
 	}{
-		{s.laptop, "alice", "203.0.113.7", "Firefox 133 on Linux (Desktop)"},
-		{s.phone, "alice", "2001:db8::1", "Chrome 131 on Android (Mobile)"},
-		{s.bob, "bob", "198.51.100.2", "unknown device"},
+		{s.laptop, "alice", "203.0.113.7", "browser", "Firefox 133 on Linux (Desktop)"},
+		{s.phone, "alice", "2001:db8::1", "browser", "Chrome 131 on Android (Mobile)"},
+		{s.bob, "bob", "198.51.100.2", "api", "unknown device"},
 	} {
 		id := want.s.Record.ID
 		row, ok := byID[id]
@@ -160,7 +161,7 @@ func TestSessionsListText(t *testing.T) {
 			continue
 		}
 		wantCells := map[string]string{
-			"USER": want.user, "IP": want.ip, "DEVICE": want.device,
+			"USER": want.user, "IP": want.ip, "KIND": want.kind, "DEVICE": want.device,
 			"CREATED": rfc3339(want.s.Record.CreatedAt), "LAST SEEN": rfc3339(want.s.Record.CreatedAt),
 		}
 		for col, v := range wantCells {
@@ -187,6 +188,7 @@ type sessionLine struct {
 	IP         string    `json:"ip"`
 	UserAgent  string    `json:"user_agent"`
 	Device     string    `json:"device"`
+	Kind       string    `json:"kind"`
 }
 
 // jsonLines parses output of --json: one object per line, each with at
@@ -229,6 +231,9 @@ func TestSessionsListJSON(t *testing.T) {
 			continue
 		}
 		got, rec := lines[i], want.Record
+		if wantKind := map[bool]string{false: "browser", true: "api"}[rec.API]; got.Kind != wantKind {
+			t.Errorf("session %s: got kind %q, want %q", rec.ID, got.Kind, wantKind)
+		}
 		if got.User != rec.User || got.IP != rec.IP || got.UserAgent != rec.UserAgent || got.Device != rec.Device.String() {
 			t.Errorf("session %s: got user %q ip %q user agent %q device %q, want %q %q %q %q",
 				rec.ID, got.User, got.IP, got.UserAgent, got.Device, rec.User, rec.IP, rec.UserAgent, rec.Device.String())

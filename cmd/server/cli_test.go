@@ -126,6 +126,16 @@ func startSession(t *testing.T, rdb *store.Redis, l session.Login) testSession {
 	return testSession{Key: testkit.SessionKey(token), Token: token, Record: r}
 }
 
+// startAPISession starts an API session, as POST /api/login does.
+func startAPISession(t *testing.T, rdb *store.Redis, l session.Login) testSession {
+	t.Helper()
+	token, r, err := sessionManager(rdb).StartAPI(context.Background(), l)
+	if err != nil {
+		t.Fatalf("start an API session for %q: %v", l.User, err)
+	}
+	return testSession{Key: testkit.SessionKey(token), Token: token, Record: r}
+}
+
 // putSession starts a session for user and returns its key.
 func putSession(t *testing.T, rdb *store.Redis, user string) string {
 	t.Helper()

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -40,6 +41,9 @@ type config struct {
 	BootstrapPassword     string        // BOOTSTRAP_PASSWORD
 	LoginMaxAttemptsPerIP int           // LOGIN_MAX_ATTEMPTS_PER_IP, default 300 attempts (successful ones too) per address per window
 	DeviceCookieKey       []byte        // DEVICE_COOKIE_KEY (environment only): required with REDIS_URL; embedded mode: random
+	AuthAllowedHosts      []string      // AUTH_ALLOWED_HOSTS, default none: hosts a login may return to
+	AuthLoginURL          string        // AUTH_LOGIN_URL, default "/login/": where forward auth sends browsers
+	CookieDomain          string        // COOKIE_DOMAIN, default "" (host-only cookie)
 }
 
 // helpRequested carries the usage text for -h/--help, which is an answer,
@@ -91,6 +95,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	window := fs.String("login-window", env("LOGIN_WINDOW", "15m"), "sliding window for failed logins (LOGIN_WINDOW)")
 	maxAttemptsIP := fs.String("login-max-attempts-per-ip", env("LOGIN_MAX_ATTEMPTS_PER_IP", "300"), "login attempts, successful ones too, per client address per window (LOGIN_MAX_ATTEMPTS_PER_IP)")
 	maxSessions := fs.String("max-sessions-per-user", env("MAX_SESSIONS_PER_USER", "100"), "live sessions per user; a login past it ends the oldest (MAX_SESSIONS_PER_USER)")
+	allowedHosts := fs.String("auth-allowed-hosts", env("AUTH_ALLOWED_HOSTS", ""), "comma-separated hosts (host or host:port) a login may return to, besides this one (AUTH_ALLOWED_HOSTS)")
+	loginURL := fs.String("auth-login-url", env("AUTH_LOGIN_URL", "/login/"), "where forward auth sends a browser to log in: a path, or this service's absolute URL (AUTH_LOGIN_URL)")
+	cookieDomain := fs.String("cookie-domain", env("COOKIE_DOMAIN", ""), "Domain of the session cookie, shared by sibling subdomains; default host-only (COOKIE_DOMAIN)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
@@ -148,10 +155,42 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		// nobody could log in.
 		return c, badVar("SESSION_COOKIE_NAME", "a name without the __Host- prefix unless COOKIE_SECURE=true", c.CookieName)
 	}
-	if c.CookieSecure && !strings.HasPrefix(c.CookieName, "__Host-") {
+	if !c.CookieSecure && strings.HasPrefix(c.CookieName, "__Secure-") {
+		// Browsers drop a __Secure- cookie that is not Secure, too.
+		return c, badVar("SESSION_COOKIE_NAME", "a name without the __Secure- prefix unless COOKIE_SECURE=true", c.CookieName)
+	}
+	if c.CookieDomain, err = parseCookieDomain(*cookieDomain); err != nil {
+		return c, badVar("COOKIE_DOMAIN", "a host name with at least one dot such as example.com, or empty", *cookieDomain)
+	}
+	if c.CookieDomain != "" && strings.HasPrefix(c.CookieName, "__Host-") {
+		// Browsers drop a __Host- cookie that has a Domain.
+		return c, badVar("SESSION_COOKIE_NAME", "a name without the __Host- prefix when COOKIE_DOMAIN is set", c.CookieName)
+	}
+	if c.CookieSecure && c.CookieDomain != "" && !strings.HasPrefix(c.CookieName, "__Secure-") {
+		// __Host- forbids a Domain; __Secure- still makes browsers refuse
+		// the cookie unless it is Secure, so a plain-http page cannot set it.
+		c.CookieName = "__Secure-" + c.CookieName
+	}
+	if c.CookieSecure && c.CookieDomain == "" && !strings.HasPrefix(c.CookieName, "__Host-") {
 		// The __Host- prefix makes browsers refuse the cookie unless it
 		// is Secure, Path=/ and has no Domain: no subdomain can plant it.
 		c.CookieName = "__Host-" + c.CookieName
+	}
+	for _, h := range strings.Split(*allowedHosts, ",") {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if h == "" {
+			continue
+		}
+		if !validAllowedHost(h) {
+			return c, badVar("AUTH_ALLOWED_HOSTS", "comma-separated host names or host:port, such as app.example.com,wiki.example.com:8443", *allowedHosts)
+		}
+		c.AuthAllowedHosts = append(c.AuthAllowedHosts, h)
+	}
+	c.AuthLoginURL = *loginURL
+	if u, e := url.Parse(c.AuthLoginURL); e != nil || u.User != nil || u.Fragment != "" ||
+		!(strings.HasPrefix(c.AuthLoginURL, "/") && !strings.HasPrefix(c.AuthLoginURL, "//") && u.Host == "" ||
+			(u.Scheme == "https" || u.Scheme == "http") && u.Host != "") {
+		return c, badVar("AUTH_LOGIN_URL", "a path such as /login/ or an absolute http(s) URL such as https://auth.example.com/login/", c.AuthLoginURL)
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return c, badVar("LOG_LEVEL", "debug, info, warn or error", *logLevel)
@@ -253,6 +292,56 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 	return v, v != ""
 }
 
+// parseCookieDomain checks a COOKIE_DOMAIN value: a lower-cased host name
+// of at least two labels (a cookie for a whole top-level domain is
+// refused by browsers), without the leading dot some write. "" is off.
+func parseCookieDomain(s string) (string, error) {
+	s = strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), ".")
+	if s == "" {
+		return "", nil
+	}
+	if len(s) > 253 || !strings.Contains(s, ".") || !validHostName(s) {
+		return "", errors.New("not a host name")
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return "", errors.New("an IP address cannot be a cookie domain")
+	}
+	return s, nil
+}
+
+// validAllowedHost reports whether h is host or host:port with a plain
+// ASCII host name or IP address.
+func validAllowedHost(h string) bool {
+	name, port := h, ""
+	if host, p, err := net.SplitHostPort(h); err == nil {
+		name, port = host, p
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		return !strings.Contains(name, ":") || port != "" // an IPv6 address needs [] and a port
+	}
+	return validHostName(name)
+}
+
+// validHostName reports whether s is dot-separated labels of letters,
+// digits and inner dashes: ASCII only, so an IDN must be given in its
+// xn-- form.
+func validHostName(s string) bool {
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func validCookieName(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
@@ -322,6 +411,7 @@ func (c config) logAttrs() []any {
 		"max_sessions_per_user", c.MaxSessionsPerUser, "bootstrap_user", c.BootstrapUser,
 		"bootstrap_password", mask(c.BootstrapPassword),
 		"login_max_attempts_per_ip", c.LoginMaxAttemptsPerIP, "device_cookie_key", maskBytes(c.DeviceCookieKey),
+		"auth_allowed_hosts", strings.Join(c.AuthAllowedHosts, ","), "auth_login_url", c.AuthLoginURL, "cookie_domain", c.CookieDomain,
 	}
 }
 

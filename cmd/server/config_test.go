@@ -201,6 +201,37 @@ func TestParseConfigValues(t *testing.T) {
 	}
 }
 
+func TestForwardAuthConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		vars       env
+		wantCookie string
+		wantDomain string
+		wantHosts  string
+		wantLogin  string
+	}{
+		{"defaults", env{}, "session_id", "", "", "/login/"},
+		{"TLS, host-only", env{"COOKIE_SECURE": "true"}, "__Host-session_id", "", "", "/login/"},
+		{"TLS with a domain: __Secure-, as __Host- forbids Domain", env{"COOKIE_SECURE": "true", "COOKIE_DOMAIN": ".Example.COM"}, "__Secure-session_id", "example.com", "", "/login/"},
+		{"a domain without TLS", env{"COOKIE_DOMAIN": "example.com"}, "session_id", "example.com", "", "/login/"},
+		{"allowed hosts and login URL", env{"AUTH_ALLOWED_HOSTS": " App.example.com, wiki.example.com:8443,127.0.0.1:8080", "AUTH_LOGIN_URL": "https://auth.example.com/login/"},
+			"session_id", "", "app.example.com,wiki.example.com:8443,127.0.0.1:8080", "https://auth.example.com/login/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(nil, tc.vars.getenv)
+			if err != nil {
+				t.Fatalf("parseConfig: %v", err)
+			}
+			checkFields(t, []field{
+				{"CookieName", c.CookieName, tc.wantCookie},
+				{"CookieDomain", c.CookieDomain, tc.wantDomain},
+				{"AuthAllowedHosts", strings.Join(c.AuthAllowedHosts, ","), tc.wantHosts},
+				{"AuthLoginURL", c.AuthLoginURL, tc.wantLogin},
+			})
+		})
+	}
+}
+
 func TestParseConfigRejectsBadVariables(t *testing.T) {
 	tests := []struct {
 		vars   env
@@ -251,6 +282,20 @@ func TestParseConfigRejectsBadVariables(t *testing.T) {
 		{vars: env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": "c2hvcnQ="}, naming: "DEVICE_COOKIE_KEY"},                       // 5 bytes
 		{vars: env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": strings.Repeat("not a key! ", 6)}, naming: "DEVICE_COOKIE_KEY"}, // neither hex nor base64 of 32 bytes
 		{vars: env{"DEVICE_COOKIE_KEY": "00ff"}, naming: "DEVICE_COOKIE_KEY"},                                                                // set, even embedded: must be right
+		{vars: env{"SESSION_COOKIE_NAME": "__Secure-sid"}, naming: "SESSION_COOKIE_NAME"},                                                    // not Secure: browsers drop it
+		{vars: env{"COOKIE_DOMAIN": "com"}, naming: "COOKIE_DOMAIN"},                                                                         // a whole top-level domain
+		{vars: env{"COOKIE_DOMAIN": "example.com:8080"}, naming: "COOKIE_DOMAIN"},
+		{vars: env{"COOKIE_DOMAIN": "exa mple.com"}, naming: "COOKIE_DOMAIN"},
+		{vars: env{"COOKIE_DOMAIN": "192.168.1.7"}, naming: "COOKIE_DOMAIN"},
+		{vars: env{"COOKIE_DOMAIN": "bücher.example"}, naming: "COOKIE_DOMAIN"}, // IDNs in their xn-- form
+		{vars: env{"COOKIE_DOMAIN": "example.com", "SESSION_COOKIE_NAME": "__Host-sid", "COOKIE_SECURE": "true"}, naming: "SESSION_COOKIE_NAME"},
+		{vars: env{"AUTH_ALLOWED_HOSTS": "app.example.com,https://wiki.example.com"}, naming: "AUTH_ALLOWED_HOSTS"},
+		{vars: env{"AUTH_ALLOWED_HOSTS": "app.example.com/"}, naming: "AUTH_ALLOWED_HOSTS"},
+		{vars: env{"AUTH_ALLOWED_HOSTS": "*.example.com"}, naming: "AUTH_ALLOWED_HOSTS"},
+		{vars: env{"AUTH_ALLOWED_HOSTS": "app.example.com:99999"}, naming: "AUTH_ALLOWED_HOSTS"},
+		{vars: env{"AUTH_LOGIN_URL": "//evil.example/login/"}, naming: "AUTH_LOGIN_URL"},
+		{vars: env{"AUTH_LOGIN_URL": "login"}, naming: "AUTH_LOGIN_URL"},
+		{vars: env{"AUTH_LOGIN_URL": "javascript:alert(1)"}, naming: "AUTH_LOGIN_URL"},
 		{args: []string{"-session-lifetime", "abc"}, naming: "SESSION_LIFETIME"},
 		{args: []string{"-no-such-flag"}, naming: "-no-such-flag"},
 		{args: []string{"extra"}, naming: `"extra"`},

@@ -73,6 +73,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		CookieName:   cfg.CookieName,
 		CookieSecure: cfg.CookieSecure,
 		MaxPerUser:   cfg.MaxSessionsPerUser,
+		CookieDomain: cfg.CookieDomain,
 	}, log)
 	authSvc, err := auth.NewService(rdb, sessions, auth.Config{
 		Limits:    auth.Limits{PerUser: cfg.LoginMaxFailures, PerIP: cfg.LoginMaxFailuresPerIP, AttemptsPerIP: cfg.LoginMaxAttemptsPerIP, Window: cfg.LoginWindow},
@@ -85,6 +86,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		InstanceID:     cfg.InstanceID,
 		CookieSecure:   cfg.CookieSecure,
 		TrustedProxies: cfg.TrustedProxies,
+		AllowedHosts:   cfg.AuthAllowedHosts,
+		LoginURL:       cfg.AuthLoginURL,
 	}, log, sessions, authSvc, rdb)
 	if err != nil {
 		return err

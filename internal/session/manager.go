@@ -28,6 +28,9 @@ type Config struct {
 	// MaxPerUser caps a user's live sessions; a login past it ends the
 	// user's oldest session. Default 100.
 	MaxPerUser int
+	// CookieDomain, when set, is the cookie's Domain attribute, so that
+	// sibling subdomains share the login. Default "": a host-only cookie.
+	CookieDomain string
 }
 
 func (c Config) withDefaults() Config {
@@ -74,6 +77,7 @@ func New(sessions *store.SessionStore, cfg Config, log *slog.Logger) *Manager {
 	sm.Cookie.Path = "/"
 	sm.Cookie.SameSite = http.SameSiteLaxMode
 	sm.Cookie.Secure = cfg.CookieSecure
+	sm.Cookie.Domain = cfg.CookieDomain
 	sm.Cookie.Persist = false
 	return &Manager{cfg: cfg, scs: sm, sessions: sessions, codec: codec, devices: newDevices(), log: log}
 }
@@ -139,9 +143,9 @@ func (m *Manager) Tokens(r *http.Request) []string {
 func (m *Manager) Load(ctx context.Context, tokens ...string) (context.Context, error) {
 	switch len(tokens) {
 	case 0:
-		return m.load(ctx, "")
+		return m.load(ctx, "", false)
 	case 1:
-		return m.load(ctx, tokens[0])
+		return m.load(ctx, tokens[0], false)
 	}
 	var (
 		best     context.Context
@@ -157,8 +161,8 @@ func (m *Manager) Load(ctx context.Context, tokens ...string) (context.Context, 
 			m.log.Warn("unreadable session treated as logged out", "err", err)
 			continue
 		}
-		if m.scs.Token(loaded) == "" {
-			continue // no such session: as no cookie
+		if m.scs.Token(loaded) == "" || m.isAPI(loaded) {
+			continue // no such session, or a bearer token sent as a cookie: as no cookie
 		}
 		r := requestOf(loaded)
 		r.mu.Lock()
@@ -171,7 +175,7 @@ func (m *Manager) Load(ctx context.Context, tokens ...string) (context.Context, 
 		}
 	}
 	if best == nil {
-		return m.load(ctx, "")
+		return m.load(ctx, "", false)
 	}
 	r := requestOf(best)
 	r.mu.Lock()
@@ -184,9 +188,10 @@ func (m *Manager) Load(ctx context.Context, tokens ...string) (context.Context, 
 	return m.loaded(best)
 }
 
-// load is Load of one token.
-func (m *Manager) load(ctx context.Context, token string) (context.Context, error) {
-	ctx = context.WithValue(ctx, requestKey{}, &request{})
+// load is Load of one token, sent as a cookie or, when bearer, as a
+// bearer token (LoadToken).
+func (m *Manager) load(parent context.Context, token string, bearer bool) (context.Context, error) {
+	ctx := context.WithValue(parent, requestKey{}, &request{bearer: bearer})
 	loaded, err := m.scs.Load(ctx, token)
 	if errors.Is(err, store.ErrUnavailable) {
 		return nil, err
@@ -198,7 +203,18 @@ func (m *Manager) load(ctx context.Context, token string) (context.Context, erro
 	if m.scs.Token(loaded) == "" {
 		return loaded, nil
 	}
+	if m.isAPI(loaded) != bearer {
+		// A bearer token sent as a cookie, or a browser's cookie sent as
+		// a bearer token: neither names a session that way, so a page
+		// cannot ride a script's token, nor a script a browser's cookie.
+		return m.scs.Load(context.WithValue(parent, requestKey{}, &request{bearer: bearer}), "")
+	}
 	return m.loaded(loaded)
+}
+
+// isAPI reports whether the loaded session is an API session.
+func (m *Manager) isAPI(ctx context.Context) bool {
+	return m.scs.GetString(ctx, fieldKind) == kindAPI
 }
 
 // loaded applies the session rules to a session just read: its user is

@@ -18,7 +18,15 @@ const (
 	// of the session in its user's index, which the deadline may never
 	// pass.
 	fieldExpiresAt = "expires_at"
+	// fieldKind marks a session started by POST /api/login (kindAPI),
+	// whose token travels as a bearer token. Absent in every record from
+	// before API sessions: those, and every login by the form, are
+	// browser sessions.
+	fieldKind = "kind"
 )
+
+// kindAPI is fieldKind's value for an API session.
+const kindAPI = "api"
 
 // maxUserAgentBytes bounds the stored user agent: enough for any real
 // browser, and a hostile header cannot bloat every session read.
@@ -48,6 +56,9 @@ type Record struct {
 	UserAgent string
 	// Device summarises UserAgent.
 	Device Device
+	// API marks a session started by POST /api/login: its token is a
+	// bearer token for scripts, never a cookie.
+	API bool
 }
 
 // LastSeenEvery is how stale a session's last-seen time may get: it is
@@ -98,6 +109,7 @@ func recordOf(hash string, deadline time.Time, values map[string]any, expires ti
 		UserAgent: str(fieldUserAgent),
 		EndsAt:    deadline,
 		ExpiresAt: expires,
+		API:       str(fieldKind) == kindAPI,
 	}
 	r.CreatedAt, _ = timeValue(values, fieldLoginAt)
 	r.LastSeenAt, _ = timeValue(values, fieldLastSeenAt)

@@ -37,6 +37,9 @@ type request struct {
 	// siblings are the other live sessions the request's cookies named
 	// (see Manager.Load): End ends them too.
 	siblings []storedSession
+	// bearer marks a request that named its session with a bearer token
+	// (LoadToken): only an API session loads, and no cookie is written.
+	bearer bool
 }
 
 // storedSession names one stored session and the user whose index holds

@@ -41,6 +41,11 @@ type Login struct {
 // change is refused here (ErrLoginRaced) rather than after the page said
 // "welcome".
 func (m *Manager) Start(ctx context.Context, l Login) error {
+	return m.start(ctx, l, false)
+}
+
+// start is Start of a browser session or, when api, of an API session.
+func (m *Manager) start(ctx context.Context, l Login, api bool) error {
 	r := requestOf(ctx)
 	if r == nil {
 		return ErrNoRequest
@@ -59,6 +64,9 @@ func (m *Manager) Start(ctx context.Context, l Login) error {
 	m.scs.Put(ctx, fieldExpiresAt, ends.Format(time.RFC3339Nano))
 	m.scs.Put(ctx, fieldLoginIP, l.IP)
 	m.scs.Put(ctx, fieldUserAgent, truncate(l.UserAgent, maxUserAgentBytes))
+	if api {
+		m.scs.Put(ctx, fieldKind, kindAPI)
+	}
 	m.scs.RememberMe(ctx, l.Remember)
 	// The key, the cookie and the index score end at the same instant.
 	m.scs.SetDeadline(ctx, ends)

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/netip"
+	"net/url"
+	"strings"
 	"sync/atomic"
 
 	"loginsvc/internal/auth"
@@ -20,8 +22,18 @@ type Config struct {
 	// CookieSecure marks the service's own cookies Secure and turns on
 	// HSTS. Set it behind TLS.
 	CookieSecure bool
-	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	// TrustedProxies are the peers whose X-Forwarded-For is believed, and
+	// whose X-Forwarded-Proto, -Host and -Uri name the original URL of a
+	// forward-auth request.
 	TrustedProxies []netip.Prefix
+	// AllowedHosts (AUTH_ALLOWED_HOSTS) are the hosts besides this one
+	// that a login may return to: "host" (default port) or "host:port".
+	// Default none.
+	AllowedHosts []string
+	// LoginURL (AUTH_LOGIN_URL) is where forward auth sends a browser to
+	// log in: a path on the protected app's host, or an absolute URL of
+	// this service, whose host may then be returned to. Default "/login/".
+	LoginURL string
 }
 
 // Pinger reports whether the session backend answers; it backs /readyz.
@@ -41,6 +53,8 @@ type App struct {
 	// templates and catalogs beside it are not public. Tests swap it to
 	// make a handler panic.
 	static fs.FS
+	// returnHosts are the hosts a login may send the browser back to.
+	returnHosts returnHosts
 
 	// draining is set when shutdown begins: readiness fails at once so the
 	// load balancer stops sending new requests while in-flight ones finish.
@@ -58,7 +72,14 @@ func New(cfg Config, log *slog.Logger, sessions *session.Manager, authSvc *auth.
 	if err != nil {
 		return nil, fmt.Errorf("new web app: static files: %w", err)
 	}
-	return &App{cfg: cfg, log: log, sessions: sessions, auth: authSvc, backend: backend, templates: t, static: static}, nil
+	if cfg.LoginURL == "" {
+		cfg.LoginURL = "/login/"
+	}
+	hosts := newReturnHosts(cfg.AllowedHosts...)
+	if u, err := url.Parse(cfg.LoginURL); err == nil && u.Host != "" {
+		hosts[strings.ToLower(u.Host)] = true
+	}
+	return &App{cfg: cfg, log: log, sessions: sessions, auth: authSvc, backend: backend, templates: t, static: static, returnHosts: hosts}, nil
 }
 
 // StartDraining makes /readyz answer 503 from now on.

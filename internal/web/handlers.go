@@ -56,7 +56,7 @@ type loginPage struct {
 // loginForm serves GET /login/.
 func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
 	next := r.URL.Query().Get("next")
-	if safeNext(next) == "/" {
+	if a.safeReturn(r, next) == "/" {
 		next = ""
 	}
 	a.render(w, r, http.StatusOK, "login.html", loginPage{Next: next})
@@ -117,7 +117,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	}
 	a.setDeviceCookie(w, r, who.Name)
 	a.log.Info("login", "user", who.Name, "request_id", requestID(ctx), "client", a.clientIP(r).String())
-	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+	http.Redirect(w, r, a.safeReturn(r, next), http.StatusSeeOther)
 }
 
 // deviceCookieBase is the device cookie's name; with COOKIE_SECURE it gets

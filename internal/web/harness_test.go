@@ -53,6 +53,8 @@ type appSettings struct {
 	maxSessions    int           // MAX_SESSIONS_PER_USER; 0: the default
 	hashSlots      int           // auth's HashConcurrency; 0: the default
 	hashWait       time.Duration // auth's HashWait; 0: the default
+	allowedHosts   []string      // AUTH_ALLOWED_HOSTS
+	loginURL       string        // AUTH_LOGIN_URL; "": the default
 }
 
 type appOption func(*appSettings)
@@ -83,6 +85,12 @@ func withTrustedProxies(p ...netip.Prefix) appOption {
 // login waits for one (auth.Config's HashConcurrency and HashWait).
 func withHashing(slots int, wait time.Duration) appOption {
 	return func(s *appSettings) { s.hashSlots, s.hashWait = slots, wait }
+}
+
+// withForwardAuth sets AUTH_ALLOWED_HOSTS and AUTH_LOGIN_URL ("": the
+// default).
+func withForwardAuth(loginURL string, hosts ...string) appOption {
+	return func(s *appSettings) { s.loginURL, s.allowedHosts = loginURL, hosts }
 }
 
 // withMaxSessions sets MAX_SESSIONS_PER_USER.
@@ -140,6 +148,8 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		InstanceID:     s.instanceID,
 		CookieSecure:   s.cookieSecure,
 		TrustedProxies: s.trustedProxies,
+		AllowedHosts:   s.allowedHosts,
+		LoginURL:       s.loginURL,
 	}, log, sessions, authSvc, rdb)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)

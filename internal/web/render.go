@@ -278,6 +278,11 @@ var (
 // back to plain text. It shows no account details: it may answer before
 // the session is read, or because reading it failed.
 func (a *App) errorPage(w http.ResponseWriter, r *http.Request, status int, text errorText) {
+	if machinePath(r.URL.Path) {
+		// Proxies and scripts read a code, never a page.
+		writeJSONError(w, status, errorCode(status))
+		return
+	}
 	l := a.templates.locales.forRequest(r)
 	v := view{Lang: l, Languages: a.templates.languageChoices(r, l), Page: text}
 	var buf bytes.Buffer

@@ -46,6 +46,11 @@ func (a *App) Handler() http.Handler {
 	// Cookie-only hops: no session is read.
 	mux.Handle("GET /lang", noStore(http.HandlerFunc(a.setLanguage)))
 	mux.Handle("GET /logout/done", noStore(http.HandlerFunc(a.loggedOut)))
+	// Machine endpoints: forward auth for proxies and the JSON API. No
+	// page session: they read a cookie or bearer token themselves, never
+	// set a cookie, and answer every error in JSON.
+	mux.Handle("/auth/", machine(a.forwardAuthRoutes()))
+	mux.Handle("/api/", machine(a.apiRoutes()))
 	sessionPages := a.withSession(pages)
 	mux.Handle("/{$}", sessionPages)
 	mux.Handle("/login/{$}", sessionPages)
@@ -69,4 +74,29 @@ func (a *App) everyResponse(next http.Handler) http.Handler {
 // withSession is the middleware of the pages that read the session.
 func (a *App) withSession(next http.Handler) http.Handler {
 	return noStore(limitBody(a.loadAndSave(next)))
+}
+
+// forwardAuthRoutes are the endpoints reverse proxies ask on every request
+// to an app they protect (handlers_forward.go).
+func (a *App) forwardAuthRoutes() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /auth/verify", a.verify)
+	m.HandleFunc("GET /auth/forward", a.forward)
+	m.Handle("/auth/verify", methodNotAllowed("GET, HEAD"))
+	m.Handle("/auth/forward", methodNotAllowed("GET, HEAD"))
+	m.HandleFunc("/auth/", a.notFound)
+	return m
+}
+
+// apiRoutes are the JSON API's endpoints (handlers_api.go).
+func (a *App) apiRoutes() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /api/login", a.apiLogin)
+	m.HandleFunc("GET /api/whoami", a.whoami)
+	m.HandleFunc("POST /api/logout", a.apiLogout)
+	m.Handle("/api/login", methodNotAllowed("POST"))
+	m.Handle("/api/whoami", methodNotAllowed("GET, HEAD"))
+	m.Handle("/api/logout", methodNotAllowed("POST"))
+	m.HandleFunc("/api/", a.notFound)
+	return m
 }

@@ -1,0 +1,185 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"loginsvc/internal/auth"
+	"loginsvc/internal/redistest"
+	"loginsvc/internal/session"
+)
+
+// jsonPost is a POST of body to path as application/json.
+func jsonPost(path, body string) rawRequest {
+	return rawRequest{method: http.MethodPost, path: path, header: map[string]string{"Content-Type": "application/json"}, body: body}
+}
+
+// aliceJSON is alice's login as JSON; password "" sends alicePassword.
+func aliceJSON(password string) string {
+	if password == "" {
+		password = alicePassword
+	}
+	b, _ := json.Marshal(map[string]string{"username": aliceName, "password": password})
+	return string(b)
+}
+
+// apiLogin logs alice in through POST /api/login and returns the token.
+func (ta *testApp) apiLogin(t *testing.T) string {
+	t.Helper()
+	p := ta.send(t, jsonPost("/api/login", aliceJSON("")))
+	var got apiLoginResponse
+	if p.status != http.StatusOK || json.Unmarshal([]byte(p.body), &got) != nil || !session.ValidToken(got.Token) || len(got.SessionID) != 16 {
+		t.Fatalf("POST /api/login: got %d %s, want 200 with a token and a session id", p.status, p.body)
+	}
+	if c := p.header.Values("Set-Cookie"); len(c) > 0 {
+		t.Fatalf("POST /api/login: got Set-Cookie %q, want none", c)
+	}
+	if want := time.Now().Add(ta.settings.lifetime); got.ExpiresAt.Before(want.Add(-time.Minute)) || got.ExpiresAt.After(want.Add(time.Minute)) {
+		t.Errorf("POST /api/login: expires_at %v, want about login + lifetime (%v)", got.ExpiresAt, want)
+	}
+	return got.Token
+}
+
+// wantJSONError fails unless p is a JSON error with code.
+func wantJSONError(t *testing.T, what string, p page, code string) {
+	t.Helper()
+	var got map[string]string
+	if err := json.Unmarshal([]byte(p.body), &got); err != nil || got["error"] != code || !strings.HasPrefix(p.header.Get("Content-Type"), "application/json") {
+		t.Errorf("%s: got %d, Content-Type %q, body %q; want JSON {\"error\": %q}", what, p.status, p.header.Get("Content-Type"), p.body, code)
+	}
+	checkNoGoErrorText(t, what, p.body)
+}
+
+func bearer(r rawRequest, token string) rawRequest { return r.with("Authorization", "Bearer "+token) }
+
+func TestAPILoginWhoamiLogout(t *testing.T) {
+	ta := newTestApp(t, redistest.Start(t))
+	token := ta.apiLogin(t)
+
+	p := ta.send(t, bearer(getRaw("/api/whoami"), token))
+	var who whoamiResponse
+	if p.status != http.StatusOK || json.Unmarshal([]byte(p.body), &who) != nil || who.User != aliceName || len(who.SessionID) != 16 {
+		t.Fatalf("GET /api/whoami: got %d %s, want 200 naming %s", p.status, p.body, aliceName)
+	}
+	if who.CreatedAt.IsZero() || !who.IdleExpiresAt.After(time.Now()) || who.IdleExpiresAt.After(who.ExpiresAt) {
+		t.Errorf("GET /api/whoami: created %v, idle expiry %v, expiry %v; want a login time and an idle deadline before the absolute one", who.CreatedAt, who.IdleExpiresAt, who.ExpiresAt)
+	}
+
+	// A cookie is never a bearer token's stand-in, nor the reverse.
+	cookie := ta.login(t, newBrowser(t), false)
+	for _, tc := range []struct {
+		name string
+		req  rawRequest
+	}{
+		{"no credentials", getRaw("/api/whoami")},
+		{"a browser's cookie", getRaw("/api/whoami").with("Cookie", testCookieName+"="+cookie)},
+		{"a browser's cookie as a bearer token", bearer(getRaw("/api/whoami"), cookie)},
+		{"an unknown token", bearer(getRaw("/api/whoami"), randomToken(t))},
+		{"a malformed token", getRaw("/api/whoami").with("Authorization", "Bearer x")},
+		{"the token in Basic", getRaw("/api/whoami").with("Authorization", "Basic "+token)},
+		{"logout with a cookie", jsonPost("/api/logout", "").with("Cookie", testCookieName+"="+cookie)},
+	} {
+		p := ta.send(t, tc.req)
+		if p.status != http.StatusUnauthorized {
+			t.Errorf("%s: got %d, want 401", tc.name, p.status)
+		}
+		wantJSONError(t, tc.name, p, "unauthorized")
+	}
+	if p := sendWithCookie(t, http.MethodGet, ta.url("/"), testCookieName+"="+token); greeting(p.body) != "hello" {
+		t.Errorf("GET / with the API token as the cookie: got greeting %q, want %q (a page must not ride a script's token)", greeting(p.body), "hello")
+	}
+	ta.wantGreeting(t, cookie, "hello "+aliceName) // the refused logout ended nothing
+
+	if p := ta.send(t, bearer(jsonPost("/api/logout", ""), token)); p.status != http.StatusNoContent {
+		t.Fatalf("POST /api/logout: got %d %s, want 204", p.status, p.body)
+	}
+	if p := ta.send(t, bearer(getRaw("/api/whoami"), token)); p.status != http.StatusUnauthorized {
+		t.Errorf("GET /api/whoami after logout: got %d, want 401", p.status)
+	}
+}
+
+// TestAPISessionOnTheSessionsPage: the token is a session like the
+// browser's, labelled as an API session; signing it out there rejects the
+// token at once, on another replica too.
+func TestAPISessionOnTheSessionsPage(t *testing.T) {
+	rs := redistest.Start(t)
+	a, b := newTestApp(t, rs, withInstanceID("replica-a")), newTestApp(t, rs, withInstanceID("replica-b"))
+	token := a.apiLogin(t)
+	var who whoamiResponse
+	if p := b.send(t, bearer(getRaw("/api/whoami"), token)); json.Unmarshal([]byte(p.body), &who) != nil || who.User != aliceName {
+		t.Fatalf("whoami on the other replica: got %d %s", p.status, p.body)
+	}
+
+	for _, lang := range []struct{ code, label string }{{"en", "API session"}, {"zh", "API 会话"}} {
+		br := newBrowser(t)
+		a.login(t, br, false)
+		page := br.getIn(a.url("/sessions/"), lang.code)
+		if item := sessionItem(t, page.body, who.SessionID); !strings.Contains(item, `data-kind="api"`) || !strings.Contains(item, lang.label) {
+			t.Errorf("sessions page (%s): the API session's row lacks the label %q:\n%s", lang.code, lang.label, item)
+		}
+		if lang.code == "zh" {
+			a.revokeVia(t, br, who.SessionID)
+		}
+	}
+	for _, r := range []*testApp{a, b} {
+		if p := r.send(t, bearer(getRaw("/api/whoami"), token)); p.status != http.StatusUnauthorized {
+			t.Errorf("whoami on %s after the revoke: got %d, want 401", r.settings.instanceID, p.status)
+		}
+		if p := r.send(t, bearer(getRaw("/auth/verify"), token)); p.status != http.StatusUnauthorized {
+			t.Errorf("verify on %s after the revoke: got %d, want 401", r.settings.instanceID, p.status)
+		}
+	}
+}
+
+// TestAPIErrorsAreJSON: whatever goes wrong under /api/ and /auth/, the
+// answer is a JSON code with the right status, never a page.
+func TestAPIErrorsAreJSON(t *testing.T) {
+	ta := newTestApp(t, redistest.Start(t), withLimits(auth.Limits{PerUser: 2, PerIP: 50, Window: time.Minute}))
+	for _, tc := range []struct {
+		name   string
+		req    rawRequest
+		status int
+		code   string
+	}{
+		{"wrong password", jsonPost("/api/login", aliceJSON("wrong-password-123")), 401, "invalid_credentials"},
+		{"wrong password again", jsonPost("/api/login", aliceJSON("wrong-password-456")), 401, "invalid_credentials"},
+		{"unknown user", jsonPost("/api/login", `{"username":"nobody","password":"whatever-it-is"}`), 401, "invalid_credentials"},
+		{"not JSON", jsonPost("/api/login", `username=alice`), 400, "bad_request"},
+		{"too large", jsonPost("/api/login", `{"username":"`+strings.Repeat("a", 8<<10)+`"}`), 413, "too_large"},
+		{"unknown path", getRaw("/api/nothing"), 404, "not_found"},
+		{"unknown auth path", getRaw("/auth/nothing"), 404, "not_found"},
+		{"GET of login", getRaw("/api/login"), 405, "method_not_allowed"},
+		{"POST of whoami", jsonPost("/api/whoami", ""), 405, "method_not_allowed"},
+		{"POST of verify", jsonPost("/auth/verify", ""), 405, "method_not_allowed"},
+		{"cross-site POST", jsonPost("/api/login", aliceJSON("")).with("Sec-Fetch-Site", "cross-site"), 403, "forbidden"},
+		// Two failures above: the account is throttled, the right
+		// password included, with the same generic refusal.
+		{"throttled", jsonPost("/api/login", aliceJSON("")), 429, "throttled"},
+	} {
+		p := ta.send(t, tc.req)
+		if p.status != tc.status {
+			t.Errorf("%s: got %d %s, want %d", tc.name, p.status, p.body, tc.status)
+		}
+		wantJSONError(t, tc.name, p, tc.code)
+		if tc.status == 429 && p.header.Get("Retry-After") == "" {
+			t.Errorf("%s: no Retry-After", tc.name)
+		}
+	}
+}
+
+func TestAPIUnavailableIsJSON(t *testing.T) {
+	rs := redistest.Start(t)
+	ta := newTestApp(t, rs)
+	token := ta.apiLogin(t)
+	rs.Stop(t)
+	for _, req := range []rawRequest{bearer(getRaw("/api/whoami"), token), bearer(getRaw("/auth/verify"), token), jsonPost("/api/login", aliceJSON(""))} {
+		p := ta.send(t, req)
+		if p.status != http.StatusServiceUnavailable || p.header.Get("Retry-After") == "" {
+			t.Errorf("%s %s with Redis down: got %d (Retry-After %q), want 503 with Retry-After", req.method, req.path, p.status, p.header.Get("Retry-After"))
+		}
+		wantJSONError(t, req.method+" "+req.path+" with Redis down", p, "unavailable")
+	}
+}

@@ -1,0 +1,203 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"loginsvc/internal/redistest"
+	"loginsvc/internal/testkit"
+)
+
+// loopback is the test's own address: httptest serves on 127.0.0.1, so
+// trusting it makes the test client a trusted proxy.
+var loopback = netip.MustParsePrefix("127.0.0.1/32")
+
+// newForwardApp is a replica behind a trusted proxy (the test client) that
+// may return logins to app.example.test.
+func newForwardApp(t *testing.T, opts ...appOption) *testApp {
+	t.Helper()
+	return newTestApp(t, redistest.Start(t), append([]appOption{withTrustedProxies(loopback), withForwardAuth("", "app.example.test")}, opts...)...)
+}
+
+// forwarded is a forward-auth request as a proxy sends it for a GET of
+// https://HOST/URI: the X-Forwarded-* shape Traefik and Caddy document
+// (and the repository's nginx snippet writes).
+func forwarded(path, host, uri string) rawRequest {
+	return getRaw(path).
+		with("X-Forwarded-Method", http.MethodGet).
+		with("X-Forwarded-Proto", "https").
+		with("X-Forwarded-Host", host).
+		with("X-Forwarded-Uri", uri).
+		with("X-Forwarded-For", "203.0.113.7")
+}
+
+// wantIdentity fails unless p is the 200 of a forward auth naming user.
+func wantIdentity(t *testing.T, what string, p page, user string) {
+	t.Helper()
+	if p.status != http.StatusOK || p.header.Get("Remote-User") != user || p.header.Get("X-Auth-Request-User") != user || len(p.header.Get("X-Auth-Session-Id")) != 16 {
+		t.Errorf("%s: got %d, Remote-User %q, X-Auth-Request-User %q, X-Auth-Session-Id %q; want 200 naming %s and a session id",
+			what, p.status, p.header.Get("Remote-User"), p.header.Get("X-Auth-Request-User"), p.header.Get("X-Auth-Session-Id"), user)
+	}
+	if c := p.header.Values("Set-Cookie"); len(c) > 0 {
+		t.Errorf("%s: got Set-Cookie %q, want none (the proxy would not pass it on)", what, c)
+	}
+}
+
+// wantAnonymous fails unless p is the 401 of a forward auth for a visitor
+// without a session, with loginURL in X-Auth-Login-URL.
+func wantAnonymous(t *testing.T, what string, p page, loginURL string) {
+	t.Helper()
+	if p.status != http.StatusUnauthorized || p.header.Get("X-Auth-Login-URL") != loginURL || p.header.Get("Remote-User") != "" {
+		t.Errorf("%s: got %d, X-Auth-Login-URL %q, Remote-User %q; want 401 with login URL %q and no user",
+			what, p.status, p.header.Get("X-Auth-Login-URL"), p.header.Get("Remote-User"), loginURL)
+	}
+	wantJSONError(t, what, p, "unauthorized")
+}
+
+func TestVerifyAnswersWhoIsLoggedIn(t *testing.T) {
+	ta := newForwardApp(t)
+	cookie := ta.login(t, newBrowser(t), false)
+	loginTo := func(target string) string { return "https://app.example.test/login/?next=" + url.QueryEscape(target) }
+	const original = "https://app.example.test/docs/?page=2"
+
+	wantIdentity(t, "cookie", ta.send(t, forwarded("/auth/verify", "app.example.test", "/docs/?page=2").with("Cookie", testCookieName+"="+cookie)), aliceName)
+	for _, tc := range []struct {
+		name  string
+		req   rawRequest
+		login string
+	}{
+		{"no cookie", forwarded("/auth/verify", "app.example.test", "/docs/?page=2"), loginTo(original)},
+		// Even a browser gets no redirect from verify: nginx would turn a
+		// 3xx into a 500. error_page makes the redirect.
+		{"no cookie, a browser", forwarded("/auth/verify", "app.example.test", "/docs/?page=2").with("Accept", "text/html"), loginTo(original)},
+		{"unknown cookie", forwarded("/auth/verify", "app.example.test", "/").with("Cookie", testCookieName+"="+randomToken(t)), loginTo("https://app.example.test/")},
+		{"cookie in a bearer header", forwarded("/auth/verify", "app.example.test", "/").with("Authorization", "Bearer "+cookie), loginTo("https://app.example.test/")},
+		// The return target: a host not allowed falls back to "/".
+		{"host not allowed", forwarded("/auth/verify", "evil.example", "/"), "/login/"},
+		{"look-alike host", forwarded("/auth/verify", "app.example.test.evil.example", "/"), "/login/"},
+		{"userinfo in the host", forwarded("/auth/verify", "app.example.test@evil.example", "/"), "/login/"},
+		{"scheme-relative uri", forwarded("/auth/verify", "app.example.test", "//evil.example/"), "/login/"},
+	} {
+		wantAnonymous(t, tc.name, ta.send(t, tc.req), tc.login)
+	}
+	// Nothing an anonymous check does creates a session.
+	if keys := ta.sessionKeys(t); len(keys) != 1 {
+		t.Errorf("after anonymous checks: got %d session keys, want only the login's", len(keys))
+	}
+}
+
+func TestForwardedHeadersAreBelievedOnlyFromTrustedProxies(t *testing.T) {
+	ta := newTestApp(t, redistest.Start(t), withForwardAuth("", "app.example.test")) // no TRUSTED_PROXIES
+	p := ta.send(t, forwarded("/auth/verify", "app.example.test", "/docs/"))
+	wantAnonymous(t, "X-Forwarded-* from an untrusted peer", p, "/login/")
+}
+
+// TestForwardAuthTraefikAndCaddy sends /auth/forward the requests that
+// Traefik's ForwardAuth middleware and Caddy's forward_auth directive
+// document: a GET to the auth address carrying the client's headers
+// (Cookie, Authorization, Accept) plus X-Forwarded-Method, -Proto, -Host,
+// -Uri and -For. A 2xx lets the request through, with the response
+// headers the config names (Traefik authResponseHeaders, Caddy
+// copy_headers) copied onto it; any other answer goes to the client as
+// it is, so a browser gets the redirect to the login form.
+func TestForwardAuthTraefikAndCaddy(t *testing.T) {
+	ta := newForwardApp(t, withForwardAuth("https://login.example.test/login/", "app.example.test"))
+	cookie := ta.login(t, newBrowser(t), false)
+	bearer := ta.apiLogin(t)
+	login := "https://login.example.test/login/?next=" + url.QueryEscape("https://app.example.test/admin/?x=1")
+
+	traefik := forwarded("/auth/forward", "app.example.test", "/admin/?x=1")
+	caddy := forwarded("/auth/forward", "app.example.test", "/admin/?x=1").with("X-Forwarded-Method", http.MethodPost)
+	browserAccept := "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+	for _, proxy := range []struct {
+		name string
+		req  rawRequest
+	}{{"traefik", traefik}, {"caddy", caddy}} {
+		t.Run(proxy.name, func(t *testing.T) {
+			wantIdentity(t, "cookie", ta.send(t, proxy.req.with("Cookie", testCookieName+"="+cookie).with("Accept", browserAccept)), aliceName)
+			wantIdentity(t, "bearer token", ta.send(t, proxy.req.with("Authorization", "Bearer "+bearer)), aliceName)
+			// Bearer first: a live cookie beside a dead token is no login.
+			wantAnonymous(t, "dead bearer token beside a live cookie",
+				ta.send(t, proxy.req.with("Authorization", "Bearer "+randomToken(t)).with("Cookie", testCookieName+"="+cookie)), login)
+			// An Authorization of the app's own (Basic, a JWT) leaves the cookie to decide.
+			wantIdentity(t, "cookie beside the app's own Authorization", ta.send(t, proxy.req.with("Authorization", "Basic YWxhZGRpbjpvcGVuc2VzYW1l").with("Cookie", testCookieName+"="+cookie)), aliceName)
+
+			p := ta.send(t, proxy.req.with("Accept", browserAccept))
+			if p.status != http.StatusFound || p.header.Get("Location") != login {
+				t.Errorf("browser without a session: got %d to %q, want 302 to %q", p.status, p.header.Get("Location"), login)
+			}
+			wantAnonymous(t, "script without a session", ta.send(t, proxy.req.with("Accept", "application/json")), login)
+		})
+	}
+
+	// The login form, reached from that redirect, returns to the app.
+	b := newBrowser(t)
+	form := aliceForm(false)
+	form.Set("next", "https://app.example.test/admin/?x=1")
+	p := b.post(ta.url("/login/"), form)
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "https://app.example.test/admin/?x=1" {
+		t.Errorf("login with next on an allowed host: got %d to %q, want 303 back to the app", p.status, p.header.Get("Location"))
+	}
+}
+
+// TestLoginReturnsOnlyToAllowedHosts posts the login form with return
+// targets; a refused one logs in all the same and lands on "/".
+func TestLoginReturnsOnlyToAllowedHosts(t *testing.T) {
+	ta := newForwardApp(t)
+	for _, tc := range []struct{ next, want string }{
+		{"https://app.example.test/x", "https://app.example.test/x"},
+		{"/sessions/", "/sessions/"},
+		{"https://evil.example/", "/"},
+		{"https://app.example.test.evil.example/", "/"},
+		{"https://app.example.test@evil.example/", "/"},
+		{"//evil.example/", "/"},
+		{"/\\evil.example", "/"},
+		{"https:/\\evil.example", "/"},
+		{"/%2f%2fevil.example", "/"},
+		{"javascript:alert(1)", "/"},
+		{"https://evil.example#app.example.test", "/"},
+	} {
+		b := newBrowser(t)
+		form := aliceForm(false)
+		form.Set("next", tc.next)
+		p := b.post(ta.url("/login/"), form)
+		if p.status != http.StatusSeeOther || p.header.Get("Location") != tc.want {
+			t.Errorf("login with next=%q: got %d to %q, want 303 to %q", tc.next, p.status, p.header.Get("Location"), tc.want)
+		}
+		if f := b.get(ta.url("/login/?next=" + url.QueryEscape(tc.next))); tc.want == "/" && strings.Contains(f.body, `name="next"`) {
+			t.Errorf("login form with next=%q: the refused target is in the form", tc.next)
+		}
+	}
+}
+
+// TestVerifyExtendsTheIdleDeadline: a check by the proxy is a use of the
+// session, as a page view is, by cookie and by bearer token.
+func TestVerifyExtendsTheIdleDeadline(t *testing.T) {
+	ta := newForwardApp(t)
+	cookie := ta.login(t, newBrowser(t), false)
+	token := ta.apiLogin(t)
+	for _, tc := range []struct {
+		name, token string
+		req         rawRequest
+	}{
+		{"cookie", cookie, getRaw("/auth/verify").with("Cookie", testCookieName+"="+cookie)},
+		{"bearer", token, bearer(getRaw("/auth/verify"), token)},
+	} {
+		key := testkit.SessionKey(tc.token)
+		// Unused for 20 minutes of the 30-minute idle timeout.
+		ta.backdateLastSeen(t, tc.token, 20*time.Minute)
+		if err := ta.check.PExpire(context.Background(), key, 10*time.Minute).Err(); err != nil {
+			t.Fatalf("PEXPIRE %s: %v", key, err)
+		}
+		wantIdentity(t, tc.name, ta.send(t, tc.req), aliceName)
+		ttl, err := ta.check.PTTL(context.Background(), key).Result()
+		if err != nil || ttl < 29*time.Minute {
+			t.Errorf("%s: idle time left after a verify: got %v (%v), want the full 30 minutes again", tc.name, ttl, err)
+		}
+	}
+}

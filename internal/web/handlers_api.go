@@ -1,0 +1,221 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"loginsvc/internal/auth"
+	"loginsvc/internal/session"
+)
+
+// The JSON API, for scripts and other services: a login that returns a
+// session token, who that token belongs to, and its logout. A token is
+// accepted only as "Authorization: Bearer TOKEN", never as a cookie, and
+// these endpoints ignore cookies, so a cross-site page cannot ride a
+// browser's login into them. Every answer is JSON; every error is
+// {"error": CODE} with one of the codes below.
+
+// Error codes of the JSON API and the forward-auth endpoints.
+const (
+	codeBadRequest         = "bad_request"
+	codeInvalidCredentials = "invalid_credentials"
+	codeUnauthorized       = "unauthorized"
+	codeForbidden          = "forbidden"
+	codeNotFound           = "not_found"
+	codeMethodNotAllowed   = "method_not_allowed"
+	codeTooLarge           = "too_large"
+	codeThrottled          = "throttled"
+	codeServerError        = "server_error"
+	codeUnavailable        = "unavailable"
+)
+
+// machinePath reports whether path is answered in JSON, never with a page:
+// the API and forward auth.
+func machinePath(path string) bool {
+	return strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/auth/")
+}
+
+// errorCode is the code of an error status.
+func errorCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return codeBadRequest
+	case http.StatusUnauthorized:
+		return codeUnauthorized
+	case http.StatusForbidden:
+		return codeForbidden
+	case http.StatusNotFound:
+		return codeNotFound
+	case http.StatusMethodNotAllowed:
+		return codeMethodNotAllowed
+	case http.StatusRequestEntityTooLarge:
+		return codeTooLarge
+	case http.StatusTooManyRequests:
+		return codeThrottled
+	case http.StatusServiceUnavailable:
+		return codeUnavailable
+	}
+	return codeServerError
+}
+
+// writeJSON answers status with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only the handlers' own response types reach here; none fails.
+		status, b = http.StatusInternalServerError, []byte(`{"error":"server_error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// writeJSONError answers status with {"error": code}.
+func writeJSONError(w http.ResponseWriter, status int, code string) {
+	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="loginsvc"`)
+	}
+	writeJSON(w, status, map[string]string{"error": code})
+}
+
+// methodNotAllowed answers a known API path asked with another method.
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeJSONError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed)
+	}
+}
+
+// machine is the middleware of the JSON API and forward auth: nothing is
+// cached, bodies are bounded, and no page session is loaded or saved, so
+// no cookie is ever set and no error is a page.
+func machine(next http.Handler) http.Handler {
+	return noStore(limitBody(next))
+}
+
+type apiLoginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+type apiLoginResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	SessionID string    `json:"session_id"`
+}
+
+// apiLogin serves POST /api/login: JSON {"username", "password"}, checked
+// by the same auth.Service Login as the form (same throttle, same argon2id
+// cost, one error for every refusal). It starts an API session and
+// returns its token, absolute deadline and public id.
+func (a *App) apiLogin(w http.ResponseWriter, r *http.Request) {
+	var req apiLoginRequest
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSONError(w, http.StatusRequestEntityTooLarge, codeTooLarge)
+			return
+		}
+		writeJSONError(w, http.StatusBadRequest, codeBadRequest)
+		return
+	}
+	ctx := r.Context()
+	ip := a.clientIP(r)
+	who, err := a.auth.Login(ctx, req.Username, req.Password, ip)
+	var (
+		token string
+		rec   session.Record
+	)
+	if err == nil {
+		token, rec, err = a.sessions.StartAPI(ctx, session.Login{User: who.Name, Stamp: who.Stamp, IP: ip.String(), UserAgent: r.UserAgent()})
+		if errors.Is(err, session.ErrLoginRaced) {
+			err = auth.ErrInvalidCredentials
+		}
+	}
+	var throttled *auth.ThrottledError
+	switch {
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		a.log.Info("api login failed", "request_id", requestID(ctx), "client", ip.String())
+		writeJSONError(w, http.StatusUnauthorized, codeInvalidCredentials)
+		return
+	case errors.As(err, &throttled):
+		a.log.Warn("login throttled", "limit", throttled.Limit, "user", throttled.User, "retry_after", throttled.RetryAfter.Round(time.Second).String(),
+			"request_id", requestID(ctx), "client", ip.String())
+		setRetryAfter(w, throttled)
+		writeJSONError(w, http.StatusTooManyRequests, codeThrottled)
+		return
+	case err != nil:
+		a.serverError(w, r, err)
+		return
+	}
+	a.log.Info("api login", "user", who.Name, "session", rec.ID, "request_id", requestID(ctx), "client", ip.String())
+	writeJSON(w, http.StatusOK, apiLoginResponse{Token: token, ExpiresAt: rec.EndsAt.UTC(), SessionID: rec.ID})
+}
+
+type whoamiResponse struct {
+	User          string    `json:"user"`
+	SessionID     string    `json:"session_id"`
+	CreatedAt     time.Time `json:"created_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	IdleExpiresAt time.Time `json:"idle_expires_at"`
+}
+
+// bearerSession loads the API session of r's bearer token and reports
+// whether there is one; if not, it has answered (401, or 503 when Redis is
+// away). A cookie is never looked at.
+func (a *App) bearerSession(w http.ResponseWriter, r *http.Request) (*http.Request, session.Record, bool) {
+	token, ok := bearerToken(r)
+	if !ok {
+		writeJSONError(w, http.StatusUnauthorized, codeUnauthorized)
+		return nil, session.Record{}, false
+	}
+	ctx, err := a.sessions.LoadToken(r.Context(), token)
+	if err != nil {
+		a.serverError(w, r, err)
+		return nil, session.Record{}, false
+	}
+	cur, ok := a.sessions.Current(ctx)
+	if !ok {
+		writeJSONError(w, http.StatusUnauthorized, codeUnauthorized)
+		return nil, session.Record{}, false
+	}
+	return r.WithContext(ctx), cur, true
+}
+
+// whoami serves GET /api/whoami: who the bearer token belongs to and when
+// its session ends (expires_at, absolute; idle_expires_at, if unused).
+// It counts as a use of the session, like a page view.
+func (a *App) whoami(w http.ResponseWriter, r *http.Request) {
+	r, cur, ok := a.bearerSession(w, r)
+	if !ok {
+		return
+	}
+	if err := a.sessions.Flush(r.Context()); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, whoamiResponse{
+		User: cur.User, SessionID: cur.ID, CreatedAt: cur.CreatedAt.UTC(),
+		ExpiresAt: cur.EndsAt.UTC(), IdleExpiresAt: cur.ExpiresAt.UTC(),
+	})
+}
+
+// apiLogout serves POST /api/logout: it ends the bearer token's session
+// on every replica at once and answers 204.
+func (a *App) apiLogout(w http.ResponseWriter, r *http.Request) {
+	r, cur, ok := a.bearerSession(w, r)
+	if !ok {
+		return
+	}
+	if err := a.sessions.End(r.Context()); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.log.Info("api logout", "user", cur.User, "session", cur.ID, "request_id", requestID(r.Context()))
+	w.WriteHeader(http.StatusNoContent)
+}

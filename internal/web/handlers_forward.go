@@ -1,0 +1,151 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"loginsvc/internal/session"
+)
+
+// Forward auth: a reverse proxy (nginx auth_request, Traefik ForwardAuth,
+// Caddy forward_auth) asks, for every request to an app it protects, who
+// is logged in. The answer is one session read (none with a session
+// cache), touches the session like a page view, and never sets a cookie:
+// the proxy does not pass this response's cookies on.
+
+// Headers of a forward-auth answer. The proxy copies the identity headers
+// onto the request it sends to the app, having deleted any the client
+// sent; it copies the login URL into the redirect of a 401.
+const (
+	headerRemoteUser  = "Remote-User"
+	headerRequestUser = "X-Auth-Request-User"
+	headerSessionID   = "X-Auth-Session-Id"
+	headerLoginURL    = "X-Auth-Login-URL"
+)
+
+// verify serves GET /auth/verify, for nginx auth_request: 200 with the
+// identity headers when the request's session cookie or bearer token
+// names a live session, else 401 with the login URL in X-Auth-Login-URL.
+// Never a 3xx: nginx turns any status but 2xx, 401 and 403 into a 500.
+func (a *App) verify(w http.ResponseWriter, r *http.Request) {
+	a.forwardAuth(w, r, false)
+}
+
+// forward serves GET /auth/forward, for Traefik ForwardAuth and Caddy
+// forward_auth, which pass a non-2xx answer to the client as it is: the
+// same as verify, except that a browser (Accept: text/html) without a
+// session gets a 302 to the login form, which returns to the original URL.
+func (a *App) forward(w http.ResponseWriter, r *http.Request) {
+	a.forwardAuth(w, r, true)
+}
+
+func (a *App) forwardAuth(w http.ResponseWriter, r *http.Request, redirectBrowsers bool) {
+	w.Header().Add("Vary", "Cookie, Authorization")
+	ctx, err := a.identify(r)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	cur, ok := a.sessions.Current(ctx)
+	if !ok {
+		login := a.loginURL(r)
+		w.Header().Set(headerLoginURL, login)
+		if redirectBrowsers && strings.Contains(r.Header.Get("Accept"), "text/html") {
+			http.Redirect(w, r, login, http.StatusFound)
+			return
+		}
+		writeJSONError(w, http.StatusUnauthorized, codeUnauthorized)
+		return
+	}
+	if err := a.sessions.Flush(ctx); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set(headerRemoteUser, cur.User)
+	h.Set(headerRequestUser, cur.User)
+	h.Set(headerSessionID, cur.ID)
+	w.WriteHeader(http.StatusOK)
+}
+
+// identify loads the session the request names: by a bearer token of this
+// service's shape if it carries one (which alone then decides), else by
+// its session cookies. An Authorization header of another shape is the
+// app's own business and leaves the cookie to decide.
+func (a *App) identify(r *http.Request) (context.Context, error) {
+	if token, ok := bearerToken(r); ok {
+		return a.sessions.LoadToken(r.Context(), token)
+	}
+	return a.sessions.Load(r.Context(), a.sessions.Tokens(r)...)
+}
+
+// bearerToken returns the token of an "Authorization: Bearer TOKEN"
+// header when TOKEN has the shape of this service's tokens.
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, session.ValidToken(token)
+}
+
+// loginURL is where a visitor without a session logs in: the login form
+// (AUTH_LOGIN_URL; a path is on the original URL's host), with the
+// original URL as its return target when that is one a login may
+// return to (see safeReturn). A refused target is left out, so the login
+// returns to "/".
+func (a *App) loginURL(r *http.Request) string {
+	target := a.safeReturn(r, a.originalURL(r))
+	login := a.cfg.LoginURL
+	if u, err := url.Parse(target); err == nil && u.Host != "" && strings.HasPrefix(login, "/") {
+		// The login form on the host the browser asked for, written out:
+		// nginx's error_page redirects only to an absolute URL (a path it
+		// serves in place, under the app's URL).
+		login = u.Scheme + "://" + u.Host + login
+	}
+	if target == "/" {
+		return login
+	}
+	sep := "?"
+	if strings.Contains(login, "?") {
+		sep = "&"
+	}
+	return login + sep + "next=" + url.QueryEscape(target)
+}
+
+// originalURL is the URL the proxy asks about, from X-Forwarded-Proto,
+// X-Forwarded-Host and X-Forwarded-Uri, which are believed only from a
+// trusted proxy (TRUSTED_PROXIES, as X-Forwarded-For is): anyone else
+// could name any return target. "" when unknown.
+func (a *App) originalURL(r *http.Request) string {
+	if !a.trusted(parseAddr(r.RemoteAddr)) {
+		return ""
+	}
+	first := func(name string) string {
+		v, _, _ := strings.Cut(r.Header.Get(name), ",")
+		return strings.TrimSpace(v)
+	}
+	uri := r.Header.Get("X-Forwarded-Uri")
+	if !strings.HasPrefix(uri, "/") {
+		uri = "/"
+	}
+	host := first("X-Forwarded-Host")
+	if host == "" {
+		return uri
+	}
+	proto := strings.ToLower(first("X-Forwarded-Proto"))
+	if proto != "https" {
+		proto = "http"
+	}
+	return proto + "://" + host + uri
+}
+
+// safeReturn is the package's safeReturn for a return target of r's
+// login: this site's paths, AUTH_ALLOWED_HOSTS and the host r reached.
+// Behind TLS (COOKIE_SECURE) only https targets.
+func (a *App) safeReturn(r *http.Request, next string) string {
+	return safeReturn(next, a.returnHosts, r.Host, a.cfg.CookieSecure)
+}
