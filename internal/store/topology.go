@@ -31,9 +31,9 @@ const (
 )
 
 // urlForms is the accepted REDIS_URL forms, for error messages.
-const urlForms = "redis://[user:pass@]host:port/db, rediss://..., " +
-	"redis+sentinel://[user:pass@]host:26379,host2:26379/MASTER[/db][?sentinel_username=U&sentinel_password=P], rediss+sentinel://..., " +
-	"redis+cluster://[user:pass@]host:7000,host2:7001,..., or rediss+cluster://..."
+const urlForms = "redis://[user:pass@]host:port/db, " +
+	"redis+sentinel://[user:pass@]host:26379,host2:26379/MASTER[/db][?sentinel_username=U&sentinel_password=P] or " +
+	"redis+cluster://[user:pass@]host:7000,host2:7001 (rediss, rediss+sentinel, rediss+cluster for TLS)"
 
 // Endpoint is a checked REDIS_URL: which topology it names and the
 // go-redis options to reach it. Get one from ParseURL.
@@ -226,7 +226,7 @@ func parseSentinel(rest string, useTLS bool) (*redis.FailoverOptions, error) {
 }
 
 func parseCluster(rest string, useTLS bool) (*redis.ClusterOptions, error) {
-	const form = "want redis+cluster://[user:pass@]host:7000,host2:7001,..."
+	const form = "want redis+cluster://[user:pass@]host:7000,host2:7001"
 	m, err := parseMultiHost(rest, "6379")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", form, err)
