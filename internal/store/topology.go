@@ -317,7 +317,7 @@ func ackFor(topology string, t Timeouts) replicaAck {
 // same connection (WAIT counts only that connection's writes). If no
 // replica confirms within the timeout, the write stands on the master and
 // the call still succeeds: it is logged, not refused (see the README,
-// "Topologies"). A WAIT that fails outright (the master went away) is an
+// "Redis topologies"). A WAIT that fails outright (the master went away) is an
 // error, so the caller can say the logout may not have happened.
 func (s *SessionStore) durably(ctx context.Context, op string, write func(c redis.Cmdable) error) error {
 	if s.ack.replicas == 0 {
