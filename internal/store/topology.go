@@ -31,9 +31,9 @@ const (
 )
 
 // urlForms is the accepted REDIS_URL forms, for error messages.
-const urlForms = "redis://[user:pass@]host:port/db, rediss://..., " +
-	"redis+sentinel://[user:pass@]host:26379,host2:26379/MASTER[/db][?sentinel_username=U&sentinel_password=P], rediss+sentinel://..., " +
-	"redis+cluster://[user:pass@]host:7000,host2:7001,..., or rediss+cluster://..."
+const urlForms = "redis://[user:pass@]host:port/db, " +
+	"redis+sentinel://[user:pass@]host:26379,host2:26379/MASTER[/db][?sentinel_username=U&sentinel_password=P] or " +
+	"redis+cluster://[user:pass@]host:7000,host2:7001 (rediss, rediss+sentinel, rediss+cluster for TLS)"
 
 // Endpoint is a checked REDIS_URL: which topology it names and the
 // go-redis options to reach it. Get one from ParseURL.
@@ -226,7 +226,7 @@ func parseSentinel(rest string, useTLS bool) (*redis.FailoverOptions, error) {
 }
 
 func parseCluster(rest string, useTLS bool) (*redis.ClusterOptions, error) {
-	const form = "want redis+cluster://[user:pass@]host:7000,host2:7001,..."
+	const form = "want redis+cluster://[user:pass@]host:7000,host2:7001"
 	m, err := parseMultiHost(rest, "6379")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", form, err)
@@ -317,7 +317,7 @@ func ackFor(topology string, t Timeouts) replicaAck {
 // same connection (WAIT counts only that connection's writes). If no
 // replica confirms within the timeout, the write stands on the master and
 // the call still succeeds: it is logged, not refused (see the README,
-// "Topologies"). A WAIT that fails outright (the master went away) is an
+// "Redis topologies"). A WAIT that fails outright (the master went away) is an
 // error, so the caller can say the logout may not have happened.
 func (s *SessionStore) durably(ctx context.Context, op string, write func(c redis.Cmdable) error) error {
 	if s.ack.replicas == 0 {
