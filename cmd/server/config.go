@@ -35,6 +35,7 @@ type config struct {
 	LoginMaxFailuresPerIP int           // LOGIN_MAX_FAILURES_PER_IP, default 50 per address per window
 	LoginWindow           time.Duration // LOGIN_WINDOW, default 15m
 	MaxSessionsPerUser    int           // MAX_SESSIONS_PER_USER, default 100
+	SessionCache          bool          // SESSION_CACHE, default on ("on" or "off"); off anyway where Redis cannot support it
 	BootstrapPassword     string        // BOOTSTRAP_PASSWORD
 }
 
@@ -86,6 +87,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	maxFailuresIP := fs.String("login-max-failures-per-ip", env("LOGIN_MAX_FAILURES_PER_IP", "50"), "failed logins per client address per window (LOGIN_MAX_FAILURES_PER_IP)")
 	window := fs.String("login-window", env("LOGIN_WINDOW", "15m"), "sliding window for failed logins (LOGIN_WINDOW)")
 	maxSessions := fs.String("max-sessions-per-user", env("MAX_SESSIONS_PER_USER", "100"), "live sessions per user; a login past it ends the oldest (MAX_SESSIONS_PER_USER)")
+	sessionCache := fs.String("session-cache", env("SESSION_CACHE", "on"), "on or off: serve recently read sessions from memory while Redis reports their changes (SESSION_CACHE)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
@@ -187,6 +189,13 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.MaxSessionsPerUser, err = strconv.Atoi(*maxSessions); err != nil || c.MaxSessionsPerUser < 1 || c.MaxSessionsPerUser > 10000 {
 		return c, badVar("MAX_SESSIONS_PER_USER", "a whole number from 1 to 10000", *maxSessions)
 	}
+	switch *sessionCache {
+	case "on":
+		c.SessionCache = true
+	case "off":
+	default:
+		return c, badVar("SESSION_CACHE", "on or off", *sessionCache)
+	}
 	if (c.BootstrapUser == "") != (c.BootstrapPassword == "") {
 		return c, usageError{"invalid BOOTSTRAP_USER/BOOTSTRAP_PASSWORD: want both set or both empty"}
 	}
@@ -268,9 +277,16 @@ func (c config) logAttrs() []any {
 		"instance_id", c.InstanceID, "trusted_proxies", strings.Join(proxies, ","),
 		"shutdown_drain", c.ShutdownDrain.String(),
 		"login_max_failures", c.LoginMaxFailures, "login_max_failures_per_ip", c.LoginMaxFailuresPerIP, "login_window", c.LoginWindow.String(),
-		"max_sessions_per_user", c.MaxSessionsPerUser, "bootstrap_user", c.BootstrapUser,
+		"max_sessions_per_user", c.MaxSessionsPerUser, "session_cache", onOff(c.SessionCache), "bootstrap_user", c.BootstrapUser,
 		"bootstrap_password", mask(c.BootstrapPassword),
 	}
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 func mask(s string) string {

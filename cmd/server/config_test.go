@@ -64,6 +64,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"LoginWindow", cfg.LoginWindow, 15 * time.Minute},
 		{"BootstrapUser", cfg.BootstrapUser, ""},
 		{"BootstrapPassword", cfg.BootstrapPassword, ""},
+		{"SessionCache", cfg.SessionCache, true},
 	})
 	if cfg.InstanceID == "" {
 		t.Errorf("InstanceID: got empty, want the host name")
@@ -100,6 +101,7 @@ func TestParseConfigValues(t *testing.T) {
 				"INSTANCE_ID": "app-1", "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "SHUTDOWN_DRAIN": "1s",
 				"LOGIN_MAX_FAILURES": "5", "LOGIN_MAX_FAILURES_PER_IP": "20", "LOGIN_WINDOW": "5m",
 				"BOOTSTRAP_USER": "admin", "BOOTSTRAP_PASSWORD": "change-me-now",
+				"SESSION_CACHE": "off",
 			},
 			check: func(t *testing.T, c config) {
 				checkFields(t, []field{
@@ -117,6 +119,7 @@ func TestParseConfigValues(t *testing.T) {
 					{"LoginWindow", c.LoginWindow, 5 * time.Minute},
 					{"BootstrapUser", c.BootstrapUser, "admin"},
 					{"BootstrapPassword", c.BootstrapPassword, "change-me-now"},
+					{"SessionCache", c.SessionCache, false},
 				})
 			},
 		},
@@ -236,6 +239,8 @@ func TestParseConfigRejectsBadVariables(t *testing.T) {
 		{vars: env{"BOOTSTRAP_USER": "admin"}, naming: "BOOTSTRAP_PASSWORD"},
 		{vars: env{"BOOTSTRAP_PASSWORD": "change-me-now"}, naming: "BOOTSTRAP_USER"},
 		{args: []string{"-session-lifetime", "abc"}, naming: "SESSION_LIFETIME"},
+		{vars: env{"SESSION_CACHE": "yes"}, naming: "SESSION_CACHE"},
+		{vars: env{"SESSION_CACHE": "true"}, naming: "SESSION_CACHE"},
 		{args: []string{"-no-such-flag"}, naming: "-no-such-flag"},
 		{args: []string{"extra"}, naming: `"extra"`},
 	}

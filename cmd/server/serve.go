@@ -51,6 +51,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		return fmt.Errorf("redis url: %w", err)
 	}
 	defer rdb.Close()
+	startSessionCache(log, rdb, cfg, embedded)
 
 	sessions := session.New(rdb.Sessions, session.Config{
 		Lifetime:     cfg.SessionLifetime,

@@ -108,4 +108,3 @@ func totalCalls(b *testing.B, admin *redis.Client) int64 {
 	}
 	return n
 }
-
