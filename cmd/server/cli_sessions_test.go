@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -379,40 +378,17 @@ func TestSessionsRevoke(t *testing.T) {
 // cache on (the default) within the invalidation delay, milliseconds.
 func TestSessionsRevokeLogsOutABrowser(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		cache string
-		delay time.Duration
-	}{{"off", 0}, {"on", time.Second}} {
-		t.Run("SESSION_CACHE="+tc.cache, func(t *testing.T) {
+	for _, mode := range cacheModes {
+		t.Run("SESSION_CACHE="+mode.value, func(t *testing.T) {
 			t.Parallel()
 			redis := redistest.Start(t)
-			vars := bootstrapEnv(redis.URL())
-			vars["SESSION_CACHE"] = tc.cache
-			srv := startServer(t, vars)
-			srv.waitStatus(t, "/readyz", http.StatusOK)
-			srv.waitLog(t, "bootstrap user created")
-			browser := login(t, srv.base, adminUser, adminPassword)
-			for range 3 { // with the cache on, the last ones come from memory
-				if _, body := get(t, browser, srv.base+"/"); !strings.Contains(body, "hello admin") {
-					t.Fatalf("GET / after login: not logged in\n%s", body)
-				}
-			}
-
+			srv, browser := startLoggedInCache(t, redis.URL(), mode.value)
 			lines := jsonLines(t, mustSessionsCmd(t, redis.URL(), "list", "--json", "--user", adminUser))
 			if len(lines) != 1 {
 				t.Fatalf("list --user admin: got %d sessions, want the browser's 1", len(lines))
 			}
 			mustSessionsCmd(t, redis.URL(), "revoke", lines[0].ID)
-			revoked := time.Now()
-			for {
-				_, body := get(t, browser, srv.base+"/")
-				if !strings.Contains(body, "hello admin") {
-					break
-				}
-				if time.Since(revoked) > tc.delay {
-					t.Fatalf("GET / %v after the revoke: still logged in\n%s", time.Since(revoked), body)
-				}
-			}
+			loggedOutWithin(t, browser, srv, "the revoke", mode.delay)
 		})
 	}
 }
