@@ -243,20 +243,24 @@ func TestUserPasswd(t *testing.T) {
 }
 
 // A password change ends sessions made by a real login, on the running
-// service, not only hand-written ones.
+// service, not only hand-written ones: at once with SESSION_CACHE=off,
+// within the invalidation delay with the cache on.
 func TestUserPasswdLogsOutABrowser(t *testing.T) {
 	t.Parallel()
-	redis := redistest.Start(t)
-	s, browser := startLoggedIn(t, redis.URL())
+	for _, mode := range cacheModes {
+		t.Run("SESSION_CACHE="+mode.value, func(t *testing.T) {
+			t.Parallel()
+			redis := redistest.Start(t)
+			s, browser := startLoggedInCache(t, redis.URL(), mode.value)
 
-	out := mustUserCmd(t, redis.URL(), "a brand new password\n", "passwd", adminUser)
-	if want := "changed password of \"admin\", ended 1 session(s)\n"; out != want {
-		t.Errorf("stdout: got %q, want %q", out, want)
+			out := mustUserCmd(t, redis.URL(), "a brand new password\n", "passwd", adminUser)
+			if want := "changed password of \"admin\", ended 1 session(s)\n"; out != want {
+				t.Errorf("stdout: got %q, want %q", out, want)
+			}
+			loggedOutWithin(t, browser, s, "the password change", mode.delay)
+			login(t, s.base, adminUser, "a brand new password")
+		})
 	}
-	if _, body := get(t, browser, s.base+"/"); strings.Contains(body, "hello admin") {
-		t.Errorf("GET / after the password change: still logged in\n%s", body)
-	}
-	login(t, s.base, adminUser, "a brand new password")
 }
 
 func TestUserDelete(t *testing.T) {

@@ -38,6 +38,7 @@ type config struct {
 	LoginMaxFailuresPerIP int           // LOGIN_MAX_FAILURES_PER_IP, default 50 per address per window
 	LoginWindow           time.Duration // LOGIN_WINDOW, default 15m
 	MaxSessionsPerUser    int           // MAX_SESSIONS_PER_USER, default 100
+	SessionCache          bool          // SESSION_CACHE, default on ("on" or "off"); off anyway where Redis cannot support it
 	BootstrapPassword     string        // BOOTSTRAP_PASSWORD
 	LoginMaxAttemptsPerIP int           // LOGIN_MAX_ATTEMPTS_PER_IP, default 300 attempts (successful ones too) per address per window
 	DeviceCookieKey       []byte        // DEVICE_COOKIE_KEY (environment only): required with REDIS_URL; embedded mode: random
@@ -98,6 +99,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	allowedHosts := fs.String("auth-allowed-hosts", env("AUTH_ALLOWED_HOSTS", ""), "comma-separated hosts (host or host:port) a login may return to, besides this one (AUTH_ALLOWED_HOSTS)")
 	loginURL := fs.String("auth-login-url", env("AUTH_LOGIN_URL", "/login/"), "where forward auth sends a browser to log in: a path, or this service's absolute URL (AUTH_LOGIN_URL)")
 	cookieDomain := fs.String("cookie-domain", env("COOKIE_DOMAIN", ""), "Domain of the session cookie, shared by sibling subdomains; default host-only (COOKIE_DOMAIN)")
+	sessionCache := fs.String("session-cache", env("SESSION_CACHE", "on"), "on or off: serve recently read sessions from memory while Redis reports their changes (SESSION_CACHE)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
@@ -244,6 +246,13 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			return c, usageError{fmt.Sprintf("invalid DEVICE_COOKIE_KEY (not shown, %d bytes decoded): want base64 or hex of at least %d random bytes, e.g. `openssl rand -base64 32`; required with REDIS_URL",
 				len(c.DeviceCookieKey), auth.MinDeviceKeyBytes)}
 		}
+	}
+	switch *sessionCache {
+	case "on":
+		c.SessionCache = true
+	case "off":
+	default:
+		return c, badVar("SESSION_CACHE", "on or off", *sessionCache)
 	}
 	if (c.BootstrapUser == "") != (c.BootstrapPassword == "") {
 		return c, usageError{"invalid BOOTSTRAP_USER/BOOTSTRAP_PASSWORD: want both set or both empty"}
@@ -408,7 +417,7 @@ func (c config) logAttrs() []any {
 		"instance_id", c.InstanceID, "trusted_proxies", strings.Join(proxies, ","),
 		"shutdown_drain", c.ShutdownDrain.String(),
 		"login_max_failures", c.LoginMaxFailures, "login_max_failures_per_ip", c.LoginMaxFailuresPerIP, "login_window", c.LoginWindow.String(),
-		"max_sessions_per_user", c.MaxSessionsPerUser, "bootstrap_user", c.BootstrapUser,
+		"max_sessions_per_user", c.MaxSessionsPerUser, "session_cache", onOff(c.SessionCache), "bootstrap_user", c.BootstrapUser,
 		"bootstrap_password", mask(c.BootstrapPassword),
 		"login_max_attempts_per_ip", c.LoginMaxAttemptsPerIP, "device_cookie_key", maskBytes(c.DeviceCookieKey),
 		"auth_allowed_hosts", strings.Join(c.AuthAllowedHosts, ","), "auth_login_url", c.AuthLoginURL, "cookie_domain", c.CookieDomain,
@@ -420,6 +429,13 @@ func maskBytes(b []byte) string {
 		return "(random)"
 	}
 	return "***"
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 func mask(s string) string {

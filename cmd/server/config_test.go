@@ -64,6 +64,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"LoginWindow", cfg.LoginWindow, 15 * time.Minute},
 		{"BootstrapUser", cfg.BootstrapUser, ""},
 		{"BootstrapPassword", cfg.BootstrapPassword, ""},
+		{"SessionCache", cfg.SessionCache, true},
 	})
 	if cfg.InstanceID == "" {
 		t.Errorf("InstanceID: got empty, want the host name")
@@ -101,6 +102,7 @@ func TestParseConfigValues(t *testing.T) {
 				"LOGIN_MAX_FAILURES": "5", "LOGIN_MAX_FAILURES_PER_IP": "20", "LOGIN_WINDOW": "5m",
 				"BOOTSTRAP_USER": "admin", "BOOTSTRAP_PASSWORD": "change-me-now",
 				"LOGIN_MAX_ATTEMPTS_PER_IP": "120", "DEVICE_COOKIE_KEY": testDeviceCookieKey,
+				"SESSION_CACHE": "off",
 			},
 			check: func(t *testing.T, c config) {
 				checkFields(t, []field{
@@ -120,6 +122,7 @@ func TestParseConfigValues(t *testing.T) {
 					{"BootstrapPassword", c.BootstrapPassword, "change-me-now"},
 					{"LoginMaxAttemptsPerIP", c.LoginMaxAttemptsPerIP, 120},
 					{"DeviceCookieKey", string(c.DeviceCookieKey), "test-only-device-cookie-key-32by"},
+					{"SessionCache", c.SessionCache, false},
 				})
 			},
 		},
@@ -297,6 +300,8 @@ func TestParseConfigRejectsBadVariables(t *testing.T) {
 		{vars: env{"AUTH_LOGIN_URL": "login"}, naming: "AUTH_LOGIN_URL"},
 		{vars: env{"AUTH_LOGIN_URL": "javascript:alert(1)"}, naming: "AUTH_LOGIN_URL"},
 		{args: []string{"-session-lifetime", "abc"}, naming: "SESSION_LIFETIME"},
+		{vars: env{"SESSION_CACHE": "yes"}, naming: "SESSION_CACHE"},
+		{vars: env{"SESSION_CACHE": "true"}, naming: "SESSION_CACHE"},
 		{args: []string{"-no-such-flag"}, naming: "-no-such-flag"},
 		{args: []string{"extra"}, naming: `"extra"`},
 	}

@@ -66,6 +66,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	defer rdb.Close()
 	rdb.SetLogger(log)
 	log.Info("redis topology", "topology", rdb.Topology())
+	startSessionCache(log, rdb, cfg, embedded)
 
 	sessions := session.New(rdb.Sessions, session.Config{
 		Lifetime:     cfg.SessionLifetime,

@@ -33,7 +33,7 @@ func openRedis(t *testing.T) (*redistest.Server, *store.Redis, *redis.Client) {
 
 // open is store.Open with the production timeouts, closed when the test
 // ends.
-func open(t *testing.T, url string) *store.Redis {
+func open(t testing.TB, url string) *store.Redis {
 	t.Helper()
 	rdb, err := store.Open(url, store.Timeouts{})
 	if err != nil {

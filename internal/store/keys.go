@@ -56,7 +56,8 @@ import "strings"
 
 const (
 	// SessionPrefix is scs/redisstore's default prefix, kept for
-	// compatibility with it.
+	// compatibility with it. The session cache asks Redis to report
+	// every write under it (CLIENT TRACKING BCAST PREFIX).
 	SessionPrefix = "scs:session:"
 
 	userPrefix         = "user:"

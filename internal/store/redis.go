@@ -54,6 +54,11 @@ type Redis struct {
 	client   redis.UniversalClient
 	timeouts Timeouts
 	topology string
+	cache    *sessionCache
+	// stopCache ends the cache's invalidation channel; cacheDone closes
+	// once it has ended. Both nil until StartSessionCache.
+	stopCache context.CancelFunc
+	cacheDone chan struct{}
 
 	// Sessions holds the sessions and the per-user session index.
 	Sessions *SessionStore
@@ -73,18 +78,57 @@ func Open(rawURL string, t Timeouts) (*Redis, error) {
 	}
 	t = t.withDefaults()
 	c := ep.newClient(t)
+	cache := newSessionCache()
 	return &Redis{
 		client:   c,
 		timeouts: t,
 		topology: ep.Topology,
-		Sessions: &SessionStore{client: c, timeouts: t, ack: ackFor(ep.Topology, t)},
+		cache:    cache,
+		Sessions: &SessionStore{client: c, timeouts: t, ack: ackFor(ep.Topology, t), cache: cache},
 		Users:    &Users{client: c, timeouts: t},
 		Throttle: &Throttle{client: c, timeouts: t},
 	}, nil
 }
 
-// Close closes the client's connections.
-func (r *Redis) Close() error { return r.client.Close() }
+// Close stops the session cache, if started, and closes the client's
+// connections.
+func (r *Redis) Close() error {
+	if r.stopCache != nil {
+		r.stopCache()
+		<-r.cacheDone
+	}
+	return r.client.Close()
+}
+
+// StartSessionCache turns on the local session cache (see cache.go):
+// Sessions.Find answers from memory what it read recently, as long as
+// Redis reports every change on the invalidation channel, which this
+// starts and keeps open until Close. It fails with ErrCacheUnsupported on
+// a Redis Cluster; a server that refuses CLIENT TRACKING is found out
+// once connected, logged, and leaves the cache off (CacheStats.State
+// "unsupported"). Call it once, before serving.
+func (r *Redis) StartSessionCache(log *slog.Logger) error {
+	c, ok := r.client.(*redis.Client)
+	if !ok {
+		return fmt.Errorf("%w: Redis Cluster (invalidations would need a channel per node)", ErrCacheUnsupported)
+	}
+	if r.stopCache != nil {
+		return errors.New("session cache already started")
+	}
+	d := newChannelDialer(c, r.timeouts)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stopCache, r.cacheDone = cancel, make(chan struct{})
+	r.cache.enabled.Store(true)
+	go func() {
+		defer close(r.cacheDone)
+		r.cache.runChannel(ctx, d, log)
+	}()
+	return nil
+}
+
+// CacheStats returns the session cache's state and counters, for
+// metrics. Before StartSessionCache its State is "off".
+func (r *Redis) CacheStats() CacheStats { return r.cache.stats() }
 
 // Ping reports whether Redis answers within the operation timeout; it backs
 // the readiness probe.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,10 +28,15 @@ var ErrOwnerChanged = errors.New("user deleted or password changed during login"
 //
 // It never brings a deleted session back: Update writes only a session that
 // still exists (SET XX), Create only one whose key is free (SET NX).
+//
+// With the session cache started (Redis.StartSessionCache), Find may
+// answer from memory; every write here evicts the key from the cache
+// before it returns, whether Redis took it or not.
 type SessionStore struct {
 	client   redis.UniversalClient
 	timeouts Timeouts
 	ack      replicaAck // revocations wait for a replica (topology.go)
+	cache    *sessionCache
 }
 
 // Owner is whom a new session belongs to.
@@ -60,17 +66,50 @@ func (s *SessionStore) opContext(ctx context.Context) (context.Context, context.
 	return context.WithTimeout(ctx, s.timeouts.Op)
 }
 
-// Find returns the session stored under hash.
+// Find returns the session stored under hash: from the session cache
+// when it holds it and may serve it, else with one GET (and, to fill the
+// cache, the key's PTTL in the same round trip).
 func (s *SessionStore) Find(ctx context.Context, hash string) ([]byte, bool, error) {
+	start := time.Now()
+	b, hit, fill := s.cache.lookup(hash, start)
+	if hit {
+		return b, true, nil
+	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	b, err := s.client.Get(ctx, SessionKey(hash)).Bytes()
-	if errors.Is(err, redis.Nil) {
+	if fill == 0 {
+		b, err := s.client.Get(ctx, SessionKey(hash)).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, unavailable("find session", err)
+		}
+		return b, true, nil
+	}
+	var get *redis.StringCmd
+	var pttl *redis.DurationCmd
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, SessionKey(hash))
+		pttl = p.PTTL(ctx, SessionKey(hash))
+		return nil
+	})
+	b, gerr := get.Bytes()
+	switch {
+	case errors.Is(gerr, redis.Nil):
+		s.cache.fill(hash, fill, nil, time.Time{})
 		return nil, false, nil
+	case gerr != nil || (err != nil && !errors.Is(err, redis.Nil)):
+		s.cache.fill(hash, fill, nil, time.Time{})
+		return nil, false, unavailable("find session", errors.Join(gerr, err))
 	}
-	if err != nil {
-		return nil, false, unavailable("find session", err)
+	// Counted from before the read: the entry never outlives the key,
+	// nor CacheMaxAge.
+	expires := start.Add(s.cache.maxAge)
+	if ttl := pttl.Val(); ttl > 0 && ttl < s.cache.maxAge {
+		expires = start.Add(ttl)
 	}
+	s.cache.fill(hash, fill, bytes.Clone(b), expires)
 	return b, true, nil
 }
 
@@ -79,6 +118,7 @@ func (s *SessionStore) Find(ctx context.Context, hash string) ([]byte, bool, err
 func (s *SessionStore) Update(ctx context.Context, hash string, b []byte, expiry time.Time) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
+	defer s.cache.evict(hash)
 	err := s.client.SetArgs(ctx, SessionKey(hash), b, redis.SetArgs{ExpireAt: expiry, Mode: "XX"}).Err()
 	switch {
 	case errors.Is(err, redis.Nil):
@@ -119,6 +159,7 @@ return redis.call('ZCARD', KEYS[2])`)
 func (s *SessionStore) Create(ctx context.Context, hash string, b []byte, expiry time.Time, owner Owner, max int) (int, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
+	defer s.cache.evict(hash)
 	key := SessionKey(hash)
 	err := s.client.SetArgs(ctx, key, b, redis.SetArgs{ExpireAt: expiry, Mode: "NX"}).Err()
 	switch {
@@ -207,7 +248,9 @@ func (s *SessionStore) Delete(ctx context.Context, hash, user string) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	return s.durably(ctx, "delete session", func(c redis.Cmdable) error {
-		if err := c.Del(ctx, SessionKey(hash)).Err(); err != nil {
+		err := c.Del(ctx, SessionKey(hash)).Err()
+		s.cache.evict(hash)
+		if err != nil {
 			return unavailable("delete session", err)
 		}
 		if user == "" {
@@ -236,6 +279,11 @@ func (s *SessionStore) deleteMembers(ctx context.Context, user string, hashes []
 			}
 			return nil
 		})
+		// Evicted whether Redis took the deletes or not: a session this
+		// replica may have ended must not be served from its memory.
+		for _, h := range hashes {
+			s.cache.evict(h)
+		}
 		if err != nil {
 			return unavailable("delete sessions", err)
 		}

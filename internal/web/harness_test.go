@@ -55,6 +55,7 @@ type appSettings struct {
 	hashWait       time.Duration // auth's HashWait; 0: the default
 	allowedHosts   []string      // AUTH_ALLOWED_HOSTS
 	loginURL       string        // AUTH_LOGIN_URL; "": the default
+	sessionCache   bool
 }
 
 type appOption func(*appSettings)
@@ -96,6 +97,10 @@ func withForwardAuth(loginURL string, hosts ...string) appOption {
 // withMaxSessions sets MAX_SESSIONS_PER_USER.
 func withMaxSessions(n int) appOption { return func(s *appSettings) { s.maxSessions = n } }
 
+// withSessionCache turns the session cache on (SESSION_CACHE=on, as in
+// production) and waits until it serves.
+func withSessionCache() appOption { return func(s *appSettings) { s.sessionCache = true } }
+
 // testApp is one replica of the service, served by httptest on a real Redis.
 type testApp struct {
 	app *App
@@ -107,6 +112,7 @@ type testApp struct {
 	auth     *auth.Service
 	logs     *testkit.Buffer
 	settings appSettings
+	rdb      *store.Redis
 }
 
 // aliceHash is alice's password hashed as auth.AddUser would hash it.
@@ -133,6 +139,15 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		t.Fatalf("store.Open(%q): %v", rs.URL(), err)
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
+	if s.sessionCache {
+		if err := rdb.StartSessionCache(log); err != nil {
+			t.Fatalf("StartSessionCache: %v", err)
+		}
+		testkit.Eventually(t, "session cache live", 0, func() (bool, string) {
+			st := rdb.CacheStats()
+			return st.State == "live", "state " + st.State
+		})
+	}
 	sessions := session.New(rdb.Sessions, session.Config{
 		Lifetime:     s.lifetime,
 		IdleTimeout:  s.idle,
@@ -179,6 +194,7 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		auth:     authSvc,
 		logs:     logs,
 		settings: s,
+		rdb:      rdb,
 	}
 }
 
