@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"loginsvc/internal/auth"
+	"loginsvc/internal/logging"
 	"loginsvc/internal/store"
 )
 
@@ -35,8 +37,16 @@ type config struct {
 	LoginMaxFailuresPerIP int           // LOGIN_MAX_FAILURES_PER_IP, default 50 per address per window
 	LoginWindow           time.Duration // LOGIN_WINDOW, default 15m
 	MaxSessionsPerUser    int           // MAX_SESSIONS_PER_USER, default 100
+	LogFormat             string        // LOG_FORMAT, default "text"; "json" for one JSON object a line
+	MetricsAddr           string        // METRICS_ADDR, default "127.0.0.1:9090"; "" when off
+	MetricsAddrSet        bool          // METRICS_ADDR was given: not being able to listen on it is an error, not a warning
 	BootstrapPassword     string        // BOOTSTRAP_PASSWORD
 }
+
+// defaultMetricsAddr is where /metrics listens unless METRICS_ADDR says
+// otherwise: loopback, so that nothing outside the host scrapes or profiles
+// a replica that was not configured for it.
+const defaultMetricsAddr = "127.0.0.1:9090"
 
 // helpRequested carries the usage text for -h/--help, which is an answer,
 // not an error: run prints it and returns nil.
@@ -86,6 +96,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	maxFailuresIP := fs.String("login-max-failures-per-ip", env("LOGIN_MAX_FAILURES_PER_IP", "50"), "failed logins per client address per window (LOGIN_MAX_FAILURES_PER_IP)")
 	window := fs.String("login-window", env("LOGIN_WINDOW", "15m"), "sliding window for failed logins (LOGIN_WINDOW)")
 	maxSessions := fs.String("max-sessions-per-user", env("MAX_SESSIONS_PER_USER", "100"), "live sessions per user; a login past it ends the oldest (MAX_SESSIONS_PER_USER)")
+	logFormat := fs.String("log-format", env("LOG_FORMAT", "text"), "text or json, one line per event (LOG_FORMAT)")
+	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", defaultMetricsAddr), "listen address of /metrics and /debug/pprof/, never the public one; off disables (METRICS_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
@@ -187,6 +199,18 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.MaxSessionsPerUser, err = strconv.Atoi(*maxSessions); err != nil || c.MaxSessionsPerUser < 1 || c.MaxSessionsPerUser > 10000 {
 		return c, badVar("MAX_SESSIONS_PER_USER", "a whole number from 1 to 10000", *maxSessions)
 	}
+	if c.LogFormat = *logFormat; c.LogFormat != logging.FormatText && c.LogFormat != logging.FormatJSON {
+		return c, badVar("LOG_FORMAT", "text or json", *logFormat)
+	}
+	c.MetricsAddrSet = getenv("METRICS_ADDR") != "" || hasFlag(args, "metrics-addr")
+	switch c.MetricsAddr = *metricsAddr; c.MetricsAddr {
+	case "", "off":
+		c.MetricsAddr = ""
+	default:
+		if _, port, e := net.SplitHostPort(c.MetricsAddr); e != nil || port == "" {
+			return c, badVar("METRICS_ADDR", "host:port, :port or off", c.MetricsAddr)
+		}
+	}
 	if (c.BootstrapUser == "") != (c.BootstrapPassword == "") {
 		return c, usageError{"invalid BOOTSTRAP_USER/BOOTSTRAP_PASSWORD: want both set or both empty"}
 	}
@@ -269,6 +293,7 @@ func (c config) logAttrs() []any {
 		"shutdown_drain", c.ShutdownDrain.String(),
 		"login_max_failures", c.LoginMaxFailures, "login_max_failures_per_ip", c.LoginMaxFailuresPerIP, "login_window", c.LoginWindow.String(),
 		"max_sessions_per_user", c.MaxSessionsPerUser, "bootstrap_user", c.BootstrapUser,
+		"log_format", c.LogFormat, "metrics_addr", cmp.Or(c.MetricsAddr, "off"),
 		"bootstrap_password", mask(c.BootstrapPassword),
 	}
 }

@@ -64,6 +64,9 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"LoginWindow", cfg.LoginWindow, 15 * time.Minute},
 		{"BootstrapUser", cfg.BootstrapUser, ""},
 		{"BootstrapPassword", cfg.BootstrapPassword, ""},
+		{"LogFormat", cfg.LogFormat, "text"},
+		{"MetricsAddr", cfg.MetricsAddr, "127.0.0.1:9090"},
+		{"MetricsAddrSet", cfg.MetricsAddrSet, false},
 	})
 	if cfg.InstanceID == "" {
 		t.Errorf("InstanceID: got empty, want the host name")
@@ -235,6 +238,9 @@ func TestParseConfigRejectsBadVariables(t *testing.T) {
 		{vars: env{"SESSION_COOKIE_NAME": "__Host-sid"}, naming: "SESSION_COOKIE_NAME"}, // not Secure: browsers drop it
 		{vars: env{"BOOTSTRAP_USER": "admin"}, naming: "BOOTSTRAP_PASSWORD"},
 		{vars: env{"BOOTSTRAP_PASSWORD": "change-me-now"}, naming: "BOOTSTRAP_USER"},
+		{vars: env{"LOG_FORMAT": "yaml"}, naming: "LOG_FORMAT"},
+		{vars: env{"METRICS_ADDR": "9090"}, naming: "METRICS_ADDR"},
+		{vars: env{"METRICS_ADDR": "on"}, naming: "METRICS_ADDR"},
 		{args: []string{"-session-lifetime", "abc"}, naming: "SESSION_LIFETIME"},
 		{args: []string{"-no-such-flag"}, naming: "-no-such-flag"},
 		{args: []string{"extra"}, naming: `"extra"`},

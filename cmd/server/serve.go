@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"loginsvc/internal/auth"
+	"loginsvc/internal/logging"
+	"loginsvc/internal/metrics"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
 	"loginsvc/internal/web"
@@ -25,7 +28,14 @@ const composeDemoPassword = "change-me-now"
 // readiness fails first, the server keeps serving for the drain period so
 // the load balancer notices, then in-flight requests finish.
 func serve(ctx context.Context, cfg config, stdout io.Writer) error {
-	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// Every line goes through one buffer, flushed a few times a second and
+	// when serve returns: a request's log line costs it no system call.
+	out := logging.NewWriter(stdout, logging.FlushEvery)
+	defer out.Close()
+	log, err := logging.New(out, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return usageError{"invalid LOG_FORMAT: " + err.Error()}
+	}
 
 	redisURL := cfg.RedisURL
 	embedded := redisURL == ""
@@ -52,12 +62,19 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	defer rdb.Close()
 
+	m := metrics.New(cfg.InstanceID)
+	if err := m.Register(rdb.Instrument()...); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	// The session cache's counters are exported with m.WatchCache.
+
 	sessions := session.New(rdb.Sessions, session.Config{
 		Lifetime:     cfg.SessionLifetime,
 		IdleTimeout:  cfg.SessionIdle,
 		CookieName:   cfg.CookieName,
 		CookieSecure: cfg.CookieSecure,
 		MaxPerUser:   cfg.MaxSessionsPerUser,
+		Events:       m,
 	}, log)
 	authSvc, err := auth.NewService(rdb, sessions, auth.Config{
 		Limits: auth.Limits{PerUser: cfg.LoginMaxFailures, PerIP: cfg.LoginMaxFailuresPerIP, Window: cfg.LoginWindow},
@@ -69,6 +86,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		InstanceID:     cfg.InstanceID,
 		CookieSecure:   cfg.CookieSecure,
 		TrustedProxies: cfg.TrustedProxies,
+		Observer:       m,
 	}, log, sessions, authSvc, rdb)
 	if err != nil {
 		return err
@@ -83,6 +101,14 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	metricsSrv, err := serveMetrics(cfg, m, log)
+	if err != nil {
+		return err
+	}
+	if metricsSrv != nil {
+		// Closed last, so a scrape during the drain still answers.
+		defer metricsSrv.Close()
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (set ADDR or --addr to use another): %w", cfg.Addr, err)
@@ -91,7 +117,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	go prepareRedis(ctx, log, rdb, authSvc, cfg, embedded, stdout)
+	go prepareRedis(ctx, log, rdb, authSvc, cfg, embedded, out)
 
 	select {
 	case err := <-serveErr:
@@ -113,6 +139,41 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveMetrics serves /metrics and /debug/pprof/ on METRICS_ADDR, a
+// listener of their own, and returns its server (nil when off). The
+// default address is a convenience: when it is taken (another replica on
+// the host, a local Prometheus on 9090) the service runs without metrics
+// and says so. An address the operator chose must work.
+func serveMetrics(cfg config, m *metrics.Metrics, log *slog.Logger) (*http.Server, error) {
+	if cfg.MetricsAddr == "" {
+		log.Info("metrics off (METRICS_ADDR=off)")
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil && cfg.MetricsAddrSet {
+		return nil, fmt.Errorf("listen for metrics on %s (set METRICS_ADDR to another address, or off): %w", cfg.MetricsAddr, err)
+	}
+	if err != nil {
+		log.Warn("metrics not served: the default METRICS_ADDR is taken; set METRICS_ADDR to another address, or off", "addr", cfg.MetricsAddr, "err", err)
+		return nil, nil
+	}
+	srv := &http.Server{
+		Handler:           m.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		// Long enough for a 60-second CPU profile or trace.
+		WriteTimeout: 65 * time.Second,
+		IdleTimeout:  60 * time.Second,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String(), "url", "http://"+browsable(ln.Addr())+"/metrics")
+	return srv, nil
 }
 
 // prepareRedis waits for Redis with backoff, then creates the bootstrap

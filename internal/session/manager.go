@@ -28,6 +28,8 @@ type Config struct {
 	// MaxPerUser caps a user's live sessions; a login past it ends the
 	// user's oldest session. Default 100.
 	MaxPerUser int
+	// Events, if set, is told of sessions started and ended (metrics).
+	Events Events
 }
 
 func (c Config) withDefaults() Config {
@@ -39,6 +41,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPerUser <= 0 {
 		c.MaxPerUser = 100
+	}
+	if c.Events == nil {
+		c.Events = noEvents{}
 	}
 	return c
 }
@@ -219,6 +224,7 @@ func (m *Manager) loaded(loaded context.Context) (context.Context, error) {
 		if err := m.scs.Destroy(loaded); err != nil {
 			return nil, fmt.Errorf("end expired session: %w", err)
 		}
+		m.cfg.Events.SessionsEnded("expired", 1)
 		return loaded, nil
 	}
 	if _, indexed := timeValue(m.values(loaded), fieldExpiresAt); user != "" && !indexed {

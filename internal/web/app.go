@@ -22,6 +22,8 @@ type Config struct {
 	CookieSecure bool
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// Observer, if set, is told of every request and login (metrics).
+	Observer Observer
 }
 
 // Pinger reports whether the session backend answers; it backs /readyz.
@@ -57,6 +59,9 @@ func New(cfg Config, log *slog.Logger, sessions *session.Manager, authSvc *auth.
 	static, err := fs.Sub(templates.FS, "static")
 	if err != nil {
 		return nil, fmt.Errorf("new web app: static files: %w", err)
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
 	}
 	return &App{cfg: cfg, log: log, sessions: sessions, auth: authSvc, backend: backend, templates: t, static: static}, nil
 }

@@ -51,6 +51,8 @@ type appSettings struct {
 	cookieName     string
 	cookieSecure   bool
 	maxSessions    int // MAX_SESSIONS_PER_USER; 0: the default
+	observer       Observer       // metrics of requests and logins; nil: none
+	events         session.Events // metrics of sessions; nil: none
 }
 
 type appOption func(*appSettings)
@@ -79,6 +81,12 @@ func withTrustedProxies(p ...netip.Prefix) appOption {
 
 // withMaxSessions sets MAX_SESSIONS_PER_USER.
 func withMaxSessions(n int) appOption { return func(s *appSettings) { s.maxSessions = n } }
+
+// withObserver sets the Observer of requests and logins, and the Events
+// of sessions, as serve.go sets both to its metrics.
+func withObserver(o Observer, e session.Events) appOption {
+	return func(s *appSettings) { s.observer, s.events = o, e }
+}
 
 // testApp is one replica of the service, served by httptest on a real Redis.
 type testApp struct {
@@ -123,6 +131,7 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		CookieName:   s.cookieName,
 		CookieSecure: s.cookieSecure,
 		MaxPerUser:   s.maxSessions,
+		Events:       s.events,
 	}, log)
 	authSvc, err := auth.NewService(rdb, sessions, auth.Config{Limits: s.limits})
 	if err != nil {
@@ -132,6 +141,7 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		InstanceID:     s.instanceID,
 		CookieSecure:   s.cookieSecure,
 		TrustedProxies: s.trustedProxies,
+		Observer:       s.observer,
 	}, log, sessions, authSvc, rdb)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
