@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"

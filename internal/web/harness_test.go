@@ -50,7 +50,7 @@ type appSettings struct {
 	limits         auth.Limits // zero fields: auth's defaults
 	cookieName     string
 	cookieSecure   bool
-	maxSessions    int // MAX_SESSIONS_PER_USER; 0: the default
+	maxSessions    int            // MAX_SESSIONS_PER_USER; 0: the default
 	observer       Observer       // metrics of requests and logins; nil: none
 	events         session.Events // metrics of sessions; nil: none
 }
