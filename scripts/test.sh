@@ -11,6 +11,8 @@
 #    of the same programs, not the upstream images; no registry is reachable).
 #    Both are cached under /var/cache/loginsvc and in the engine.
 # 3. gofmt, go vet, staticcheck, then go test -race over every package.
+# 4. A smoke run of the benchmark (scripts/bench.sh --smoke), which must
+#    run end to end; its figures are not judged.
 #
 # Extra arguments go to `go test`, e.g. ./scripts/test.sh -run TestCluster -v
 # Exits non-zero on the first failure. Nothing is skipped.
@@ -32,7 +34,7 @@ done
 export PATH
 
 # ---------------------------------------------------------------------------
-step "native tools: redis-server, redis-cli, haproxy, chromium, gcc"
+step "native tools: redis-server, redis-cli, haproxy, chromium, gcc, wrk"
 
 # tool -> Debian package
 declare -A pkg_for=(
@@ -41,8 +43,9 @@ declare -A pkg_for=(
 	[haproxy]=haproxy # the native cluster's load balancer, with deploy/haproxy.cfg
 	[chromium]=chromium
 	[gcc]=gcc # go test -race needs cgo
+	[wrk]=wrk # scripts/bench.sh, whose smoke runs below
 )
-tools=(redis-server redis-cli haproxy chromium gcc)
+tools=(redis-server redis-cli haproxy chromium gcc wrk)
 
 missing_tools() {
 	local t
@@ -140,5 +143,8 @@ go tool staticcheck ./... || die "staticcheck"
 
 step "go test -race -count=1 ./... $*"
 go test -race -count=1 ./... "$@" || die "go test"
+
+step "benchmark smoke (scripts/bench.sh --smoke: the harness runs; its figures are not judged)"
+./scripts/bench.sh --smoke || die "scripts/bench.sh --smoke"
 
 printf '\n==> all checks passed\n'
