@@ -241,7 +241,7 @@ start_service() {
 		sleep 0.05
 	done
 	# What the start-up line says about the cache, if anything.
-	cache_said="$(grep -m1 -oE 'session_cache[=":]+[A-Za-z_-]+' "$work/server-$mode.log" | sed -E 's/.*[=":]//' || true)"
+	cache_said="$(grep -m1 -oiE 'session_cache[=":]+[A-Za-z_-]+' "$work/server-$mode.log" | sed -E 's/.*[=":]//' || true)"
 	[ -n "$cache_said" ] || cache_said="?"
 }
 
@@ -281,7 +281,7 @@ measure_service() {
 	berr="$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$burst")"
 	bp50="$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$burst")"
 	if grep -q 'last_error' <<<"$burst"; then note "login burst (SESSION_CACHE=$mode): $burst"; fi
-	row "service, idle timeout 30m" "$cache_said" "$bytes" "$hitrate" \
+	row "service, SESSION_CACHE=$mode" "$cache_said" "$bytes" "$hitrate" \
 		"$berr err, p50 ${bp50} ms, peak RSS ${rss} MB"
 }
 
