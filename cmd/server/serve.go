@@ -66,7 +66,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err := m.Register(rdb.Instrument()...); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	// The session cache's counters are exported with m.WatchCache.
+	// A local session cache exports its counters through m.WatchCache,
+	// reading them at every scrape.
 
 	sessions := session.New(rdb.Sessions, session.Config{
 		Lifetime:     cfg.SessionLifetime,
@@ -106,7 +107,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	if metricsSrv != nil {
-		// Closed last, so a scrape during the drain still answers.
+		// Closed when serve returns, after the public server's shutdown,
+		// so a scrape during the drain still answers.
 		defer metricsSrv.Close()
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
