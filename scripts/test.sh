@@ -34,7 +34,7 @@ done
 export PATH
 
 # ---------------------------------------------------------------------------
-step "native tools: redis-server, redis-cli, haproxy, chromium, gcc, wrk"
+step "native tools: redis-server, redis-cli, haproxy, chromium, gcc, wrk, curl, openssl"
 
 # tool -> Debian package
 declare -A pkg_for=(
@@ -43,9 +43,11 @@ declare -A pkg_for=(
 	[haproxy]=haproxy # the native cluster's load balancer, with deploy/haproxy.cfg
 	[chromium]=chromium
 	[gcc]=gcc # go test -race needs cgo
-	[wrk]=wrk # scripts/bench.sh, whose smoke runs below
+	[wrk]=wrk # scripts/bench.sh, whose smoke runs below; it also uses curl and openssl
+	[curl]=curl
+	[openssl]=openssl
 )
-tools=(redis-server redis-cli haproxy chromium gcc wrk)
+tools=(redis-server redis-cli haproxy chromium gcc wrk curl openssl)
 
 missing_tools() {
 	local t
