@@ -48,6 +48,7 @@ var standInImages = []string{
 	"haproxy:2.6",
 	"golang:1.26-bookworm",
 	"gcr.io/distroless/static-debian12:nonroot",
+	"prom/prometheus:v3.5.0", // the monitoring profile's
 }
 
 // composeStack is one `docker compose -p NAME` project of the repository's
@@ -120,8 +121,9 @@ func (s *composeStack) redisCLI(t testing.TB, args ...string) string {
 }
 
 // startComposeStack checks the tools, then brings the stack up with
-// `docker compose up -d --build --wait` and registers `down -v`.
-func startComposeStack(t *testing.T) *composeStack {
+// `docker compose up -d --build --wait` and registers `down -v`. extraEnv
+// ("NAME=value") goes to every compose command, after the test's own.
+func startComposeStack(t *testing.T, extraEnv ...string) *composeStack {
 	t.Helper()
 	if out, err := exec.Command("docker", "compose", "version").CombinedOutput(); err != nil {
 		t.Fatalf("docker compose (v2) not found: run ./scripts/test.sh, which builds it: %v\n%s", err, out)
@@ -154,12 +156,14 @@ func startComposeStack(t *testing.T) *composeStack {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "BOOTSTRAP_USER", "BOOTSTRAP_PASSWORD", "DEVICE_COOKIE_KEY", "LB_BIND", "LB_PORT", "TRUSTED_PROXIES", "LOG_LEVEL", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME":
+		case "BOOTSTRAP_USER", "BOOTSTRAP_PASSWORD", "DEVICE_COOKIE_KEY", "LB_BIND", "LB_PORT", "TRUSTED_PROXIES", "LOG_LEVEL", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME",
+			"LOG_FORMAT", "COMPOSE_PROFILES", "PROMETHEUS_BIND", "PROMETHEUS_PORT":
 			continue
 		}
 		s.env = append(s.env, kv)
 	}
 	s.env = append(s.env, "BOOTSTRAP_USER="+testUser, "BOOTSTRAP_PASSWORD="+testPassword, "DEVICE_COOKIE_KEY="+testDeviceCookieKey, "LB_PORT="+port)
+	s.env = append(s.env, extraEnv...)
 
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -19,6 +19,10 @@
 #   gcr.io/distroless/static-debian12:nonroot
 #                          no shell: /etc/passwd with nonroot (65532), CA
 #                          certificates, tzdata, netbase, as distroless's
+#   prom/prometheus:v3.5.0 Debian's prometheus (2.42), user nobody, /bin/prometheus
+#                          with upstream's config and data paths
+#                          (/etc/prometheus/prometheus.yml, /prometheus);
+#                          for docker-compose.yml's monitoring profile
 #
 # Every image carries this machine's CA bundle (/etc/ssl/certs), which on the
 # project's machines includes the CA of the egress proxy: `go mod download`
@@ -222,8 +226,24 @@ distroless_image() {
 		"USER 65532" "WORKDIR /home/nonroot"
 }
 
+prometheus_image() {
+	local dir="$1"
+	users "$dir" "nobody:65534:65534:/nonexistent:/usr/sbin/nologin"
+	# Upstream's layout: the binary at /bin/prometheus, data in /prometheus
+	# owned by nobody (a new named volume takes that ownership).
+	mkdir -p "$dir/bin" "$dir/prometheus"
+	ln -sf /usr/bin/prometheus "$dir/bin/prometheus"
+	chown 65534:65534 "$dir/prometheus"
+	import "$2" "$3" "$dir" \
+		"ENV PATH=/bin:/usr/bin:/usr/sbin:/sbin" \
+		"USER nobody" "WORKDIR /prometheus" "VOLUME /prometheus" "EXPOSE 9090" \
+		'ENTRYPOINT ["/bin/prometheus"]' \
+		'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
+}
+
 echo "stand-in images (Debian bookworm builds of the same programs, NOT the upstream images):"
 build redis:7.4-alpine redis_image redis-server redis-tools dash
 build haproxy:2.6 haproxy_image haproxy bash
 build golang:1.26-bookworm golang_image dash bash coreutils
 build gcr.io/distroless/static-debian12:nonroot distroless_image tzdata netbase
+build prom/prometheus:v3.5.0 prometheus_image prometheus

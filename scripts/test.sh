@@ -12,6 +12,8 @@
 #    Both are cached under /var/cache/loginsvc and in the engine.
 # 3. gofmt, go vet, staticcheck, then go test -race over every package, then
 #    the Redis-facing packages again against Valkey 8 (bookworm-backports).
+# 4. A smoke run of the benchmark (scripts/bench.sh --smoke), which must
+#    run end to end; its figures are not judged.
 #
 # Extra arguments go to `go test`, e.g. ./scripts/test.sh -run TestCluster -v
 # Exits non-zero on the first failure. Nothing is skipped.
@@ -33,7 +35,7 @@ done
 export PATH
 
 # ---------------------------------------------------------------------------
-step "native tools: redis-server, redis-cli, haproxy, chromium, gcc, nginx"
+step "native tools: redis-server, redis-cli, haproxy, chromium, gcc, nginx, wrk, curl, openssl"
 
 # tool -> Debian package
 declare -A pkg_for=(
@@ -43,8 +45,11 @@ declare -A pkg_for=(
 	[chromium]=chromium
 	[gcc]=gcc # go test -race needs cgo
 	[nginx]=nginx # forward auth (auth_request) in front of replicas, with deploy/nginx-forward-auth.conf
+	[wrk]=wrk # scripts/bench.sh, whose smoke runs below; it also uses curl and openssl
+	[curl]=curl
+	[openssl]=openssl
 )
-tools=(redis-server redis-cli haproxy chromium gcc nginx)
+tools=(redis-server redis-cli haproxy chromium gcc nginx wrk curl openssl)
 
 missing_tools() {
 	local t
@@ -181,5 +186,7 @@ go test -race -count=1 ./... "$@" || die "go test"
 valkey_pkgs=(./internal/redistest/ ./internal/store/ ./internal/session/ ./internal/web/ ./cmd/server/)
 step "go test -race -count=1 against Valkey (REDISTEST_SERVER=valkey-server) ${valkey_pkgs[*]} $*"
 REDISTEST_SERVER=valkey-server go test -race -count=1 "${valkey_pkgs[@]}" "$@" || die "go test against Valkey"
+step "benchmark smoke (scripts/bench.sh --smoke: the harness runs; its figures are not judged)"
+./scripts/bench.sh --smoke || die "scripts/bench.sh --smoke"
 
 printf '\n==> all checks passed\n'

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"loginsvc/internal/auth"
+	"loginsvc/internal/logging"
 	"loginsvc/internal/store"
 )
 
@@ -39,6 +41,9 @@ type config struct {
 	LoginWindow           time.Duration // LOGIN_WINDOW, default 15m
 	MaxSessionsPerUser    int           // MAX_SESSIONS_PER_USER, default 100
 	SessionCache          bool          // SESSION_CACHE, default on ("on" or "off"); off anyway where Redis cannot support it
+	LogFormat             string        // LOG_FORMAT, default "text"; "json" for one JSON object a line
+	MetricsAddr           string        // METRICS_ADDR, default "127.0.0.1:9090"; "" when off
+	MetricsAddrSet        bool          // METRICS_ADDR was given: not being able to listen on it is an error, not a warning
 	BootstrapPassword     string        // BOOTSTRAP_PASSWORD
 	LoginMaxAttemptsPerIP int           // LOGIN_MAX_ATTEMPTS_PER_IP, default 300 attempts (successful ones too) per address per window
 	DeviceCookieKey       []byte        // DEVICE_COOKIE_KEY (environment only): required with REDIS_URL; embedded mode: random
@@ -46,6 +51,11 @@ type config struct {
 	AuthLoginURL          string        // AUTH_LOGIN_URL, default "/login/": where forward auth sends browsers
 	CookieDomain          string        // COOKIE_DOMAIN, default "" (host-only cookie)
 }
+
+// defaultMetricsAddr is where /metrics listens unless METRICS_ADDR says
+// otherwise: loopback, so that nothing outside the host scrapes or profiles
+// a replica that was not configured for it.
+const defaultMetricsAddr = "127.0.0.1:9090"
 
 // helpRequested carries the usage text for -h/--help, which is an answer,
 // not an error: run prints it and returns nil.
@@ -100,6 +110,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	loginURL := fs.String("auth-login-url", env("AUTH_LOGIN_URL", "/login/"), "where forward auth sends a browser to log in: a path, or this service's absolute URL (AUTH_LOGIN_URL)")
 	cookieDomain := fs.String("cookie-domain", env("COOKIE_DOMAIN", ""), "Domain of the session cookie, shared by sibling subdomains; default host-only (COOKIE_DOMAIN)")
 	sessionCache := fs.String("session-cache", env("SESSION_CACHE", "on"), "on or off: serve recently read sessions from memory while Redis reports their changes (SESSION_CACHE)")
+	logFormat := fs.String("log-format", env("LOG_FORMAT", "text"), "text or json, one line per event (LOG_FORMAT)")
+	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", defaultMetricsAddr), "listen address of /metrics and /debug/pprof/, never the public one; off disables (METRICS_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
@@ -253,6 +265,18 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	case "off":
 	default:
 		return c, badVar("SESSION_CACHE", "on or off", *sessionCache)
+	}
+	if c.LogFormat = *logFormat; c.LogFormat != logging.FormatText && c.LogFormat != logging.FormatJSON {
+		return c, badVar("LOG_FORMAT", "text or json", *logFormat)
+	}
+	c.MetricsAddrSet = getenv("METRICS_ADDR") != "" || hasFlag(args, "metrics-addr")
+	switch c.MetricsAddr = *metricsAddr; c.MetricsAddr {
+	case "", "off":
+		c.MetricsAddr = ""
+	default:
+		if _, port, e := net.SplitHostPort(c.MetricsAddr); e != nil || port == "" {
+			return c, badVar("METRICS_ADDR", "host:port, :port or off", c.MetricsAddr)
+		}
 	}
 	if (c.BootstrapUser == "") != (c.BootstrapPassword == "") {
 		return c, usageError{"invalid BOOTSTRAP_USER/BOOTSTRAP_PASSWORD: want both set or both empty"}
@@ -418,6 +442,7 @@ func (c config) logAttrs() []any {
 		"shutdown_drain", c.ShutdownDrain.String(),
 		"login_max_failures", c.LoginMaxFailures, "login_max_failures_per_ip", c.LoginMaxFailuresPerIP, "login_window", c.LoginWindow.String(),
 		"max_sessions_per_user", c.MaxSessionsPerUser, "session_cache", onOff(c.SessionCache), "bootstrap_user", c.BootstrapUser,
+		"log_format", c.LogFormat, "metrics_addr", cmp.Or(c.MetricsAddr, "off"),
 		"bootstrap_password", mask(c.BootstrapPassword),
 		"login_max_attempts_per_ip", c.LoginMaxAttemptsPerIP, "device_cookie_key", maskBytes(c.DeviceCookieKey),
 		"auth_allowed_hosts", strings.Join(c.AuthAllowedHosts, ","), "auth_login_url", c.AuthLoginURL, "cookie_domain", c.CookieDomain,

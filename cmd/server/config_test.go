@@ -65,6 +65,9 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"BootstrapUser", cfg.BootstrapUser, ""},
 		{"BootstrapPassword", cfg.BootstrapPassword, ""},
 		{"SessionCache", cfg.SessionCache, true},
+		{"LogFormat", cfg.LogFormat, "text"},
+		{"MetricsAddr", cfg.MetricsAddr, "127.0.0.1:9090"},
+		{"MetricsAddrSet", cfg.MetricsAddrSet, false},
 	})
 	if cfg.InstanceID == "" {
 		t.Errorf("InstanceID: got empty, want the host name")
@@ -299,6 +302,9 @@ func TestParseConfigRejectsBadVariables(t *testing.T) {
 		{vars: env{"AUTH_LOGIN_URL": "//evil.example/login/"}, naming: "AUTH_LOGIN_URL"},
 		{vars: env{"AUTH_LOGIN_URL": "login"}, naming: "AUTH_LOGIN_URL"},
 		{vars: env{"AUTH_LOGIN_URL": "javascript:alert(1)"}, naming: "AUTH_LOGIN_URL"},
+		{vars: env{"LOG_FORMAT": "yaml"}, naming: "LOG_FORMAT"},
+		{vars: env{"METRICS_ADDR": "9090"}, naming: "METRICS_ADDR"},
+		{vars: env{"METRICS_ADDR": "on"}, naming: "METRICS_ADDR"},
 		{args: []string{"-session-lifetime", "abc"}, naming: "SESSION_LIFETIME"},
 		{vars: env{"SESSION_CACHE": "yes"}, naming: "SESSION_CACHE"},
 		{vars: env{"SESSION_CACHE": "true"}, naming: "SESSION_CACHE"},

@@ -34,7 +34,8 @@ type testServer struct {
 
 // startServer runs the whole service in-process on a free loopback port
 // with the given environment (ADDR is set here; SHUTDOWN_DRAIN defaults to
-// 0s so tests that do not look at the drain stop at once). It is stopped
+// 0s so tests that do not look at the drain stop at once, METRICS_ADDR to
+// off). It is stopped
 // in t.Cleanup, and its output is logged if the test failed.
 func startServer(t *testing.T, vars env) *testServer {
 	t.Helper()
@@ -49,6 +50,11 @@ func startServer(t *testing.T, vars env) *testServer {
 	}
 	if _, ok := vars["DEVICE_COOKIE_KEY"]; !ok && vars["REDIS_URL"] != "" {
 		vars["DEVICE_COOKIE_KEY"] = testDeviceCookieKey // required with REDIS_URL
+	}
+	if _, ok := vars["METRICS_ADDR"]; !ok {
+		// Many test servers run at once: the default 127.0.0.1:9090
+		// would go to one of them and warn in all the others.
+		vars["METRICS_ADDR"] = "off"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{addr: addr, base: "http://" + addr, out: &testkit.Buffer{}, cancel: cancel, exited: make(chan struct{})}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"loginsvc/internal/auth"
+	"loginsvc/internal/logging"
+	"loginsvc/internal/metrics"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
 	"loginsvc/internal/web"
@@ -30,7 +33,14 @@ const composeDemoDeviceKey = "636f6d706f73652d64656d6f2d6b65792d6368616e67652d6d
 // readiness fails first, the server keeps serving for the drain period so
 // the load balancer notices, then in-flight requests finish.
 func serve(ctx context.Context, cfg config, stdout io.Writer) error {
-	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// Every line goes through one buffer, flushed a few times a second and
+	// when serve returns: a request's log line costs it no system call.
+	out := logging.NewWriter(stdout, logging.FlushEvery)
+	defer out.Close()
+	log, err := logging.New(out, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return usageError{"invalid LOG_FORMAT: " + err.Error()}
+	}
 
 	redisURL := cfg.RedisURL
 	embedded := redisURL == ""
@@ -68,6 +78,13 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	log.Info("redis topology", "topology", rdb.Topology())
 	startSessionCache(log, rdb, cfg, embedded)
 
+	m := metrics.New(cfg.InstanceID)
+	if err := m.Register(rdb.Instrument()...); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	// A local session cache exports its counters through m.WatchCache,
+	// reading them at every scrape.
+
 	sessions := session.New(rdb.Sessions, session.Config{
 		Lifetime:     cfg.SessionLifetime,
 		IdleTimeout:  cfg.SessionIdle,
@@ -75,6 +92,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		CookieSecure: cfg.CookieSecure,
 		MaxPerUser:   cfg.MaxSessionsPerUser,
 		CookieDomain: cfg.CookieDomain,
+		Events:       m,
 	}, log)
 	authSvc, err := auth.NewService(rdb, sessions, auth.Config{
 		Limits:    auth.Limits{PerUser: cfg.LoginMaxFailures, PerIP: cfg.LoginMaxFailuresPerIP, AttemptsPerIP: cfg.LoginMaxAttemptsPerIP, Window: cfg.LoginWindow},
@@ -89,6 +107,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		TrustedProxies: cfg.TrustedProxies,
 		AllowedHosts:   cfg.AuthAllowedHosts,
 		LoginURL:       cfg.AuthLoginURL,
+		Observer:       m,
 	}, log, sessions, authSvc, rdb)
 	if err != nil {
 		return err
@@ -103,6 +122,15 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	metricsSrv, err := serveMetrics(cfg, m, log)
+	if err != nil {
+		return err
+	}
+	if metricsSrv != nil {
+		// Closed when serve returns, after the public server's shutdown,
+		// so a scrape during the drain still answers.
+		defer metricsSrv.Close()
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (set ADDR or --addr to use another): %w", cfg.Addr, err)
@@ -111,7 +139,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	go prepareRedis(ctx, log, rdb, authSvc, cfg, embedded, stdout)
+	go prepareRedis(ctx, log, rdb, authSvc, cfg, embedded, out)
 
 	select {
 	case err := <-serveErr:
@@ -133,6 +161,41 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveMetrics serves /metrics and /debug/pprof/ on METRICS_ADDR, a
+// listener of their own, and returns its server (nil when off). The
+// default address is a convenience: when it is taken (another replica on
+// the host, a local Prometheus on 9090) the service runs without metrics
+// and says so. An address the operator chose must work.
+func serveMetrics(cfg config, m *metrics.Metrics, log *slog.Logger) (*http.Server, error) {
+	if cfg.MetricsAddr == "" {
+		log.Info("metrics off (METRICS_ADDR=off)")
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil && cfg.MetricsAddrSet {
+		return nil, fmt.Errorf("listen for metrics on %s (set METRICS_ADDR to another address, or off): %w", cfg.MetricsAddr, err)
+	}
+	if err != nil {
+		log.Warn("metrics not served: the default METRICS_ADDR is taken; set METRICS_ADDR to another address, or off", "addr", cfg.MetricsAddr, "err", err)
+		return nil, nil
+	}
+	srv := &http.Server{
+		Handler:           m.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		// Long enough for a 60-second CPU profile or trace.
+		WriteTimeout: 65 * time.Second,
+		IdleTimeout:  60 * time.Second,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String(), "url", "http://"+browsable(ln.Addr())+"/metrics")
+	return srv, nil
 }
 
 // prepareRedis waits for Redis with backoff, then creates the bootstrap

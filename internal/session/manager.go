@@ -31,6 +31,8 @@ type Config struct {
 	// CookieDomain, when set, is the cookie's Domain attribute, so that
 	// sibling subdomains share the login. Default "": a host-only cookie.
 	CookieDomain string
+	// Events, if set, is told of sessions started and ended (metrics).
+	Events Events
 }
 
 func (c Config) withDefaults() Config {
@@ -42,6 +44,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPerUser <= 0 {
 		c.MaxPerUser = 100
+	}
+	if c.Events == nil {
+		c.Events = noEvents{}
 	}
 	return c
 }
@@ -235,6 +240,7 @@ func (m *Manager) loaded(loaded context.Context) (context.Context, error) {
 		if err := m.scs.Destroy(loaded); err != nil {
 			return nil, fmt.Errorf("end expired session: %w", err)
 		}
+		m.cfg.Events.SessionsEnded("expired", 1)
 		return loaded, nil
 	}
 	if _, indexed := timeValue(m.values(loaded), fieldExpiresAt); user != "" && !indexed {

@@ -70,7 +70,11 @@ func (m *Manager) start(ctx context.Context, l Login, api bool) error {
 	m.scs.RememberMe(ctx, l.Remember)
 	// The key, the cookie and the index score end at the same instant.
 	m.scs.SetDeadline(ctx, ends)
-	return m.create(ctx, r, store.Owner{User: l.User, Stamp: l.Stamp, Until: ends})
+	if err := m.create(ctx, r, store.Owner{User: l.User, Stamp: l.Stamp, Until: ends}); err != nil {
+		return err
+	}
+	m.cfg.Events.SessionStarted()
+	return nil
 }
 
 // create stores the request's session under its new token for owner.
@@ -97,6 +101,7 @@ func (m *Manager) create(ctx context.Context, r *request, owner store.Owner) err
 	r.evicted = 0
 	r.mu.Unlock()
 	if evicted > 0 {
+		m.cfg.Events.SessionsEnded("cap", evicted)
 		m.log.Info("oldest sessions ended: too many for one user", "user", owner.User, "ended", evicted, "max", m.cfg.MaxPerUser)
 	}
 	return nil
@@ -168,14 +173,21 @@ func (m *Manager) End(ctx context.Context) error {
 		siblings, r.siblings = r.siblings, nil
 		r.mu.Unlock()
 	}
+	ended := 0
+	if m.User(ctx) != "" {
+		ended = 1
+	}
 	if err := m.scs.Destroy(ctx); err != nil {
 		return fmt.Errorf("end session: %w", err)
 	}
 	for _, s := range siblings {
 		if err := m.sessions.Delete(ctx, s.hash, s.user); err != nil {
+			m.cfg.Events.SessionsEnded("logout", ended)
 			return fmt.Errorf("end session named by another cookie: %w", err)
 		}
+		ended++
 	}
+	m.cfg.Events.SessionsEnded("logout", ended)
 	return nil
 }
 
@@ -223,6 +235,7 @@ func (m *Manager) Revoke(ctx context.Context, user, id string) error {
 		return ErrNotFound
 	}
 	n, err := m.sessions.EndOfUser(ctx, user, func(hash string) bool { return publicID(hash) == id })
+	m.cfg.Events.SessionsEnded("revoke", n)
 	if err != nil {
 		return fmt.Errorf("revoke session of %q: %w", user, err)
 	}
@@ -236,6 +249,7 @@ func (m *Manager) Revoke(ctx context.Context, user, id string) error {
 // ("" ends all), and returns how many it ended.
 func (m *Manager) RevokeAll(ctx context.Context, user, except string) (int, error) {
 	n, err := m.sessions.EndOfUser(ctx, user, func(hash string) bool { return except == "" || publicID(hash) != except })
+	m.cfg.Events.SessionsEnded("revoke", n)
 	if err != nil {
 		return n, fmt.Errorf("end sessions of %q: %w", user, err)
 	}

@@ -34,6 +34,8 @@ type Config struct {
 	// log in: a path on the protected app's host, or an absolute URL of
 	// this service, whose host may then be returned to. Default "/login/".
 	LoginURL string
+	// Observer, if set, is told of every request and login (metrics).
+	Observer Observer
 }
 
 // Pinger reports whether the session backend answers; it backs /readyz.
@@ -74,6 +76,9 @@ func New(cfg Config, log *slog.Logger, sessions *session.Manager, authSvc *auth.
 	}
 	if cfg.LoginURL == "" {
 		cfg.LoginURL = "/login/"
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
 	}
 	hosts := newReturnHosts(cfg.AllowedHosts...)
 	if u, err := url.Parse(cfg.LoginURL); err == nil && u.Host != "" {

@@ -99,6 +99,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	var throttled *auth.ThrottledError
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
+		a.cfg.Observer.Login(LoginInvalid)
 		a.log.Info("login failed", "request_id", requestID(r.Context()), "client", a.clientIP(r).String())
 		a.render(w, r, http.StatusBadRequest, "login.html", loginPage{Form: form, Error: msgInvalidLogin, Next: next})
 		return
@@ -108,14 +109,17 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		// attacker nothing about the account.
 		a.log.Warn("login throttled", "limit", throttled.Limit, "user", throttled.User, "retry_after", throttled.RetryAfter.Round(time.Second).String(),
 			"request_id", requestID(r.Context()), "client", a.clientIP(r).String())
+		a.cfg.Observer.Login(LoginThrottled)
 		setRetryAfter(w, throttled)
 		a.render(w, r, http.StatusTooManyRequests, "login.html", loginPage{Form: form, Error: msgInvalidLogin, Next: next})
 		return
 	case err != nil:
+		a.cfg.Observer.Login(loginFailure(err))
 		a.serverError(w, r, err)
 		return
 	}
 	a.setDeviceCookie(w, r, who.Name)
+	a.cfg.Observer.Login(LoginSuccess)
 	a.log.Info("login", "user", who.Name, "request_id", requestID(ctx), "client", a.clientIP(r).String())
 	http.Redirect(w, r, a.safeReturn(r, next), http.StatusSeeOther)
 }

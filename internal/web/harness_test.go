@@ -56,6 +56,8 @@ type appSettings struct {
 	allowedHosts   []string      // AUTH_ALLOWED_HOSTS
 	loginURL       string        // AUTH_LOGIN_URL; "": the default
 	sessionCache   bool
+	observer       Observer       // metrics of requests and logins; nil: none
+	events         session.Events // metrics of sessions; nil: none
 }
 
 type appOption func(*appSettings)
@@ -100,6 +102,12 @@ func withMaxSessions(n int) appOption { return func(s *appSettings) { s.maxSessi
 // withSessionCache turns the session cache on (SESSION_CACHE=on, as in
 // production) and waits until it serves.
 func withSessionCache() appOption { return func(s *appSettings) { s.sessionCache = true } }
+
+// withObserver sets the Observer of requests and logins, and the Events
+// of sessions, as serve.go sets both to its metrics.
+func withObserver(o Observer, e session.Events) appOption {
+	return func(s *appSettings) { s.observer, s.events = o, e }
+}
 
 // testApp is one replica of the service, served by httptest on a real Redis.
 type testApp struct {
@@ -154,6 +162,7 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		CookieName:   s.cookieName,
 		CookieSecure: s.cookieSecure,
 		MaxPerUser:   s.maxSessions,
+		Events:       s.events,
 	}, log)
 	authSvc, err := auth.NewService(rdb, sessions, auth.Config{Limits: s.limits, HashConcurrency: s.hashSlots, HashWait: s.hashWait})
 	if err != nil {
@@ -165,6 +174,7 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		TrustedProxies: s.trustedProxies,
 		AllowedHosts:   s.allowedHosts,
 		LoginURL:       s.loginURL,
+		Observer:       s.observer,
 	}, log, sessions, authSvc, rdb)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)

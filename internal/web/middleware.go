@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"loginsvc/internal/store"
 )
 
 // recoverPanics turns a panic in a handler into a logged 500 page, so one
@@ -28,11 +32,55 @@ func (a *App) recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
-type requestIDKey struct{}
+// Observer is told what the HTTP layer sees, for metrics. It is called on
+// every request's goroutine, so it must be quick and safe for concurrent
+// use.
+type Observer interface {
+	// Request is one answered request: the route pattern that served it
+	// (bounded, unlike the path), its status and how long it took.
+	Request(route string, status int, elapsed time.Duration)
+	// Login is one login attempt's result: LoginSuccess, LoginInvalid,
+	// LoginThrottled, LoginUnavailable or LoginError.
+	Login(result string)
+}
+
+// Login results, as the Observer hears them.
+const (
+	LoginSuccess     = "success"
+	LoginInvalid     = "invalid"
+	LoginThrottled   = "throttled"
+	LoginUnavailable = "unavailable" // Redis down or too slow: 503
+	LoginError       = "error"       // anything else: 500
+)
+
+// loginFailure is the result of a login that failed with an error other
+// than bad credentials or a throttle.
+func loginFailure(err error) string {
+	if errors.Is(err, store.ErrUnavailable) {
+		return LoginUnavailable
+	}
+	return LoginError
+}
+
+type noObserver struct{}
+
+func (noObserver) Request(string, int, time.Duration) {}
+func (noObserver) Login(string)                       {}
+
+type requestInfoKey struct{}
+
+// requestInfo is what the request log learns about a request while it
+// runs: its id, and the pattern of the innermost mux that routed it.
+type requestInfo struct {
+	id    string
+	route string
+}
 
 func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		return info.id
+	}
+	return ""
 }
 
 // statusRecorder remembers the status a handler wrote, for the access log.
@@ -57,21 +105,73 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// logRequests gives every request an id (echoed in X-Request-Id) and logs
-// one line per request. It logs the path, never the query, cookies or form,
-// so no token or password reaches the log.
+// maxRequestIDLen bounds an X-Request-Id taken from the client.
+const maxRequestIDLen = 64
+
+// saneRequestID reports whether an incoming X-Request-Id may be kept: 1 to
+// 64 of [A-Za-z0-9._-], so it can neither forge a log line nor carry
+// anything long.
+func saneRequestID(s string) bool {
+	if s == "" || len(s) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// logRequests gives every request an id (a sane incoming X-Request-Id, as
+// a load balancer or a caller tracing a request sets it, else a new one;
+// echoed in X-Request-Id), then logs one line per request and tells the
+// Observer. It logs the path and the route pattern, never the query,
+// headers, cookies or form, so no token or password reaches the log.
 func (a *App) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id := hex.EncodeToString(b[:])
+		id := r.Header.Get("X-Request-Id")
+		if !saneRequestID(id) {
+			var b [8]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
 		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w}
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		info := &requestInfo{id: id}
+		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
 		next.ServeHTTP(rec, r)
-		a.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000, "client", a.clientIP(r).String(), "request_id", id)
+		elapsed := time.Since(start)
+		if rec.status == 0 {
+			rec.status = http.StatusOK // a handler that wrote nothing
+		}
+		// The outermost mux set r.Pattern on this very request; an inner
+		// one (noteRoute) knows the more precise "POST /login/{$}".
+		route := info.route
+		if route == "" {
+			route = r.Pattern
+		}
+		a.cfg.Observer.Request(route, rec.status, elapsed)
+		a.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
+			slog.Int("status", rec.status), slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+			slog.String("client", a.clientIP(r).String()), slog.String("replica", a.cfg.InstanceID),
+			slog.String("request_id", id))
+	})
+}
+
+// noteRoute wraps a mux nested inside the top one, so that the request log
+// and metrics name the pattern that actually served the request. A mux sets
+// r.Pattern on the request it is given, which is the one this wrapper
+// passed; the innermost mux returns first, and its pattern stays.
+func noteRoute(mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok && info.route == "" {
+			info.route = r.Pattern
+		}
 	})
 }
 

@@ -26,8 +26,8 @@ func (a *App) Handler() http.Handler {
 	pages.HandleFunc("POST /login/{$}", a.login)
 	pages.HandleFunc("GET /logout/{$}", a.logoutPage)
 	pages.HandleFunc("POST /logout/{$}", a.logout)
-	pages.Handle("/sessions/", a.requireLogin(account))
-	pages.Handle("/password/{$}", a.requireLogin(account))
+	pages.Handle("/sessions/", a.requireLogin(noteRoute(account)))
+	pages.Handle("/password/{$}", a.requireLogin(noteRoute(account)))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
@@ -51,7 +51,7 @@ func (a *App) Handler() http.Handler {
 	// set a cookie, and answer every error in JSON.
 	mux.Handle("/auth/", machine(a.forwardAuthRoutes()))
 	mux.Handle("/api/", machine(a.apiRoutes()))
-	sessionPages := a.withSession(pages)
+	sessionPages := a.withSession(noteRoute(pages))
 	mux.Handle("/{$}", sessionPages)
 	mux.Handle("/login/{$}", sessionPages)
 	mux.Handle("/logout/{$}", sessionPages)

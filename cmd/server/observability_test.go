@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"loginsvc/internal/redistest"
+	"loginsvc/internal/testkit"
+)
+
+// With METRICS_ADDR and LOG_FORMAT=json: /metrics and the profiles answer
+// on the metrics address and not on the public one, the metrics count a
+// login, and the log is JSON lines, one per request, with no password or
+// token, down to the last line before run returns.
+func TestServeMetricsAndJSONLogs(t *testing.T) {
+	t.Parallel()
+	const password = "a-bootstrap-password-for-metrics"
+	metricsAddr := testkit.FreeAddr(t)
+	s := startServer(t, env{
+		"REDIS_URL": redistest.Start(t).URL(), "LOG_FORMAT": "json", "METRICS_ADDR": metricsAddr,
+		"INSTANCE_ID": "replica-m", "BOOTSTRAP_USER": "alice", "BOOTSTRAP_PASSWORD": password,
+	})
+	s.waitLog(t, `"msg":"bootstrap user created"`)
+
+	b := testkit.Browser(t)
+	res, err := b.PostForm(s.base+"/login/", url.Values{"username": {"alice"}, "password": {password}})
+	if err != nil {
+		t.Fatalf("POST /login/: %v", err)
+	}
+	res.Body.Close()
+	var token string
+	for _, c := range res.Cookies() {
+		if c.Name == "session_id" {
+			token = c.Value
+		}
+	}
+	if res.StatusCode != http.StatusSeeOther || token == "" {
+		t.Fatalf("POST /login/: got %d with token %q, want 303 and a session cookie", res.StatusCode, token)
+	}
+	if status, _ := get(t, b, s.base+"/"); status != http.StatusOK {
+		t.Fatalf("GET / logged in: got %d, want 200", status)
+	}
+
+	c := testkit.Client(t, nil)
+	status, text := get(t, c, "http://"+metricsAddr+"/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("GET /metrics on METRICS_ADDR: got %d, want 200", status)
+	}
+	for _, want := range []string{
+		`loginsvc_http_requests_total{route="POST /login/{$}",status="303"} 1`,
+		`loginsvc_http_requests_total{route="GET /{$}",status="200"} 1`,
+		`loginsvc_logins_total{result="success"} 1`,
+		`loginsvc_sessions_started_total 1`,
+		`loginsvc_replica_info{replica="replica-m"} 1`,
+		`loginsvc_redis_command_duration_seconds_count{command="get"}`,
+		`loginsvc_redis_pool_conns`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if status, _ := get(t, c, "http://"+metricsAddr+"/debug/pprof/goroutine?debug=1"); status != http.StatusOK {
+		t.Errorf("GET /debug/pprof/goroutine on METRICS_ADDR: got %d, want 200", status)
+	}
+	for _, path := range []string{"/metrics", "/debug/pprof/"} {
+		if status, _ := get(t, c, s.base+path); status != http.StatusNotFound {
+			t.Errorf("GET %s on the public address: got %d, want 404", path, status)
+		}
+	}
+
+	if err := s.stop(t); err != nil {
+		t.Fatalf("run after cancel: %v", err)
+	}
+	out := s.out.String()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	var requests int
+	var last string
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Errorf("log line is not JSON: %q", l)
+			continue
+		}
+		last, _ = rec["msg"].(string)
+		if last != "request" {
+			continue
+		}
+		requests++
+		for _, k := range []string{"route", "status", "duration_ms", "replica", "request_id"} {
+			if _, ok := rec[k]; !ok {
+				t.Errorf("request line lacks %q: %s", k, l)
+			}
+		}
+	}
+	if requests < 2 {
+		t.Errorf("request lines: got %d, want one per request (at least 2)", requests)
+	}
+	if last != "stopped" {
+		t.Errorf(`last log line: got msg %q, want "stopped" (a line lost at shutdown?)`, last)
+	}
+	for name, secret := range map[string]string{"password": password, "session token": token, "token hash": testkit.TokenHash(token)} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log shows the %s", name)
+		}
+	}
+}
+
+// A METRICS_ADDR the operator chose must work: taken, the server does not
+// start, and says which variable to change.
+func TestServeRefusesATakenMetricsAddr(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	vars := env{"REDIS_URL": redistest.Start(t).URL(), "ADDR": testkit.FreeAddr(t), "METRICS_ADDR": ln.Addr().String()}
+	err = run(context.Background(), nil, vars.getenv, strings.NewReader(""), &testkit.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "METRICS_ADDR") {
+		t.Fatalf("run with METRICS_ADDR taken: got %v, want an error naming METRICS_ADDR", err)
+	}
+}

@@ -1,0 +1,147 @@
+// Package metrics holds the service's Prometheus metrics and serves them,
+// with net/http/pprof's profiles, on a listener of their own that is never
+// the public one: what is in them (routes, counts, heap profiles) is for
+// operators.
+//
+// Everything lives in one Registry owned by a Metrics value; nothing is
+// registered with the client library's process-wide default registerer, so
+// tests and several servers in one process never collide.
+package metrics
+
+import (
+	"net/http"
+	"net/http/pprof" // also registers on http.DefaultServeMux, which the service never serves
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// namespace prefixes every metric of the service's own.
+const namespace = "loginsvc"
+
+// Login results, the values of loginsvc_logins_total's result label.
+const (
+	LoginSuccess     = "success"
+	LoginInvalid     = "invalid"
+	LoginThrottled   = "throttled"
+	LoginUnavailable = "unavailable"
+	LoginError       = "error"
+)
+
+// Reasons a session ends, the values of loginsvc_sessions_ended_total's
+// reason label.
+const (
+	EndLogout  = "logout"
+	EndRevoke  = "revoke"
+	EndExpired = "expired"
+	EndCap     = "cap"
+)
+
+// Metrics is the service's registry and the collectors the HTTP and session
+// layers report to. Its methods are safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests        *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	logins          *prometheus.CounterVec
+	sessionsStarted prometheus.Counter
+	sessionsEnded   *prometheus.CounterVec
+}
+
+// New returns the metrics of one replica, named replica in the constant
+// loginsvc_replica_info series, with the Go runtime and process collectors
+// (heap, goroutines, RSS, open files) already registered.
+func New(replica string) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_requests_total",
+			Help: "HTTP requests answered, by route pattern and status code.",
+		}, []string{"route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "http_request_duration_seconds",
+			Help: "Time from receiving a request to its handler returning, by route pattern.",
+			// From a cached page view (well under a millisecond) to an
+			// argon2id login (around 100ms) and a Redis timeout (about 1s).
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "logins_total",
+			Help: "Login attempts, by result: success, invalid, throttled, unavailable (Redis), error.",
+		}, []string{"result"}),
+		sessionsStarted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "sessions_started_total",
+			Help: "Sessions started by a login.",
+		}),
+		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "sessions_ended_total",
+			Help: "Sessions this replica ended, by reason: logout, revoke (one or all of a user's, password change, delete), expired (found past its deadline), cap (oldest ended by MAX_SESSIONS_PER_USER). Sessions Redis expires unseen are not counted.",
+		}, []string{"reason"}),
+	}
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "replica_info",
+		Help:        "Always 1; its replica label is the INSTANCE_ID of the replica that exports it.",
+		ConstLabels: prometheus.Labels{"replica": replica},
+	})
+	info.Set(1)
+	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sessionsStarted, m.sessionsEnded, info,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every result and reason is exported from the start, at 0, so that
+	// rate() and increase() see the first one too.
+	for _, r := range []string{LoginSuccess, LoginInvalid, LoginThrottled, LoginUnavailable, LoginError} {
+		m.logins.WithLabelValues(r)
+	}
+	for _, r := range []string{EndLogout, EndRevoke, EndExpired, EndCap} {
+		m.sessionsEnded.WithLabelValues(r)
+	}
+	return m
+}
+
+// Register adds collectors of other packages (the Redis client's, the
+// session cache's) to the registry.
+func (m *Metrics) Register(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Request counts one answered request. route is the pattern that served it
+// (never the raw path, whose values are unbounded).
+func (m *Metrics) Request(route string, status int, elapsed time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+}
+
+// Login counts one login attempt with its result (LoginSuccess...).
+func (m *Metrics) Login(result string) { m.logins.WithLabelValues(result).Inc() }
+
+// SessionStarted counts a session started by a login.
+func (m *Metrics) SessionStarted() { m.sessionsStarted.Inc() }
+
+// SessionsEnded counts n sessions ended for reason (EndLogout...).
+func (m *Metrics) SessionsEnded(reason string, n int) {
+	if n > 0 {
+		m.sessionsEnded.WithLabelValues(reason).Add(float64(n))
+	}
+}
+
+// Handler serves GET /metrics (the Prometheus text format) and
+// /debug/pprof/ (CPU, heap, goroutine... profiles, for `go tool pprof`).
+// Serve it on the metrics listener only.
+func (m *Metrics) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
