@@ -82,8 +82,15 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err := m.Register(rdb.Instrument()...); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	// A local session cache exports its counters through m.WatchCache,
-	// reading them at every scrape.
+	if err := m.WatchCache(func() metrics.CacheCounters {
+		s := rdb.CacheStats()
+		return metrics.CacheCounters{
+			Hits: s.Hits, Misses: s.Misses, Invalidations: s.Invalidations, Flushes: s.Flushes,
+			Bypassed: s.Bypassed, Entries: s.Entries, Live: s.Live(),
+		}
+	}); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 
 	sessions := session.New(rdb.Sessions, session.Config{
 		Lifetime:     cfg.SessionLifetime,

@@ -49,7 +49,7 @@ func TestMetricsShowWhatWasReported(t *testing.T) {
 	m.Login(LoginSuccess)
 	m.SessionStarted()
 	m.SessionsEnded(EndRevoke, 3)
-	if err := m.WatchCache(func() CacheCounters { return CacheCounters{Hits: 90, Misses: 10, Invalidations: 4, Flushes: 1} }); err != nil {
+	if err := m.WatchCache(func() CacheCounters { return CacheCounters{Hits: 90, Misses: 10, Invalidations: 4, Flushes: 1, Bypassed: 7, Entries: 3, Live: true} }); err != nil {
 		t.Fatalf("WatchCache: %v", err)
 	}
 	status, text := scrape(t, m.Handler(), "/metrics")
@@ -68,6 +68,9 @@ func TestMetricsShowWhatWasReported(t *testing.T) {
 		`loginsvc_session_cache_misses_total 10`,
 		`loginsvc_session_cache_invalidations_total 4`,
 		`loginsvc_session_cache_flushes_total 1`,
+		`loginsvc_session_cache_bypassed_total 7`,
+		`loginsvc_session_cache_entries 3`,
+		`loginsvc_session_cache_live 1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %q", want)

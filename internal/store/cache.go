@@ -65,6 +65,9 @@ type CacheStats struct {
 	Entries int
 }
 
+// Live reports whether the cache serves from memory now.
+func (s CacheStats) Live() bool { return s.State == "live" }
+
 // cacheEntry is one cached session document.
 type cacheEntry struct {
 	data    []byte
