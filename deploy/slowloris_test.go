@@ -63,7 +63,7 @@ func TestHAProxyHoldsAgainstSlowLoris(t *testing.T) {
 				refused.Add(1)
 				return
 			}
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			t0 := time.Now()
 			if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: loginsvc\r\n"); err != nil {
 				refused.Add(1)
@@ -111,7 +111,7 @@ func TestHAProxyHoldsAgainstSlowLoris(t *testing.T) {
 			bodyCut <- -1
 			return
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		t0 := time.Now()
 		_, _ = io.WriteString(conn, "POST /login/ HTTP/1.1\r\nHost: loginsvc\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n")
 		closed := make(chan struct{})

@@ -10,7 +10,8 @@
 #    ones the compose file names (scripts/stand-in-images.sh: Debian builds
 #    of the same programs, not the upstream images; no registry is reachable).
 #    Both are cached under /var/cache/loginsvc and in the engine.
-# 3. gofmt, go vet, staticcheck, then go test -race over every package.
+# 3. gofmt, go vet, staticcheck, golangci-lint (pinned in go.mod, configured
+#    in .golangci.yml), then go test -race over every package.
 #
 # Extra arguments go to `go test`, e.g. ./scripts/test.sh -run TestCluster -v
 # Exits non-zero on the first failure. Nothing is skipped.
@@ -137,6 +138,9 @@ go vet ./... || die "go vet"
 
 step "staticcheck ./..."
 go tool staticcheck ./... || die "staticcheck"
+
+step "golangci-lint run ./... (errcheck, gosec, govet, ineffassign, staticcheck, unused: .golangci.yml)"
+go tool golangci-lint run ./... || die "golangci-lint"
 
 step "go test -race -count=1 ./... $*"
 go test -race -count=1 ./... "$@" || die "go test"

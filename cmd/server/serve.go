@@ -63,7 +63,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("redis url: %w", err)
 	}
-	defer rdb.Close()
+	defer func() { _ = rdb.Close() }() // at exit: nothing is left to tell
 
 	sessions := session.New(rdb.Sessions, session.Config{
 		Lifetime:     cfg.SessionLifetime,
@@ -151,7 +151,9 @@ func prepareRedis(ctx context.Context, log *slog.Logger, rdb *store.Redis, authS
 	case created && embedded && cfg.BootstrapUser == "":
 		// The demo password is shown once on the terminal, outside the log
 		// stream, because there is no other way to learn it.
-		fmt.Fprintf(stdout, "\n  demo user created: username %q, password %q\n\n", name, password)
+		if _, err := fmt.Fprintf(stdout, "\n  demo user created: username %q, password %q\n\n", name, password); err != nil {
+			log.Error("demo user created, but its password could not be shown", "user", name, "err", err)
+		}
 	case created:
 		log.Info("bootstrap user created", "user", name)
 	default:
