@@ -137,6 +137,16 @@ func prepareRedis(ctx context.Context, log *slog.Logger, rdb *store.Redis, authS
 	if err := rdb.WaitReady(ctx, log); err != nil {
 		return
 	}
+	// Users created before look-alike names were refused get their claim,
+	// so that a look-alike of theirs is refused too. A SCAN over the users,
+	// once per start; a failure costs only that protection.
+	alike, err := authSvc.ClaimSkeletons(ctx)
+	if err != nil {
+		log.Warn("look-alike claims of existing users not checked", "err", err)
+	}
+	for _, pair := range alike {
+		log.Warn("existing users with look-alike names", "user", pair[0], "looks_like", pair[1])
+	}
 	name, password := cfg.BootstrapUser, cfg.BootstrapPassword
 	if embedded && name == "" {
 		name, password = "demo", randomPassword()
