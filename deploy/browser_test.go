@@ -589,7 +589,7 @@ func browserTryLogin(t *testing.T, c *cluster, password string) (status int, tok
 		t.Fatalf("POST %s/login/: %v", c.LB, err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	for _, ck := range resp.Cookies() {
 		if ck.Name == sessionCookie && ck.Value != "" {
 			token = ck.Value

@@ -208,7 +208,7 @@ func TestCluster(t *testing.T) {
 						a := answer{err: err, took: time.Since(start)}
 						if err == nil {
 							_, _ = io.Copy(io.Discard, resp.Body)
-							resp.Body.Close()
+							_ = resp.Body.Close()
 							a.status, a.by, a.retry = resp.StatusCode, resp.Header.Get("X-Served-By"), resp.Header.Get("Retry-After")
 						}
 						answers[i] = a

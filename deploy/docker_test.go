@@ -393,7 +393,7 @@ func TestComposeStack(t *testing.T) {
 				if err != nil {
 					return false, err.Error()
 				}
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				status, retry = resp.StatusCode, resp.Header.Get("Retry-After")
 				return status == http.StatusServiceUnavailable && resp.Header.Get("X-Served-By") != "", fmt.Sprintf("status %d from %q", status, resp.Header.Get("X-Served-By"))
 			})
@@ -544,7 +544,7 @@ func (s *composeStack) startLoad(t testing.TB, workers int, users []loadUser, po
 					by = resp.Header.Get("X-Served-By")
 				}
 				if resp != nil {
-					resp.Body.Close()
+					_ = resp.Body.Close()
 				}
 				if failure != "" {
 					l.postFailures.Add(1)

@@ -55,6 +55,10 @@ func TestHAProxyConfigRules(t *testing.T) {
 		{`(?m)^\s*http-request disable-l7-retry unless METH_GET \|\| METH_HEAD\s*$`, "a POST is never sent twice"},
 		{`(?m)^\s*bind :8080\s*$`, "the port docker-compose.yml publishes"},
 		{`(?m)^\s*monitor-uri /lb-healthz\s*$`, "the lb's own healthcheck"},
+		{`(?m)^\s*timeout http-request 5s\s*$`, "slow-loris: a request's headers and body within 5s (TestHAProxyHoldsAgainstSlowLoris)"},
+		{`(?m)^\s*option http-buffer-request\s*$`, "the request timeout covers the body too"},
+		{`(?m)^\s*tcp-request connection track-sc0 src\s*$`, "connections are counted per client address"},
+		{`(?m)^\s*tcp-request connection reject if \{ sc0_conn_cur gt 100 \}\s*$`, "one address holds at most 100 connections"},
 	} {
 		if !regexp.MustCompile(tc.re).MatchString(code) {
 			t.Errorf("haproxy.cfg lacks %s (%s)", tc.re, tc.why)

@@ -355,7 +355,7 @@ func postLogin(t testing.TB, client *http.Client, base, user, password string, h
 		t.Fatalf("POST %s/login/ as %s: %v", base, user, err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("POST %s/login/ as %s (served by %q): status %d, want 303\n%s", base, user, resp.Header.Get("X-Served-By"), resp.StatusCode, body)
 	}
@@ -377,7 +377,7 @@ func (c *cluster) logout(t testing.TB, client *http.Client, base string) {
 		t.Fatalf("POST %s/logout/: %v", base, err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("POST %s/logout/ (served by %q): status %d, want 303\n%s", base, resp.Header.Get("X-Served-By"), resp.StatusCode, body)
 	}
@@ -417,7 +417,7 @@ func tryGet(client *http.Client, url string, header http.Header) (status int, se
 	if err != nil {
 		return 0, "", "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return resp.StatusCode, resp.Header.Get("X-Served-By"), string(b), fmt.Errorf("read body: %w", err)

@@ -10,8 +10,9 @@
 #    ones the compose file names (scripts/stand-in-images.sh: Debian builds
 #    of the same programs, not the upstream images; no registry is reachable).
 #    Both are cached under /var/cache/loginsvc and in the engine.
-# 3. gofmt, go vet, staticcheck, then go test -race over every package, then
-#    the Redis-facing packages again against Valkey 8 (bookworm-backports).
+# 3. gofmt, go vet, staticcheck, golangci-lint (pinned in go.mod, configured
+#    in .golangci.yml), then go test -race over every package, then the
+#    Redis-facing packages again against Valkey 8 (bookworm-backports).
 # 4. A smoke run of the benchmark (scripts/bench.sh --smoke), which must
 #    run end to end; its figures are not judged.
 #
@@ -176,6 +177,9 @@ go vet ./... || die "go vet"
 
 step "staticcheck ./..."
 go tool staticcheck ./... || die "staticcheck"
+
+step "golangci-lint run ./... (errcheck, gosec, govet, ineffassign, staticcheck, unused: .golangci.yml)"
+go tool golangci-lint run ./... || die "golangci-lint"
 
 step "go test -race -count=1 ./... $*"
 go test -race -count=1 ./... "$@" || die "go test"

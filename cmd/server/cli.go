@@ -25,7 +25,7 @@ const userUsage = "usage: server user add|passwd|delete|unlock NAME, or server u
 // runUser runs the user management subcommands against the Redis at
 // REDIS_URL.
 func runUser(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
-	if len(args) == 1 && isHelp(args[0]) {
+	if len(args) == 1 && isHelp(args[0]) { //nolint:gosec // G602 false positive: len(args) == 1 is checked first
 		return helpRequested{userUsage + "\n"}
 	}
 	if len(args) == 0 {
@@ -57,7 +57,9 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 		for _, name := range names {
-			fmt.Fprintln(stdout, name)
+			if _, err := fmt.Fprintln(stdout, name); err != nil {
+				return fmt.Errorf("write output: %w", err)
+			}
 		}
 		return nil
 	case "delete":
@@ -65,13 +67,17 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted user %q, ended %d session(s)\n", args[0], ended)
+		if _, err := fmt.Fprintf(stdout, "deleted user %q, ended %d session(s)\n", args[0], ended); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
 		return nil
 	case "unlock":
 		if err := svc.Unlock(ctx, args[0]); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "unlocked %q: its failed logins are forgotten\n", args[0])
+		if _, err := fmt.Fprintf(stdout, "unlocked %q: its failed logins are forgotten\n", args[0]); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
 		return nil
 	}
 
@@ -83,14 +89,18 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		if err := svc.AddUser(ctx, args[0], password); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "added user %q\n", args[0])
+		if _, err := fmt.Fprintf(stdout, "added user %q\n", args[0]); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
 		return nil
 	}
 	ended, err := svc.SetPassword(ctx, args[0], password)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "changed password of %q, ended %d session(s)\n", args[0], ended)
+	if _, err := fmt.Fprintf(stdout, "changed password of %q, ended %d session(s)\n", args[0], ended); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
 	return nil
 }
 
@@ -139,16 +149,18 @@ func isHelp(arg string) bool {
 // history would show it.
 func readPassword(stdin io.Reader, stdout io.Writer, confirm bool) (string, error) {
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(stdout, "Password: ")
+		// The prompts are courtesy: if the terminal cannot show them, the
+		// read below still succeeds or fails on its own.
+		_, _ = fmt.Fprint(stdout, "Password: ")
 		p, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(stdout)
+		_, _ = fmt.Fprintln(stdout)
 		if err != nil {
 			return "", fmt.Errorf("read password: %w", err)
 		}
 		if confirm {
-			fmt.Fprint(stdout, "Again: ")
+			_, _ = fmt.Fprint(stdout, "Again: ")
 			again, err := term.ReadPassword(int(f.Fd()))
-			fmt.Fprintln(stdout)
+			_, _ = fmt.Fprintln(stdout)
 			if err != nil {
 				return "", fmt.Errorf("read password: %w", err)
 			}
@@ -190,7 +202,7 @@ func runHealthcheck(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close() // the status is the answer; the body is not read
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("healthcheck: /readyz answered %d", resp.StatusCode)
 	}

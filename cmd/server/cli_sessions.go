@@ -207,7 +207,9 @@ func showSession(ctx context.Context, op *operator, id string, asJSON bool, w io
 		{"user agent", printable(r.UserAgent)},
 		{"device", printable(r.Device.String())},
 	} {
-		fmt.Fprintf(w, "%-11s %s\n", f.name+":", f.value)
+		if _, err := fmt.Fprintf(w, "%-11s %s\n", f.name+":", f.value); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
 	}
 	return nil
 }
@@ -227,7 +229,9 @@ func revokeSession(ctx context.Context, op *operator, id string, w io.Writer) er
 	case err != nil:
 		return err
 	}
-	fmt.Fprintf(w, "revoked session %s of %q\n", id, r.User)
+	if _, err := fmt.Fprintf(w, "revoked session %s of %q\n", id, r.User); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
 	return nil
 }
 
@@ -246,7 +250,9 @@ func revokeUserSessions(ctx context.Context, op *operator, user string, w io.Wri
 			return err
 		}
 	}
-	fmt.Fprintf(w, "ended %d session(s) of %q\n", n, name)
+	if _, err := fmt.Fprintf(w, "ended %d session(s) of %q\n", n, name); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
 	return nil
 }
 
@@ -259,7 +265,9 @@ func countSessions(ctx context.Context, op *operator, byUser bool, w io.Writer) 
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(w, n)
+		if _, err := fmt.Fprintln(w, n); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
 		return nil
 	}
 	counts := map[string]int{}
@@ -282,7 +290,9 @@ func countSessions(ctx context.Context, op *operator, byUser bool, w io.Writer) 
 		if label == "" {
 			label = "-" // a session without a user: never written by the service
 		}
-		fmt.Fprintf(w, "%-*s  %d\n", width, printable(label), counts[name])
+		if _, err := fmt.Fprintf(w, "%-*s  %d\n", width, printable(label), counts[name]); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func openRedis(t *testing.T, url string) *store.Redis {
 	if err != nil {
 		t.Fatalf("store.Open(%s): %v", url, err)
 	}
-	t.Cleanup(func() { rdb.Close() })
+	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
 }
 

@@ -113,7 +113,7 @@ func (s *testServer) waitStatus(t *testing.T, path string, want int) {
 		if err != nil {
 			return false, err.Error()
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode == want, "status " + resp.Status
 	})
 }
@@ -134,7 +134,7 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("GET %s: read body: %v", url, err)
@@ -149,7 +149,7 @@ func postLogin(t *testing.T, c *http.Client, base, user, password string) int {
 	if err != nil {
 		t.Fatalf("POST /login/: %v", err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode
 }
 

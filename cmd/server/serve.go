@@ -73,7 +73,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("redis url: %w", err)
 	}
-	defer rdb.Close()
+	defer func() { _ = rdb.Close() }() // at exit: nothing is left to tell
 	rdb.SetLogger(log)
 	log.Info("redis topology", "topology", rdb.Topology())
 	startSessionCache(log, rdb, cfg, embedded)
@@ -213,6 +213,16 @@ func prepareRedis(ctx context.Context, log *slog.Logger, rdb *store.Redis, authS
 	if err := rdb.WaitReady(ctx, log); err != nil {
 		return
 	}
+	// Users created before look-alike names were refused get their claim,
+	// so that a look-alike of theirs is refused too. A SCAN over the users,
+	// once per start; a failure costs only that protection.
+	alike, err := authSvc.ClaimSkeletons(ctx)
+	if err != nil {
+		log.Warn("look-alike claims of existing users not checked", "err", err)
+	}
+	for _, pair := range alike {
+		log.Warn("existing users with look-alike names", "user", pair[0], "looks_like", pair[1])
+	}
 	name, password := cfg.BootstrapUser, cfg.BootstrapPassword
 	if embedded && name == "" {
 		name, password = "demo", randomPassword()
@@ -227,7 +237,9 @@ func prepareRedis(ctx context.Context, log *slog.Logger, rdb *store.Redis, authS
 	case created && embedded && cfg.BootstrapUser == "":
 		// The demo password is shown once on the terminal, outside the log
 		// stream, because there is no other way to learn it.
-		fmt.Fprintf(stdout, "\n  demo user created: username %q, password %q\n\n", name, password)
+		if _, err := fmt.Fprintf(stdout, "\n  demo user created: username %q, password %q\n\n", name, password); err != nil {
+			log.Error("demo user created, but its password could not be shown", "user", name, "err", err)
+		}
 	case created:
 		log.Info("bootstrap user created", "user", name)
 	default:

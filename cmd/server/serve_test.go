@@ -63,7 +63,7 @@ func TestServeLogsInAndDrainsOnShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial during the drain: %v", err)
 	}
-	t.Cleanup(func() { conn.Close() })
+	t.Cleanup(func() { _ = conn.Close() })
 	form := url.Values{"username": {adminUser}, "password": {adminPassword}}.Encode()
 	head := fmt.Sprintf("POST /login/ HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", s.addr, len(form))
 	if _, err := conn.Write([]byte(head + form[:5])); err != nil {
@@ -74,7 +74,7 @@ func TestServeLogsInAndDrainsOnShutdown(t *testing.T) {
 		if err != nil {
 			return true, ""
 		}
-		c.Close()
+		_ = c.Close()
 		return false, "still accepting connections"
 	})
 	if _, err := conn.Write([]byte(form[5:])); err != nil {
@@ -84,7 +84,7 @@ func TestServeLogsInAndDrainsOnShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read the answer to the in-flight login: %v", err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) == 0 {
 		t.Errorf("in-flight login: got status %d cookies %v, want 303 and a session cookie", resp.StatusCode, resp.Cookies())
 	}

@@ -54,11 +54,11 @@ func cheapHash(t *testing.T, password string) string {
 }
 
 // newRaceFixture is newFixture for logins by the hundred: cheap hashes for
-// unknown users, no failure limits and no session cap to get in the way
-// of counting every session.
+// unknown users, no attempt or failure limits, no hashing-queue bound and
+// no session cap to get in the way of counting every session.
 func newRaceFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := newFixtureWith(t, session.Config{Lifetime: 12 * time.Hour, MaxPerUser: 1 << 20}, Config{Limits: Limits{PerUser: 1 << 30, PerIP: 1 << 30}})
+	f := newFixtureWith(t, session.Config{Lifetime: 12 * time.Hour, MaxPerUser: 1 << 20}, Config{Limits: Limits{PerUser: 1 << 30, PerIP: 1 << 30, AttemptsPerIP: 1 << 30}, HashWait: time.Minute})
 	f.svc.hasher.dummy = cheapHash(t, rand.Text())
 	return f
 }

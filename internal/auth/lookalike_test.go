@@ -95,3 +95,28 @@ func TestConcurrentLookAlikesCreateOne(t *testing.T) {
 		t.Fatalf("got %d created, users %q; want exactly one", created, users)
 	}
 }
+
+// Users created before claims were stored (Users.Create, as an older
+// version did) are claimed by ClaimSkeletons, which serve runs at start:
+// then their look-alikes are refused too, and pairs that already exist are
+// reported.
+func TestClaimSkeletonsProtectsOlderUsers(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, name := range []string{"admin", "paypal", "paypa1"} {
+		if err := f.rdb.Users.Create(ctx, name, "placeholder-hash"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alike, err := f.svc.ClaimSkeletons(ctx)
+	if err != nil {
+		t.Fatalf("ClaimSkeletons: %v", err)
+	}
+	if len(alike) != 1 || alike[0] != [2]string{"paypal", "paypa1"} {
+		t.Errorf("look-alike pairs: got %q, want [[paypal paypa1]]", alike)
+	}
+	var look *store.LookAlikeError
+	if err := f.svc.AddUser(ctx, "\u0430dmin", "a long enough password"); !errors.As(err, &look) || look.Existing != "admin" {
+		t.Errorf("AddUser(аdmin) after ClaimSkeletons: got %v, want a LookAlikeError naming admin", err)
+	}
+}

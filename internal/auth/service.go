@@ -237,6 +237,29 @@ func (s *Service) DeleteUser(ctx context.Context, username string) (int, error) 
 	return s.sessions.RevokeAll(ctx, name, "")
 }
 
+// ClaimSkeletons gives every existing user its look-alike claim (see
+// AddUser), so that users created before claims were stored are protected
+// too. It returns the pairs it found already looking alike (each a name
+// and the user it looks like), which only an operator can resolve.
+func (s *Service) ClaimSkeletons(ctx context.Context) ([][2]string, error) {
+	names, err := s.users.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("claim skeletons: %w", err)
+	}
+	var alike [][2]string
+	for _, name := range names {
+		err := s.users.ClaimSkeleton(ctx, name, Skeleton(name))
+		var look *store.LookAlikeError
+		switch {
+		case errors.As(err, &look):
+			alike = append(alike, [2]string{name, look.Existing})
+		case err != nil:
+			return alike, fmt.Errorf("claim skeletons: %w", err)
+		}
+	}
+	return alike, nil
+}
+
 // ListUsers returns all user names, sorted.
 func (s *Service) ListUsers(ctx context.Context) ([]string, error) {
 	return s.users.List(ctx)

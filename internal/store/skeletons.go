@@ -79,6 +79,13 @@ func (u *Users) CreateUnique(ctx context.Context, name, skeleton, passwordHash s
 	return nil
 }
 
+// ClaimSkeleton gives the existing user name its claim on skeleton, for
+// users created before claims were stored; *LookAlikeError if another live
+// user holds it.
+func (u *Users) ClaimSkeleton(ctx context.Context, name, skeleton string) error {
+	return u.claim(ctx, name, skeleton)
+}
+
 // claim takes the skeleton for name, or returns *LookAlikeError naming the
 // live user holding it.
 func (u *Users) claim(ctx context.Context, name, skeleton string) error {

@@ -73,7 +73,7 @@ func (p *Process) Start(cmd *exec.Cmd) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	start, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return err

@@ -306,6 +306,23 @@ func TestSecureCookieAndHSTS(t *testing.T) {
 					}
 					continue
 				}
+				// A login also sets the device cookie, with the same flags
+				// and prefix rules (checked here, its value in
+				// TestLoginSetsADeviceCookie).
+				if s.name == "POST /login/" {
+					if len(lines) != 2 {
+						t.Fatalf("%s: got Set-Cookie %q, want the session and the device cookie", s.name, lines)
+					}
+					d, err := http.ParseSetCookie(lines[1])
+					if err != nil {
+						t.Fatalf("%s: got Set-Cookie %q, which does not parse: %v", s.name, lines[1], err)
+					}
+					if want := strings.TrimSuffix(ta.settings.cookieName, testCookieName) + "device"; d.Name != want {
+						t.Errorf("%s: got second cookie %q, want %q", s.name, d.Name, want)
+					}
+					checkCookieFlags(t, s.name+" ("+lines[1]+")", d, tc.secure)
+					lines = lines[:1]
+				}
 				if len(lines) != 1 {
 					t.Fatalf("%s: got Set-Cookie %q, want exactly one", s.name, lines)
 				}

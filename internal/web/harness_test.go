@@ -331,7 +331,7 @@ func fetch(c *http.Client, req *http.Request) (page, error) {
 	if err != nil {
 		return page{}, fmt.Errorf("%s %s: %w", req.Method, req.URL, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return page{}, fmt.Errorf("%s %s: read body: %w", req.Method, req.URL, err)

@@ -243,7 +243,7 @@ func (l *locale) text(key string, args ...any) (string, error) {
 		return s, nil
 	}
 	filled := 0
-	for i := 0; i < len(args); i += 2 {
+	for i := 0; i+1 < len(args); i += 2 {
 		name, _ := args[i].(string)
 		if hole := "{" + name + "}"; slices.Contains(want, hole) {
 			s = strings.ReplaceAll(s, hole, fmt.Sprint(args[i+1]))

@@ -94,7 +94,7 @@ func TestLogoutIsNotUndoneByRequestsInFlight(t *testing.T) {
 				case <-release:
 				case <-time.After(testkit.WaitTimeout):
 				}
-				fmt.Fprintf(w, "user=%s", user)
+				_, _ = fmt.Fprintf(w, "user=%s", user)
 			})))
 			t.Cleanup(slow.Close)
 

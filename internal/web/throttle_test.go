@@ -503,7 +503,9 @@ func TestSuccessfulLoginsCountAgainstTheAddress(t *testing.T) {
 // instead of waiting its turn for seconds.
 func TestFullHashingQueueAnswers503(t *testing.T) {
 	t.Parallel()
-	ta := newTestApp(t, redistest.Start(t), withHashing(1, time.Millisecond))
+	// Limits above the burst: each attempt reserves a failure slot of the
+	// account and the address while it is checked.
+	ta := newTestApp(t, redistest.Start(t), withHashing(1, time.Millisecond), withLimits(auth.Limits{PerUser: 100, PerIP: 100}))
 	const clients = 12
 	pages := make([]page, clients)
 	var wg sync.WaitGroup
