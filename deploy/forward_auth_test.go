@@ -54,7 +54,7 @@ func newProtectedApp(t testing.TB) *protectedApp {
 			Authorization: r.Header.Get("Authorization")}
 		if strings.Contains(r.Header.Get("Accept"), "text/html") {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			fmt.Fprintf(w, "<!doctype html><title>protected</title><h1>protected app</h1><p id=\"user\">%s</p>", htmlEscape(e.RemoteUser))
+			_, _ = fmt.Fprintf(w, "<!doctype html><title>protected</title><h1>protected app</h1><p id=\"user\">%s</p>", htmlEscape(e.RemoteUser))
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -184,7 +184,7 @@ func fetchPage(t *testing.T, client *http.Client, method, rawURL string, body io
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, rawURL, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("%s %s: read body: %v", method, rawURL, err)

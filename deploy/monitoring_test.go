@@ -20,7 +20,7 @@ func promQuery(base, query string) ([]promSample, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	var doc struct {
 		Status string
 		Error  string

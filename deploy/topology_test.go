@@ -57,7 +57,7 @@ func tryLogin(client *http.Client, base, user, password string) int {
 	if err != nil {
 		return 0
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode
 }
 
@@ -105,7 +105,7 @@ func postForm(t testing.TB, client *http.Client, base, path string, form url.Val
 	if err != nil {
 		t.Fatalf("POST %s%s: %v", base, path, err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("POST %s%s: status %d, want 303", base, path, resp.StatusCode)
 	}

@@ -78,7 +78,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("redis: %w", err)
 		}
-		defer rdb.Close()
+		defer func() { _ = rdb.Close() }()
 		handler = func(w http.ResponseWriter, r *http.Request) {
 			if _, found, err := rdb.Sessions.Find(r.Context(), *key); err != nil || !found {
 				http.Error(w, "no session", http.StatusServiceUnavailable)
@@ -92,7 +92,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
-	fmt.Fprintf(stdout, "benchpeer listening on %s\n", *addr)
+	_, _ = fmt.Fprintf(stdout, "benchpeer listening on %s\n", *addr)
 	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
@@ -145,11 +145,11 @@ func burst(ctx context.Context, args []string, getenv func(string) string, stdou
 	wall := time.Since(t0)
 	slices.Sort(took)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	fmt.Fprintf(stdout, "BURST n=%d errors=%d p50_ms=%.1f max_ms=%.1f wall_ms=%.1f", *n, errs, ms(took[len(took)/2]), ms(took[len(took)-1]), ms(wall))
+	_, _ = fmt.Fprintf(stdout, "BURST n=%d errors=%d p50_ms=%.1f max_ms=%.1f wall_ms=%.1f", *n, errs, ms(took[len(took)/2]), ms(took[len(took)-1]), ms(wall))
 	if reason != "" {
-		fmt.Fprintf(stdout, " last_error=%q", reason)
+		_, _ = fmt.Fprintf(stdout, " last_error=%q", reason)
 	}
-	fmt.Fprintln(stdout)
+	_, _ = fmt.Fprintln(stdout)
 	return nil
 }
 
@@ -163,7 +163,7 @@ func login(ctx context.Context, c *http.Client, loginURL, form, cookie string) (
 	if err != nil {
 		return false, err.Error()
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	_, _ = io.Copy(io.Discard, res.Body)
 	if res.StatusCode != http.StatusSeeOther {
 		return false, res.Status

@@ -32,7 +32,7 @@ func TestServeMetricsAndJSONLogs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("POST /login/: %v", err)
 	}
-	res.Body.Close()
+	_ = res.Body.Close()
 	var token string
 	for _, c := range res.Cookies() {
 		if c.Name == "session_id" {
@@ -118,7 +118,7 @@ func TestServeRefusesATakenMetricsAddr(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	vars := env{"REDIS_URL": redistest.Start(t).URL(), "ADDR": testkit.FreeAddr(t), "METRICS_ADDR": ln.Addr().String()}
 	err = run(context.Background(), nil, vars.getenv, strings.NewReader(""), &testkit.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "METRICS_ADDR") {

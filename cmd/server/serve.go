@@ -36,7 +36,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	// Every line goes through one buffer, flushed a few times a second and
 	// when serve returns: a request's log line costs it no system call.
 	out := logging.NewWriter(stdout, logging.FlushEvery)
-	defer out.Close()
+	defer func() { _ = out.Close() }()
 	log, err := logging.New(out, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {
 		return usageError{"invalid LOG_FORMAT: " + err.Error()}
@@ -136,7 +136,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	if metricsSrv != nil {
 		// Closed when serve returns, after the public server's shutdown,
 		// so a scrape during the drain still answers.
-		defer metricsSrv.Close()
+		defer func() { _ = metricsSrv.Close() }()
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -44,7 +44,7 @@ func TestServeOnEveryTopology(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("POST /logout/: got %d, want 303", resp.StatusCode)
 			}

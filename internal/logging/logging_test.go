@@ -92,7 +92,7 @@ func TestWriterFlushesOnTheInterval(t *testing.T) {
 	t.Parallel()
 	out := &countingWriter{}
 	w := NewWriter(out, 20*time.Millisecond)
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	log, err := New(w, FormatText, slog.LevelInfo)
 	if err != nil {
 		t.Fatal(err)

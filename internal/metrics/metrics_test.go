@@ -17,7 +17,7 @@ func scrape(t *testing.T, h http.Handler, path string) (int, string) {
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
 		t.Fatalf("read %s: %v", path, err)
@@ -49,7 +49,9 @@ func TestMetricsShowWhatWasReported(t *testing.T) {
 	m.Login(LoginSuccess)
 	m.SessionStarted()
 	m.SessionsEnded(EndRevoke, 3)
-	if err := m.WatchCache(func() CacheCounters { return CacheCounters{Hits: 90, Misses: 10, Invalidations: 4, Flushes: 1, Bypassed: 7, Entries: 3, Live: true} }); err != nil {
+	if err := m.WatchCache(func() CacheCounters {
+		return CacheCounters{Hits: 90, Misses: 10, Invalidations: 4, Flushes: 1, Bypassed: 7, Entries: 3, Live: true}
+	}); err != nil {
 		t.Fatalf("WatchCache: %v", err)
 	}
 	status, text := scrape(t, m.Handler(), "/metrics")

@@ -166,7 +166,7 @@ func (set *SentinelSet) WaitFailover(tb testing.TB, old string) *Server {
 
 func sentinelMaster(sentinel, name string) (string, error) {
 	c := redis.NewSentinelClient(&redis.Options{Addr: sentinel, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1})
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	hp, err := c.GetMasterAddrByName(ctx, name).Result()

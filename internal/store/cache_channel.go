@@ -81,7 +81,7 @@ func (d channelDialer) open(ctx context.Context) (net.Conn, *bufio.Reader, error
 	}
 	deadline, _ := ctx.Deadline()
 	if err := conn.SetDeadline(deadline); err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, nil, fmt.Errorf("set deadline: %w", err)
 	}
 	r := bufio.NewReader(conn)
@@ -92,7 +92,7 @@ func (d channelDialer) open(ctx context.Context) (net.Conn, *bufio.Reader, error
 		return readReply(r)
 	}
 	fail := func(step string, err error) (net.Conn, *bufio.Reader, error) {
-		conn.Close()
+		_ = conn.Close()
 		var re redisError
 		if step != "AUTH" && errors.As(err, &re) {
 			return nil, nil, fmt.Errorf("%w: Redis refused %s: %w", ErrCacheUnsupported, step, err)
@@ -170,7 +170,6 @@ func (c *sessionCache) runChannel(ctx context.Context, d channelDialer, log *slo
 		c.setLive(true, time.Now())
 		if down {
 			log.Info("session cache: invalidation channel back; sessions are cached again")
-			down = false
 		}
 		err = c.serveChannel(ctx, conn, r, d.timeouts.IO)
 		c.setLive(false, time.Now())
@@ -191,8 +190,8 @@ func (c *sessionCache) serveChannel(ctx context.Context, conn net.Conn, r *bufio
 	readErr := make(chan error, 1)
 	go func() { readErr <- c.readChannel(r, sent) }()
 	defer func() {
-		conn.Close()
-		<-readErr
+		_ = conn.Close()
+		<-readErr //nolint:errcheck // waits for the reader to end with the connection; why it ended is already handled
 	}()
 	tick := time.NewTicker(cacheHealthEvery)
 	defer tick.Stop()

@@ -328,7 +328,7 @@ func (s *SessionStore) durably(ctx context.Context, op string, write func(c redi
 		return write(s.client)
 	}
 	conn := rc.Conn()
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if err := write(conn); err != nil {
 		return err
 	}

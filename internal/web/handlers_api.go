@@ -21,7 +21,7 @@ import (
 // Error codes of the JSON API and the forward-auth endpoints.
 const (
 	codeBadRequest         = "bad_request"
-	codeInvalidCredentials = "invalid_credentials"
+	codeInvalidCredentials = "invalid_credentials" //nolint:gosec // G101: an error code of the API, not a credential
 	codeUnauthorized       = "unauthorized"
 	codeForbidden          = "forbidden"
 	codeNotFound           = "not_found"

@@ -53,7 +53,7 @@ func (a *App) forwardAuth(w http.ResponseWriter, r *http.Request, redirectBrowse
 		login := a.loginURL(r)
 		w.Header().Set(headerLoginURL, login)
 		if redirectBrowsers && strings.Contains(r.Header.Get("Accept"), "text/html") {
-			http.Redirect(w, r, login, http.StatusFound)
+			http.Redirect(w, r, login, http.StatusFound) //nolint:gosec // G710: login is AUTH_LOGIN_URL plus a next= that safeReturn checked (loginURL)
 			return
 		}
 		writeJSONError(w, http.StatusUnauthorized, codeUnauthorized)
