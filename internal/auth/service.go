@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 	"unicode/utf8"
 
@@ -179,18 +178,21 @@ func (s *Service) setPassword(ctx context.Context, name, password string) (strin
 	return hash, nil
 }
 
-// ChangePassword is a user changing their own password: the current one is
-// checked as a login from ip would be (same throttle, same
-// ErrInvalidCredentials or *ThrottledError), then the new one must pass
-// CheckNewPassword. It returns the new identity; the caller ends the
-// user's other sessions and renews this one (session.Manager.Renew).
-func (s *Service) ChangePassword(ctx context.Context, name, current, next string, ip netip.Addr) (Identity, error) {
+// ChangePassword is a user changing their own password: current (the
+// account, the current password, the address and device cookies of the
+// request) is checked as a login attempt would be (same throttle, same
+// ErrInvalidCredentials or *ThrottledError; the owner's device cookie
+// keeps an attacker's lockout from blocking the change), then the new one
+// must pass CheckNewPassword. It returns the new identity; the caller
+// ends the user's other sessions and renews this one
+// (session.Manager.Renew).
+func (s *Service) ChangePassword(ctx context.Context, current Attempt, next string) (Identity, error) {
 	// Refuse a weak new password before spending an attempt on the
 	// current one, so a typo in the new one costs no lockout budget.
 	if err := CheckNewPassword(next); err != nil {
 		return Identity{}, err
 	}
-	id, err := s.Login(ctx, name, current, ip)
+	id, err := s.LoginAttempt(ctx, current)
 	if err != nil {
 		return Identity{}, err
 	}

@@ -56,7 +56,12 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	who, err := a.auth.ChangePassword(ctx, user, r.PostForm.Get("current_password"), next, a.clientIP(r))
+	who, err := a.auth.ChangePassword(ctx, auth.Attempt{
+		Username:      user,
+		Password:      r.PostForm.Get("current_password"),
+		IP:            a.clientIP(r),
+		DeviceCookies: a.deviceCookies(r),
+	}, next)
 	var throttled *auth.ThrottledError
 	switch {
 	case errors.Is(err, auth.ErrWeakPassword):

@@ -95,7 +95,9 @@ func TestPasswordChangeRefusals(t *testing.T) {
 
 // A wrong current password counts as a failed login: after the limit the
 // form answers 429 with Retry-After and the same message, even for the
-// right password, and so does the login form.
+// right password, and so does the login form from the same browser. The
+// failures count against that browser's device cookie, as its failed
+// logins would (see TestOwnersBrowserLogsInWhileAnAttackerKeepsTheAccountLocked).
 func TestPasswordChangeIsThrottledLikeLogin(t *testing.T) {
 	t.Parallel()
 	const limit = 3
@@ -125,8 +127,8 @@ func TestPasswordChangeIsThrottledLikeLogin(t *testing.T) {
 			t.Errorf("%s: got form error %q, want the same %q as a wrong password", tc.name, got, "current")
 		}
 	}
-	if p := ta.send(t, formPost("/login/", aliceForm(false))); p.status != http.StatusTooManyRequests {
-		t.Errorf("login after the password form's failures: got status %d, want 429 (one throttle)", p.status)
+	if p := b.post(ta.url("/login/"), aliceForm(false)); p.status != http.StatusTooManyRequests {
+		t.Errorf("login from the same browser after the password form's failures: got status %d, want 429 (one throttle)", p.status)
 	}
 	// The password did not change.
 	if err := ta.auth.Unlock(t.Context(), aliceName); err != nil {

@@ -481,6 +481,14 @@ func TestOwnersBrowserLogsInWhileAnAttackerKeepsTheAccountLocked(t *testing.T) {
 	bobForm := url.Values{"username": {"bob"}, "password": {bobPassword}}
 	p := owner.do(newRequest(t, http.MethodPost, ta.url("/login/"), bobForm))
 	ta.wantThrottled(t, "bob's right password from alice's browser (alice's device cookie)", p, window)
+
+	// The owner's browser can also change the password while the account
+	// stays locked for everyone else: the current password is checked
+	// under the device cookie's budget, as a login is.
+	p = owner.post(ta.url("/password/"), passwordForm(alicePassword, aliceNewPassword, aliceNewPassword))
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("password change from the owner's browser during the lockout: got status %d, want 303; body:\n%s", p.status, p.body)
+	}
 }
 
 // Every login attempt from one address counts, the successful ones too,
