@@ -151,6 +151,8 @@ func TestAPIErrorsAreJSON(t *testing.T) {
 		{"too large", jsonPost("/api/login", `{"username":"`+strings.Repeat("a", 8<<10)+`"}`), 413, "too_large"},
 		{"unknown path", getRaw("/api/nothing"), 404, "not_found"},
 		{"unknown auth path", getRaw("/auth/nothing"), 404, "not_found"},
+		{"the API's root without its slash", getRaw("/api"), 404, "not_found"},
+		{"forward auth's root without its slash", getRaw("/auth"), 404, "not_found"},
 		{"GET of login", getRaw("/api/login"), 405, "method_not_allowed"},
 		{"POST of whoami", jsonPost("/api/whoami", ""), 405, "method_not_allowed"},
 		{"POST of verify", jsonPost("/auth/verify", ""), 405, "method_not_allowed"},

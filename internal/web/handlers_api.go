@@ -35,7 +35,7 @@ const (
 // machinePath reports whether path is answered in JSON, never with a page:
 // the API and forward auth.
 func machinePath(path string) bool {
-	return strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/auth/")
+	return path == "/api" || path == "/auth" || strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/auth/")
 }
 
 // errorCode is the code of an error status.

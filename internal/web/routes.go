@@ -51,6 +51,9 @@ func (a *App) Handler() http.Handler {
 	// set a cookie, and answer every error in JSON.
 	mux.Handle("/auth/", machine(a.forwardAuthRoutes()))
 	mux.Handle("/api/", machine(a.apiRoutes()))
+	// Without these the mux would redirect to the slash forms, in HTML.
+	mux.Handle("/auth", machine(http.HandlerFunc(a.notFound)))
+	mux.Handle("/api", machine(http.HandlerFunc(a.notFound)))
 	sessionPages := a.withSession(noteRoute(pages))
 	mux.Handle("/{$}", sessionPages)
 	mux.Handle("/login/{$}", sessionPages)
