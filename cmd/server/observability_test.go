@@ -119,7 +119,7 @@ func TestServeRefusesATakenMetricsAddr(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = ln.Close() }()
-	vars := env{"REDIS_URL": redistest.Start(t).URL(), "ADDR": testkit.FreeAddr(t), "METRICS_ADDR": ln.Addr().String()}
+	vars := env{"REDIS_URL": redistest.Start(t).URL(), "DEVICE_COOKIE_KEY": testDeviceCookieKey, "ADDR": testkit.FreeAddr(t), "METRICS_ADDR": ln.Addr().String()}
 	err = run(context.Background(), nil, vars.getenv, strings.NewReader(""), &testkit.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "METRICS_ADDR") {
 		t.Fatalf("run with METRICS_ADDR taken: got %v, want an error naming METRICS_ADDR", err)
