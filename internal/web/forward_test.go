@@ -65,7 +65,15 @@ func TestVerifyAnswersWhoIsLoggedIn(t *testing.T) {
 	loginTo := func(target string) string { return "https://app.example.test/login/?next=" + url.QueryEscape(target) }
 	const original = "https://app.example.test/docs/?page=2"
 
-	wantIdentity(t, "cookie", ta.send(t, forwarded("/auth/verify", "app.example.test", "/docs/?page=2").with("Cookie", testCookieName+"="+cookie)), aliceName)
+	p := ta.send(t, forwarded("/auth/verify", "app.example.test", "/docs/?page=2").with("Cookie", testCookieName+"="+cookie))
+	wantIdentity(t, "cookie", p, aliceName)
+	// The answer depends on the session, not the URL: no cache may keep it.
+	if cc := p.header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+		t.Errorf("verify: got Cache-Control %q, want no-store", cc)
+	}
+	if vary := strings.Join(p.header.Values("Vary"), ", "); !strings.Contains(vary, "Cookie") || !strings.Contains(vary, "Authorization") {
+		t.Errorf("verify: got Vary %q, want Cookie and Authorization", vary)
+	}
 	for _, tc := range []struct {
 		name  string
 		req   rawRequest
