@@ -199,6 +199,16 @@ func (r *replica) Kill(t testing.TB) {
 // Running reports whether the replica's process is alive.
 func (r *replica) Running() bool { return r.proc.Running() }
 
+// Log returns everything the replica has written to its log so far.
+func (r *replica) Log(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(r.logPath)
+	if err != nil {
+		t.Fatalf("replica %s: read log: %v", r.ID, err)
+	}
+	return string(b)
+}
+
 // ---------------------------------------------------------------------------
 // The cluster.
 

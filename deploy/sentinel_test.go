@@ -28,6 +28,13 @@ func TestSentinelFailoverDrill(t *testing.T) {
 	redisURL := set.URL()
 	apps := startApps(t, redisURL, 2)
 	app := func(i int) string { return apps[i%len(apps)].URL }
+	// The session cache is on (the default) on Sentinel: the failover
+	// must flush it, not leave either replica serving from memory.
+	for _, r := range apps {
+		testkit.Eventually(t, r.ID+" says its session cache is on", 10*time.Second, func() (bool, string) {
+			return strings.Contains(r.Log(t), "session cache on"), "no \"session cache on\" line yet"
+		})
+	}
 
 	const password = "sentinel-drill-only-password"
 	var kept []loadUser      // sessions that must survive
@@ -112,6 +119,16 @@ func TestSentinelFailoverDrill(t *testing.T) {
 		})
 	}
 	recovered := time.Now()
+	// Each replica lost its invalidation channel with the old master
+	// (flushing its cache) and opened one on the promoted replica.
+	for _, r := range apps {
+		testkit.Eventually(t, r.ID+"'s session cache back on the promoted master", 15*time.Second, func() (bool, string) {
+			log := r.Log(t)
+			lost := strings.Index(log, "invalidation channel lost")
+			back := strings.LastIndex(log, "invalidation channel back")
+			return lost >= 0 && back > lost, "want an \"invalidation channel lost\" line, then \"invalidation channel back\""
+		})
+	}
 	// Writes on both replicas: a login and a logout each (a READONLY
 	// would fail them), with the load still running for a while.
 	for i := range apps {
