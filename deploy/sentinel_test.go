@@ -60,6 +60,7 @@ func TestSentinelFailoverDrill(t *testing.T) {
 		total    int
 		failures []time.Time
 		samples  []string
+		why      []string // every failure's reason, beside failures
 	)
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
@@ -78,6 +79,7 @@ func TestSentinelFailoverDrill(t *testing.T) {
 				total++
 				if failure != "" {
 					failures = append(failures, time.Now())
+					why = append(why, failure)
 					if len(samples) < 5 {
 						samples = append(samples, failure)
 					}
@@ -143,13 +145,16 @@ func TestSentinelFailoverDrill(t *testing.T) {
 
 	mu.Lock()
 	var lastFailure time.Time
-	var afterRecovery int
-	for _, f := range failures {
+	var lasting []string
+	// "Lasting": past a second's grace after both replicas served again,
+	// the time for requests already in flight and for connections the
+	// pool still held to the dead master to be found broken and dropped.
+	for i, f := range failures {
 		if f.After(lastFailure) {
 			lastFailure = f
 		}
-		if f.After(recovered) {
-			afterRecovery++
+		if f.After(recovered.Add(time.Second)) {
+			lasting = append(lasting, why[i])
 		}
 	}
 	nFailed, nTotal := len(failures), total
@@ -180,8 +185,8 @@ func TestSentinelFailoverDrill(t *testing.T) {
 			t.Errorf("a logout acknowledged before the failover came back: %s's old cookie, GET / %d, %v", endedWho[i], status, err)
 		}
 	}
-	if afterRecovery > 0 {
-		t.Errorf("%d requests failed after both replicas served again (READONLY or a stale master?): %v", afterRecovery, samples)
+	if len(lasting) > 0 {
+		t.Errorf("%d requests failed more than a second after both replicas served again (READONLY or a stale master?): %v", len(lasting), lasting[:min(len(lasting), 5)])
 	}
 
 	t.Logf("promoted %s in %.1fs; unavailable %.1fs (last failed request after the kill); %d failed of %d requests (%v)",
