@@ -207,14 +207,14 @@ drive() {
 }
 
 rows=()
-# row NAME CACHE BYTES HITRATE BURST: one line of the table from r_*.
+# row NAME CACHE BYTES HITRATE BURST [INVALIDATION]: one line of the table from r_*.
 row() {
 	local ratio="1.00"
 	if [ -n "${base_rps:-}" ]; then
 		ratio="$(awk -v a="$r_rps" -v b="$base_rps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
 	fi
-	rows+=("$(printf '| %-26s | %-5s | %9.0f | %5s | %7s | %7s | %6s | %9s | %-13s | %7s | %8s | %-12s | %-34s |' \
-		"$1" "$2" "$r_rps" "$ratio" "$r_p50" "$r_p99" "$r_errors" "$r_cmds" "$r_cookies" "$3" "$4" "(see note)" "$5")")
+	rows+=("$(printf '| %-26s | %-5s | %9.0f | %5s | %7s | %7s | %6s | %9s | %-13s | %7s | %8s | %-44s | %-34s |' \
+		"$1" "$2" "$r_rps" "$ratio" "$r_p50" "$r_p99" "$r_errors" "$r_cmds" "$r_cookies" "$3" "$4" "${6:--}" "$5")")
 }
 
 # ---------------------------------------------------------------------------
@@ -226,7 +226,7 @@ start_service() {
 	metrics_port="$(free_port)"
 	ADDR="127.0.0.1:$port" METRICS_ADDR="127.0.0.1:$metrics_port" REDIS_URL="$redis_url" \
 		SESSION_IDLE_TIMEOUT=30m SESSION_CACHE="$mode" INSTANCE_ID=bench SHUTDOWN_DRAIN=0s \
-		LOGIN_MAX_FAILURES_PER_IP=1000 \
+		LOGIN_MAX_FAILURES_PER_IP=1000 DEVICE_COOKIE_KEY="$device_key" \
 		BOOTSTRAP_USER="$bench_user" BOOTSTRAP_PASSWORD="$bench_password" \
 		"$work/server" >"$work/server-$mode.log" 2>&1 &
 	server_pid=$!
@@ -282,8 +282,10 @@ measure_service() {
 	berr="$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$burst")"
 	bp50="$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$burst")"
 	if grep -q 'last_error' <<<"$burst"; then note "login burst (SESSION_CACHE=$mode): $burst"; fi
+	local inval="-"
+	[ "$cache_said" = on ] && inval="$inval_delay"
 	row "service, SESSION_CACHE=$mode" "$cache_said" "$bytes" "$hitrate" \
-		"$berr err, p50 ${bp50} ms, peak RSS ${rss} MB"
+		"$berr err, p50 ${bp50} ms, peak RSS ${rss} MB" "$inval"
 }
 
 # peer NAME ARGS...: benchpeer serve with ARGS, driven, as one row.
@@ -310,6 +312,20 @@ add_burst_users() {
 
 # The first service run yields the page the peers serve and the session
 # the one-GET peer reads; it idles while they run.
+# Every replica of a real deployment shares one; the bench's is its own.
+device_key="$(openssl rand -hex 32)"
+
+# The invalidation delay: from a Delete returning on one store to another
+# store (another replica) no longer finding the session in its cache, on
+# a redis-server of its own; the session cache's Go benchmark measures it.
+printf '==> session cache invalidation delay (go test -bench CacheInvalidationDelay)\n' >&2
+tries=500
+[ "$smoke" -eq 1 ] && tries=20
+inval_out="$(go test -run '^$' -bench CacheInvalidationDelay -benchtime "${tries}x" ./internal/store 2>&1)" ||
+	die "BenchmarkCacheInvalidationDelay failed: $inval_out"
+inval_delay="$(grep -m1 -oE 'p50 [^,]+, p99 [^,]+, max [^ ]+' <<<"$inval_out")" ||
+	die "BenchmarkCacheInvalidationDelay printed no figures: $inval_out"
+
 printf '==> service, SESSION_CACHE=off: start, log in, fetch the page\n' >&2
 start_service off || die "the service did not start"
 login
@@ -345,16 +361,17 @@ fi
 printf '\nloginsvc benchmark%s: wrk -t%d -c%d, %ss per row (after %ss warm-up), %s CPUs, %s, %s\n' \
 	"$([ "$smoke" -eq 1 ] && echo ' (SMOKE: figures meaningless)')" "$threads" "$connections" "$duration" "$warmup" \
 	"$(nproc)" "$(redis-server --version | awk '{ print $1 " " $3 }')" "$(go env GOVERSION)"
-printf '| %-26s | %-5s | %9s | %5s | %7s | %7s | %6s | %9s | %-13s | %7s | %8s | %-12s | %-34s |\n' \
+printf '| %-26s | %-5s | %9s | %5s | %7s | %7s | %6s | %9s | %-13s | %7s | %8s | %-44s | %-34s |\n' \
 	server cache 'req/s' ratio 'p50 ms' 'p99 ms' errors 'redis/req' 'Set-Cookie' 'B/sess' 'hit rate' 'inval. delay' 'login burst (50 concurrent)'
-printf '|%s|\n' "----------------------------|-------|-----------|-------|---------|---------|--------|-----------|---------------|---------|----------|--------------|------------------------------------"
+printf '|%s|\n' "----------------------------|-------|-----------|-------|---------|---------|--------|-----------|---------------|---------|----------|----------------------------------------------|------------------------------------"
 printf '%s\n' "${rows[@]}"
 cat <<'NOTE'
 ratio: req/s over the no-session handler's in this run. redis/req: INFO commandstats
 delta per request. Set-Cookie: responses carrying one / responses, over a separate
 counting pass. B/sess: MEMORY USAGE of the bench session's key. cache: what the
 server's start-up line says is in effect ("session cache on|off"), "?" if it says nothing. hit rate:
-from the server's /metrics (n/a: it exports no session cache counters).
-inval. delay: measured by the session cache's own Go benchmark, not here.
+from the server's /metrics (loginsvc_session_cache_hits_total over hits + misses).
+inval. delay: from a logout (Delete) on one replica to another replica's cache
+dropping the session, over the tries of BenchmarkCacheInvalidationDelay (internal/store).
 NOTE
 printf 'bench took %ds\n' "$SECONDS"

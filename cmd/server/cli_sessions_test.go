@@ -393,7 +393,7 @@ func TestSessionsRevokeLogsOutABrowser(t *testing.T) {
 				t.Fatalf("list --user admin: got %d sessions, want the browser's 1", len(lines))
 			}
 			mustSessionsCmd(t, redis.URL(), "revoke", lines[0].ID)
-			loggedOutWithin(t, browser, srv, "the revoke", mode.delay)
+			loggedOutWithin(t, browser, srv, adminUser, "the revoke", mode.delay)
 		})
 	}
 }

@@ -257,7 +257,7 @@ func TestUserPasswdLogsOutABrowser(t *testing.T) {
 			if want := "changed password of \"admin\", ended 1 session(s)\n"; out != want {
 				t.Errorf("stdout: got %q, want %q", out, want)
 			}
-			loggedOutWithin(t, browser, s, "the password change", mode.delay)
+			loggedOutWithin(t, browser, s, adminUser, "the password change", mode.delay)
 			login(t, s.base, adminUser, "a brand new password")
 		})
 	}

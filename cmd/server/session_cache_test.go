@@ -45,14 +45,14 @@ func startLoggedInCache(t *testing.T, redisURL, value string) (*testServer, *htt
 	return s, browser
 }
 
-// loggedOutWithin fails unless browser's GET / stops showing the admin
+// loggedOutWithin fails unless browser's GET / stops showing user
 // logged in within delay (at once for 0).
-func loggedOutWithin(t *testing.T, browser *http.Client, s *testServer, what string, delay time.Duration) {
+func loggedOutWithin(t *testing.T, browser *http.Client, s *testServer, user, what string, delay time.Duration) {
 	t.Helper()
 	start := time.Now()
 	for {
 		_, body := get(t, browser, s.base+"/")
-		if !strings.Contains(body, "hello "+adminUser) {
+		if !strings.Contains(body, "hello "+user) {
 			return
 		}
 		if time.Since(start) > delay {

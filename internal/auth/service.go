@@ -34,7 +34,7 @@ type Config struct {
 	// at most 4.
 	HashConcurrency int
 	// HashWait is how long a login waits for a hashing slot before it is
-	// refused with ErrBusy. Default 1s (DefaultHashWait).
+	// refused with ErrBusy. Default 2s (DefaultHashWait).
 	HashWait time.Duration
 	// Limits bound login attempts; zero fields take their defaults.
 	Limits Limits

@@ -13,7 +13,8 @@ import (
 // the Prometheus collectors that show it, with the connection pool's
 // statistics: loginsvc_redis_command_duration_seconds and
 // loginsvc_redis_command_errors_total by command (a pipeline or script
-// transaction counts as "pipeline"; a missing key is no error), and the
+// transaction counts as "pipeline"; a missing key or an error reply is an
+// answer, not an error), and the
 // loginsvc_redis_pool_* series. Call it once, before serving.
 //
 // The pool collector is written here because go-redis's own
@@ -29,7 +30,7 @@ func (r *Redis) Instrument() []prometheus.Collector {
 		}, []string{"command"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "loginsvc", Subsystem: "redis", Name: "command_errors_total",
-			Help: "Redis commands that failed (timeouts, refused connections, error replies; not a missing key), by command.",
+			Help: "Redis commands that got no answer (timeouts, refused or broken connections; not a missing key, not an error reply), by command.",
 		}, []string{"command"}),
 	}
 	r.client.AddHook(h)
@@ -64,7 +65,12 @@ func (h *commandHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 
 func (h *commandHook) observe(name string, start time.Time, err error) {
 	h.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
-	if err != nil && !errors.Is(err, redis.Nil) {
+	// Only failures to get an answer count: a missing key (redis.Nil) and
+	// an error reply (NOSCRIPT before a script is loaded, a refused CLIENT
+	// TRACKING) are Redis answering, and the stores handle them; counted,
+	// they would make an alert on this series fire at every start.
+	var reply redis.Error
+	if err != nil && !errors.Is(err, redis.Nil) && !errors.As(err, &reply) {
 		h.errors.WithLabelValues(name).Inc()
 	}
 }

@@ -72,6 +72,18 @@ func TestInstrumentTimesCommandsAndCountsErrors(t *testing.T) {
 	if got := sampleOf(fams, "loginsvc_redis_command_errors_total", "get"); got > 0 {
 		t.Errorf("GET errors after three misses: got %v, want none", got)
 	}
+	// The first run of a script is an EVALSHA that Redis answers NOSCRIPT,
+	// then an EVAL: an error reply is an answer, not an error.
+	if err := rdb.Users.Create(ctx, "metrics-user", "not-a-real-hash"); err != nil {
+		t.Fatalf("Users.Create: %v", err)
+	}
+	fams = gather(t, reg)
+	if got := sampleOf(fams, "loginsvc_redis_command_duration_seconds", "evalsha"); got < 1 {
+		t.Errorf("timed EVALSHAs: got %v, want at least 1", got)
+	}
+	if got := sampleOf(fams, "loginsvc_redis_command_errors_total", "evalsha"); got > 0 {
+		t.Errorf("EVALSHA errors after a NOSCRIPT reply: got %v, want none (a reply is no error)", got)
+	}
 	if got := sampleOf(fams, "loginsvc_redis_pool_conns", ""); got < 1 {
 		t.Errorf("pool connections: got %v, want at least 1", got)
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +184,28 @@ func TestAPIUnavailableIsJSON(t *testing.T) {
 			t.Errorf("%s %s with Redis down: got %d (Retry-After %q), want 503 with Retry-After", req.method, req.path, p.status, p.header.Get("Retry-After"))
 		}
 		wantJSONError(t, req.method+" "+req.path+" with Redis down", p, "unavailable")
+	}
+}
+
+// API logins are counted in the login metrics like form logins.
+func TestAPILoginsAreObserved(t *testing.T) {
+	t.Parallel()
+	obs := &fakeObserver{}
+	ta := newTestApp(t, redistest.Start(t), withObserver(obs, obs), withLimits(auth.Limits{PerUser: 1, PerIP: 50, Window: time.Minute}))
+	for _, tc := range []struct {
+		req    rawRequest
+		status int
+	}{
+		{jsonPost("/api/login", aliceJSON("")), http.StatusOK},
+		{jsonPost("/api/login", aliceJSON("wrong-password-123")), http.StatusUnauthorized},
+		{jsonPost("/api/login", aliceJSON("wrong-password-456")), http.StatusTooManyRequests},
+	} {
+		if p := ta.send(t, tc.req); p.status != tc.status {
+			t.Fatalf("POST /api/login: got %d, want %d; body %s", p.status, tc.status, p.body)
+		}
+	}
+	_, logins, _, _ := obs.snapshot()
+	if want := []string{LoginSuccess, LoginInvalid, LoginThrottled}; !slices.Equal(logins, want) {
+		t.Errorf("logins observed: got %q, want %q", logins, want)
 	}
 }

@@ -140,19 +140,23 @@ func (a *App) apiLogin(w http.ResponseWriter, r *http.Request) {
 	var throttled *auth.ThrottledError
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
+		a.cfg.Observer.Login(LoginInvalid)
 		a.log.Info("api login failed", "request_id", requestID(ctx), "client", ip.String())
 		writeJSONError(w, http.StatusUnauthorized, codeInvalidCredentials)
 		return
 	case errors.As(err, &throttled):
 		a.log.Warn("login throttled", "limit", throttled.Limit, "user", throttled.User, "retry_after", throttled.RetryAfter.Round(time.Second).String(),
 			"request_id", requestID(ctx), "client", ip.String())
+		a.cfg.Observer.Login(LoginThrottled)
 		setRetryAfter(w, throttled)
 		writeJSONError(w, http.StatusTooManyRequests, codeThrottled)
 		return
 	case err != nil:
+		a.cfg.Observer.Login(loginFailure(err))
 		a.serverError(w, r, err)
 		return
 	}
+	a.cfg.Observer.Login(LoginSuccess)
 	a.log.Info("api login", "user", who.Name, "session", rec.ID, "request_id", requestID(ctx), "client", ip.String())
 	writeJSON(w, http.StatusOK, apiLoginResponse{Token: token, ExpiresAt: rec.EndsAt.UTC(), SessionID: rec.ID})
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"loginsvc/internal/auth"
 	"loginsvc/internal/store"
 )
 
@@ -56,7 +57,8 @@ const (
 // loginFailure is the result of a login that failed with an error other
 // than bad credentials or a throttle.
 func loginFailure(err error) string {
-	if errors.Is(err, store.ErrUnavailable) {
+	// A full hashing queue is answered like a lost Redis: 503, retry.
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, auth.ErrBusy) {
 		return LoginUnavailable
 	}
 	return LoginError
