@@ -162,19 +162,8 @@ func (discardLog) Printf(context.Context, string, ...any) {}
 func NewClient(opt *redis.Options, t Timeouts) *redis.Client {
 	t = t.withDefaults()
 	o := *opt
-	o.DialTimeout = t.Dial
-	o.ReadTimeout = t.IO
-	o.WriteTimeout = t.IO
-	o.PoolTimeout = t.Op
-	// go-redis retries a failed dial 5 times, 100ms apart, by default: while
-	// Redis is down that spends the whole operation budget on each request.
-	// One quick retry answers an outage with 503 at once.
-	o.DialerRetries = 1
-	o.DialerRetryTimeout = 20 * time.Millisecond
-	o.ContextTimeoutEnabled = true
-	o.MaxRetries = 1
-	o.MinRetryBackoff = 10 * time.Millisecond
-	o.MaxRetryBackoff = 50 * time.Millisecond
+	knobsOf(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.DialerRetries, &o.DialerRetryTimeout,
+		&o.ContextTimeoutEnabled, &o.MaxRetries, &o.MinRetryBackoff, &o.MaxRetryBackoff).set(t)
 	return redis.NewClient(&o)
 }
 
@@ -201,6 +190,33 @@ func WaitReady(ctx context.Context, c redis.UniversalClient, log *slog.Logger) e
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
+}
+
+// clientKnobs points at the deadline and retry fields of one go-redis
+// options struct: Options, FailoverOptions and ClusterOptions name them
+// alike but share no type, and every client of the service, whatever its
+// topology, must get the same values (set).
+type clientKnobs struct {
+	dial, read, write, pool, dialerRetryTimeout, minBackoff, maxBackoff *time.Duration
+	dialerRetries, maxRetries                                           *int
+	contextTimeout                                                      *bool
+}
+
+func knobsOf(dial, read, write, pool *time.Duration, dialerRetries *int, dialerRetryTimeout *time.Duration,
+	contextTimeout *bool, maxRetries *int, minBackoff, maxBackoff *time.Duration) clientKnobs {
+	return clientKnobs{dial: dial, read: read, write: write, pool: pool, dialerRetries: dialerRetries, dialerRetryTimeout: dialerRetryTimeout,
+		contextTimeout: contextTimeout, maxRetries: maxRetries, minBackoff: minBackoff, maxBackoff: maxBackoff}
+}
+
+// set gives the fields t's deadlines and the service's retry policy.
+func (k clientKnobs) set(t Timeouts) {
+	*k.dial, *k.read, *k.write, *k.pool = t.Dial, t.IO, t.IO, t.Op
+	// go-redis retries a failed dial 5 times, 100ms apart, by default: while
+	// Redis is down that spends the whole operation budget on each request.
+	// One quick retry answers an outage with 503 at once.
+	*k.dialerRetries, *k.dialerRetryTimeout = 1, 20*time.Millisecond
+	*k.contextTimeout = true
+	*k.maxRetries, *k.minBackoff, *k.maxBackoff = 1, 10*time.Millisecond, 50*time.Millisecond
 }
 
 // unavailable wraps a Redis failure with what the store was doing.

@@ -252,29 +252,13 @@ func (e Endpoint) newClient(t Timeouts) redis.UniversalClient {
 	switch e.Topology {
 	case Sentinel:
 		o := *e.failover
-		o.DialTimeout = t.Dial
-		o.ReadTimeout = t.IO
-		o.WriteTimeout = t.IO
-		o.PoolTimeout = t.Op
-		o.DialerRetries = 1
-		o.DialerRetryTimeout = 20 * time.Millisecond
-		o.ContextTimeoutEnabled = true
-		o.MaxRetries = 1
-		o.MinRetryBackoff = 10 * time.Millisecond
-		o.MaxRetryBackoff = 50 * time.Millisecond
+		knobsOf(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.DialerRetries, &o.DialerRetryTimeout,
+			&o.ContextTimeoutEnabled, &o.MaxRetries, &o.MinRetryBackoff, &o.MaxRetryBackoff).set(t)
 		return redis.NewFailoverClient(&o)
 	case Cluster:
 		o := *e.cluster
-		o.DialTimeout = t.Dial
-		o.ReadTimeout = t.IO
-		o.WriteTimeout = t.IO
-		o.PoolTimeout = t.Op
-		o.DialerRetries = 1
-		o.DialerRetryTimeout = 20 * time.Millisecond
-		o.ContextTimeoutEnabled = true
-		o.MaxRetries = 1
-		o.MinRetryBackoff = 10 * time.Millisecond
-		o.MaxRetryBackoff = 50 * time.Millisecond
+		knobsOf(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.DialerRetries, &o.DialerRetryTimeout,
+			&o.ContextTimeoutEnabled, &o.MaxRetries, &o.MinRetryBackoff, &o.MaxRetryBackoff).set(t)
 		return redis.NewClusterClient(&o)
 	}
 	return NewClient(e.standalone, t)
