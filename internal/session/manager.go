@@ -232,6 +232,7 @@ func (m *Manager) loaded(loaded context.Context) (context.Context, error) {
 	if r := requestOf(loaded); r != nil {
 		r.mu.Lock()
 		r.user = user
+		r.presented = m.scs.Token(loaded)
 		r.mu.Unlock()
 	}
 	if !m.scs.Deadline(loaded).After(time.Now()) {
@@ -308,9 +309,13 @@ func (m *Manager) Save(ctx context.Context, w http.ResponseWriter) error {
 		if err != nil {
 			return fmt.Errorf("save session: %w", err)
 		}
-		// The cookie lives as long as the session could (its absolute
-		// deadline); Redis enforces the idle timeout on the server side.
-		m.scs.WriteSessionCookie(ctx, w, token, m.scs.Deadline(ctx))
+		if r := requestOf(ctx); r == nil || r.presentedToken() != token {
+			// The cookie lives as long as the session could (its absolute
+			// deadline); Redis enforces the idle timeout on the server
+			// side. The same token as the browser sent has that same
+			// deadline (a touch, a flash): its cookie stands as it is.
+			m.scs.WriteSessionCookie(ctx, w, token, m.scs.Deadline(ctx))
+		}
 		w.Header().Set("Cache-Control", "no-store")
 	case scs.Destroyed:
 		m.scs.WriteSessionCookie(ctx, w, "", time.Time{})

@@ -29,6 +29,10 @@ type request struct {
 	loaded string
 	// user owns loaded: deleting it also takes it out of user's index.
 	user string
+	// presented is the token of the session the request's cookie named
+	// and that loaded: a save that keeps it needs no Set-Cookie, the
+	// browser has it with the same expiry.
+	presented string
 	// owner, when set by Start or Renew, is whom the next new token is
 	// created for.
 	owner *store.Owner
@@ -47,6 +51,12 @@ type request struct {
 type storedSession struct{ hash, user string }
 
 type requestKey struct{}
+
+func (r *request) presentedToken() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.presented
+}
 
 func requestOf(ctx context.Context) *request {
 	r, _ := ctx.Value(requestKey{}).(*request)

@@ -585,6 +585,25 @@ func (ta *testApp) backdateLastSeen(t testing.TB, token string, ago time.Duratio
 	}
 }
 
+// lastSeen is the last seen time stored in token's session.
+func (ta *testApp) lastSeen(t testing.TB, token string) time.Time {
+	t.Helper()
+	key := testkit.SessionKey(token)
+	b, err := ta.check.Get(context.Background(), key).Bytes()
+	if err != nil {
+		t.Fatalf("GET %s: %v", key, err)
+	}
+	var doc struct {
+		Values struct {
+			LastSeenAt time.Time `json:"last_seen_at"`
+		} `json:"values"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("stored session %s: %v", b, err)
+	}
+	return doc.Values.LastSeenAt
+}
+
 // goErrorText is what would show that a Go error, panic or stack reached
 // the browser. Compared in lower case.
 var goErrorText = []string{
