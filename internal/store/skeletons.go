@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -16,12 +17,15 @@ import (
 //
 // Redis Cluster: the skeleton key is in another slot than the user record
 // (their tags differ), so creating is three steps, ordered to be safe when
-// split. 1. The skeleton is claimed (one script on the skeleton key: set
-// if free, ours or held by a name whose record is gone). 2. The record is
-// created. 3. The claim is read again; if another creation took it over
-// meanwhile (it found our record missing between 1 and 2), our record is
-// deleted and we lose. Deleting a user removes the record first and then
-// the claim, so a failure in between leaves a claim without a record,
+// split. 1. The skeleton is claimed as pending, with an expiry (one script
+// on the skeleton key: set if free, ours, or held for good by a name whose
+// record is gone). 2. The record is created. 3. The claim is made for good
+// (PERSIST) if it still names us; if not, our record is deleted and we
+// lose. A pending claim is never taken over: its creation may be between
+// steps 1 and 3, with its record not written yet, so taking it then would
+// let both creations win; one that failed part-way frees its claim when
+// the expiry passes. Deleting a user removes the record first and then the
+// claim, so a failure in between leaves a claim for good without a record,
 // which step 1 treats as free; never a record without its claim.
 
 // LookAlikeError means another user's name has the same confusable skeleton
@@ -36,16 +40,35 @@ func (e *LookAlikeError) Error() string {
 	return fmt.Sprintf("name looks like the existing user %q (same confusable skeleton, Unicode UTS #39): choose another name", e.Existing)
 }
 
+// pendingClaim is how long a creation may take between claiming a
+// skeleton and making the claim for good, far more than the three steps
+// need; past it, a claim whose creation died is free again.
+const pendingClaim = 30 * time.Second
+
 // claimSkeleton sets KEYS[1] to ARGV[1] if it is free, already ARGV[1], or
-// still ARGV[2] (a holder found stale), and returns "" then; otherwise it
-// returns the holder.
+// still ARGV[2] held for good (a holder found stale), and returns "" then;
+// otherwise it returns the holder. ARGV[3] is the claim's expiry in
+// milliseconds, "0" for a claim for good.
 var claimSkeleton = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if v == false or v == ARGV[1] or (ARGV[2] ~= '' and v == ARGV[2]) then
-  redis.call('SET', KEYS[1], ARGV[1])
+if v == false or v == ARGV[1] or (ARGV[2] ~= '' and v == ARGV[2] and redis.call('PTTL', KEYS[1]) == -1) then
+  if ARGV[3] == '0' then
+    redis.call('SET', KEYS[1], ARGV[1])
+  else
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+  end
   return ''
 end
 return v`)
+
+// confirmSkeleton makes KEYS[1]'s claim for good while it names ARGV[1],
+// and returns 1 then, else 0.
+var confirmSkeleton = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PERSIST', KEYS[1])
+  return 1
+end
+return 0`)
 
 // releaseSkeleton deletes KEYS[1] only while it names ARGV[1].
 var releaseSkeleton = redis.NewScript(`
@@ -57,7 +80,7 @@ return 0`)
 // A user created by Create (before skeletons were stored) gets its claim
 // the next time CreateUnique is called for its name (EnsureUser at start).
 func (u *Users) CreateUnique(ctx context.Context, name, skeleton, passwordHash string) error {
-	if err := u.claim(ctx, name, skeleton); err != nil {
+	if err := u.claim(ctx, name, skeleton, pendingClaim); err != nil {
 		return err
 	}
 	if err := u.Create(ctx, name, passwordHash); err != nil {
@@ -65,14 +88,19 @@ func (u *Users) CreateUnique(ctx context.Context, name, skeleton, passwordHash s
 	}
 	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
 	defer cancel()
-	holder, err := u.client.Get(ctx, UserSkeletonKey(skeleton)).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return unavailable("check skeleton claim", err)
+	kept, err := confirmSkeleton.Run(ctx, u.client, []string{UserSkeletonKey(skeleton)}, name).Int()
+	if err != nil {
+		return unavailable("confirm skeleton claim", err)
 	}
-	if holder != name {
-		// Taken over between the claim and the record: we lose.
+	if kept == 0 {
+		// The pending claim expired before the record was written and
+		// another name took it: we lose.
 		if err := u.client.Del(ctx, userKey(name)).Err(); err != nil {
 			return unavailable("undo create user", err)
+		}
+		holder, err := u.client.Get(ctx, UserSkeletonKey(skeleton)).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return unavailable("read skeleton claim", err)
 		}
 		return &LookAlikeError{Existing: holder}
 	}
@@ -83,18 +111,18 @@ func (u *Users) CreateUnique(ctx context.Context, name, skeleton, passwordHash s
 // users created before claims were stored; *LookAlikeError if another live
 // user holds it.
 func (u *Users) ClaimSkeleton(ctx context.Context, name, skeleton string) error {
-	return u.claim(ctx, name, skeleton)
+	return u.claim(ctx, name, skeleton, 0)
 }
 
-// claim takes the skeleton for name, or returns *LookAlikeError naming the
-// live user holding it.
-func (u *Users) claim(ctx context.Context, name, skeleton string) error {
+// claim takes the skeleton for name, pending for that long (0: for good),
+// or returns *LookAlikeError naming the user holding it or creating it.
+func (u *Users) claim(ctx context.Context, name, skeleton string, pending time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
 	defer cancel()
 	key := UserSkeletonKey(skeleton)
 	stale := ""
 	for range 2 {
-		holder, err := claimSkeleton.Run(ctx, u.client, []string{key}, name, stale).Text()
+		holder, err := claimSkeleton.Run(ctx, u.client, []string{key}, name, stale, pending.Milliseconds()).Text()
 		if err != nil {
 			return unavailable("claim skeleton", err)
 		}
@@ -108,9 +136,9 @@ func (u *Users) claim(ctx context.Context, name, skeleton string) error {
 		if n == 1 {
 			return &LookAlikeError{Existing: holder}
 		}
-		// A claim without a record: a creation that failed part-way or is
-		// between its steps, or a delete that did not finish. Take it over
-		// only if it still names that holder.
+		// A claim without a record: a delete that did not finish (taken
+		// over if it still names that holder and is for good), or a
+		// creation between its steps (pending: never taken over).
 		stale = holder
 	}
 	return &LookAlikeError{Existing: stale}
