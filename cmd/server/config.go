@@ -99,7 +99,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	secure := fs.String("cookie-secure", env("COOKIE_SECURE", "false"), "mark the cookie Secure; set true behind TLS (COOKIE_SECURE)")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (LOG_LEVEL)")
 	instance := fs.String("instance-id", env("INSTANCE_ID", ""), "replica name in X-Served-By (INSTANCE_ID), default the host name")
-	proxies := fs.String("trusted-proxies", env("TRUSTED_PROXIES", ""), "comma-separated CIDRs whose X-Forwarded-For is trusted (TRUSTED_PROXIES)")
+	proxies := fs.String("trusted-proxies", env("TRUSTED_PROXIES", ""), "comma-separated CIDRs (your load balancer, your forward-auth proxy) whose X-Forwarded-For, -Proto, -Host and -Uri are believed (TRUSTED_PROXIES)")
 	drain := fs.String("shutdown-drain", env("SHUTDOWN_DRAIN", "5s"), "how long to keep serving after SIGTERM with /readyz at 503 (SHUTDOWN_DRAIN)")
 	maxFailures := fs.String("login-max-failures", env("LOGIN_MAX_FAILURES", "10"), "failed logins per account per window (LOGIN_MAX_FAILURES)")
 	maxFailuresIP := fs.String("login-max-failures-per-ip", env("LOGIN_MAX_FAILURES_PER_IP", "50"), "failed logins per client address per window (LOGIN_MAX_FAILURES_PER_IP)")
@@ -254,6 +254,10 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		// Every replica must accept the device cookies the others issue,
 		// so outside the embedded mode the key is configuration, never
 		// random. The value is never echoed: it is a secret.
+		if raw == "" {
+			return c, usageError{fmt.Sprintf("DEVICE_COOKIE_KEY is not set: required with REDIS_URL (the same on every replica); want base64 or hex of at least %d random bytes, e.g. `openssl rand -base64 32`",
+				auth.MinDeviceKeyBytes)}
+		}
 		if c.DeviceCookieKey = decodeKey(raw); len(c.DeviceCookieKey) < auth.MinDeviceKeyBytes {
 			return c, usageError{fmt.Sprintf("invalid DEVICE_COOKIE_KEY (not shown, %d bytes decoded): want base64 or hex of at least %d random bytes, e.g. `openssl rand -base64 32`; required with REDIS_URL",
 				len(c.DeviceCookieKey), auth.MinDeviceKeyBytes)}
