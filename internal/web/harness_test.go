@@ -536,14 +536,30 @@ func (ta *testApp) waitForKeyToExpire(t testing.TB, token string) {
 	})
 }
 
-// dbsize is the number of keys in Redis.
-func (ta *testApp) dbsize(t testing.TB) int64 {
+// keys is the set of every key in Redis, for tests that assert a request
+// created none. A set, not DBSIZE: a key may expire between two looks (the
+// per-user index shares its last session's deadline), which is not a new key.
+func (ta *testApp) keys(t testing.TB) map[string]bool {
 	t.Helper()
-	n, err := ta.check.DBSize(context.Background()).Result()
+	all, err := ta.check.Keys(context.Background(), "*").Result()
 	if err != nil {
-		t.Fatalf("DBSIZE: %v", err)
+		t.Fatalf("KEYS *: %v", err)
 	}
-	return n
+	set := make(map[string]bool, len(all))
+	for _, k := range all {
+		set[k] = true
+	}
+	return set
+}
+
+// wantNoNewKey fails the test if Redis holds a key that was not in before.
+func (ta *testApp) wantNoNewKey(t testing.TB, before map[string]bool) {
+	t.Helper()
+	for k := range ta.keys(t) {
+		if !before[k] {
+			t.Fatalf("got new key %s after the request, want none", k)
+		}
+	}
 }
 
 // sessionKeys lists every session key in Redis.
