@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"text/template/parse"
 	"time"
 
 	"loginsvc/internal/redistest"
@@ -80,16 +81,21 @@ func TestCatalogsHaveTheSameKeysAndAllAreUsed(t *testing.T) {
 	for _, m := range goMessages {
 		use(m)
 	}
-	tmpl, err := ParseTemplates(templates.FS)
-	if err != nil {
-		t.Fatalf("ParseTemplates: %v", err)
-	}
-	for _, p := range tmpl.pages["en"] {
-		for _, tt := range p.Templates() {
-			if tt.Tree != nil {
-				for _, m := range messagesIn(tt.Tree.Root) {
-					use(m)
-				}
+	// From the sources: the parsed pages have their fixed words written in.
+	for _, name := range append([]string{"layout.html"}, pageNames...) {
+		src, err := fs.ReadFile(templates.FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := parse.New(name)
+		tr.Mode = parse.SkipFuncCheck
+		trees := map[string]*parse.Tree{}
+		if _, err := tr.Parse(string(src), "", "", trees); err != nil {
+			t.Fatalf("parse %s: %v", name, err)
+		}
+		for _, tt := range trees {
+			for _, m := range messagesIn(tt.Root) {
+				use(m)
 			}
 		}
 	}

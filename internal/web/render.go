@@ -3,10 +3,13 @@ package web
 import (
 	"bytes"
 	"fmt"
+	"html"
 	"html/template"
 	"io/fs"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strings"
 	"text/template/parse"
 	"time"
 
@@ -34,11 +37,24 @@ func ParseTemplates(fsys fs.FS) (*Templates, error) {
 		return nil, err
 	}
 	t := &Templates{locales: ls, pages: map[string]map[string]*template.Template{}}
+	layout, err := fs.ReadFile(fsys, "layout.html")
+	if err != nil {
+		return nil, fmt.Errorf("read template: %w", err)
+	}
 	for _, l := range ls.list {
 		t.pages[l.code] = map[string]*template.Template{}
 		for _, name := range pageNames {
-			p, err := template.New(name).Funcs(l.funcs()).ParseFS(fsys, "layout.html", name)
+			page, err := fs.ReadFile(fsys, name)
 			if err != nil {
+				return nil, fmt.Errorf("read template: %w", err)
+			}
+			// As ParseFS(fsys, "layout.html", name) would, with the fixed
+			// words written in first.
+			p := template.New(name).Funcs(l.funcs())
+			if _, err := p.New("layout.html").Parse(l.inline(string(layout))); err != nil {
+				return nil, fmt.Errorf("parse template layout.html for %s: %w", name, err)
+			}
+			if _, err := p.Parse(l.inline(string(page))); err != nil {
 				return nil, fmt.Errorf("parse template %s: %w", name, err)
 			}
 			for _, tt := range p.Templates() {
@@ -55,6 +71,29 @@ func ParseTemplates(fsys fs.FS) (*Templates, error) {
 		}
 	}
 	return t, nil
+}
+
+// fixedMessage is a template action that shows one message with nothing
+// to fill in.
+var fixedMessage = regexp.MustCompile(`\{\{t "([^"{}]+)"\}\}`)
+
+// inline writes into a template's source, HTML-escaped, every message that
+// is the same on every request ({{t "key"}} of a message without
+// placeholders), so rendering a page spends no function call and no
+// escaper on them: they were most of a page's actions. Escaped text is
+// right wherever these templates show a message (element content, quoted
+// attributes, the title); they have no script or style. A message that
+// could read as template syntax, or a key the catalog lacks, is left to
+// the t call, which ParseTemplates checks.
+func (l *locale) inline(src string) string {
+	return fixedMessage.ReplaceAllStringFunc(src, func(action string) string {
+		key := fixedMessage.FindStringSubmatch(action)[1]
+		text, ok := l.messages[key]
+		if !ok || len(l.holes[key]) > 0 || strings.Contains(text, "{{") || strings.Contains(text, "}}") {
+			return action
+		}
+		return html.EscapeString(text)
+	})
 }
 
 // funcs are the template functions, bound to l:
@@ -237,12 +276,13 @@ func (a *App) renderNotice(w http.ResponseWriter, r *http.Request, status int, p
 func (a *App) renderView(w http.ResponseWriter, r *http.Request, status int, page string, data any, f *flash) {
 	l := a.templates.locales.forRequest(r)
 	v := view{Lang: l, Account: true, User: a.currentUser(r.Context()), Flash: f, Languages: a.templates.languageChoices(r, l), Page: data}
-	var buf bytes.Buffer
-	if err := a.templates.pages[l.code][page].ExecuteTemplate(&buf, "layout", v); err != nil {
+	buf := a.buffers.get()
+	defer a.buffers.put(buf)
+	if err := a.templates.pages[l.code][page].ExecuteTemplate(buf, "layout", v); err != nil {
 		a.serverError(w, r, fmt.Errorf("render %s in %s: %w", page, l.code, err))
 		return
 	}
-	writePage(w, status, l, &buf)
+	writePage(w, status, l, buf)
 }
 
 func writePage(w http.ResponseWriter, status int, l *locale, buf *bytes.Buffer) {
