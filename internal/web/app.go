@@ -57,6 +57,9 @@ type App struct {
 	static fs.FS
 	// returnHosts are the hosts a login may send the browser back to.
 	returnHosts returnHosts
+	// buffers hold pages while they are rendered and until their session
+	// is saved.
+	buffers bufferPool
 
 	// draining is set when shutdown begins: readiness fails at once so the
 	// load balancer stops sending new requests while in-flight ones finish.

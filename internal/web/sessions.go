@@ -12,7 +12,7 @@ import (
 type bufferedResponse struct {
 	header http.Header
 	status int
-	body   bytes.Buffer
+	body   *bytes.Buffer
 }
 
 func (b *bufferedResponse) Header() http.Header { return b.header }
@@ -44,7 +44,8 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 		}
 		r = r.WithContext(ctx)
 
-		buf := &bufferedResponse{header: http.Header{}}
+		buf := &bufferedResponse{header: http.Header{}, body: a.buffers.get()}
+		defer a.buffers.put(buf.body)
 		next.ServeHTTP(buf, r)
 
 		if err := a.sessions.Save(ctx, w); err != nil {
