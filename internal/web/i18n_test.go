@@ -167,6 +167,46 @@ func TestBrokenCatalogsStopTheStart(t *testing.T) {
 	}
 }
 
+// Messages are text, whether written into the template at start or
+// filled in by a t call: markup in a catalog is shown, not obeyed, in an
+// element and in an attribute alike, and template syntax in one is not run.
+func TestMessagesAreShownAsText(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, text, want string
+	}{
+		{"markup", `<b onclick=\"x()\">it's & \"so\"</b>`, `&lt;b onclick=&#34;x()&#34;&gt;it&#39;s &amp; &#34;so&#34;&lt;/b&gt;`},
+		{"template syntax", `{{.User}} {{template \"layout\" .}}`, `{{.User}} {{template &#34;layout&#34; .}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := copyFS(t)
+			en := string(m["locales/en.json"].Data)
+			for _, key := range []string{"index.logged_in", "nav.account"} { // element, attribute
+				i := strings.Index(en, `"`+key+`": "`)
+				j := i + strings.Index(en[i:], "\",\n")
+				en = en[:i] + `"` + key + `": "` + tc.text + en[j:]
+			}
+			m["locales/en.json"] = &fstest.MapFile{Data: []byte(en)}
+			tmpl, err := ParseTemplates(m)
+			if err != nil {
+				t.Fatalf("ParseTemplates: %v", err)
+			}
+			var out strings.Builder
+			v := view{Lang: tmpl.locales.byCode["en"], Account: true, User: aliceName, Page: indexPage{EndsAt: time.Now().Add(time.Hour)}}
+			if err := tmpl.pages["en"]["index.html"].ExecuteTemplate(&out, "layout", v); err != nil {
+				t.Fatalf("render: %v", err)
+			}
+			page := out.String()
+			if want := "<p>" + tc.want + "</p>"; !strings.Contains(page, want) {
+				t.Errorf("index.logged_in: page lacks %s:\n%s", want, page)
+			}
+			if want := `aria-label="` + tc.want + `"`; !strings.Contains(page, want) {
+				t.Errorf("nav.account: page lacks %s:\n%s", want, page)
+			}
+		})
+	}
+}
+
 // A key that only turns up at run time (from data) fails the render with
 // the generic 500 page, never a blank.
 func TestUnknownKeyAtRunTimeIsAServerError(t *testing.T) {
