@@ -560,7 +560,7 @@ func browserAccountPages(t *testing.T, c *cluster, b *browserTab) {
 	if status, by, body := c.get(t, phone, c.LB+"/"); status != 200 || !loggedIn(body, testUser) {
 		t.Errorf("after logging in with the new password the phone (served by %s) got %d, logged in %v; want 200, logged in", by, status, loggedIn(body, testUser))
 	}
-	c.logout(t, phone, c.LB)
+	logout(t, phone, c.LB)
 
 	t.Logf("account pages: sessions + revoke %v, language switch %v, revoke others %v, password change %v, logins after %v",
 		revoked.Sub(start).Round(time.Millisecond), switched.Sub(revoked).Round(time.Millisecond),

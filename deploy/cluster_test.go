@@ -57,7 +57,7 @@ func TestCluster(t *testing.T) {
 			if _, ok := c.sessionValues(t, old); !ok {
 				t.Fatalf("no session in Redis for the logged-in cookie (key %s)", testkit.SessionKey(old))
 			}
-			c.logout(t, first, c.LB)
+			logout(t, first, c.LB)
 			if _, ok := c.sessionValues(t, old); ok {
 				t.Errorf("session still in Redis after logout (key %s)", testkit.SessionKey(old))
 			}
@@ -146,7 +146,7 @@ func TestCluster(t *testing.T) {
 
 			// A logout persisted by the AOF survives a Redis crash.
 			old := sessionCookieOf(t, adminApp, c.LB).Value
-			c.logout(t, adminApp, c.LB)
+			logout(t, adminApp, c.LB)
 			time.Sleep(1500 * time.Millisecond) // appendfsync everysec
 			c.Redis.Kill(t)
 			c.Redis.Restart(t)

@@ -2,14 +2,18 @@ package deploy
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 
 	"loginsvc/internal/store"
+	"loginsvc/internal/testkit"
 )
 
 // compose.sentinel.yml, layered on docker-compose.yml as the README says:
@@ -81,4 +85,79 @@ func TestComposeSentinelOverride(t *testing.T) {
 			t.Errorf("service %s publishes %v: only the lb may", name, s.Ports)
 		}
 	}
+}
+
+// TestComposeSentinelFailover brings the README's Sentinel stack up for
+// real (docker-compose.yml with compose.sentinel.yml, on the Docker
+// Engine) and does what its comment tells users to try: kill the master
+// container. Then the app serves again through the published port without
+// a restart, on the replica the Sentinels promoted; a session from before
+// is still valid; a logout acknowledged before the kill stays logged out;
+// a new login writes (no lasting READONLY); and the killed master, started
+// again, rejoins as a replica of the new one. The seconds without service
+// are printed.
+func TestComposeSentinelFailover(t *testing.T) {
+	const (
+		masterIP  = "172.30.255.10" // compose.sentinel.yml's defaults
+		replicaIP = "172.30.255.11"
+	)
+	s := startComposeStack(t, []string{"compose.sentinel.yml"})
+	masterAddr := func() string {
+		out, err := s.compose(composeCmdTimeout, "", "exec", "-T", "sentinel-1", "redis-cli", "-p", "26379", "SENTINEL", "get-master-addr-by-name", "loginsvc")
+		if err != nil {
+			return "no answer: " + strings.TrimSpace(out)
+		}
+		return strings.Join(strings.Fields(out), ":")
+	}
+	if got := masterAddr(); got != masterIP+":6379" {
+		t.Fatalf("Sentinel names master %q, want %s:6379", got, masterIP)
+	}
+	if logs := s.must(t, "logs", "--no-color", "app"); !strings.Contains(logs, `"topology":"sentinel"`) {
+		t.Fatalf("app replicas do not log the sentinel topology:\n%s", logs)
+	}
+
+	kept := testkit.Browser(t)
+	keptToken := postLogin(t, kept, s.base, testUser, testPassword, nil).Value
+	ended := testkit.Browser(t)
+	endedToken := postLogin(t, ended, s.base, testUser, testPassword, nil).Value
+	logout(t, ended, s.base)
+	// Replication is asynchronous: the kill must come after the replica
+	// holds the session, or losing it would be Redis's promise, not ours.
+	// (The logout waited for the replica itself: WAIT on revocations.)
+	testkit.Eventually(t, "redis-replica holds the kept session", 30*time.Second, func() (bool, string) {
+		out, _ := s.compose(composeCmdTimeout, "", "exec", "-T", "redis-replica", "redis-cli", "EXISTS", testkit.SessionKey(keptToken))
+		return strings.TrimSpace(out) == "1", "EXISTS says " + strings.TrimSpace(out)
+	})
+
+	s.must(t, "kill", "redis")
+	killed := time.Now()
+	failed := 0
+	testkit.Eventually(t, "the kept session served again through the lb", 90*time.Second, func() (bool, string) {
+		status, by, body, err := tryGet(kept, s.base+"/", nil)
+		if err == nil && status == http.StatusOK && loggedIn(body, testUser) {
+			return true, ""
+		}
+		failed++
+		return false, fmt.Sprintf("status %d from %q, err %v: %s", status, by, err, firstLine(body))
+	})
+	down := time.Since(killed)
+	if got := masterAddr(); got != replicaIP+":6379" {
+		t.Errorf("after the kill Sentinel names master %q, want the replica %s:6379", got, replicaIP)
+	}
+	if ck := sessionCookieOf(t, kept, s.base); ck.Value != keptToken {
+		t.Errorf("the kept session's cookie changed across the failover")
+	}
+	fresh := testkit.Browser(t)
+	postLogin(t, fresh, s.base, testUser, testPassword, nil) // a write on the new master
+	if status, _, body, err := tryGet(cookieClient(t, endedToken), s.base+"/", nil); err != nil || status != http.StatusOK || !loggedOut(body) {
+		t.Errorf("the token logged out before the failover: status %d, err %v, logged out %v; want the logged-out page", status, err, loggedOut(body))
+	}
+
+	s.must(t, "start", "redis")
+	testkit.Eventually(t, "the old master rejoins as a replica", 60*time.Second, func() (bool, string) {
+		out, _ := s.compose(composeCmdTimeout, "", "exec", "-T", "redis", "redis-cli", "INFO", "replication")
+		return strings.Contains(out, "role:slave") && strings.Contains(out, "master_link_status:up"), firstLine(strings.TrimSpace(out))
+	})
+	t.Logf("compose Sentinel stack: master killed, service back after %.1f s (%d probes failed meanwhile), the session from before kept, the logout kept, a new login written on %s, the old master back as its replica",
+		down.Seconds(), failed, replicaIP)
 }

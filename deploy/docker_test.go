@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,6 +57,7 @@ var standInImages = []string{
 type composeStack struct {
 	project string
 	root    string
+	files   []string // -f arguments: docker-compose.yml, then overrides
 	env     []string
 	base    string // http://127.0.0.1:PORT, the published lb
 }
@@ -65,7 +67,11 @@ type composeStack struct {
 func (s *composeStack) compose(timeout time.Duration, stdin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	full := append([]string{"compose", "-p", s.project, "--project-directory", s.root, "-f", s.root + "/docker-compose.yml"}, args...)
+	full := []string{"compose", "-p", s.project, "--project-directory", s.root}
+	for _, f := range s.files {
+		full = append(full, "-f", filepath.Join(s.root, f))
+	}
+	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, "docker", full...)
 	cmd.Env = s.env
 	cmd.Stdin = strings.NewReader(stdin)
@@ -121,9 +127,11 @@ func (s *composeStack) redisCLI(t testing.TB, args ...string) string {
 }
 
 // startComposeStack checks the tools, then brings the stack up with
-// `docker compose up -d --build --wait` and registers `down -v`. extraEnv
-// ("NAME=value") goes to every compose command, after the test's own.
-func startComposeStack(t *testing.T, extraEnv ...string) *composeStack {
+// `docker compose up -d --build --wait` and registers `down -v`. overrides
+// are compose files layered on docker-compose.yml, as the README layers
+// them; extraEnv ("NAME=value") goes to every compose command, after the
+// test's own.
+func startComposeStack(t *testing.T, overrides []string, extraEnv ...string) *composeStack {
 	t.Helper()
 	if out, err := exec.Command("docker", "compose", "version").CombinedOutput(); err != nil {
 		t.Fatalf("docker compose (v2) not found: run ./scripts/test.sh, which builds it: %v\n%s", err, out)
@@ -149,6 +157,7 @@ func startComposeStack(t *testing.T, extraEnv ...string) *composeStack {
 	s := &composeStack{
 		project: "loginsvc-test-" + strconv.Itoa(os.Getpid()),
 		root:    repoRoot(t),
+		files:   append([]string{"docker-compose.yml"}, overrides...),
 		base:    "http://127.0.0.1:" + port,
 	}
 	// The machine's environment (PATH, DOCKER_HOST) minus anything that
@@ -201,7 +210,7 @@ func startComposeStack(t *testing.T, extraEnv ...string) *composeStack {
 // restarted and stopped, sessions visible to redis-cli, and a real browser.
 // The steps build on each other, so the first failing one ends the test.
 func TestComposeStack(t *testing.T) {
-	s := startComposeStack(t)
+	s := startComposeStack(t, nil)
 
 	const posterPassword = "poster-compose-test-only-password"
 	var (

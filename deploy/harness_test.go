@@ -380,7 +380,7 @@ func postLogin(t testing.TB, client *http.Client, base, user, password string, h
 
 // logout posts the logout form via base and asserts the 303 and that the
 // cookie is cleared.
-func (c *cluster) logout(t testing.TB, client *http.Client, base string) {
+func logout(t testing.TB, client *http.Client, base string) {
 	t.Helper()
 	resp, err := client.PostForm(base+"/logout/", url.Values{})
 	if err != nil {

@@ -62,7 +62,7 @@ func (e *promError) Error() string { return "prometheus: " + e.msg }
 // published, and the replicas log JSON lines, one per request.
 func TestComposeMonitoring(t *testing.T) {
 	promPort := strings.TrimPrefix(testkit.FreeAddr(t), "127.0.0.1:")
-	s := startComposeStack(t, "COMPOSE_PROFILES=monitoring", "PROMETHEUS_PORT="+promPort)
+	s := startComposeStack(t, nil, "COMPOSE_PROFILES=monitoring", "PROMETHEUS_PORT="+promPort)
 	prom := "http://127.0.0.1:" + promPort
 
 	ids := s.replicas(t)
