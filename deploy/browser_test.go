@@ -182,10 +182,17 @@ func TestBrowserLoginLogout(t *testing.T) {
 	if got := b.sessionCookie(base); got != nil {
 		t.Errorf("after logout the browser still holds %s: %+v", sessionCookie, *got)
 	}
+	device := false
 	for _, other := range b.allCookies() {
 		if other.Name == sessionCookie {
 			t.Errorf("after logout the browser still holds %s for %s: %+v", sessionCookie, other.Domain, *other)
 		}
+		device = device || other.Name == deviceCookie
+	}
+	if !device {
+		// It is what lets this browser log in while someone keeps the
+		// account locked; the owner logging out must not lose it.
+		t.Errorf("after logout the browser no longer holds its %s cookie", deviceCookie)
 	}
 	if n, err := rdb.Exists(context.Background(), key).Result(); err != nil || n != 0 {
 		t.Errorf("after logout: EXISTS %s = %d, %v; want 0", key, n, err)

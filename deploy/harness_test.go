@@ -52,6 +52,8 @@ const (
 	harnessTailLines = 40
 	// sessionCookie is the service's default cookie name.
 	sessionCookie = "session_id"
+	// deviceCookie is the device cookie a login leaves in the browser.
+	deviceCookie = "device"
 )
 
 // TestMain removes the server binary that testkit.ServerBinary built (if

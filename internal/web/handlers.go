@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -170,10 +169,14 @@ func (a *App) logoutPage(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, "logout.html", nil)
 }
 
-// logout serves POST /logout/: it deletes the session in Redis, so the old
-// cookie is worthless on every replica, clears the cookie, tells the
-// browser to drop every cookie of the site, and redirects to
-// /logout/done.
+// logout serves POST /logout/: it ends the session in Redis (every session
+// the request's cookies name, in case one was planted), so the old cookie
+// is worthless on every replica, clears the cookie, and redirects to
+// /logout/done. It leaves the browser's other cookies alone: the device
+// cookie is what keeps this browser able to log in while someone keeps the
+// account locked, and the owner logging out must not lose it. (So no
+// Clear-Site-Data "cookies": it would drop the device cookie and the
+// language choice too.)
 func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	user := a.currentUser(ctx)
@@ -184,30 +187,15 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	if user != "" {
 		a.log.Info("logout", "user", user, "request_id", requestID(ctx))
 	}
-	w.Header().Set("Clear-Site-Data", `"cookies"`)
-	// Clear-Site-Data also drops the cookies this response sets (Chromium
-	// applies it after Set-Cookie), so the "logged out" flash and the
-	// language choice are set by the next hop, which gets the language
-	// from the URL.
-	done := "/logout/done"
-	if c, err := r.Cookie(langCookie); err == nil {
-		if _, ok := a.templates.locales.byCode[c.Value]; ok {
-			done += "?" + url.Values{"lang": {c.Value}}.Encode()
-		}
-	}
-	http.Redirect(w, r, done, http.StatusSeeOther)
+	http.Redirect(w, r, "/logout/done", http.StatusSeeOther)
 }
 
 // loggedOut serves GET /logout/done, where POST /logout/ sends the
-// browser: it sets the "You have been logged out" flash, restores the
-// language the browser had chosen (?lang=) and redirects to /. The flash
-// is set only for a browser without a session cookie (logout cleared it),
-// so a link to this page from elsewhere cannot tell a logged-in user they
-// were logged out.
+// browser: it sets the "You have been logged out" flash and redirects to
+// /. The flash is set only for a browser without a session cookie (logout
+// cleared it), so a link to this page from elsewhere cannot tell a
+// logged-in user they were logged out.
 func (a *App) loggedOut(w http.ResponseWriter, r *http.Request) {
-	if l, ok := a.templates.locales.byCode[r.URL.Query().Get("lang")]; ok {
-		http.SetCookie(w, a.languageCookie(l))
-	}
 	if a.sessions.Token(r) == "" {
 		a.setFlash(w, newFlash("logged_out", 0))
 	}

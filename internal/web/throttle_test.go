@@ -451,8 +451,9 @@ func TestLoginSetsADeviceCookie(t *testing.T) {
 
 // The attack: wrong passwords for alice from ten addresses lock
 // her account, and a client without a device cookie stays refused even
-// with the right password; alice's own browser, which logged in before,
-// gets in. Its device cookie does nothing for another locked account.
+// with the right password; alice's own browser, which logged in (and out)
+// before, gets in. Its device cookie does nothing for another locked
+// account.
 func TestOwnersBrowserLogsInWhileAnAttackerKeepsTheAccountLocked(t *testing.T) {
 	t.Parallel()
 	const perUser, window = 10, 15 * time.Minute
@@ -467,6 +468,9 @@ func TestOwnersBrowserLogsInWhileAnAttackerKeepsTheAccountLocked(t *testing.T) {
 
 	owner := newBrowser(t)
 	ta.login(t, owner, false) // yesterday: the browser becomes known
+	if p := owner.post(ta.url("/logout/"), url.Values{}); p.status != http.StatusSeeOther {
+		t.Fatalf("owner's logout: got status %d, want 303", p.status)
+	}
 
 	for i := range perUser {
 		for _, user := range []string{aliceName, "bob"} {
