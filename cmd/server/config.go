@@ -46,7 +46,8 @@ type config struct {
 	MetricsAddrSet        bool          // METRICS_ADDR was given: not being able to listen on it is an error, not a warning
 	BootstrapPassword     string        // BOOTSTRAP_PASSWORD
 	LoginMaxAttemptsPerIP int           // LOGIN_MAX_ATTEMPTS_PER_IP, default 300 attempts (successful ones too) per address per window
-	DeviceCookieKey       []byte        // DEVICE_COOKIE_KEY (environment only): required with REDIS_URL; embedded mode: random
+	DeviceCookieKey       []byte        // DEVICE_COOKIE_KEY's first key (environment only): required with REDIS_URL; embedded mode: random
+	OldDeviceCookieKeys   [][]byte      // DEVICE_COOKIE_KEY's further keys, comma-separated: still accepted, not used to sign
 	AuthAllowedHosts      []string      // AUTH_ALLOWED_HOSTS, default none: hosts a login may return to
 	AuthLoginURL          string        // AUTH_LOGIN_URL, default "/login/": where forward auth sends browsers
 	CookieDomain          string        // COOKIE_DOMAIN, default "" (host-only cookie)
@@ -121,7 +122,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			b.WriteString("       server healthcheck\n")
 			b.WriteString("The user and sessions commands work on the Redis at REDIS_URL; unknown users and ids exit 1.\n")
 			b.WriteString("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD are read from the environment only, so the password stays out of ps.\n")
-			b.WriteString("DEVICE_COOKIE_KEY (environment only; required with REDIS_URL): base64 or hex of at least 32 random bytes, the same on every replica.\n\nflags:\n")
+			b.WriteString("DEVICE_COOKIE_KEY (environment only; required with REDIS_URL): base64 or hex of at least 32 random bytes, the same on every replica;\n")
+			b.WriteString("  to rotate it, NEW,OLD: the first key signs, every listed key is accepted.\n\nflags:\n")
 			fs.SetOutput(&b)
 			fs.PrintDefaults()
 			return config{}, helpRequested{b.String()}
@@ -258,9 +260,18 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			return c, usageError{fmt.Sprintf("DEVICE_COOKIE_KEY is not set: required with REDIS_URL (the same on every replica); want base64 or hex of at least %d random bytes, e.g. `openssl rand -base64 32`",
 				auth.MinDeviceKeyBytes)}
 		}
-		if c.DeviceCookieKey = decodeKey(raw); len(c.DeviceCookieKey) < auth.MinDeviceKeyBytes {
-			return c, usageError{fmt.Sprintf("invalid DEVICE_COOKIE_KEY (not shown, %d bytes decoded): want base64 or hex of at least %d random bytes, e.g. `openssl rand -base64 32`; required with REDIS_URL",
-				len(c.DeviceCookieKey), auth.MinDeviceKeyBytes)}
+		// NEW[,OLD...]: neither alphabet has a comma.
+		for i, part := range strings.Split(raw, ",") {
+			key := decodeKey(strings.TrimSpace(part))
+			if len(key) < auth.MinDeviceKeyBytes {
+				return c, usageError{fmt.Sprintf("invalid DEVICE_COOKIE_KEY (not shown; key %d of the comma-separated list, %d bytes decoded): want base64 or hex of at least %d random bytes, e.g. `openssl rand -base64 32`; required with REDIS_URL",
+					i+1, len(key), auth.MinDeviceKeyBytes)}
+			}
+			if i == 0 {
+				c.DeviceCookieKey = key
+			} else {
+				c.OldDeviceCookieKeys = append(c.OldDeviceCookieKeys, key)
+			}
 		}
 	}
 	switch *sessionCache {
@@ -448,7 +459,7 @@ func (c config) logAttrs() []any {
 		"max_sessions_per_user", c.MaxSessionsPerUser, "session_cache", onOff(c.SessionCache), "bootstrap_user", c.BootstrapUser,
 		"log_format", c.LogFormat, "metrics_addr", cmp.Or(c.MetricsAddr, "off"),
 		"bootstrap_password", mask(c.BootstrapPassword),
-		"login_max_attempts_per_ip", c.LoginMaxAttemptsPerIP, "device_cookie_key", maskBytes(c.DeviceCookieKey),
+		"login_max_attempts_per_ip", c.LoginMaxAttemptsPerIP, "device_cookie_key", maskBytes(c.DeviceCookieKey), "old_device_cookie_keys", len(c.OldDeviceCookieKeys),
 		"auth_allowed_hosts", strings.Join(c.AuthAllowedHosts, ","), "auth_login_url", c.AuthLoginURL, "cookie_domain", c.CookieDomain,
 	}
 }

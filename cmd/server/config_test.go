@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -104,7 +105,7 @@ func TestParseConfigValues(t *testing.T) {
 				"INSTANCE_ID": "app-1", "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "SHUTDOWN_DRAIN": "1s",
 				"LOGIN_MAX_FAILURES": "5", "LOGIN_MAX_FAILURES_PER_IP": "20", "LOGIN_WINDOW": "5m",
 				"BOOTSTRAP_USER": "admin", "BOOTSTRAP_PASSWORD": "change-me-now",
-				"LOGIN_MAX_ATTEMPTS_PER_IP": "120", "DEVICE_COOKIE_KEY": testDeviceCookieKey,
+				"LOGIN_MAX_ATTEMPTS_PER_IP": "120", "DEVICE_COOKIE_KEY": testDeviceCookieKey + ", " + hex.EncodeToString([]byte("the-key-before-the-rotation-32by")),
 				"SESSION_CACHE": "off",
 			},
 			check: func(t *testing.T, c config) {
@@ -125,6 +126,7 @@ func TestParseConfigValues(t *testing.T) {
 					{"BootstrapPassword", c.BootstrapPassword, "change-me-now"},
 					{"LoginMaxAttemptsPerIP", c.LoginMaxAttemptsPerIP, 120},
 					{"DeviceCookieKey", string(c.DeviceCookieKey), "test-only-device-cookie-key-32by"},
+					{"OldDeviceCookieKeys", fmt.Sprintf("%q", c.OldDeviceCookieKeys), `["the-key-before-the-rotation-32by"]`},
 					{"SessionCache", c.SessionCache, false},
 				})
 			},
@@ -284,12 +286,14 @@ func TestParseConfigRejectsBadVariables(t *testing.T) {
 		{vars: env{"BOOTSTRAP_USER": "admin"}, naming: "BOOTSTRAP_PASSWORD"},
 		{vars: env{"BOOTSTRAP_PASSWORD": "change-me-now"}, naming: "BOOTSTRAP_USER"},
 		{vars: env{"LOGIN_MAX_ATTEMPTS_PER_IP": "0"}, naming: "LOGIN_MAX_ATTEMPTS_PER_IP"},
-		{vars: env{"REDIS_URL": "redis://redis:6379/0"}, naming: "DEVICE_COOKIE_KEY"},                                                        // required outside the embedded mode
-		{vars: env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": "c2hvcnQ="}, naming: "DEVICE_COOKIE_KEY"},                       // 5 bytes
-		{vars: env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": strings.Repeat("not a key! ", 6)}, naming: "DEVICE_COOKIE_KEY"}, // neither hex nor base64 of 32 bytes
-		{vars: env{"DEVICE_COOKIE_KEY": "00ff"}, naming: "DEVICE_COOKIE_KEY"},                                                                // set, even embedded: must be right
-		{vars: env{"SESSION_COOKIE_NAME": "__Secure-sid"}, naming: "SESSION_COOKIE_NAME"},                                                    // not Secure: browsers drop it
-		{vars: env{"COOKIE_DOMAIN": "com"}, naming: "COOKIE_DOMAIN"},                                                                         // a whole top-level domain
+		{vars: env{"REDIS_URL": "redis://redis:6379/0"}, naming: "DEVICE_COOKIE_KEY"},                                                         // required outside the embedded mode
+		{vars: env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": "c2hvcnQ="}, naming: "DEVICE_COOKIE_KEY"},                        // 5 bytes
+		{vars: env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": strings.Repeat("not a key! ", 6)}, naming: "DEVICE_COOKIE_KEY"},  // neither hex nor base64 of 32 bytes
+		{vars: env{"DEVICE_COOKIE_KEY": "00ff"}, naming: "DEVICE_COOKIE_KEY"},                                                                 // set, even embedded: must be right
+		{vars: env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": testDeviceCookieKey + ",c2hvcnQ="}, naming: "DEVICE_COOKIE_KEY"}, // the old key of a rotation, 5 bytes
+		{vars: env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": testDeviceCookieKey + ","}, naming: "DEVICE_COOKIE_KEY"},         // an empty old key
+		{vars: env{"SESSION_COOKIE_NAME": "__Secure-sid"}, naming: "SESSION_COOKIE_NAME"},                                                     // not Secure: browsers drop it
+		{vars: env{"COOKIE_DOMAIN": "com"}, naming: "COOKIE_DOMAIN"},                                                                          // a whole top-level domain
 		{vars: env{"COOKIE_DOMAIN": "example.com:8080"}, naming: "COOKIE_DOMAIN"},
 		{vars: env{"COOKIE_DOMAIN": "exa mple.com"}, naming: "COOKIE_DOMAIN"},
 		{vars: env{"COOKIE_DOMAIN": "192.168.1.7"}, naming: "COOKIE_DOMAIN"},

@@ -102,8 +102,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		Events:       m,
 	}, log)
 	authSvc, err := auth.NewService(rdb, sessions, auth.Config{
-		Limits:    auth.Limits{PerUser: cfg.LoginMaxFailures, PerIP: cfg.LoginMaxFailuresPerIP, AttemptsPerIP: cfg.LoginMaxAttemptsPerIP, Window: cfg.LoginWindow},
-		DeviceKey: cfg.DeviceCookieKey,
+		Limits:        auth.Limits{PerUser: cfg.LoginMaxFailures, PerIP: cfg.LoginMaxFailuresPerIP, AttemptsPerIP: cfg.LoginMaxAttemptsPerIP, Window: cfg.LoginWindow},
+		DeviceKey:     cfg.DeviceCookieKey,
+		OldDeviceKeys: cfg.OldDeviceCookieKeys,
 	})
 	if err != nil {
 		return err

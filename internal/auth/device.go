@@ -45,14 +45,21 @@ const (
 	deviceNonceLen = 16
 )
 
-// deviceSigner issues and checks device cookies with one key, shared by
-// every replica.
+// deviceSigner issues device cookies with one key and accepts those of
+// that key and of the keys it replaced, shared by every replica.
 type deviceSigner struct {
 	key []byte
+	// old are keys still accepted, never used to sign: after a rotation,
+	// the browsers that logged in before keep their standing until their
+	// cookie expires or the operator drops the old key.
+	old [][]byte
 }
 
-func newDeviceSigner(key []byte) (deviceSigner, error) {
+func newDeviceSigner(key []byte, old [][]byte) (deviceSigner, error) {
 	if len(key) == 0 {
+		if len(old) > 0 {
+			return deviceSigner{}, errors.New("device cookie keys: old keys without a current one")
+		}
 		// No key configured: the command-line tools and tests, which
 		// issue no cookie another process must accept.
 		key = make([]byte, MinDeviceKeyBytes)
@@ -60,16 +67,36 @@ func newDeviceSigner(key []byte) (deviceSigner, error) {
 			return deviceSigner{}, fmt.Errorf("device cookie key: %w", err)
 		}
 	}
-	if len(key) < MinDeviceKeyBytes {
-		return deviceSigner{}, ErrDeviceKeyTooShort
+	d := deviceSigner{key: append([]byte(nil), key...)}
+	for _, k := range append([][]byte{key}, old...) {
+		if len(k) < MinDeviceKeyBytes {
+			return deviceSigner{}, ErrDeviceKeyTooShort
+		}
 	}
-	return deviceSigner{key: append([]byte(nil), key...)}, nil
+	for _, k := range old {
+		d.old = append(d.old, append([]byte(nil), k...))
+	}
+	return d, nil
 }
 
 func (d deviceSigner) mac(name, nonce, expiry string) string {
-	m := hmac.New(sha256.New, d.key)
+	return deviceMAC(d.key, name, nonce, expiry)
+}
+
+func deviceMAC(key []byte, name, nonce, expiry string) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(deviceMACLabel + "\x00" + name + "\x00" + nonce + "\x00" + expiry))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// signedByAny reports whether mac is the MAC of the fields under the
+// current key or an old one, each compared in constant time.
+func (d deviceSigner) signedByAny(mac, name, nonce, expiry string) bool {
+	ok := hmac.Equal([]byte(mac), []byte(d.mac(name, nonce, expiry)))
+	for _, k := range d.old {
+		ok = hmac.Equal([]byte(mac), []byte(deviceMAC(k, name, nonce, expiry))) || ok
+	}
+	return ok
 }
 
 // issue returns a new device cookie value for the canonical name, valid
@@ -101,7 +128,7 @@ func (d deviceSigner) verify(value, name string, now time.Time) (string, error) 
 		return "", errNoDevice
 	}
 	// The MAC is checked before the expiry is believed, in constant time.
-	if !hmac.Equal([]byte(mac), []byte(d.mac(name, nonce, expiry))) {
+	if !d.signedByAny(mac, name, nonce, expiry) {
 		return "", errNoDevice
 	}
 	secs, err := strconv.ParseInt(expiry, 10, 64)

@@ -145,12 +145,60 @@ func TestDeviceCookiesFailureBudgetLocksThatCookieOnly(t *testing.T) {
 
 func TestDeviceKeyMustBeLongEnough(t *testing.T) {
 	for _, n := range []int{1, MinDeviceKeyBytes - 1} {
-		if _, err := newDeviceSigner(make([]byte, n)); !errors.Is(err, ErrDeviceKeyTooShort) {
+		if _, err := newDeviceSigner(make([]byte, n), nil); !errors.Is(err, ErrDeviceKeyTooShort) {
 			t.Errorf("key of %d bytes: got %v, want ErrDeviceKeyTooShort", n, err)
 		}
 	}
-	if _, err := newDeviceSigner(make([]byte, MinDeviceKeyBytes)); err != nil {
+	if _, err := newDeviceSigner(make([]byte, MinDeviceKeyBytes), nil); err != nil {
 		t.Errorf("key of %d bytes: %v", MinDeviceKeyBytes, err)
+	}
+}
+
+// Rotating DEVICE_COOKIE_KEY (NEW,OLD): the browsers known under the old
+// key stay known, new cookies are signed with the new key alone, and once
+// the old key is dropped its cookies count as none. A short old key is
+// refused like a short current one.
+func TestDeviceKeyRotation(t *testing.T) {
+	oldKey, newKey := testDeviceKey, bytes.Repeat([]byte("n"), MinDeviceKeyBytes)
+	signer := func(key []byte, old ...[]byte) deviceSigner {
+		t.Helper()
+		d, err := newDeviceSigner(key, old)
+		if err != nil {
+			t.Fatalf("newDeviceSigner: %v", err)
+		}
+		return d
+	}
+	before, during, after := signer(oldKey), signer(newKey, oldKey), signer(newKey)
+	now := time.Now()
+	issue := func(d deviceSigner) string {
+		t.Helper()
+		v, _, err := d.issue("alice", now)
+		if err != nil {
+			t.Fatalf("issue: %v", err)
+		}
+		return v
+	}
+	known, fresh := issue(before), issue(during)
+	for _, tc := range []struct {
+		name   string
+		signer deviceSigner
+		cookie string
+		user   string
+		ok     bool
+	}{
+		{"a cookie of the old key, during the rotation", during, known, "alice", true},
+		{"a cookie of the new key, during the rotation", during, fresh, "alice", true},
+		{"a cookie of the old key, for another user", during, known, "bob", false},
+		{"a cookie signed during the rotation, before it (new key only)", before, fresh, "alice", false},
+		{"a cookie of the old key, once it is dropped", after, known, "alice", false},
+		{"a cookie of the new key, once the old is dropped", after, fresh, "alice", true},
+	} {
+		if _, err := tc.signer.verify(tc.cookie, tc.user, now); (err == nil) != tc.ok {
+			t.Errorf("%s: got %v, want accepted = %v", tc.name, err, tc.ok)
+		}
+	}
+	if _, err := newDeviceSigner(newKey, [][]byte{make([]byte, MinDeviceKeyBytes-1)}); !errors.Is(err, ErrDeviceKeyTooShort) {
+		t.Errorf("an old key of %d bytes: got %v, want ErrDeviceKeyTooShort", MinDeviceKeyBytes-1, err)
 	}
 }
 

@@ -42,6 +42,11 @@ type Config struct {
 	// MinDeviceKeyBytes, the same on every replica. Empty: a random key,
 	// for a single process (the embedded mode, the command-line tools).
 	DeviceKey []byte
+	// OldDeviceKeys are keys DEVICE_COOKIE_KEY named after the current one:
+	// cookies they signed are still accepted, new ones are signed with
+	// DeviceKey alone. A rotation: put the new key first, keep the old one
+	// behind it for up to DeviceCookieLifetime, then drop it.
+	OldDeviceKeys [][]byte
 }
 
 // NewService returns a Service on the user records and failure counters of
@@ -52,7 +57,7 @@ func NewService(rdb *store.Redis, sessions *session.Manager, cfg Config) (*Servi
 	if err != nil {
 		return nil, fmt.Errorf("new auth service: %w", err)
 	}
-	d, err := newDeviceSigner(cfg.DeviceKey)
+	d, err := newDeviceSigner(cfg.DeviceKey, cfg.OldDeviceKeys)
 	if err != nil {
 		return nil, fmt.Errorf("new auth service: %w", err)
 	}
