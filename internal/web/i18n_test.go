@@ -167,21 +167,23 @@ func TestBrokenCatalogsStopTheStart(t *testing.T) {
 	}
 }
 
-// Messages are text, whether written into the template at start or
-// filled in by a t call: markup in a catalog is shown, not obeyed, in an
-// element and in an attribute alike, and template syntax in one is not run.
+// Messages are text, written into the template at start: markup in a
+// catalog is shown, not obeyed, in an element, an attribute and the title
+// alike, and template syntax in one is not run, even a lone brace that
+// would join the action after it.
 func TestMessagesAreShownAsText(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, text, want string
 	}{
 		{"markup", `<b onclick=\"x()\">it's & \"so\"</b>`, `&lt;b onclick=&#34;x()&#34;&gt;it&#39;s &amp; &#34;so&#34;&lt;/b&gt;`},
-		{"template syntax", `{{.User}} {{template \"layout\" .}}`, `{{.User}} {{template &#34;layout&#34; .}}`},
+		{"template syntax", `{{.User}} {{template \"layout\" .}}`, `&#123;&#123;.User&#125;&#125; &#123;&#123;template &#34;layout&#34; .&#125;&#125;`},
+		{"a brace before an action", `Home {`, `Home &#123;`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := copyFS(t)
 			en := string(m["locales/en.json"].Data)
-			for _, key := range []string{"index.logged_in", "nav.account"} { // element, attribute
+			for _, key := range []string{"index.logged_in", "nav.account", "index.title"} { // element, attribute, title
 				i := strings.Index(en, `"`+key+`": "`)
 				j := i + strings.Index(en[i:], "\",\n")
 				en = en[:i] + `"` + key + `": "` + tc.text + en[j:]
@@ -202,6 +204,9 @@ func TestMessagesAreShownAsText(t *testing.T) {
 			}
 			if want := `aria-label="` + tc.want + `"`; !strings.Contains(page, want) {
 				t.Errorf("nav.account: page lacks %s:\n%s", want, page)
+			}
+			if want := `<title>` + tc.want + ` · loginsvc</title>`; !strings.Contains(page, want) {
+				t.Errorf("index.title: page lacks %s:\n%s", want, page)
 			}
 		})
 	}

@@ -82,19 +82,24 @@ var fixedMessage = regexp.MustCompile(`\{\{t "([^"{}]+)"\}\}`)
 // placeholders), so rendering a page spends no function call and no
 // escaper on them: they were most of a page's actions. Escaped text is
 // right wherever these templates show a message (element content, quoted
-// attributes, the title); they have no script or style. A message that
-// could read as template syntax, or a key the catalog lacks, is left to
-// the t call, which ParseTemplates checks.
+// attributes, the title); they have no script or style. Braces are
+// escaped too, so no message can read as template syntax, alone or with
+// the action next to it. A key the catalog lacks is left to the t call,
+// which ParseTemplates checks.
 func (l *locale) inline(src string) string {
 	return fixedMessage.ReplaceAllStringFunc(src, func(action string) string {
 		key := fixedMessage.FindStringSubmatch(action)[1]
 		text, ok := l.messages[key]
-		if !ok || len(l.holes[key]) > 0 || strings.Contains(text, "{{") || strings.Contains(text, "}}") {
+		if !ok || len(l.holes[key]) > 0 {
 			return action
 		}
-		return html.EscapeString(text)
+		return braces.Replace(html.EscapeString(text))
 	})
 }
+
+// braces escapes what html.EscapeString leaves and the template parser
+// would read.
+var braces = strings.NewReplacer("{", "&#123;", "}", "&#125;")
 
 // funcs are the template functions, bound to l:
 //
