@@ -123,7 +123,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			b.WriteString("The user and sessions commands work on the Redis at REDIS_URL; unknown users and ids exit 1.\n")
 			b.WriteString("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD are read from the environment only, so the password stays out of ps.\n")
 			b.WriteString("DEVICE_COOKIE_KEY (environment only; required with REDIS_URL): base64 or hex of at least 32 random bytes, the same on every replica;\n")
-			b.WriteString("  to rotate it, NEW,OLD: the first key signs, every listed key is accepted.\n\nflags:\n")
+			b.WriteString("  a comma-separated list: the first key signs, every listed key is accepted; rotate with OLD,NEW then NEW,OLD then NEW.\n\nflags:\n")
 			fs.SetOutput(&b)
 			fs.PrintDefaults()
 			return config{}, helpRequested{b.String()}

@@ -14,7 +14,7 @@ func TestServeWarnsAboutTheDemoPassword(t *testing.T) {
 	t.Parallel()
 	const (
 		passwordWarning = "BOOTSTRAP_PASSWORD is the demo default of docker-compose.yml"
-		keyWarning      = "DEVICE_COOKIE_KEY is the demo default of docker-compose.yml"
+		keyWarning      = "DEVICE_COOKIE_KEY is or lists the demo default of docker-compose.yml"
 	)
 	redis := redistest.Start(t)
 	for _, tc := range []struct {
@@ -23,6 +23,8 @@ func TestServeWarnsAboutTheDemoPassword(t *testing.T) {
 	}{
 		{"demo", composeDemoPassword, composeDemoDeviceKey, true, true},
 		{"owner", "a-password-nobody-has-read-anywhere", testDeviceCookieKey, false, false},
+		// Rotating away from the demo key still accepts it: still a warning.
+		{"rotating", "a-password-nobody-has-read-anywhere", testDeviceCookieKey + "," + composeDemoDeviceKey, false, true},
 	} {
 		vars := env{"REDIS_URL": redis.URL(), "BOOTSTRAP_USER": tc.user, "BOOTSTRAP_PASSWORD": tc.password, "DEVICE_COOKIE_KEY": tc.key}
 		s := startServer(t, vars)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"loginsvc/internal/auth"
@@ -60,10 +61,12 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		log.Warn("WARNING: BOOTSTRAP_PASSWORD is the demo default of docker-compose.yml; anyone can log in as the bootstrap user. Set BOOTSTRAP_PASSWORD before exposing the site, and change an existing user with `server user passwd`",
 			"bootstrap_user", cfg.BootstrapUser)
 	}
-	if string(cfg.DeviceCookieKey) == string(decodeKey(composeDemoDeviceKey)) {
+	demoKey := string(decodeKey(composeDemoDeviceKey))
+	if slices.ContainsFunc(append([][]byte{cfg.DeviceCookieKey}, cfg.OldDeviceCookieKeys...), func(k []byte) bool { return string(k) == demoKey }) {
 		// Anyone who has read docker-compose.yml can forge device cookies
-		// and so escape the account lockout.
-		log.Warn("WARNING: DEVICE_COOKIE_KEY is the demo default of docker-compose.yml; anyone can forge device cookies and bypass the account lockout. Set DEVICE_COOKIE_KEY (e.g. `openssl rand -base64 32`) before exposing the site")
+		// and so escape the account lockout, also while the demo key is
+		// only the old one of a rotation.
+		log.Warn("WARNING: DEVICE_COOKIE_KEY is or lists the demo default of docker-compose.yml; anyone can forge device cookies and bypass the account lockout. Set DEVICE_COOKIE_KEY (e.g. `openssl rand -base64 32`) to keys of your own, without the demo one, before exposing the site")
 	}
 	if len(cfg.DeviceCookieKey) == 0 {
 		log.Info("no DEVICE_COOKIE_KEY: device cookies are signed with a random key, valid until this process exits (fine for the embedded single instance)")

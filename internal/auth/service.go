@@ -44,8 +44,9 @@ type Config struct {
 	DeviceKey []byte
 	// OldDeviceKeys are keys DEVICE_COOKIE_KEY named after the current one:
 	// cookies they signed are still accepted, new ones are signed with
-	// DeviceKey alone. A rotation: put the new key first, keep the old one
-	// behind it for up to DeviceCookieLifetime, then drop it.
+	// DeviceKey alone. A rolling rotation: OLD,NEW on every replica (the
+	// new key accepted before anyone signs with it), then NEW,OLD, then,
+	// after DeviceCookieLifetime, NEW.
 	OldDeviceKeys [][]byte
 }
 
