@@ -171,8 +171,8 @@ func (a *App) logoutPage(w http.ResponseWriter, r *http.Request) {
 
 // logout serves POST /logout/: it ends the session in Redis (every session
 // the request's cookies name, in case one was planted), so the old cookie
-// is worthless on every replica, clears the cookie, and redirects to
-// /logout/done. It leaves the browser's other cookies alone: the device
+// is worthless on every replica, clears the cookie, sets the "You have
+// been logged out" flash and redirects to /. It leaves the browser's other cookies alone: the device
 // cookie is what keeps this browser able to log in while someone keeps the
 // account locked, and the owner logging out must not lose it. (So no
 // Clear-Site-Data "cookies": it would drop the device cookie and the
@@ -187,14 +187,15 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	if user != "" {
 		a.log.Info("logout", "user", user, "request_id", requestID(ctx))
 	}
-	http.Redirect(w, r, "/logout/done", http.StatusSeeOther)
+	a.setFlash(w, newFlash("logged_out", 0))
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// loggedOut serves GET /logout/done, where POST /logout/ sends the
-// browser: it sets the "You have been logged out" flash and redirects to
-// /. The flash is set only for a browser without a session cookie (logout
-// cleared it), so a link to this page from elsewhere cannot tell a
-// logged-in user they were logged out.
+// loggedOut serves GET /logout/done, where logout used to send the
+// browser (while it dropped every cookie, the flash had to be set by a
+// second hop): bookmarks and histories still hold it. It sets the flash
+// only for a browser without a session cookie, so a link to this page
+// from elsewhere cannot tell a logged-in user they were logged out.
 func (a *App) loggedOut(w http.ResponseWriter, r *http.Request) {
 	if a.sessions.Token(r) == "" {
 		a.setFlash(w, newFlash("logged_out", 0))
