@@ -3,7 +3,9 @@ package web
 import (
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +209,57 @@ func TestAPILoginsAreObserved(t *testing.T) {
 	_, logins, _, _ := obs.snapshot()
 	if want := []string{LoginSuccess, LoginInvalid, LoginThrottled}; !slices.Equal(logins, want) {
 		t.Errorf("logins observed: got %q, want %q", logins, want)
+	}
+}
+
+// A script that keeps the device token of its last API login keeps logging
+// in while an attacker keeps the account locked, as the owner's browser
+// does with its device cookie; without one, or with another user's, the
+// lockout holds.
+func TestAPIDeviceTokenLetsTheScriptPastAnAccountLockout(t *testing.T) {
+	t.Parallel()
+	const perUser, window = 10, 15 * time.Minute
+	ta := newTestApp(t, redistest.Start(t), withLimits(auth.Limits{PerUser: perUser, PerIP: 50, Window: window}),
+		withTrustedProxies(netip.MustParsePrefix("127.0.0.1/32")))
+	ta.addUser(t, bobName, bobPassword)
+	login := func(t *testing.T, user, password, device string) page {
+		t.Helper()
+		b, _ := json.Marshal(apiLoginRequest{Username: user, Password: password, Device: device})
+		return ta.send(t, jsonPost("/api/login", string(b)))
+	}
+	var first apiLoginResponse // yesterday's run of the script
+	if p := login(t, aliceName, alicePassword, ""); p.status != http.StatusOK || json.Unmarshal([]byte(p.body), &first) != nil || first.Device == "" {
+		t.Fatalf("POST /api/login: got %d %s, want 200 with a device token", p.status, p.body)
+	}
+	if d := time.Until(first.DeviceExpiresAt); d < auth.DeviceCookieLifetime-time.Minute || d > auth.DeviceCookieLifetime {
+		t.Errorf("device_expires_at in %v, want %v", d, auth.DeviceCookieLifetime)
+	}
+	if strings.Contains(first.Device, first.Token) || strings.Contains(first.Device, aliceName) {
+		t.Errorf("device token %q holds the session token or the user name", first.Device)
+	}
+
+	for i := range perUser {
+		for _, user := range []string{aliceName, bobName} {
+			if p := ta.send(t, loginFrom(user, "198.51.100."+strconv.Itoa(i+1))); p.status != http.StatusBadRequest {
+				t.Fatalf("attacker's failure %d for %s: got status %d, want 400", i+1, user, p.status)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name, user, password, device string
+		status                       int
+	}{
+		{"alice without a device token", aliceName, alicePassword, "", http.StatusTooManyRequests},
+		{"alice with a forged device token", aliceName, alicePassword, "v1.AAAAAAAAAAAAAAAAAAAAAA.9999999999.x", http.StatusTooManyRequests},
+		{"bob with alice's device token", bobName, bobPassword, first.Device, http.StatusTooManyRequests},
+		{"alice with her device token", aliceName, alicePassword, first.Device, http.StatusOK},
+	} {
+		p := login(t, tc.user, tc.password, tc.device)
+		if p.status != tc.status {
+			t.Errorf("%s: got %d %s, want %d", tc.name, p.status, p.body, tc.status)
+		}
+		if tc.status == http.StatusTooManyRequests {
+			wantJSONError(t, tc.name, p, codeThrottled)
+		}
 	}
 }

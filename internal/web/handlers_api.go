@@ -100,18 +100,28 @@ func machine(next http.Handler) http.Handler {
 type apiLoginRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
+	// Device is the device token an earlier login returned, if the
+	// script kept it: the API's device cookie.
+	Device string `json:"device,omitempty"`
 }
 
 type apiLoginResponse struct {
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expires_at"`
 	SessionID string    `json:"session_id"`
+	// Device is a fresh device token for this user, to send with the next
+	// login, and DeviceExpiresAt when it stops counting.
+	Device          string    `json:"device"`
+	DeviceExpiresAt time.Time `json:"device_expires_at"`
 }
 
 // apiLogin serves POST /api/login: JSON {"username", "password"}, checked
 // by the same auth.Service Login as the form (same throttle, same argon2id
 // cost, one error for every refusal). It starts an API session and
-// returns its token, absolute deadline and public id.
+// returns its token, absolute deadline and public id, and a device token:
+// a script that sends it back with its next login ("device") is counted
+// as a known client, by that token's own budget rather than the account
+// lockout, as a browser with its device cookie is.
 func (a *App) apiLogin(w http.ResponseWriter, r *http.Request) {
 	var req apiLoginRequest
 	dec := json.NewDecoder(r.Body)
@@ -126,11 +136,20 @@ func (a *App) apiLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	ip := a.clientIP(r)
-	who, err := a.auth.Login(ctx, req.Username, req.Password, ip)
+	attempt := auth.Attempt{Username: req.Username, Password: req.Password, IP: ip}
+	if req.Device != "" {
+		attempt.DeviceCookies = []string{req.Device}
+	}
+	who, err := a.auth.LoginAttempt(ctx, attempt)
 	var (
-		token string
-		rec   session.Record
+		token, device string
+		deviceExpires time.Time
+		rec           session.Record
 	)
+	if err == nil {
+		// Before the session, so that failing here leaves none behind.
+		device, deviceExpires, err = a.auth.DeviceCookie(who.Name)
+	}
 	if err == nil {
 		token, rec, err = a.sessions.StartAPI(ctx, session.Login{User: who.Name, Stamp: who.Stamp, IP: ip.String(), UserAgent: r.UserAgent()})
 		if errors.Is(err, session.ErrLoginRaced) {
@@ -158,7 +177,7 @@ func (a *App) apiLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	a.cfg.Observer.Login(LoginSuccess)
 	a.log.Info("api login", "user", who.Name, "session", rec.ID, "request_id", requestID(ctx), "client", ip.String())
-	writeJSON(w, http.StatusOK, apiLoginResponse{Token: token, ExpiresAt: rec.EndsAt.UTC(), SessionID: rec.ID})
+	writeJSON(w, http.StatusOK, apiLoginResponse{Token: token, ExpiresAt: rec.EndsAt.UTC(), SessionID: rec.ID, Device: device, DeviceExpiresAt: deviceExpires.UTC()})
 }
 
 type whoamiResponse struct {
