@@ -309,17 +309,22 @@ func TestSecureCookieAndHSTS(t *testing.T) {
 				}
 				// A login also sets the device cookie, with the same flags
 				// and prefix rules (checked here, its value in
-				// TestLoginSetsADeviceCookie).
-				if s.name == "POST /login/" {
+				// TestLoginSetsADeviceCookie); a logout, the "logged out"
+				// flash.
+				second := map[string]string{
+					"POST /login/":  strings.TrimSuffix(ta.settings.cookieName, testCookieName) + "device",
+					"POST /logout/": flashCookie,
+				}[s.name]
+				if second != "" {
 					if len(lines) != 2 {
-						t.Fatalf("%s: got Set-Cookie %q, want the session and the device cookie", s.name, lines)
+						t.Fatalf("%s: got Set-Cookie %q, want the session cookie and %s", s.name, lines, second)
 					}
 					d, err := http.ParseSetCookie(lines[1])
 					if err != nil {
 						t.Fatalf("%s: got Set-Cookie %q, which does not parse: %v", s.name, lines[1], err)
 					}
-					if want := strings.TrimSuffix(ta.settings.cookieName, testCookieName) + "device"; d.Name != want {
-						t.Errorf("%s: got second cookie %q, want %q", s.name, d.Name, want)
+					if d.Name != second {
+						t.Errorf("%s: got second cookie %q, want %q", s.name, d.Name, second)
 					}
 					checkCookieFlags(t, s.name+" ("+lines[1]+")", d, tc.secure)
 					lines = lines[:1]
