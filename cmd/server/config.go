@@ -124,6 +124,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			b.WriteString("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD are read from the environment only, so the password stays out of ps.\n")
 			b.WriteString("DEVICE_COOKIE_KEY (environment only; required with REDIS_URL): base64 or hex of at least 32 random bytes, the same on every replica;\n")
 			b.WriteString("  a comma-separated list: the first key signs, every listed key is accepted; rotate with OLD,NEW then NEW,OLD then NEW.\n\nflags:\n")
+			// A flag's default is its variable's value: a REDIS_URL
+			// with a password would be printed as it is.
+			if f := fs.Lookup("redis-url"); f != nil {
+				f.DefValue = maskURL(f.DefValue)
+			}
 			fs.SetOutput(&b)
 			fs.PrintDefaults()
 			return config{}, helpRequested{b.String()}

@@ -35,12 +35,20 @@ func TestDefaultAddrIsLoopbackOnlyWithTheEmbeddedRedis(t *testing.T) {
 
 func TestHelpPrintsEveryFlagAndSucceeds(t *testing.T) {
 	var out strings.Builder
-	if err := run(t.Context(), []string{"--help"}, env{}.getenv, strings.NewReader(""), &out); err != nil {
+	// The flags' defaults are the environment's values: a password in
+	// REDIS_URL is masked there as in the start-up line.
+	vars := env{"REDIS_URL": "redis://app:help-must-not-show@redis:6379/0?sentinel_password=nor-this"}
+	if err := run(t.Context(), []string{"--help"}, vars.getenv, strings.NewReader(""), &out); err != nil {
 		t.Fatalf("run --help: got error %v, want nil", err)
 	}
-	for _, want := range []string{"-addr", "-redis-url", "-session-lifetime", "-session-idle-timeout", "-login-window", "SESSION_LIFETIME", "user add", "unlock", "sessions list", "--by-user", "revoke --user NAME"} {
+	for _, want := range []string{"-addr", "-redis-url", "-session-lifetime", "-session-idle-timeout", "-login-window", "SESSION_LIFETIME", "user add", "unlock", "sessions list", "--by-user", "revoke --user NAME", "redis://app:***@redis:6379/0"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help output lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, secret := range []string{"help-must-not-show", "nor-this"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("--help output shows the password %q:\n%s", secret, out.String())
 		}
 	}
 }
