@@ -50,6 +50,15 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 
+	// What is confirmed is the name as stored (NFKC: "Ｅve" is "Eve"), not
+	// as typed; a name the service refuses keeps its own error.
+	shown := ""
+	if len(args) > 0 {
+		shown = args[0]
+		if name, err := auth.NormalizeUsername(args[0]); err == nil {
+			shown = name
+		}
+	}
 	switch cmd {
 	case "list":
 		names, err := svc.ListUsers(ctx)
@@ -67,7 +76,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return err
 		}
-		if _, err := fmt.Fprintf(stdout, "deleted user %q, ended %d session(s)\n", args[0], ended); err != nil {
+		if _, err := fmt.Fprintf(stdout, "deleted user %q, ended %d session(s)\n", shown, ended); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
 		return nil
@@ -75,7 +84,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		if err := svc.Unlock(ctx, args[0]); err != nil {
 			return err
 		}
-		if _, err := fmt.Fprintf(stdout, "unlocked %q: its failed logins are forgotten\n", args[0]); err != nil {
+		if _, err := fmt.Fprintf(stdout, "unlocked %q: its failed logins are forgotten\n", shown); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
 		return nil
@@ -89,7 +98,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		if err := svc.AddUser(ctx, args[0], password); err != nil {
 			return err
 		}
-		if _, err := fmt.Fprintf(stdout, "added user %q\n", args[0]); err != nil {
+		if _, err := fmt.Fprintf(stdout, "added user %q\n", shown); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
 		return nil
@@ -98,7 +107,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintf(stdout, "changed password of %q, ended %d session(s)\n", args[0], ended); err != nil {
+	if _, err := fmt.Fprintf(stdout, "changed password of %q, ended %d session(s)\n", shown, ended); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil

@@ -173,6 +173,16 @@ func TestUserAdd(t *testing.T) {
 	if want := "added user \"alice\"\n"; out != want {
 		t.Errorf("stdout: got %q, want %q", out, want)
 	}
+	// The confirmation names the user as stored, in NFKC form, which is
+	// the name that logs in and that `user list` shows.
+	for typed, stored := range map[string]string{"Ｅve": "Eve", "ﬁle": "file"} {
+		if out := mustUserCmd(t, redis.URL(), password+"\n", "add", typed); out != "added user \""+stored+"\"\n" {
+			t.Errorf("user add %q: stdout got %q, want added user %q", typed, out, stored)
+		}
+		if out := mustUserCmd(t, redis.URL(), "", "unlock", typed); !strings.Contains(out, `"`+stored+`"`) {
+			t.Errorf("user unlock %q: stdout got %q, want it to name %q", typed, out, stored)
+		}
+	}
 
 	out, err := userCmd(t, redis.URL(), "another password\n", "add", "alice")
 	if !errors.Is(err, store.ErrUserExists) {
