@@ -148,9 +148,15 @@ func TestAPIErrorsAreJSON(t *testing.T) {
 		code   string
 	}{
 		{"wrong password", jsonPost("/api/login", aliceJSON("wrong-password-123")), 401, "invalid_credentials"},
-		{"wrong password again", jsonPost("/api/login", aliceJSON("wrong-password-456")), 401, "invalid_credentials"},
+		{"wrong password again, a newline after the JSON", jsonPost("/api/login", aliceJSON("wrong-password-456")+"\n"), 401, "invalid_credentials"},
 		{"unknown user", jsonPost("/api/login", `{"username":"nobody","password":"whatever-it-is"}`), 401, "invalid_credentials"},
 		{"not JSON", jsonPost("/api/login", `username=alice`), 400, "bad_request"},
+		// Refused before the password is checked: neither counts as a
+		// failure toward the lockout below.
+		{"JSON, then more", jsonPost("/api/login", aliceJSON("")+"xyz"), 400, "bad_request"},
+		{"two JSON objects", jsonPost("/api/login", aliceJSON("")+aliceJSON("")), 400, "bad_request"},
+		{"a form's content type", jsonPost("/api/login", aliceJSON("")).with("Content-Type", "application/x-www-form-urlencoded"), 415, "unsupported_media_type"},
+		{"no content type", rawRequest{method: http.MethodPost, path: "/api/login", body: aliceJSON("")}, 415, "unsupported_media_type"},
 		{"too large", jsonPost("/api/login", `{"username":"`+strings.Repeat("a", 8<<10)+`"}`), 413, "too_large"},
 		{"unknown path", getRaw("/api/nothing"), 404, "not_found"},
 		{"unknown auth path", getRaw("/auth/nothing"), 404, "not_found"},

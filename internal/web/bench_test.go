@@ -105,6 +105,7 @@ func (ta *testApp) apiLoginB(b *testing.B) string {
 	b.Helper()
 	req := newRequest(b, http.MethodPost, ta.url("/api/login"), nil)
 	req.Body = io.NopCloser(strings.NewReader(aliceJSON("")))
+	req.Header.Set("Content-Type", "application/json")
 	p := doRequest(b, ta.client, req)
 	var got apiLoginResponse
 	if err := json.Unmarshal([]byte(p.body), &got); err != nil || got.Token == "" {

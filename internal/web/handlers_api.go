@@ -3,6 +3,8 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -27,6 +29,7 @@ const (
 	codeNotFound           = "not_found"
 	codeMethodNotAllowed   = "method_not_allowed"
 	codeTooLarge           = "too_large"
+	codeUnsupportedMedia   = "unsupported_media_type"
 	codeThrottled          = "throttled"
 	codeServerError        = "server_error"
 	codeUnavailable        = "unavailable"
@@ -53,6 +56,8 @@ func errorCode(status int) string {
 		return codeMethodNotAllowed
 	case http.StatusRequestEntityTooLarge:
 		return codeTooLarge
+	case http.StatusUnsupportedMediaType:
+		return codeUnsupportedMedia
 	case http.StatusTooManyRequests:
 		return codeThrottled
 	case http.StatusServiceUnavailable:
@@ -97,6 +102,8 @@ func machine(next http.Handler) http.Handler {
 	return noStore(limitBody(next))
 }
 
+var errTrailingData = errors.New("data after the JSON object")
+
 type apiLoginRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
@@ -123,9 +130,22 @@ type apiLoginResponse struct {
 // as a known client, by that token's own budget rather than the account
 // lockout, as a browser with its device cookie is.
 func (a *App) apiLogin(w http.ResponseWriter, r *http.Request) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		// curl -d without -H sends a form: say so rather than misread it.
+		writeJSONError(w, http.StatusUnsupportedMediaType, codeUnsupportedMedia)
+		return
+	}
 	var req apiLoginRequest
 	dec := json.NewDecoder(r.Body)
-	if err := dec.Decode(&req); err != nil {
+	err := dec.Decode(&req)
+	if err == nil {
+		// One JSON object and nothing after it: "{...}xyz" or two
+		// objects is not a login request.
+		if _, next := dec.Token(); !errors.Is(next, io.EOF) {
+			err = errTrailingData
+		}
+	}
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeJSONError(w, http.StatusRequestEntityTooLarge, codeTooLarge)
