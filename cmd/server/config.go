@@ -461,7 +461,9 @@ func (c config) logAttrs() []any {
 		"instance_id", c.InstanceID, "trusted_proxies", strings.Join(proxies, ","),
 		"shutdown_drain", c.ShutdownDrain.String(),
 		"login_max_failures", c.LoginMaxFailures, "login_max_failures_per_ip", c.LoginMaxFailuresPerIP, "login_window", c.LoginWindow.String(),
-		"max_sessions_per_user", c.MaxSessionsPerUser, "session_cache", onOff(c.SessionCache), "bootstrap_user", c.BootstrapUser,
+		// What is wanted; the "session cache on|off" line after says what
+		// the topology allows.
+		"max_sessions_per_user", c.MaxSessionsPerUser, "session_cache_wanted", onOff(c.SessionCache), "bootstrap_user", c.BootstrapUser,
 		"log_format", c.LogFormat, "metrics_addr", cmp.Or(c.MetricsAddr, "off"),
 		"bootstrap_password", mask(c.BootstrapPassword),
 		"login_max_attempts_per_ip", c.LoginMaxAttemptsPerIP, "device_cookie_key", maskBytes(c.DeviceCookieKey), "old_device_cookie_keys", len(c.OldDeviceCookieKeys),
