@@ -159,11 +159,16 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 
 	app.StartDraining()
-	drain := cfg.ShutdownDrain
-	if embedded {
-		drain = 0 // nothing balances onto a single embedded instance
+	drain, why := cfg.ShutdownDrain, "SHUTDOWN_DRAIN"
+	switch {
+	case embedded:
+		drain, why = 0, "embedded: nothing balances onto a single instance"
+	case !app.WasReady():
+		// Redis never answered: a balancer that checks /readyz has sent
+		// this replica nothing, so there is nothing to drain.
+		drain, why = 0, "never ready"
 	}
-	log.Info("shutting down", "drain", drain.String())
+	log.Info("shutting down", "drain", drain.String(), "why", why)
 	time.Sleep(drain)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

@@ -103,6 +103,26 @@ func TestServeLogsInAndDrainsOnShutdown(t *testing.T) {
 	}
 }
 
+// A replica whose Redis never answered was never ready, so no balancer
+// sent it traffic: SIGTERM stops it at once instead of draining.
+func TestNeverReadyReplicaSkipsTheDrain(t *testing.T) {
+	t.Parallel()
+	vars := bootstrapEnv("redis://" + testkit.FreeAddr(t) + "/0") // nothing listens
+	vars["SHUTDOWN_DRAIN"] = "30s"
+	s := startServer(t, vars)
+	s.waitStatus(t, "/readyz", http.StatusServiceUnavailable)
+	start := time.Now()
+	if err := s.stop(t); err != nil {
+		t.Errorf("run: got %v, want nil", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("stopping a never-ready replica took %v, want far less than its 30s drain", took)
+	}
+	if out := s.out.String(); !strings.Contains(out, `msg="shutting down" drain=0s why="never ready"`) {
+		t.Errorf("log: got no shutting-down line with drain=0s why=\"never ready\":\n%s", out)
+	}
+}
+
 // With no REDIS_URL the service runs on its own: an embedded Redis that
 // redis-cli can inspect, and a demo user whose password is printed once.
 func TestServeWithEmbeddedRedis(t *testing.T) {

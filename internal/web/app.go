@@ -64,6 +64,9 @@ type App struct {
 	// draining is set when shutdown begins: readiness fails at once so the
 	// load balancer stops sending new requests while in-flight ones finish.
 	draining atomic.Bool
+	// wasReady is set the first time /readyz answers 200: a replica that
+	// never did has had no traffic from a balancer to drain.
+	wasReady atomic.Bool
 }
 
 // New returns the web application with the embedded templates. Serve its
@@ -92,3 +95,7 @@ func New(cfg Config, log *slog.Logger, sessions *session.Manager, authSvc *auth.
 
 // StartDraining makes /readyz answer 503 from now on.
 func (a *App) StartDraining() { a.draining.Store(true) }
+
+// WasReady reports whether /readyz has ever answered 200: whether a load
+// balancer that checks it may have sent this replica traffic.
+func (a *App) WasReady() bool { return a.wasReady.Load() }

@@ -273,6 +273,7 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("not ready\n"))
 		return
 	}
+	a.wasReady.Store(true)
 	_, _ = w.Write([]byte("ready\n"))
 }
 
