@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/alexedwards/argon2id"
@@ -54,8 +55,9 @@ type hasher struct {
 	wait  time.Duration
 	// dummy is a hash of a random password, compared against when the user
 	// does not exist so that an unknown name costs the same as a wrong
-	// password.
-	dummy string
+	// password. Made on first use: a command-line tool that checks no
+	// password never pays its 40 MiB and half a second.
+	dummy func() (string, error)
 }
 
 // maxHashConcurrency caps parallel hashes whatever the core count, so a
@@ -71,15 +73,17 @@ func newHasher(concurrency int, wait time.Duration) (*hasher, error) {
 		wait = DefaultHashWait
 	}
 	h := &hasher{slots: make(chan struct{}, concurrency), wait: wait}
-	random := make([]byte, 32)
-	if _, err := rand.Read(random); err != nil {
-		return nil, fmt.Errorf("dummy password: %w", err)
-	}
-	dummy, err := argon2id.CreateHash(base64.RawStdEncoding.EncodeToString(random), HashParams())
-	if err != nil {
-		return nil, fmt.Errorf("dummy hash: %w", err)
-	}
-	h.dummy = dummy
+	h.dummy = sync.OnceValues(func() (string, error) {
+		random := make([]byte, 32)
+		if _, err := rand.Read(random); err != nil {
+			return "", fmt.Errorf("dummy password: %w", err)
+		}
+		dummy, err := argon2id.CreateHash(base64.RawStdEncoding.EncodeToString(random), HashParams())
+		if err != nil {
+			return "", fmt.Errorf("dummy hash: %w", err)
+		}
+		return dummy, nil
+	})
 	return h, nil
 }
 
@@ -140,7 +144,11 @@ func (h *hasher) verify(ctx context.Context, password, hash string) (bool, error
 	defer h.release()
 	known := hash != ""
 	if !known {
-		hash = h.dummy
+		dummy, err := h.dummy()
+		if err != nil {
+			return false, err
+		}
+		hash = dummy
 	}
 	ok, err := argon2id.ComparePasswordAndHash(password, hash)
 	if err != nil {
