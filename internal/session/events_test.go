@@ -44,8 +44,12 @@ func TestEventsReportEachEndWithItsReason(t *testing.T) {
 	m := h.manager(Config{Lifetime: time.Hour, MaxPerUser: 2, Events: ev})
 	stamp := h.addUser(t, "alice")
 
+	// The cap ends the session with the earliest deadline, kept to the
+	// millisecond: logins a millisecond apart, so "oldest" is one session.
 	a, _ := login(t, m, "alice", stamp)
+	time.Sleep(2 * time.Millisecond)
 	_, recB := login(t, m, "alice", stamp)
+	time.Sleep(2 * time.Millisecond)
 	c, _ := login(t, m, "alice", stamp) // the cap ends a
 	if got := ev.get("cap"); got != 1 {
 		t.Errorf("ended by the cap after 3 logins with a cap of 2: got %d, want 1", got)

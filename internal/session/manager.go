@@ -33,6 +33,9 @@ type Config struct {
 	CookieDomain string
 	// Events, if set, is told of sessions started and ended (metrics).
 	Events Events
+	// RequireTwoFactor (REQUIRE_TWO_FACTOR) makes a one-factor session
+	// good only for setting up a second factor (see Check). Default off.
+	RequireTwoFactor bool
 }
 
 func (c Config) withDefaults() Config {
@@ -261,6 +264,9 @@ func (m *Manager) loaded(loaded context.Context) (context.Context, error) {
 	return loaded, nil
 }
 
+// RequireTwoFactor reports whether REQUIRE_TWO_FACTOR is on.
+func (m *Manager) RequireTwoFactor() bool { return m.cfg.RequireTwoFactor }
+
 // touch records this request as the session's last seen time, which
 // also moves its idle deadline (the save it causes sets the key's expiry
 // to now + idle timeout), but at most once per touchEvery: a steady page
@@ -271,6 +277,7 @@ func (m *Manager) touch(ctx context.Context) {
 		return
 	}
 	m.scs.Put(ctx, fieldLastSeenAt, now.Format(time.RFC3339Nano))
+	forget(ctx)
 }
 
 // touchEvery is how stale last seen, and so the idle deadline, may get:

@@ -23,6 +23,13 @@ const (
 	// before API sessions: those, and every login by the form, are
 	// browser sessions.
 	fieldKind = "kind"
+	// fieldAMR is how the user authenticated, as RFC 8176 method names
+	// (a JSON array: ["pwd"], ["pwd","otp"]). Absent in records from
+	// before two-step login: those read as ["pwd"].
+	fieldAMR = "amr"
+	// fieldAuthTime is the last full authentication: the login, or the
+	// last re-authentication. Absent in older records: login_at.
+	fieldAuthTime = "auth_time"
 )
 
 // kindAPI is fieldKind's value for an API session.
@@ -59,6 +66,12 @@ type Record struct {
 	// API marks a session started by POST /api/login: its token is a
 	// bearer token for scripts, never a cookie.
 	API bool
+	// AMR is how the user authenticated (RFC 8176 method names: "pwd",
+	// "otp", "hwk", "swk", "user"), in the order they were proved.
+	AMR []string
+	// AuthTime is the last full authentication: the login, or the last
+	// re-authentication, whichever is later.
+	AuthTime time.Time
 }
 
 // LastSeenEvery is how stale a session's last-seen time may get: it is
@@ -119,8 +132,34 @@ func recordOf(hash string, deadline time.Time, values map[string]any, expires ti
 	if r.ExpiresAt.IsZero() || r.ExpiresAt.After(deadline) {
 		r.ExpiresAt = deadline
 	}
+	r.AMR = amrValue(values[fieldAMR])
+	r.AuthTime, _ = timeValue(values, fieldAuthTime)
+	if r.AuthTime.IsZero() {
+		r.AuthTime = r.CreatedAt
+	}
 	r.Device = d.describe(r.UserAgent)
 	return r
+}
+
+// amrValue reads the stored methods: a JSON array decodes as []any, a
+// value put in this request is still a []string. A record from before
+// two-step login has none, and was a password login.
+func amrValue(v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case []string:
+		out = append(out, v...)
+	case []any:
+		for _, m := range v {
+			if s, ok := m.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return []string{MethodPassword}
+	}
+	return out
 }
 
 func truncate(s string, n int) string {

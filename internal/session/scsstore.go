@@ -44,6 +44,10 @@ type request struct {
 	// bearer marks a request that named its session with a bearer token
 	// (LoadToken): only an API session loads, and no cookie is written.
 	bearer bool
+	// current is the session as Current decoded it, kept so that a
+	// request decodes its record once however often it asks; every verb
+	// that changes the session forgets it.
+	current *Record
 }
 
 // storedSession names one stored session and the user whose index holds
@@ -56,6 +60,15 @@ func (r *request) presentedToken() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.presented
+}
+
+// forget drops the request's decoded record after a change.
+func forget(ctx context.Context) {
+	if r := requestOf(ctx); r != nil {
+		r.mu.Lock()
+		r.current = nil
+		r.mu.Unlock()
+	}
 }
 
 func requestOf(ctx context.Context) *request {

@@ -32,6 +32,9 @@ type Login struct {
 	UserAgent string
 	// Remember makes the cookie outlive the browser session.
 	Remember bool
+	// Methods are how the user authenticated (RFC 8176 names, see
+	// MethodPassword); none means a password.
+	Methods []string
 }
 
 // Start begins a session for l in place of whatever session the request
@@ -64,6 +67,12 @@ func (m *Manager) start(ctx context.Context, l Login, api bool) error {
 	m.scs.Put(ctx, fieldExpiresAt, ends.Format(time.RFC3339Nano))
 	m.scs.Put(ctx, fieldLoginIP, l.IP)
 	m.scs.Put(ctx, fieldUserAgent, truncate(l.UserAgent, maxUserAgentBytes))
+	methods := l.Methods
+	if len(methods) == 0 {
+		methods = []string{MethodPassword}
+	}
+	m.scs.Put(ctx, fieldAMR, slices.Clone(methods))
+	m.scs.Put(ctx, fieldAuthTime, now.Format(time.RFC3339Nano))
 	if api {
 		m.scs.Put(ctx, fieldKind, kindAPI)
 	}
@@ -81,6 +90,7 @@ func (m *Manager) start(ctx context.Context, l Login, api bool) error {
 func (m *Manager) create(ctx context.Context, r *request, owner store.Owner) error {
 	r.mu.Lock()
 	r.owner = &owner
+	r.current = nil
 	r.mu.Unlock()
 	if _, _, err := m.scs.Commit(ctx); err != nil {
 		if errors.Is(err, store.ErrOwnerChanged) {
@@ -112,6 +122,26 @@ func (m *Manager) create(ctx context.Context, r *request, owner store.Owner) err
 // password change, the token that was in use with the old password is
 // worthless.
 func (m *Manager) Renew(ctx context.Context, stamp string) error {
+	return m.renew(ctx, stamp)
+}
+
+// Elevate records a full authentication of the request's session just
+// now, by methods (a re-authentication, or the second factor of a step-up:
+// the caller passes every method the session now stands on), and gives
+// it a new token bound to stamp, the password hash that is current: the
+// token that was in use before is worthless, as after a login. It stays
+// the same session otherwise: same login time, deadlines and place on
+// the sessions page.
+func (m *Manager) Elevate(ctx context.Context, methods []string, stamp string) error {
+	if m.User(ctx) == "" {
+		return errAnonymous
+	}
+	m.scs.Put(ctx, fieldAMR, slices.Clone(methods))
+	m.scs.Put(ctx, fieldAuthTime, time.Now().UTC().Format(time.RFC3339Nano))
+	return m.renew(ctx, stamp)
+}
+
+func (m *Manager) renew(ctx context.Context, stamp string) error {
 	r := requestOf(ctx)
 	if r == nil {
 		return ErrNoRequest
@@ -151,14 +181,24 @@ func (m *Manager) Current(ctx context.Context) (Record, bool) {
 	if r != nil {
 		r.mu.Lock()
 		hash = r.loaded
+		cached := r.current
 		r.mu.Unlock()
+		if cached != nil {
+			return *cached, true
+		}
 	}
 	values := m.values(ctx)
 	expires := time.Time{}
 	if seen, ok := timeValue(values, fieldLastSeenAt); ok && m.cfg.IdleTimeout > 0 {
 		expires = seen.Add(m.cfg.IdleTimeout)
 	}
-	return recordOf(hash, m.scs.Deadline(ctx), values, expires, m.devices), true
+	rec := recordOf(hash, m.scs.Deadline(ctx), values, expires, m.devices)
+	if r != nil {
+		r.mu.Lock()
+		r.current = &rec
+		r.mu.Unlock()
+	}
+	return rec, true
 }
 
 // End logs this request's session out: it is deleted in Redis, so its
@@ -177,6 +217,7 @@ func (m *Manager) End(ctx context.Context) error {
 	if m.User(ctx) != "" {
 		ended = 1
 	}
+	forget(ctx)
 	if err := m.scs.Destroy(ctx); err != nil {
 		return fmt.Errorf("end session: %w", err)
 	}
