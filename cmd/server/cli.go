@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"loginsvc/internal/auth"
+	"loginsvc/internal/backend"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
 )
@@ -42,13 +42,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer op.close()
-	// Only the user commands need the auth service: building it hashes a
-	// dummy password (about 0.4s and 40 MiB), which the sessions commands
-	// are spared.
-	svc, err := auth.NewService(op.rdb, op.sessions, auth.Config{})
-	if err != nil {
-		return err
-	}
+	svc := op.auth
 
 	// What is confirmed is the name as stored (NFKC: "Ｅve" is "Eve"), not
 	// as typed; a name the service refuses keeps its own error.
@@ -119,6 +113,8 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 type operator struct {
 	rdb      *store.Redis
 	sessions *session.Manager
+	auth     *auth.Service
+	backend  *backend.Backend
 }
 
 // cliLifetime turns off the session manager's lifetime clamp in the
@@ -137,15 +133,18 @@ func openOperator(getenv func(string) string, what string) (*operator, error) {
 	if redisURL == "" {
 		return nil, usageError{fmt.Sprintf("invalid REDIS_URL \"\": %s commands need redis://host:port/db (the embedded Redis's address is printed when the server starts)", what)}
 	}
-	rdb, err := store.Open(redisURL, store.Timeouts{Op: 5 * time.Second})
+	be, err := backend.Open(backend.Config{
+		RedisURL: redisURL,
+		Timeouts: store.Timeouts{Op: 5 * time.Second},
+		Sessions: session.Config{Lifetime: cliLifetime},
+	})
 	if err != nil {
 		return nil, badVar("REDIS_URL", "redis://[user:pass@]host:port/db or rediss://...", maskURL(redisURL))
 	}
-	sessions := session.New(rdb.Sessions, session.Config{Lifetime: cliLifetime}, slog.New(slog.DiscardHandler))
-	return &operator{rdb: rdb, sessions: sessions}, nil
+	return &operator{rdb: be.Redis, sessions: be.Sessions, auth: be.Auth, backend: be}, nil
 }
 
-func (o *operator) close() { _ = o.rdb.Close() }
+func (o *operator) close() { _ = o.backend.Close() }
 
 // isHelp reports whether arg asks for the usage text.
 func isHelp(arg string) bool {

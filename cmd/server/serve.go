@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"loginsvc/internal/auth"
+	"loginsvc/internal/backend"
 	"loginsvc/internal/logging"
 	"loginsvc/internal/metrics"
 	"loginsvc/internal/session"
@@ -72,16 +73,34 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		log.Info("no DEVICE_COOKIE_KEY: device cookies are signed with a random key, valid until this process exits (fine for the embedded single instance)")
 	}
 
-	rdb, err := store.Open(redisURL, store.Timeouts{})
+	m := metrics.New(cfg.InstanceID)
+	be, err := backend.Open(backend.Config{
+		RedisURL: redisURL,
+		Sessions: session.Config{
+			Lifetime:     cfg.SessionLifetime,
+			IdleTimeout:  cfg.SessionIdle,
+			CookieName:   cfg.CookieName,
+			CookieSecure: cfg.CookieSecure,
+			MaxPerUser:   cfg.MaxSessionsPerUser,
+			CookieDomain: cfg.CookieDomain,
+			Events:       m,
+		},
+		Auth: auth.Config{
+			Limits:        auth.Limits{PerUser: cfg.LoginMaxFailures, PerIP: cfg.LoginMaxFailuresPerIP, AttemptsPerIP: cfg.LoginMaxAttemptsPerIP, Window: cfg.LoginWindow},
+			DeviceKey:     cfg.DeviceCookieKey,
+			OldDeviceKeys: cfg.OldDeviceCookieKeys,
+		},
+		Log: log,
+	})
 	if err != nil {
-		return fmt.Errorf("redis url: %w", err)
+		return err
 	}
-	defer func() { _ = rdb.Close() }() // at exit: nothing is left to tell
+	defer func() { _ = be.Close() }() // at exit: nothing is left to tell
+	rdb, sessions, authSvc := be.Redis, be.Sessions, be.Auth
 	rdb.SetLogger(log)
 	log.Info("redis topology", "topology", rdb.Topology())
 	startSessionCache(log, rdb, cfg, embedded)
 
-	m := metrics.New(cfg.InstanceID)
 	if err := m.Register(rdb.Instrument()...); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
@@ -95,23 +114,6 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 
-	sessions := session.New(rdb.Sessions, session.Config{
-		Lifetime:     cfg.SessionLifetime,
-		IdleTimeout:  cfg.SessionIdle,
-		CookieName:   cfg.CookieName,
-		CookieSecure: cfg.CookieSecure,
-		MaxPerUser:   cfg.MaxSessionsPerUser,
-		CookieDomain: cfg.CookieDomain,
-		Events:       m,
-	}, log)
-	authSvc, err := auth.NewService(rdb, sessions, auth.Config{
-		Limits:        auth.Limits{PerUser: cfg.LoginMaxFailures, PerIP: cfg.LoginMaxFailuresPerIP, AttemptsPerIP: cfg.LoginMaxAttemptsPerIP, Window: cfg.LoginWindow},
-		DeviceKey:     cfg.DeviceCookieKey,
-		OldDeviceKeys: cfg.OldDeviceCookieKeys,
-	})
-	if err != nil {
-		return err
-	}
 	app, err := web.New(web.Config{
 		InstanceID:     cfg.InstanceID,
 		CookieSecure:   cfg.CookieSecure,

@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"loginsvc/internal/auth"
+	"loginsvc/internal/backend"
 	"loginsvc/internal/redistest"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
@@ -58,6 +59,8 @@ type appSettings struct {
 	sessionCache   bool
 	observer       Observer       // metrics of requests and logins; nil: none
 	events         session.Events // metrics of sessions; nil: none
+	// requireTwoFactor is REQUIRE_TWO_FACTOR.
+	requireTwoFactor bool
 }
 
 type appOption func(*appSettings)
@@ -109,6 +112,11 @@ func withObserver(o Observer, e session.Events) appOption {
 	return func(s *appSettings) { s.observer, s.events = o, e }
 }
 
+// testDeviceKey is DEVICE_COOKIE_KEY of every test replica: replicas of
+// one test accept each other's device cookies and open each other's
+// sealed secrets, as production replicas sharing the variable do.
+var testDeviceKey = []byte("loginsvc-web-test-device-key-32bytes!")
+
 // testApp is one replica of the service, served by httptest on a real Redis.
 type testApp struct {
 	app *App
@@ -142,11 +150,25 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 	logs := &testkit.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
-	rdb, err := store.Open(rs.URL(), store.Timeouts{})
+	be, err := backend.Open(backend.Config{
+		RedisURL: rs.URL(),
+		Sessions: session.Config{
+			Lifetime:         s.lifetime,
+			IdleTimeout:      s.idle,
+			CookieName:       s.cookieName,
+			CookieSecure:     s.cookieSecure,
+			MaxPerUser:       s.maxSessions,
+			Events:           s.events,
+			RequireTwoFactor: s.requireTwoFactor,
+		},
+		Auth: auth.Config{Limits: s.limits, HashConcurrency: s.hashSlots, HashWait: s.hashWait, DeviceKey: testDeviceKey},
+		Log:  log,
+	})
 	if err != nil {
-		t.Fatalf("store.Open(%q): %v", rs.URL(), err)
+		t.Fatalf("backend.Open(%q): %v", rs.URL(), err)
 	}
-	t.Cleanup(func() { _ = rdb.Close() })
+	t.Cleanup(func() { _ = be.Close() })
+	rdb, sessions, authSvc := be.Redis, be.Sessions, be.Auth
 	if s.sessionCache {
 		if err := rdb.StartSessionCache(log); err != nil {
 			t.Fatalf("StartSessionCache: %v", err)
@@ -155,18 +177,6 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 			st := rdb.CacheStats()
 			return st.State == "live", "state " + st.State
 		})
-	}
-	sessions := session.New(rdb.Sessions, session.Config{
-		Lifetime:     s.lifetime,
-		IdleTimeout:  s.idle,
-		CookieName:   s.cookieName,
-		CookieSecure: s.cookieSecure,
-		MaxPerUser:   s.maxSessions,
-		Events:       s.events,
-	}, log)
-	authSvc, err := auth.NewService(rdb, sessions, auth.Config{Limits: s.limits, HashConcurrency: s.hashSlots, HashWait: s.hashWait})
-	if err != nil {
-		t.Fatalf("auth.NewService: %v", err)
 	}
 	app, err := New(Config{
 		InstanceID:     s.instanceID,
