@@ -10,6 +10,11 @@ import "strings"
 //	scs:session:<hash>       session (string: JSON, PXAT = idle or absolute deadline)
 //	user:{<name>}            user record (hash: password, created_at)
 //	user:{<name>}:sessions   the user's sessions (sorted set: <hash> scored by absolute deadline, ms)
+//	user:{<name>}:totp       the user's TOTP factor (hash: secret (sealed), added_at, last_step)
+//	user:{<name>}:totp-pending   a TOTP enrolment not yet confirmed (string: sealed secret, with TTL)
+//	user:{<name>}:recovery   the user's recovery codes (hash: salt, added_at)
+//	user:{<name>}:recovery-codes the unused recovery code hashes (set; written with user:{<name>}:recovery)
+//	login-pending:<hash>     a login waiting for its second step (string: the caller's bytes, with TTL)
 //	user-skeleton:{<skel>}   the name holding one confusable skeleton (string; see skeletons.go)
 //	throttle:user:{<name>}   failed logins for one account (sorted set)
 //	throttle:ip:{<ip>}       failed logins from one client address (sorted set)
@@ -45,6 +50,8 @@ import "strings"
 //	Users.Create, SetPassword, Delete   one key (scripts with one key)
 //	Users.List          SCAN on every primary
 //	Throttle            one key per script call (throttle:user:{n} and throttle:ip:{ip} are never touched together)
+//	Factors             one key per command or script, except SetRecovery and DeleteRecovery: one script on
+//	                    user:{n}:recovery + user:{n}:recovery-codes (one slot); DeleteAll is a DEL per key
 //
 // Deleting a user (package auth) is the record's DEL, then EndOfUser: split,
 // record first, so no new session can be created in between; a failure in
@@ -68,6 +75,12 @@ const (
 
 	throttleIPAttemptsPrefix = "throttle:ip-attempts:"
 	throttleDevicePrefix     = "throttle:device:"
+
+	userTOTPSuffix          = ":totp"
+	userTOTPPendingSuffix   = ":totp-pending"
+	userRecoverySuffix      = ":recovery"
+	userRecoveryCodesSuffix = ":recovery-codes"
+	loginPendingPrefix      = "login-pending:"
 )
 
 // SessionKey is the key of the session whose stored token (already hashed
@@ -85,6 +98,35 @@ func userKey(name string) string { return userPrefix + hashTag(name) }
 
 // UserSessionsKey is the key of one user's session index.
 func UserSessionsKey(name string) string { return userPrefix + hashTag(name) + userSessionsSuffix }
+
+// userTOTPKey is the key of one user's confirmed TOTP factor.
+func userTOTPKey(name string) string { return userPrefix + hashTag(name) + userTOTPSuffix }
+
+// userTOTPPendingKey is the key of one user's TOTP enrolment awaiting
+// its first code.
+func userTOTPPendingKey(name string) string {
+	return userPrefix + hashTag(name) + userTOTPPendingSuffix
+}
+
+// userRecoveryKey is the key of one user's recovery code salt.
+func userRecoveryKey(name string) string { return userPrefix + hashTag(name) + userRecoverySuffix }
+
+// userRecoveryCodesKey is the key of one user's unused recovery code
+// hashes. A set of its own, so consuming one is a single SREM.
+func userRecoveryCodesKey(name string) string {
+	return userPrefix + hashTag(name) + userRecoveryCodesSuffix
+}
+
+// userFactorKeys are every key of one user's second factors, for
+// DeleteAll.
+func userFactorKeys(name string) []string {
+	return []string{userTOTPKey(name), userTOTPPendingKey(name), userRecoveryKey(name), userRecoveryCodesKey(name)}
+}
+
+// loginPendingKey is the key of a login that passed its password step
+// and waits for its second; hash is the caller's hash of the cookie
+// token, never the token, so a Redis reader cannot finish the login.
+func loginPendingKey(hash string) string { return loginPendingPrefix + hash }
 
 // UserSkeletonKey is the key claiming a confusable skeleton for the one
 // user whose name has it. Its tag is the skeleton, not the name: it is in

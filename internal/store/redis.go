@@ -66,6 +66,9 @@ type Redis struct {
 	Users *Users
 	// Throttle counts failed logins.
 	Throttle *Throttle
+	// Factors holds second factors and logins waiting for their second
+	// step.
+	Factors *Factors
 }
 
 // Open checks rawURL (see ParseURL) and returns the stores on a client
@@ -87,6 +90,7 @@ func Open(rawURL string, t Timeouts) (*Redis, error) {
 		Sessions: &SessionStore{client: c, timeouts: t, ack: ackFor(ep.Topology, t), cache: cache},
 		Users:    &Users{client: c, timeouts: t},
 		Throttle: &Throttle{client: c, timeouts: t},
+		Factors:  &Factors{client: c, timeouts: t},
 	}, nil
 }
 

@@ -126,6 +126,102 @@ func TestEveryStoreOperationWorksOnCluster(t *testing.T) {
 			t.Fatalf("Reset: %v", err)
 		}
 	}
+
+	// Second factors: every operation, on users spread over the primaries.
+	for i := range users {
+		name := fmt.Sprintf("user-%02d", i)
+		factorsOnCluster(t, rdb, name, now)
+	}
+	for i, n := range cl.KeysPerPrimary(t, "user:{*}:recovery") {
+		if n == 0 {
+			t.Errorf("primary %s holds no recovery key of %d users: the factor scripts did not meet every primary", cl.Primaries[i].Addr(), users)
+		}
+	}
+	for i := range users {
+		if err := rdb.Factors.DeleteAll(ctx, fmt.Sprintf("user-%02d", i)); err != nil {
+			t.Fatalf("DeleteAll: %v", err)
+		}
+	}
+	if n := sum(cl.KeysPerPrimary(t, "user:{*}:totp*")) + sum(cl.KeysPerPrimary(t, "user:{*}:recovery*")); n != 0 {
+		t.Errorf("after DeleteAll of every user: %d factor keys left", n)
+	}
+	for range 3 {
+		h := newHash()
+		if err := rdb.Factors.PutPending(ctx, h, []byte("login"), time.Minute); err != nil {
+			t.Fatalf("PutPending: %v", err)
+		}
+		if _, ok, err := rdb.Factors.Pending(ctx, h); !ok || err != nil {
+			t.Fatalf("Pending: got %v, %v", ok, err)
+		}
+		if _, ok, err := rdb.Factors.TakePending(ctx, h); !ok || err != nil {
+			t.Fatalf("TakePending: got %v, %v", ok, err)
+		}
+		if err := rdb.Factors.DeletePending(ctx, h); err != nil {
+			t.Fatalf("DeletePending: %v", err)
+		}
+	}
+}
+
+// factorsOnCluster runs every user-scoped Factors operation for name,
+// leaving a TOTP factor, a pending enrolment and recovery codes behind.
+func factorsOnCluster(t *testing.T, rdb *store.Redis, name string, now time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	f := rdb.Factors
+	if err := f.SetTOTP(ctx, name, "v1.AAAAAAAA.x", now, 1); err != nil {
+		t.Fatalf("SetTOTP(%s): %v", name, err)
+	}
+	if err := f.ResealTOTP(ctx, name, "v1.AAAAAAAA.x", "v1.BBBBBBBB.y"); err != nil {
+		t.Fatalf("ResealTOTP(%s): %v", name, err)
+	}
+	if ok, err := f.UseTOTPStep(ctx, name, 2); !ok || err != nil {
+		t.Fatalf("UseTOTPStep(%s): got %v, %v", name, ok, err)
+	}
+	if got, ok, err := f.TOTP(ctx, name); !ok || err != nil || got.Sealed != "v1.BBBBBBBB.y" || got.LastStep != 2 {
+		t.Fatalf("TOTP(%s): got %+v, %v, %v", name, got, ok, err)
+	}
+	if ok, err := f.DeleteTOTP(ctx, name); !ok || err != nil {
+		t.Fatalf("DeleteTOTP(%s): got %v, %v", name, ok, err)
+	}
+	if err := f.SetTOTP(ctx, name, "v1.AAAAAAAA.x", now, 1); err != nil {
+		t.Fatalf("SetTOTP(%s): %v", name, err)
+	}
+	if err := f.SetPendingTOTP(ctx, name, "v1.AAAAAAAA.z", time.Minute); err != nil {
+		t.Fatalf("SetPendingTOTP(%s): %v", name, err)
+	}
+	if _, ok, err := f.PendingTOTP(ctx, name); !ok || err != nil {
+		t.Fatalf("PendingTOTP(%s): got %v, %v", name, ok, err)
+	}
+	if err := f.DeletePendingTOTP(ctx, name); err != nil {
+		t.Fatalf("DeletePendingTOTP(%s): %v", name, err)
+	}
+	if err := f.SetPendingTOTP(ctx, name, "v1.AAAAAAAA.z", time.Minute); err != nil {
+		t.Fatalf("SetPendingTOTP(%s): %v", name, err)
+	}
+	r := store.Recovery{Salt: "c2FsdA==", Hashes: []string{"h1", "h2", "h3"}, AddedAt: now}
+	if err := f.SetRecovery(ctx, name, r); err != nil {
+		t.Fatalf("SetRecovery(%s): %v", name, err)
+	}
+	if n, ok, err := f.UseRecoveryCode(ctx, name, "h2"); n != 2 || !ok || err != nil {
+		t.Fatalf("UseRecoveryCode(%s): got %d, %v, %v; want 2, true", name, n, ok, err)
+	}
+	if got, ok, err := f.Recovery(ctx, name); !ok || err != nil || len(got.Hashes) != 2 {
+		t.Fatalf("Recovery(%s): got %+v, %v, %v", name, got, ok, err)
+	}
+	if ok, err := f.DeleteRecovery(ctx, name); !ok || err != nil {
+		t.Fatalf("DeleteRecovery(%s): got %v, %v", name, ok, err)
+	}
+	if err := f.SetRecovery(ctx, name, r); err != nil {
+		t.Fatalf("SetRecovery(%s): %v", name, err)
+	}
+}
+
+func sum(ns []int) int {
+	total := 0
+	for _, n := range ns {
+		total += n
+	}
+	return total
 }
 
 // On Sentinel, a revocation returns once a replica has it, so a failover
