@@ -425,12 +425,12 @@ func TestUserUnlock(t *testing.T) {
 	ip := netip.MustParseAddr("192.0.2.1")
 	ctx := context.Background()
 	for range 2 {
-		if _, err := svc.Login(ctx, "alice", "wrong password", ip); !errors.Is(err, auth.ErrInvalidCredentials) {
+		if _, err := svc.CheckPassword(ctx, "alice", "wrong password", ip); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Fatalf("wrong password: got %v, want %v", err, auth.ErrInvalidCredentials)
 		}
 	}
 	var throttled *auth.ThrottledError
-	if _, err := svc.Login(ctx, "alice", password, ip); !errors.As(err, &throttled) {
+	if _, err := svc.CheckPassword(ctx, "alice", password, ip); !errors.As(err, &throttled) {
 		t.Fatalf("right password after 2 failures: got %v, want a *auth.ThrottledError", err)
 	}
 
@@ -438,7 +438,7 @@ func TestUserUnlock(t *testing.T) {
 	if want := "unlocked \"alice\": its failed logins are forgotten\n"; out != want {
 		t.Errorf("unlock: got %q, want %q", out, want)
 	}
-	if _, err := svc.Login(ctx, "alice", password, ip); err != nil {
+	if _, err := svc.CheckPassword(ctx, "alice", password, ip); err != nil {
 		t.Errorf("right password after the unlock: got %v, want success", err)
 	}
 

@@ -211,7 +211,7 @@ func TestUserList(t *testing.T) {
 	// records and must not show up as users.
 	rdb := openRedis(t, redis.URL())
 	putSession(t, rdb, "alice")
-	if _, err := authService(t, rdb, auth.Config{}).Login(context.Background(), "bob", "wrong password", netip.MustParseAddr("192.0.2.1")); !errors.Is(err, auth.ErrInvalidCredentials) {
+	if _, err := authService(t, rdb, auth.Config{}).CheckPassword(context.Background(), "bob", "wrong password", netip.MustParseAddr("192.0.2.1")); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Fatalf("failed login to count: got %v, want %v", err, auth.ErrInvalidCredentials)
 	}
 	checkKeys(t, redis.Client(t), map[string]bool{store.UserSessionsKey("alice"): true, store.ThrottleUserKey("bob"): true})

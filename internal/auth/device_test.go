@@ -27,7 +27,7 @@ func (f *fixture) lockOut(t *testing.T, name string) {
 	t.Helper()
 	for i := range f.svc.limits.PerUser {
 		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})
-		if _, err := f.svc.Login(context.Background(), name, "attacker's guess", ip); !errors.Is(err, ErrInvalidCredentials) {
+		if _, err := f.svc.CheckPassword(context.Background(), name, "attacker's guess", ip); !errors.Is(err, ErrInvalidCredentials) {
 			t.Fatalf("attacker's failure %d: got %v, want ErrInvalidCredentials", i+1, err)
 		}
 	}
@@ -108,7 +108,7 @@ func TestDeviceCookieLetsTheOwnerPastAnAccountLockout(t *testing.T) {
 	// that would hand the attacker a fresh budget at each of the owner's
 	// logins.
 	var throttled *ThrottledError
-	if _, err := f.svc.Login(ctx, "alice", "alice's long password", owner); !errors.As(err, &throttled) || throttled.Limit != "user" {
+	if _, err := f.svc.CheckPassword(ctx, "alice", "alice's long password", owner); !errors.As(err, &throttled) || throttled.Limit != "user" {
 		t.Fatalf("after the owner's device login, a login without the cookie: got %v, want still the account lockout", err)
 	}
 }
@@ -138,7 +138,7 @@ func TestDeviceCookiesFailureBudgetLocksThatCookieOnly(t *testing.T) {
 	if who, err := f.svc.LoginAttempt(ctx, Attempt{Username: "alice", Password: "alice's long password", IP: ip, DeviceCookies: []string{owners}}); err != nil || who.Name != "alice" {
 		t.Fatalf("the owner's other device: got (%q, %v), want a login", who.Name, err)
 	}
-	if who, err := f.svc.Login(ctx, "alice", "alice's long password", ip); err != nil || who.Name != "alice" {
+	if who, err := f.svc.CheckPassword(ctx, "alice", "alice's long password", ip); err != nil || who.Name != "alice" {
 		t.Fatalf("a client without a cookie: got (%q, %v), want a login (the account was never locked)", who.Name, err)
 	}
 }
@@ -210,15 +210,15 @@ func TestEveryAttemptCountsAgainstTheAddress(t *testing.T) {
 	f.addUser(t, "alice", "alice's long password")
 	ip := netip.MustParseAddr("192.0.2.7")
 	for i := range 3 {
-		if _, err := f.svc.Login(ctx, "alice", "alice's long password", ip); err != nil {
+		if _, err := f.svc.CheckPassword(ctx, "alice", "alice's long password", ip); err != nil {
 			t.Fatalf("login %d: %v", i+1, err)
 		}
 	}
 	var throttled *ThrottledError
-	if _, err := f.svc.Login(ctx, "alice", "alice's long password", ip); !errors.As(err, &throttled) || throttled.Limit != "ip-attempts" || throttled.RetryAfter <= 0 {
+	if _, err := f.svc.CheckPassword(ctx, "alice", "alice's long password", ip); !errors.As(err, &throttled) || throttled.Limit != "ip-attempts" || throttled.RetryAfter <= 0 {
 		t.Fatalf("4th login from one address: got %v, want a ThrottledError on the ip-attempts limit", err)
 	}
-	if _, err := f.svc.Login(ctx, "alice", "alice's long password", netip.MustParseAddr("192.0.2.8")); err != nil {
+	if _, err := f.svc.CheckPassword(ctx, "alice", "alice's long password", netip.MustParseAddr("192.0.2.8")); err != nil {
 		t.Fatalf("a login from another address: %v", err)
 	}
 }
@@ -238,7 +238,7 @@ func TestFullHashingQueueAnswersBusy(t *testing.T) {
 	t.Cleanup(release)
 
 	start := time.Now()
-	_, err := f.svc.Login(ctx, "alice", "alice's long password", netip.MustParseAddr("192.0.2.7"))
+	_, err := f.svc.CheckPassword(ctx, "alice", "alice's long password", netip.MustParseAddr("192.0.2.7"))
 	if took := time.Since(start); !errors.Is(err, ErrBusy) || took > time.Second {
 		t.Fatalf("login with the queue full: got %v after %v, want ErrBusy after about 50ms", err, took)
 	}
@@ -246,7 +246,7 @@ func TestFullHashingQueueAnswersBusy(t *testing.T) {
 		t.Errorf("failures counted for alice after a busy refusal: got %d, want 0", n)
 	}
 	release()
-	if _, err := f.svc.Login(ctx, "alice", "alice's long password", netip.MustParseAddr("192.0.2.7")); err != nil {
+	if _, err := f.svc.CheckPassword(ctx, "alice", "alice's long password", netip.MustParseAddr("192.0.2.7")); err != nil {
 		t.Fatalf("login once a slot is free: %v", err)
 	}
 }

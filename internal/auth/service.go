@@ -26,6 +26,13 @@ type Service struct {
 	hasher   *hasher
 	devices  deviceSigner
 	limits   Limits
+	factors  *store.Factors
+	// sealer seals second-factor secrets under the device cookie keys
+	// (domain-separated by HKDF): one secret for the operator to keep and
+	// rotate.
+	sealer *Sealer
+	// issuer is what authenticator apps show above the codes.
+	issuer string
 }
 
 // Config tunes a Service.
@@ -48,6 +55,9 @@ type Config struct {
 	// new key accepted before anyone signs with it), then NEW,OLD, then,
 	// after DeviceCookieLifetime, NEW.
 	OldDeviceKeys [][]byte
+	// TOTPIssuer (TOTP_ISSUER) is the name authenticator apps show above
+	// this service's codes. Default DefaultTOTPIssuer.
+	TOTPIssuer string
 }
 
 // NewService returns a Service on the user records and failure counters of
@@ -62,7 +72,18 @@ func NewService(rdb *store.Redis, sessions *session.Manager, cfg Config) (*Servi
 	if err != nil {
 		return nil, fmt.Errorf("new auth service: %w", err)
 	}
-	return &Service{users: rdb.Users, throttle: rdb.Throttle, sessions: sessions, hasher: h, devices: d, limits: cfg.Limits.withDefaults()}, nil
+	sealer, err := NewSealer(append([][]byte{d.key}, d.old...))
+	if err != nil {
+		return nil, fmt.Errorf("new auth service: %w", err)
+	}
+	issuer := cfg.TOTPIssuer
+	if issuer == "" {
+		issuer = DefaultTOTPIssuer
+	}
+	return &Service{
+		users: rdb.Users, throttle: rdb.Throttle, sessions: sessions, hasher: h, devices: d,
+		limits: cfg.Limits.withDefaults(), factors: rdb.Factors, sealer: sealer, issuer: issuer,
+	}, nil
 }
 
 // Identity is who a login proved to be.
@@ -240,6 +261,10 @@ func (s *Service) DeleteUser(ctx context.Context, username string) (int, error) 
 	// After the record: a failure here leaves a claim without a user,
 	// which the next creation of a look-alike treats as free.
 	if err := s.users.ReleaseSkeleton(ctx, name, Skeleton(name)); err != nil {
+		return 0, fmt.Errorf("delete user %q: %w", name, err)
+	}
+	// A user created again under the name must not inherit these.
+	if err := s.factors.DeleteAll(ctx, name); err != nil {
 		return 0, fmt.Errorf("delete user %q: %w", name, err)
 	}
 	return s.sessions.RevokeAll(ctx, name, "")

@@ -87,16 +87,51 @@ type Attempt struct {
 	DeviceCookies []string
 }
 
-// Login checks a login attempt from client address ip, without a device
+// CheckPassword checks a password from client address ip, without a device
 // cookie, under the limits. See LoginAttempt.
-func (s *Service) Login(ctx context.Context, username, password string, ip netip.Addr) (Identity, error) {
+func (s *Service) CheckPassword(ctx context.Context, username, password string, ip netip.Addr) (Identity, error) {
 	return s.LoginAttempt(ctx, Attempt{Username: username, Password: password, IP: ip})
 }
 
-// LoginAttempt checks a login attempt under the limits. It returns the
+// LoginAttempt checks a password under the limits (see admit), for
+// checks that start no session (a password change). It returns the
 // identity, ErrInvalidCredentials, a *ThrottledError, ErrBusy when no
 // hashing slot frees up in time, or an error wrapping store.ErrUnavailable:
-// when Redis cannot count, the login fails closed.
+// when Redis cannot count, the check fails closed.
+func (s *Service) LoginAttempt(ctx context.Context, at Attempt) (Identity, error) {
+	g, err := s.admit(ctx, at.Username, at.IP, at.DeviceCookies)
+	if err != nil {
+		return Identity{}, err
+	}
+	who, err := s.Authenticate(ctx, at.Username, at.Password)
+	if err != nil {
+		if !errors.Is(err, ErrInvalidCredentials) {
+			g.void(ctx) // not the user's failure
+		}
+		return Identity{}, err
+	}
+	if err := g.succeed(ctx); err != nil {
+		return Identity{}, err
+	}
+	return who, nil
+}
+
+// attempt is one attempt admitted under the limits: its failure was
+// counted in advance, and it ends as a failure (nothing more to do),
+// void or a success.
+type attempt struct {
+	s *Service
+	// keys are the counters that took the attempt: the account's or the
+	// device cookie's first (if the name was valid), the address's last.
+	keys []string
+	id   string
+	// named reports whether keys[0] is the account's or device's.
+	named bool
+}
+
+// admit counts an attempt (a password or a second-factor code) for
+// username from ip, carrying device cookies, under the limits, or refuses
+// it with a *ThrottledError, or fails closed when Redis cannot count.
 //
 // Every attempt counts against its address's AttemptsPerIP. Failures
 // count against the address (PerIP) and either the account (PerUser) or,
@@ -104,21 +139,21 @@ func (s *Service) Login(ctx context.Context, username, password string, ip netip
 // cookie alone (PerDevice): an attacker's failures from unknown clients
 // lock the account for unknown clients only, and the owner's browser logs
 // in as long as its own cookie's budget lasts.
-func (s *Service) LoginAttempt(ctx context.Context, at Attempt) (Identity, error) {
+func (s *Service) admit(ctx context.Context, username string, ip netip.Addr, devices []string) (*attempt, error) {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
 
-	block := addressBlock(at.IP)
-	name, nameErr := NormalizeUsername(at.Username)
+	block := addressBlock(ip)
+	name, nameErr := NormalizeUsername(username)
 	// Every attempt is counted, and never given back: it cost a hash
 	// whatever its outcome.
 	wait, err := s.throttle.Reserve(ctx, store.ThrottleIPAttemptsKey(block), id, s.limits.AttemptsPerIP, s.limits.Window)
 	if err != nil {
-		return Identity{}, fmt.Errorf("login: %w", err)
+		return nil, fmt.Errorf("login: %w", err)
 	}
 	if wait > 0 {
-		return Identity{}, &ThrottledError{RetryAfter: wait, Limit: "ip-attempts", User: name}
+		return nil, &ThrottledError{RetryAfter: wait, Limit: "ip-attempts", User: name}
 	}
 
 	// Count per canonical name, so "ａｌｉｃｅ" and "alice" share a
@@ -126,7 +161,7 @@ func (s *Service) LoginAttempt(ctx context.Context, at Attempt) (Identity, error
 	var keys, kinds []string
 	var limits []int
 	if nameErr == nil {
-		if nonce, ok := s.knownDevice(name, at.DeviceCookies); ok {
+		if nonce, ok := s.knownDevice(name, devices); ok {
 			keys, kinds, limits = append(keys, store.ThrottleDeviceKey(nonce)), append(kinds, "device"), append(limits, s.limits.PerDevice)
 		} else {
 			keys, kinds, limits = append(keys, store.ThrottleUserKey(name)), append(kinds, "user"), append(limits, s.limits.PerUser)
@@ -142,30 +177,31 @@ func (s *Service) LoginAttempt(ctx context.Context, at Attempt) (Identity, error
 		// Refused (or Redis failed) part-way: give back what was taken.
 		s.release(ctx, keys[:i], id)
 		if err != nil {
-			return Identity{}, fmt.Errorf("login: %w", err)
+			return nil, fmt.Errorf("login: %w", err)
 		}
-		return Identity{}, &ThrottledError{RetryAfter: wait, Limit: kinds[i], User: name}
+		return nil, &ThrottledError{RetryAfter: wait, Limit: kinds[i], User: name}
 	}
+	return &attempt{s: s, keys: keys, id: id, named: nameErr == nil}, nil
+}
 
-	who, err := s.Authenticate(ctx, at.Username, at.Password)
-	if err != nil {
-		if !errors.Is(err, ErrInvalidCredentials) {
-			s.release(ctx, keys, id) // not the user's failure
+// void gives the attempt back: it was not the user's failure (Redis, a
+// full hashing queue), or not a failure at all (a right password before
+// a second step).
+func (a *attempt) void(ctx context.Context) { a.s.release(ctx, a.keys, a.id) }
+
+// succeed ends a login that succeeded: the failures of what was counted
+// (the account, or this device cookie) are forgiven; a device's success
+// leaves the account's count alone, or each login of the owner would hand
+// an attacker a fresh budget. The address keeps its count minus this
+// attempt, so one good login cannot launder spraying.
+func (a *attempt) succeed(ctx context.Context) error {
+	if a.named {
+		if err := a.s.throttle.Reset(ctx, a.keys[0]); err != nil {
+			return fmt.Errorf("login: %w", err)
 		}
-		return Identity{}, err
 	}
-	// Success: the failures of what was counted (the account, or this
-	// device cookie) are forgiven; a device's success leaves the account's
-	// count alone, or each login of the owner would hand an attacker a
-	// fresh budget. The address keeps its count minus this attempt, so one
-	// good login cannot launder spraying.
-	// (A success means the name was valid, so keys[0] is the account's
-	// or the device's counter.)
-	if err := s.throttle.Reset(ctx, keys[0]); err != nil {
-		return Identity{}, fmt.Errorf("login: %w", err)
-	}
-	s.release(ctx, keys[len(keys)-1:], id)
-	return who, nil
+	a.s.release(ctx, a.keys[len(a.keys)-1:], a.id)
+	return nil
 }
 
 // maxDeviceCookies bounds how many device cookies of one request are

@@ -16,19 +16,19 @@ func TestNewPasswordLiftsTheAccountLockout(t *testing.T) {
 	ip := netip.MustParseAddr("192.0.2.10")
 
 	for i := range f.svc.limits.PerUser {
-		if _, err := f.svc.Login(ctx, "dora", "wrong guess", ip); !errors.Is(err, ErrInvalidCredentials) {
+		if _, err := f.svc.CheckPassword(ctx, "dora", "wrong guess", ip); !errors.Is(err, ErrInvalidCredentials) {
 			t.Fatalf("failure %d: got %v, want ErrInvalidCredentials", i+1, err)
 		}
 	}
 	var throttled *ThrottledError
-	if _, err := f.svc.Login(ctx, "dora", "old password 1", ip); !errors.As(err, &throttled) || throttled.Limit != "user" {
+	if _, err := f.svc.CheckPassword(ctx, "dora", "old password 1", ip); !errors.As(err, &throttled) || throttled.Limit != "user" {
 		t.Fatalf("right password past the limit: got %v, want a ThrottledError on the user limit", err)
 	}
 
 	if _, err := f.svc.SetPassword(ctx, "dora", "new password 2"); err != nil {
 		t.Fatalf("SetPassword: %v", err)
 	}
-	if who, err := f.svc.Login(ctx, "dora", "new password 2", ip); err != nil || who.Name != "dora" {
+	if who, err := f.svc.CheckPassword(ctx, "dora", "new password 2", ip); err != nil || who.Name != "dora" {
 		t.Fatalf("login with the new password: got (%q, %v), want (\"dora\", nil)", who.Name, err)
 	}
 }
