@@ -498,7 +498,9 @@ func browserAccountPages(t *testing.T, c *cluster, b *browserTab) {
 	if before == nil {
 		t.Fatalf("before the password change the browser holds no %s cookie", sessionCookie)
 	}
-	resp = b.navigate(`click the header's "Password" link`, chromedp.Click(chromedp.CSS(`#nav-password`)))
+	resp = b.navigate(`click the header's "Security" link`, chromedp.Click(chromedp.CSS(`#nav-security`)))
+	b.wantDocument("security page", resp, base+"/security/", 200)
+	resp = b.navigate(`click "Change your password"`, chromedp.Click(chromedp.CSS(`#link-change-password`)))
 	b.wantDocument("password page", resp, passwordURL, 200)
 	minChars, ok := b.attr(`#password-rule`, "data-min-chars")
 	if n, err := strconv.Atoi(minChars); !ok || err != nil || n < 12 || len(browserNewPassword) < n {

@@ -51,6 +51,10 @@ type config struct {
 	AuthAllowedHosts      []string      // AUTH_ALLOWED_HOSTS, default none: hosts a login may return to
 	AuthLoginURL          string        // AUTH_LOGIN_URL, default "/login/": where forward auth sends browsers
 	CookieDomain          string        // COOKIE_DOMAIN, default "" (host-only cookie)
+	RequireTwoFactor      bool          // REQUIRE_TWO_FACTOR, default false: every user must set up a second factor
+	ReauthMaxAge          time.Duration // REAUTH_MAX_AGE, default 10m: how recent a full authentication a password or factor change needs
+	AuthTwoFactorHosts    []string      // AUTH_TWO_FACTOR_HOSTS, default none: protected apps that accept only two-factor sessions
+	TOTPIssuer            string        // TOTP_ISSUER, default "loginsvc": the name authenticator apps show
 }
 
 // defaultMetricsAddr is where /metrics listens unless METRICS_ADDR says
@@ -113,6 +117,10 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	sessionCache := fs.String("session-cache", env("SESSION_CACHE", "on"), "on or off: serve recently read sessions from memory while Redis reports their changes (SESSION_CACHE)")
 	logFormat := fs.String("log-format", env("LOG_FORMAT", "text"), "text or json, one line per event (LOG_FORMAT)")
 	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", defaultMetricsAddr), "listen address of /metrics and /debug/pprof/, never the public one; off disables (METRICS_ADDR)")
+	requireTwoFactor := fs.String("require-two-factor", env("REQUIRE_TWO_FACTOR", "false"), "true: every user must set up a second factor before using the service (REQUIRE_TWO_FACTOR)")
+	reauthMaxAge := fs.String("reauth-max-age", env("REAUTH_MAX_AGE", "10m"), "how recent the last full sign-in must be to change a password or a second factor (REAUTH_MAX_AGE)")
+	twoFactorHosts := fs.String("auth-two-factor-hosts", env("AUTH_TWO_FACTOR_HOSTS", ""), "comma-separated protected apps' hosts (host or host:port) whose forward-auth checks accept two-factor sessions only (AUTH_TWO_FACTOR_HOSTS)")
+	totpIssuer := fs.String("totp-issuer", env("TOTP_ISSUER", auth.DefaultTOTPIssuer), "the name authenticator apps show above this service's codes (TOTP_ISSUER)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
@@ -206,6 +214,26 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			return c, badVar("AUTH_ALLOWED_HOSTS", "comma-separated host names or host:port, such as app.example.com,wiki.example.com:8443", *allowedHosts)
 		}
 		c.AuthAllowedHosts = append(c.AuthAllowedHosts, h)
+	}
+	for _, h := range strings.Split(*twoFactorHosts, ",") {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if h == "" {
+			continue
+		}
+		if !validAllowedHost(h) {
+			return c, badVar("AUTH_TWO_FACTOR_HOSTS", "comma-separated host names or host:port, such as admin.example.com,wiki.example.com:8443", *twoFactorHosts)
+		}
+		c.AuthTwoFactorHosts = append(c.AuthTwoFactorHosts, h)
+	}
+	if c.RequireTwoFactor, err = strconv.ParseBool(*requireTwoFactor); err != nil {
+		return c, badVar("REQUIRE_TWO_FACTOR", "true or false", *requireTwoFactor)
+	}
+	if c.ReauthMaxAge, err = time.ParseDuration(*reauthMaxAge); err != nil || c.ReauthMaxAge < time.Second || c.ReauthMaxAge > 24*time.Hour {
+		return c, badVar("REAUTH_MAX_AGE", "a Go duration from 1s to 24h such as 10m", *reauthMaxAge)
+	}
+	c.TOTPIssuer = strings.TrimSpace(*totpIssuer)
+	if c.TOTPIssuer == "" || len(c.TOTPIssuer) > 64 || strings.ContainsAny(c.TOTPIssuer, ":\x00\r\n") {
+		return c, badVar("TOTP_ISSUER", "a short name without ':' such as \"Example Corp\"", *totpIssuer)
 	}
 	c.AuthLoginURL = *loginURL
 	if u, e := url.Parse(c.AuthLoginURL); e != nil || u.User != nil || u.Fragment != "" ||
@@ -468,6 +496,8 @@ func (c config) logAttrs() []any {
 		"bootstrap_password", mask(c.BootstrapPassword),
 		"login_max_attempts_per_ip", c.LoginMaxAttemptsPerIP, "device_cookie_key", maskBytes(c.DeviceCookieKey), "old_device_cookie_keys", len(c.OldDeviceCookieKeys),
 		"auth_allowed_hosts", strings.Join(c.AuthAllowedHosts, ","), "auth_login_url", c.AuthLoginURL, "cookie_domain", c.CookieDomain,
+		"require_two_factor", c.RequireTwoFactor, "reauth_max_age", c.ReauthMaxAge.String(),
+		"auth_two_factor_hosts", strings.Join(c.AuthTwoFactorHosts, ","), "totp_issuer", c.TOTPIssuer,
 	}
 }
 

@@ -89,6 +89,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 			Limits:        auth.Limits{PerUser: cfg.LoginMaxFailures, PerIP: cfg.LoginMaxFailuresPerIP, AttemptsPerIP: cfg.LoginMaxAttemptsPerIP, Window: cfg.LoginWindow},
 			DeviceKey:     cfg.DeviceCookieKey,
 			OldDeviceKeys: cfg.OldDeviceCookieKeys,
+			TOTPIssuer:    cfg.TOTPIssuer,
 		},
 		Log: log,
 	})
@@ -121,6 +122,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		AllowedHosts:   cfg.AuthAllowedHosts,
 		LoginURL:       cfg.AuthLoginURL,
 		Observer:       m,
+		TwoFactorHosts: cfg.AuthTwoFactorHosts,
+		ReauthMaxAge:   cfg.ReauthMaxAge,
 	}, log, sessions, authSvc, rdb)
 	if err != nil {
 		return err

@@ -29,6 +29,15 @@ const (
 	LoginThrottled   = "throttled"
 	LoginUnavailable = "unavailable"
 	LoginError       = "error"
+	// LoginSecondStep is a right password whose second step is due.
+	LoginSecondStep = "second_step"
+)
+
+// Second-step results and methods, the labels of
+// loginsvc_second_steps_total.
+const (
+	SecondStepSuccess = "success"
+	SecondStepFailure = "failure"
 )
 
 // Reasons a session ends, the values of loginsvc_sessions_ended_total's
@@ -50,6 +59,7 @@ type Metrics struct {
 	logins          *prometheus.CounterVec
 	sessionsStarted prometheus.Counter
 	sessionsEnded   *prometheus.CounterVec
+	secondSteps     *prometheus.CounterVec
 }
 
 // New returns the metrics of one replica, named replica in the constant
@@ -71,7 +81,7 @@ func New(replica string) *Metrics {
 		}, []string{"route"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "logins_total",
-			Help: "Login attempts, by result: success, invalid, throttled, unavailable (Redis), error.",
+			Help: "Login attempts, by result: success, invalid, throttled, unavailable (Redis), error, second_step (right password, second step due).",
 		}, []string{"result"}),
 		sessionsStarted: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "sessions_started_total",
@@ -81,6 +91,10 @@ func New(replica string) *Metrics {
 			Namespace: namespace, Name: "sessions_ended_total",
 			Help: "Sessions this replica ended, by reason: logout, revoke (one or all of a user's, password change, delete), expired (found past its deadline), cap (oldest ended by MAX_SESSIONS_PER_USER). Sessions Redis expires unseen are not counted.",
 		}, []string{"reason"}),
+		secondSteps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "second_steps_total",
+			Help: "Second-factor checks (login, step-up, re-authentication, enrolment), by method (totp, recovery; code when a wrong code matched neither) and result (success, failure).",
+		}, []string{"method", "result"}),
 	}
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "replica_info",
@@ -88,11 +102,11 @@ func New(replica string) *Metrics {
 		ConstLabels: prometheus.Labels{"replica": replica},
 	})
 	info.Set(1)
-	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sessionsStarted, m.sessionsEnded, info,
+	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sessionsStarted, m.sessionsEnded, m.secondSteps, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every result and reason is exported from the start, at 0, so that
 	// rate() and increase() see the first one too.
-	for _, r := range []string{LoginSuccess, LoginInvalid, LoginThrottled, LoginUnavailable, LoginError} {
+	for _, r := range []string{LoginSuccess, LoginInvalid, LoginThrottled, LoginUnavailable, LoginError, LoginSecondStep} {
 		m.logins.WithLabelValues(r)
 	}
 	for _, r := range []string{EndLogout, EndRevoke, EndExpired, EndCap} {
@@ -121,6 +135,11 @@ func (m *Metrics) Request(route string, status int, elapsed time.Duration) {
 
 // Login counts one login attempt with its result (LoginSuccess...).
 func (m *Metrics) Login(result string) { m.logins.WithLabelValues(result).Inc() }
+
+// SecondStep counts one second-factor check by method and result.
+func (m *Metrics) SecondStep(method, result string) {
+	m.secondSteps.WithLabelValues(method, result).Inc()
+}
 
 // SessionStarted counts a session started by a login.
 func (m *Metrics) SessionStarted() { m.sessionsStarted.Inc() }

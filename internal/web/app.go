@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"loginsvc/internal/auth"
 	"loginsvc/internal/session"
@@ -36,7 +37,20 @@ type Config struct {
 	LoginURL string
 	// Observer, if set, is told of every request and login (metrics).
 	Observer Observer
+	// TwoFactorHosts (AUTH_TWO_FACTOR_HOSTS) are the protected apps'
+	// hosts, in AllowedHosts' grammar, whose forward-auth checks accept
+	// only sessions that stand on two factors. Default none.
+	TwoFactorHosts []string
+	// ReauthMaxAge (REAUTH_MAX_AGE) is how recent the last full
+	// authentication must be before a sensitive action (a password or
+	// factor change). Default DefaultReauthMaxAge.
+	ReauthMaxAge time.Duration
 }
+
+// DefaultReauthMaxAge is REAUTH_MAX_AGE's default: long enough to change
+// a password and set up an app after a login, short enough that a
+// borrowed, unlocked computer is not enough to change them later.
+const DefaultReauthMaxAge = 10 * time.Minute
 
 // Pinger reports whether the session backend answers; it backs /readyz.
 type Pinger interface {
@@ -57,6 +71,8 @@ type App struct {
 	static fs.FS
 	// returnHosts are the hosts a login may send the browser back to.
 	returnHosts returnHosts
+	// twoFactorHosts are the apps that need two factors (TwoFactorHosts).
+	twoFactorHosts returnHosts
 	// buffers hold pages while they are rendered and until their session
 	// is saved.
 	buffers bufferPool
@@ -86,11 +102,14 @@ func New(cfg Config, log *slog.Logger, sessions *session.Manager, authSvc *auth.
 	if cfg.Observer == nil {
 		cfg.Observer = noObserver{}
 	}
+	if cfg.ReauthMaxAge <= 0 {
+		cfg.ReauthMaxAge = DefaultReauthMaxAge
+	}
 	hosts := newReturnHosts(cfg.AllowedHosts...)
 	if u, err := url.Parse(cfg.LoginURL); err == nil && u.Host != "" {
 		hosts[strings.ToLower(u.Host)] = true
 	}
-	return &App{cfg: cfg, log: log, sessions: sessions, auth: authSvc, backend: backend, templates: t, static: static, returnHosts: hosts}, nil
+	return &App{cfg: cfg, log: log, sessions: sessions, auth: authSvc, backend: backend, templates: t, static: static, returnHosts: hosts, twoFactorHosts: newReturnHosts(cfg.TwoFactorHosts...)}, nil
 }
 
 // StartDraining makes /readyz answer 503 from now on.

@@ -39,6 +39,9 @@ var flashKinds = map[string]flash{
 	"session_not_found": {Message: msg("flash.session_not_found")},
 	"others_revoked":    {Message: pluralMsg("flash.others_revoked"), Counted: true},
 	"password_changed":  {Message: pluralMsg("flash.password_changed"), Counted: true},
+	"login_expired":     {Message: msg("flash.login_expired")},
+	"recovery_used":     {Message: pluralMsg("flash.recovery_used"), Counted: true},
+	"totp_removed":      {Message: pluralMsg("flash.totp_removed"), Counted: true},
 }
 
 // newFlash is the flash kind (with n, for a counted kind). It panics on

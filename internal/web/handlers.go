@@ -6,12 +6,12 @@ import (
 	"io/fs"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"loginsvc/internal/auth"
-	"loginsvc/internal/session"
 )
 
 type indexPage struct {
@@ -65,62 +65,108 @@ func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
 // says which part was wrong.
 var msgInvalidLogin = msg("login.invalid")
 
-// login serves POST /login/. On success it starts a session (a new token,
-// so a token planted before login is worthless) and redirects with 303.
+// login serves POST /login/: the password step (auth.Service.Login). A
+// user without a second factor is logged in (a new session token, so a
+// token planted before login is worthless) and redirected with 303; one
+// with a second factor gets a pending-login cookie and the code page.
 func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	if !a.parseForm(w, r) {
 		return
 	}
 	form := loginForm{Username: r.PostForm.Get("username"), Remember: r.PostForm.Get("remember") == rememberChecked}
 	next := r.PostForm.Get("next")
-
-	ctx := r.Context()
-	who, err := a.auth.LoginAttempt(ctx, auth.Attempt{
-		Username:      form.Username,
-		Password:      r.PostForm.Get("password"),
-		IP:            a.clientIP(r),
-		DeviceCookies: a.deviceCookies(r),
-	})
-	if err == nil {
-		err = a.sessions.Start(ctx, session.Login{
-			User:      who.Name,
-			Stamp:     who.Stamp,
-			IP:        a.clientIP(r).String(),
-			UserAgent: r.UserAgent(),
-			Remember:  form.Remember,
+	res, err := a.auth.Login(r.Context(), a.loginRequest(r, form.Username, r.PostForm.Get("password"), ""))
+	if err != nil {
+		a.refuse(w, r, stepPassword, err, func(status int) {
+			a.render(w, r, status, "login.html", loginPage{Form: form, Error: msgInvalidLogin, Next: next})
 		})
-		if errors.Is(err, session.ErrLoginRaced) {
-			// Deleted or given a new password while this login ran: the
-			// password it proved is no longer the account's.
-			err = auth.ErrInvalidCredentials
-		}
+		return
 	}
+	if res.Pending != "" {
+		a.cfg.Observer.Login(LoginSecondStep)
+		a.log.Info("login: password right, second step due", "user", res.User, "request_id", requestID(r.Context()), "client", a.clientIP(r).String())
+		a.setPendingCookie(w, res.Pending, res.PendingExpires)
+		target := "/login/code/"
+		if n := a.safeReturn(r, next); n != "/" {
+			target += "?next=" + url.QueryEscape(n)
+		}
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return
+	}
+	a.loggedIn(w, r, stepPassword, res, next)
+}
+
+// loginRequest is the auth request of r: the client's address, device
+// cookies and user agent, with what the form sent.
+func (a *App) loginRequest(r *http.Request, username, password, code string) auth.LoginRequest {
+	return auth.LoginRequest{
+		Username: username, Password: password, Code: code,
+		IP: a.clientIP(r), DeviceCookies: a.deviceCookies(r), UserAgent: r.UserAgent(),
+		Remember: r.PostForm.Get("remember") == rememberChecked,
+	}
+}
+
+// loggedIn ends a completed login of a browser: the device cookie, the
+// log line, and the redirect to next (or, under REQUIRE_TWO_FACTOR for a
+// user without a second factor, to the enrolment page first).
+func (a *App) loggedIn(w http.ResponseWriter, r *http.Request, step string, res auth.LoginResult, next string) {
+	a.setDeviceCookie(w, res.Device)
+	a.cfg.Observer.Login(LoginSuccess)
+	if res.SecondMethod != "" {
+		a.cfg.Observer.SecondStep(res.SecondMethod, SecondStepSuccess)
+	}
+	a.log.Info("login", "user", res.User, "step", step, "methods", strings.Join(res.Methods, " "), "second", res.SecondMethod,
+		"request_id", requestID(r.Context()), "client", a.clientIP(r).String())
+	target := a.safeReturn(r, next)
+	if res.MustEnrol {
+		target = "/security/totp/?next=" + url.QueryEscape(target)
+	}
+	if res.SecondMethod == auth.SecondStepRecovery {
+		a.setFlash(w, newFlash("recovery_used", res.RecoveryLeft))
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther) //nolint:gosec // G710: safeReturn keeps only this site's paths and allowed hosts (redirect.go)
+}
+
+// Steps of a login, for the log and metrics.
+const (
+	stepPassword = "password"
+	stepCode     = "code"
+	stepReauth   = "reauth"
+	stepUp       = "step-up"
+	stepEnrol    = "enrol"
+)
+
+// refuse answers a refused login step, once for every step: it logs the
+// refusal, tells the Observer, and either shows the step's page again
+// (show, with 400 for wrong credentials or code, 429 with Retry-After when
+// throttled) or, for anything else, the error page (503 when Redis or the
+// hashing queue is away).
+func (a *App) refuse(w http.ResponseWriter, r *http.Request, step string, err error, show func(status int)) {
+	ctx := r.Context()
 	var throttled *auth.ThrottledError
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		a.cfg.Observer.Login(LoginInvalid)
-		a.log.Info("login failed", "request_id", requestID(r.Context()), "client", a.clientIP(r).String())
-		a.render(w, r, http.StatusBadRequest, "login.html", loginPage{Form: form, Error: msgInvalidLogin, Next: next})
-		return
+		a.log.Info("login failed", "step", step, "request_id", requestID(ctx), "client", a.clientIP(r).String())
+		show(http.StatusBadRequest)
+	case errors.Is(err, auth.ErrInvalidCode):
+		a.cfg.Observer.Login(LoginInvalid)
+		a.cfg.Observer.SecondStep("code", SecondStepFailure)
+		a.log.Info("login failed: wrong code", "step", step, "user", a.currentUser(ctx), "request_id", requestID(ctx), "client", a.clientIP(r).String())
+		show(http.StatusBadRequest)
 	case errors.As(err, &throttled):
 		// Same page and message as a wrong password: the status and
-		// Retry-After tell a well-behaved client to wait, the body tells an
-		// attacker nothing about the account.
-		a.log.Warn("login throttled", "limit", throttled.Limit, "user", throttled.User, "retry_after", throttled.RetryAfter.Round(time.Second).String(),
-			"request_id", requestID(r.Context()), "client", a.clientIP(r).String())
+		// Retry-After tell a well-behaved client to wait, the body tells
+		// an attacker nothing about the account.
+		a.log.Warn("login throttled", "step", step, "limit", throttled.Limit, "user", throttled.User, "retry_after", throttled.RetryAfter.Round(time.Second).String(),
+			"request_id", requestID(ctx), "client", a.clientIP(r).String())
 		a.cfg.Observer.Login(LoginThrottled)
 		setRetryAfter(w, throttled)
-		a.render(w, r, http.StatusTooManyRequests, "login.html", loginPage{Form: form, Error: msgInvalidLogin, Next: next})
-		return
-	case err != nil:
+		show(http.StatusTooManyRequests)
+	default:
 		a.cfg.Observer.Login(loginFailure(err))
 		a.serverError(w, r, err)
-		return
 	}
-	a.setDeviceCookie(w, r, who.Name)
-	a.cfg.Observer.Login(LoginSuccess)
-	a.log.Info("login", "user", who.Name, "request_id", requestID(ctx), "client", a.clientIP(r).String())
-	http.Redirect(w, r, a.safeReturn(r, next), http.StatusSeeOther) //nolint:gosec // G710: safeReturn keeps only this site's paths and allowed hosts (redirect.go)
 }
 
 // deviceCookieBase is the device cookie's name; with COOKIE_SECURE it gets
@@ -146,20 +192,17 @@ func (a *App) deviceCookies(r *http.Request) []string {
 	return vs
 }
 
-// setDeviceCookie gives the browser a fresh device cookie for name after a
-// successful login (see auth.DeviceCookie): later attempts from this
+// setDeviceCookie gives the browser the fresh device cookie of a
+// completed login (see auth.DeviceCookie): later attempts from this
 // browser are limited per cookie, not by the account's lockout. It holds
-// no session data. Failing to issue one costs only that protection, so it
-// is logged and the login goes on.
-func (a *App) setDeviceCookie(w http.ResponseWriter, r *http.Request, name string) {
-	value, expires, err := a.auth.DeviceCookie(name)
-	if err != nil {
-		a.log.Error("device cookie not issued", "user", name, "request_id", requestID(r.Context()), "err", err)
+// no session data.
+func (a *App) setDeviceCookie(w http.ResponseWriter, d auth.DeviceCookie) {
+	if d.Value == "" {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: a.deviceCookieName(), Value: value, Path: "/", Expires: expires,
-		MaxAge: int(time.Until(expires).Seconds()), HttpOnly: true, Secure: a.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
+		Name: a.deviceCookieName(), Value: d.Value, Path: "/", Expires: d.Expires,
+		MaxAge: int(time.Until(d.Expires).Seconds()), HttpOnly: true, Secure: a.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
 	})
 }
 

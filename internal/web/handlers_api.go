@@ -33,6 +33,15 @@ const (
 	codeThrottled          = "throttled"
 	codeServerError        = "server_error"
 	codeUnavailable        = "unavailable"
+	// codeSecondFactorRequired: the password was right (or the session
+	// is valid) but a second factor is due: send "totp" or
+	// "recovery_code" with the login, or step up in a browser.
+	codeSecondFactorRequired = "second_factor_required"
+	// codeInvalidCode: the second factor's code was wrong or used.
+	codeInvalidCode = "invalid_code"
+	// codeEnrolmentRequired: REQUIRE_TWO_FACTOR, and the user has no
+	// second factor yet: set one up in a browser first.
+	codeEnrolmentRequired = "two_factor_enrolment_required"
 )
 
 // machinePath reports whether path is answered in JSON, never with a page:
@@ -110,6 +119,10 @@ type apiLoginRequest struct {
 	// Device is the device token an earlier login returned, if the
 	// script kept it: the API's device cookie.
 	Device string `json:"device,omitempty"`
+	// TOTP is the authenticator app's current code, for a user with a
+	// second factor; RecoveryCode a recovery code in its place.
+	TOTP         string `json:"totp,omitempty"`
+	RecoveryCode string `json:"recovery_code,omitempty"`
 }
 
 type apiLoginResponse struct {
@@ -120,6 +133,8 @@ type apiLoginResponse struct {
 	// login, and DeviceExpiresAt when it stops counting.
 	Device          string    `json:"device"`
 	DeviceExpiresAt time.Time `json:"device_expires_at"`
+	// AMR is how the user authenticated (RFC 8176 names).
+	AMR []string `json:"amr"`
 }
 
 // apiLogin serves POST /api/login: JSON {"username", "password"}, checked
@@ -156,48 +171,49 @@ func (a *App) apiLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	ip := a.clientIP(r)
-	attempt := auth.Attempt{Username: req.Username, Password: req.Password, IP: ip}
+	code := req.TOTP
+	if code == "" {
+		code = req.RecoveryCode
+	}
+	login := auth.LoginRequest{Username: req.Username, Password: req.Password, Code: code, IP: ip, UserAgent: r.UserAgent()}
 	if req.Device != "" {
-		attempt.DeviceCookies = []string{req.Device}
+		login.DeviceCookies = []string{req.Device}
 	}
-	who, err := a.auth.LoginAttempt(ctx, attempt)
-	var (
-		token, device string
-		deviceExpires time.Time
-		rec           session.Record
-	)
-	if err == nil {
-		// Before the session, so that failing here leaves none behind.
-		device, deviceExpires, err = a.auth.DeviceCookie(who.Name)
-	}
-	if err == nil {
-		token, rec, err = a.sessions.StartAPI(ctx, session.Login{User: who.Name, Stamp: who.Stamp, IP: ip.String(), UserAgent: r.UserAgent()})
-		if errors.Is(err, session.ErrLoginRaced) {
-			err = auth.ErrInvalidCredentials
-		}
-	}
-	var throttled *auth.ThrottledError
+	token, rec, res, err := a.auth.LoginAPI(ctx, login)
 	switch {
-	case errors.Is(err, auth.ErrInvalidCredentials):
-		a.cfg.Observer.Login(LoginInvalid)
-		a.log.Info("api login failed", "request_id", requestID(ctx), "client", ip.String())
-		writeJSONError(w, http.StatusUnauthorized, codeInvalidCredentials)
+	case errors.Is(err, auth.ErrSecondFactorRequired):
+		a.cfg.Observer.Login(LoginSecondStep)
+		a.log.Info("api login: second factor required", "request_id", requestID(ctx), "client", ip.String())
+		writeJSONError(w, http.StatusUnauthorized, codeSecondFactorRequired)
 		return
-	case errors.As(err, &throttled):
-		a.log.Warn("login throttled", "limit", throttled.Limit, "user", throttled.User, "retry_after", throttled.RetryAfter.Round(time.Second).String(),
-			"request_id", requestID(ctx), "client", ip.String())
-		a.cfg.Observer.Login(LoginThrottled)
-		setRetryAfter(w, throttled)
-		writeJSONError(w, http.StatusTooManyRequests, codeThrottled)
+	case errors.Is(err, auth.ErrEnrolmentRequired):
+		a.cfg.Observer.Login(LoginInvalid)
+		a.log.Info("api login refused: no second factor set up under REQUIRE_TWO_FACTOR", "request_id", requestID(ctx), "client", ip.String())
+		writeJSONError(w, http.StatusForbidden, codeEnrolmentRequired)
 		return
 	case err != nil:
-		a.cfg.Observer.Login(loginFailure(err))
-		a.serverError(w, r, err)
+		a.refuse(w, r, "api", err, func(status int) {
+			switch {
+			case errors.Is(err, auth.ErrInvalidCode):
+				writeJSONError(w, http.StatusUnauthorized, codeInvalidCode)
+			case status == http.StatusTooManyRequests:
+				writeJSONError(w, status, codeThrottled)
+			default:
+				writeJSONError(w, http.StatusUnauthorized, codeInvalidCredentials)
+			}
+		})
 		return
 	}
 	a.cfg.Observer.Login(LoginSuccess)
-	a.log.Info("api login", "user", who.Name, "session", rec.ID, "request_id", requestID(ctx), "client", ip.String())
-	writeJSON(w, http.StatusOK, apiLoginResponse{Token: token, ExpiresAt: rec.EndsAt.UTC(), SessionID: rec.ID, Device: device, DeviceExpiresAt: deviceExpires.UTC()})
+	if res.SecondMethod != "" {
+		a.cfg.Observer.SecondStep(res.SecondMethod, SecondStepSuccess)
+	}
+	a.log.Info("api login", "user", res.User, "session", rec.ID, "methods", joinMethods(res.Methods), "second", res.SecondMethod,
+		"request_id", requestID(ctx), "client", ip.String())
+	writeJSON(w, http.StatusOK, apiLoginResponse{
+		Token: token, ExpiresAt: rec.EndsAt.UTC(), SessionID: rec.ID, Device: res.Device.Value, DeviceExpiresAt: res.Device.Expires.UTC(),
+		AMR: res.Methods,
+	})
 }
 
 type whoamiResponse struct {
@@ -206,6 +222,10 @@ type whoamiResponse struct {
 	CreatedAt     time.Time `json:"created_at"`
 	ExpiresAt     time.Time `json:"expires_at"`
 	IdleExpiresAt time.Time `json:"idle_expires_at"`
+	// AMR is how the user authenticated (RFC 8176 names) and AuthTime
+	// when last in full.
+	AMR      []string  `json:"amr"`
+	AuthTime time.Time `json:"auth_time"`
 }
 
 // bearerSession loads the API session of r's bearer token and reports
@@ -245,6 +265,7 @@ func (a *App) whoami(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, whoamiResponse{
 		User: cur.User, SessionID: cur.ID, CreatedAt: cur.CreatedAt.UTC(),
 		ExpiresAt: cur.EndsAt.UTC(), IdleExpiresAt: cur.ExpiresAt.UTC(),
+		AMR: cur.AMR, AuthTime: cur.AuthTime.UTC(),
 	})
 }
 

@@ -23,6 +23,10 @@ const (
 	headerRequestUser = "X-Auth-Request-User"
 	headerSessionID   = "X-Auth-Session-Id"
 	headerLoginURL    = "X-Auth-Login-URL"
+	// headerAuthMethods lists how the user authenticated, RFC 8176
+	// names separated by spaces ("pwd otp"), for apps with rules of their
+	// own.
+	headerAuthMethods = "Remote-Auth-Methods"
 )
 
 // verify serves GET /auth/verify, for nginx auth_request: 200 with the
@@ -48,15 +52,17 @@ func (a *App) forwardAuth(w http.ResponseWriter, r *http.Request, redirectBrowse
 		a.serverError(w, r, err)
 		return
 	}
-	cur, ok := a.sessions.Current(ctx)
-	if !ok {
-		login := a.loginURL(r)
-		w.Header().Set(headerLoginURL, login)
-		if redirectBrowsers && strings.Contains(r.Header.Get("Accept"), "text/html") {
-			http.Redirect(w, r, login, http.StatusFound) //nolint:gosec // G710: login is AUTH_LOGIN_URL plus a next= that safeReturn checked (loginURL)
-			return
-		}
-		writeJSONError(w, http.StatusUnauthorized, codeUnauthorized)
+	cur, verdict := a.sessions.Check(ctx, session.Need{TwoFactor: a.twoFactorApp(r)})
+	switch verdict {
+	case session.Allowed:
+	case session.NeedsSecondFactor:
+		// Logged in, but with one factor where the app (or the service's
+		// policy) asks two: the step-up page, which asks for the second
+		// factor alone and returns to the app.
+		a.sendToLogin(w, r, a.stepUpURL(r), codeSecondFactorRequired, redirectBrowsers)
+		return
+	default:
+		a.sendToLogin(w, r, a.loginURL(r), codeUnauthorized, redirectBrowsers)
 		return
 	}
 	if err := a.sessions.Flush(ctx); err != nil {
@@ -67,7 +73,35 @@ func (a *App) forwardAuth(w http.ResponseWriter, r *http.Request, redirectBrowse
 	h.Set(headerRemoteUser, cur.User)
 	h.Set(headerRequestUser, cur.User)
 	h.Set(headerSessionID, cur.ID)
+	h.Set(headerAuthMethods, joinMethods(cur.AMR))
 	w.WriteHeader(http.StatusOK)
+}
+
+// sendToLogin answers a forward-auth check that cannot pass: 401 with
+// the page that can make it pass in X-Auth-Login-URL, or, for a browser
+// on /auth/forward, a 302 to that page.
+func (a *App) sendToLogin(w http.ResponseWriter, r *http.Request, login, code string, redirectBrowsers bool) {
+	w.Header().Set(headerLoginURL, login)
+	if redirectBrowsers && strings.Contains(r.Header.Get("Accept"), "text/html") {
+		http.Redirect(w, r, login, http.StatusFound) //nolint:gosec // G710: login is AUTH_LOGIN_URL plus a next= that safeReturn checked (loginURL)
+		return
+	}
+	writeJSONError(w, http.StatusUnauthorized, code)
+}
+
+// twoFactorApp reports whether the app the proxy asks about is one of
+// AUTH_TWO_FACTOR_HOSTS. When some are configured and the app's host is
+// unknown (X-Forwarded-Host missing, or sent by a peer outside
+// TRUSTED_PROXIES) it fails closed: two factors.
+func (a *App) twoFactorApp(r *http.Request) bool {
+	if len(a.twoFactorHosts) == 0 {
+		return false
+	}
+	u, err := url.Parse(a.originalURL(r))
+	if err != nil || u.Host == "" {
+		return true
+	}
+	return a.twoFactorHosts.allows(u.Scheme, u.Host)
 }
 
 // identify loads the session the request names: by a bearer token of this
@@ -114,6 +148,25 @@ func (a *App) loginURL(r *http.Request) string {
 		sep = "&"
 	}
 	return login + sep + "next=" + url.QueryEscape(target)
+}
+
+// stepUpURL is loginURL for a session that needs its second factor: the
+// step-up page beside the login form.
+func (a *App) stepUpURL(r *http.Request) string {
+	login := a.loginURL(r)
+	base, query, _ := strings.Cut(login, "?")
+	switch {
+	case strings.HasSuffix(base, "/login/"):
+		base += "step-up/"
+	case strings.HasSuffix(base, "/login"):
+		base += "/step-up/"
+	default:
+		base = strings.TrimSuffix(base, "/") + "/login/step-up/"
+	}
+	if query != "" {
+		return base + "?" + query
+	}
+	return base
 }
 
 // originalURL is the URL the proxy asks about, from X-Forwarded-Proto,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"loginsvc/internal/auth"
+	"loginsvc/internal/session"
 	"loginsvc/internal/store"
 )
 
@@ -41,8 +42,12 @@ type Observer interface {
 	// (bounded, unlike the path), its status and how long it took.
 	Request(route string, status int, elapsed time.Duration)
 	// Login is one login attempt's result: LoginSuccess, LoginInvalid,
-	// LoginThrottled, LoginUnavailable or LoginError.
+	// LoginThrottled, LoginUnavailable, LoginError or LoginSecondStep.
 	Login(result string)
+	// SecondStep is one second-factor check: its method ("totp",
+	// "recovery", or "code" when a wrong code matched neither) and
+	// SecondStepSuccess or SecondStepFailure.
+	SecondStep(method, result string)
 }
 
 // Login results, as the Observer hears them.
@@ -52,6 +57,13 @@ const (
 	LoginThrottled   = "throttled"
 	LoginUnavailable = "unavailable" // Redis down or too slow: 503
 	LoginError       = "error"       // anything else: 500
+	LoginSecondStep  = "second_step" // right password, second step due
+)
+
+// Second-step results, as the Observer hears them.
+const (
+	SecondStepSuccess = "success"
+	SecondStepFailure = "failure"
 )
 
 // loginFailure is the result of a login that failed with an error other
@@ -68,6 +80,7 @@ type noObserver struct{}
 
 func (noObserver) Request(string, int, time.Duration) {}
 func (noObserver) Login(string)                       {}
+func (noObserver) SecondStep(string, string)          {}
 
 type requestInfoKey struct{}
 
@@ -236,14 +249,17 @@ func cacheFor(d time.Duration, next http.Handler) http.Handler {
 	})
 }
 
-// requireLogin lets only logged-in users through to the account pages.
-// Anyone else is sent (303) to the login form, which comes back here
-// afterwards: to the page asked for on a GET, to the section's own page
-// (/sessions/, /password/) after a form post, whose data is not kept. It
-// runs inside loadAndSave.
-func (a *App) requireLogin(next http.Handler) http.Handler {
+// require lets through only requests whose session meets need (the one
+// question, session.Manager.Check); it runs inside loadAndSave. Anyone
+// else is sent (303) to the page that can meet it, which comes back here
+// afterwards: the login form, the second factor's step-up (or its
+// enrolment, for a user who has none), or the re-authentication. They come
+// back to the page asked for on a GET, to the section's own page
+// (/sessions/, /security/...) after a form post, whose data is not kept.
+func (a *App) require(need session.Need, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.currentUser(r.Context()) != "" {
+		_, verdict := a.sessions.Check(r.Context(), need)
+		if verdict == session.Allowed {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -252,6 +268,13 @@ func (a *App) requireLogin(next http.Handler) http.Handler {
 			section, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 			back = "/" + section + "/"
 		}
-		http.Redirect(w, r, "/login/?next="+url.QueryEscape(safeNext(back)), http.StatusSeeOther)
+		page := "/login/"
+		switch verdict {
+		case session.NeedsSecondFactor:
+			page = "/login/step-up/"
+		case session.NeedsReauth:
+			page = "/reauth/"
+		}
+		http.Redirect(w, r, page+"?next="+url.QueryEscape(safeNext(back)), http.StatusSeeOther)
 	})
 }

@@ -172,3 +172,17 @@ func validHost(h string) bool {
 	}
 	return len(port) <= 5
 }
+
+// allows reports whether an app at host, reached over scheme, is one of
+// the entries: "host" matches the scheme's default port only, as for
+// return targets; "host:port" that port only.
+func (h returnHosts) allows(scheme, host string) bool {
+	host = strings.ToLower(host)
+	if h[host] {
+		return true
+	}
+	if name, port, found := strings.Cut(host, ":"); found && !strings.HasPrefix(host, "[") {
+		return (port == "443" && scheme == "https" || port == "80" && scheme == "http") && h[name]
+	}
+	return false
+}

@@ -17,7 +17,7 @@ import (
 )
 
 // pageNames are the page templates; each is parsed with layout.html.
-var pageNames = []string{"index.html", "login.html", "logout.html", "error.html", "sessions.html", "password.html"}
+var pageNames = []string{"index.html", "login.html", "logout.html", "error.html", "sessions.html", "password.html", "code.html", "reauth.html", "security.html", "totp.html", "codes.html"}
 
 // Templates holds the parsed pages, once per language: the translate
 // functions are bound to a catalog at parse time.

@@ -139,6 +139,12 @@ func (o *fakeObserver) Login(result string) {
 	o.logins = append(o.logins, result)
 }
 
+func (o *fakeObserver) SecondStep(method, result string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.logins = append(o.logins, "second:"+method+":"+result)
+}
+
 func (o *fakeObserver) SessionStarted() {
 	o.mu.Lock()
 	defer o.mu.Unlock()

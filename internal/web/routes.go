@@ -3,6 +3,8 @@ package web
 import (
 	"net/http"
 	"time"
+
+	"loginsvc/internal/session"
 )
 
 // Handler returns the service's handler: every route, with the middleware
@@ -11,23 +13,50 @@ import (
 // and for pages no-store, body limit and the session load/save; the
 // account pages then require a login.
 func (a *App) Handler() http.Handler {
-	// Account pages: logged-in users only.
+	// What each page asks of the session (session.Check): a login; a
+	// recent full authentication before a sensitive action; and, for the
+	// pages where a second factor is set up, nothing of REQUIRE_TWO_FACTOR.
+	loggedIn := session.Need{}
+	enrolling := session.Need{Enrolling: true}
+	sensitive := session.Need{MaxAge: a.cfg.ReauthMaxAge}
+	enrollingSensitive := session.Need{MaxAge: a.cfg.ReauthMaxAge, Enrolling: true}
+
+	// Account pages: logged-in users only; the password needs a recent
+	// authentication.
 	account := http.NewServeMux()
 	account.HandleFunc("GET /sessions/{$}", a.sessionsPage)
 	account.HandleFunc("POST /sessions/{id}/revoke", a.revokeSession)
 	account.HandleFunc("POST /sessions/revoke-others", a.revokeOtherSessions)
-	account.HandleFunc("GET /password/{$}", a.passwordForm)
-	account.HandleFunc("POST /password/{$}", a.changePassword)
+	account.Handle("GET /password/{$}", a.require(sensitive, http.HandlerFunc(a.passwordForm)))
+	account.Handle("POST /password/{$}", a.require(sensitive, http.HandlerFunc(a.changePassword)))
 	account.HandleFunc("/", a.notFound)
+
+	// The security page and the second factors: setting one up is open to
+	// a session that has none, under REQUIRE_TWO_FACTOR too.
+	security := http.NewServeMux()
+	security.HandleFunc("GET /security/{$}", a.securityPage)
+	security.Handle("GET /security/totp/{$}", a.require(enrollingSensitive, http.HandlerFunc(a.totpForm)))
+	security.Handle("POST /security/totp/{$}", a.require(enrollingSensitive, http.HandlerFunc(a.confirmTOTP)))
+	security.Handle("GET /security/totp/qr.png", a.require(enrollingSensitive, http.HandlerFunc(a.totpQR)))
+	security.Handle("POST /security/totp/remove", a.require(sensitive, http.HandlerFunc(a.removeTOTP)))
+	security.Handle("POST /security/recovery/{$}", a.require(sensitive, http.HandlerFunc(a.regenerateRecovery)))
+	security.HandleFunc("/", a.notFound)
 
 	pages := http.NewServeMux()
 	pages.HandleFunc("GET /{$}", a.index)
 	pages.HandleFunc("GET /login/{$}", a.loginForm)
 	pages.HandleFunc("POST /login/{$}", a.login)
+	pages.HandleFunc("GET /login/code/{$}", a.secondStepForm)
+	pages.HandleFunc("POST /login/code/{$}", a.secondStep)
+	pages.Handle("GET /login/step-up/{$}", a.require(enrolling, http.HandlerFunc(a.stepUpForm)))
+	pages.Handle("POST /login/step-up/{$}", a.require(enrolling, http.HandlerFunc(a.stepUp)))
+	pages.Handle("GET /reauth/{$}", a.require(enrolling, http.HandlerFunc(a.reauthForm)))
+	pages.Handle("POST /reauth/{$}", a.require(enrolling, http.HandlerFunc(a.reauth)))
 	pages.HandleFunc("GET /logout/{$}", a.logoutPage)
 	pages.HandleFunc("POST /logout/{$}", a.logout)
-	pages.Handle("/sessions/", a.requireLogin(noteRoute(account)))
-	pages.Handle("/password/{$}", a.requireLogin(noteRoute(account)))
+	pages.Handle("/sessions/", a.require(loggedIn, noteRoute(account)))
+	pages.Handle("/password/{$}", a.require(loggedIn, noteRoute(account)))
+	pages.Handle("/security/", a.require(enrolling, noteRoute(security)))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
@@ -41,6 +70,8 @@ func (a *App) Handler() http.Handler {
 	mux.Handle("/logout", redirectTo("/logout/"))
 	mux.Handle("/sessions", redirectTo("/sessions/"))
 	mux.Handle("/password", redirectTo("/password/"))
+	mux.Handle("/security", redirectTo("/security/"))
+	mux.Handle("/reauth", redirectTo("/reauth/"))
 	mux.Handle("/account", seeOther("/sessions/"))
 	mux.Handle("/account/{$}", seeOther("/sessions/"))
 	// Cookie-only hops: no session is read.
@@ -60,6 +91,10 @@ func (a *App) Handler() http.Handler {
 	mux.Handle("/logout/{$}", sessionPages)
 	mux.Handle("/sessions/", sessionPages)
 	mux.Handle("/password/{$}", sessionPages)
+	mux.Handle("/security/", sessionPages)
+	mux.Handle("/reauth/{$}", sessionPages)
+	mux.Handle("/login/code/{$}", sessionPages)
+	mux.Handle("/login/step-up/{$}", sessionPages)
 	mux.HandleFunc("/", a.notFound)
 
 	return a.everyResponse(mux)

@@ -273,7 +273,7 @@ func TestIndexShowsAccountLinksAndWhenTheSessionEnds(t *testing.T) {
 			ta.login(t, b, false)
 			loggedIn := time.Now()
 			p := b.get(ta.url("/"))
-			for _, id := range []string{`id="link-sessions"`, `id="link-password"`, `id="nav-sessions"`, `id="nav-password"`, `id="nav-logout"`} {
+			for _, id := range []string{`id="link-sessions"`, `id="link-password"`, `id="nav-sessions"`, `id="nav-security"`, `id="nav-logout"`} {
 				if !strings.Contains(p.body, id) {
 					t.Errorf("GET / logged in: got no element %s; body:\n%s", id, p.body)
 				}

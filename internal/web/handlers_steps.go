@@ -1,0 +1,227 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"loginsvc/internal/auth"
+)
+
+// The steps after a password: the second step of a login (/login/code/),
+// the step-up of a one-factor session to two (/login/step-up/) and the
+// re-authentication before a sensitive action (/reauth/). Each calls the
+// one login owner, auth.Service, and refuses through the one refuse.
+
+// pendingCookieBase names the cookie that holds a pending two-step login:
+// a random token whose hash names the pending state in Redis. It is not a
+// session: pages, the API and forward auth never read it.
+const pendingCookieBase = "login_pending"
+
+func (a *App) pendingCookieName() string {
+	if a.cfg.CookieSecure {
+		return "__Host-" + pendingCookieBase
+	}
+	return pendingCookieBase
+}
+
+func (a *App) setPendingCookie(w http.ResponseWriter, token string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name: a.pendingCookieName(), Value: token, Path: "/", Expires: expires,
+		MaxAge: int(time.Until(expires).Seconds()), HttpOnly: true, Secure: a.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (a *App) clearPendingCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: a.pendingCookieName(), Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: a.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (a *App) pendingToken(r *http.Request) string {
+	if c, err := r.Cookie(a.pendingCookieName()); err == nil && auth.ValidPendingToken(c.Value) {
+		return c.Value
+	}
+	return ""
+}
+
+// codePage is the second step's page (and the step-up's and the
+// re-authentication's, which share its code field).
+type codePage struct {
+	// User is whom the step is for.
+	User string
+	// Error is the catalog key of the form's error, "" for none.
+	Error string
+	// Next is where a success goes.
+	Next string
+	// Recovery shows the recovery-code field instead of the app's code.
+	Recovery bool
+	// Action is the form's path.
+	Action string
+	// Enrolled is false on the step-up page of a user without a second
+	// factor: it offers to set one up instead.
+	Enrolled bool
+	// Password asks for the password too (re-authentication).
+	Password bool
+	// App is the host of the protected app a step-up returns to, for "to
+	// continue to app.example.com"; "" for this site.
+	App string
+}
+
+var (
+	msgInvalidCode    = msg("code.invalid")
+	msgPendingExpired = msg("code.expired")
+	msgReauthInvalid  = msg("reauth.invalid")
+	msgTOTPExpired    = msg("totp.expired")
+)
+
+// secondStepForm serves GET /login/code/: the code field of a login whose
+// password was right. Without a pending login (expired, finished, or a
+// bookmark) it sends the browser to the login form.
+func (a *App) secondStepForm(w http.ResponseWriter, r *http.Request) {
+	next := a.nextOf(r, r.URL.Query().Get("next"))
+	user, err := a.auth.PendingUser(r.Context(), a.pendingToken(r))
+	if errors.Is(err, auth.ErrPendingExpired) {
+		a.clearPendingCookie(w)
+		a.renderNotice(w, r, http.StatusOK, "login.html", loginPage{Next: next}, newFlash("login_expired", 0))
+		return
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.render(w, r, http.StatusOK, "code.html", codePage{User: user, Next: next, Recovery: r.URL.Query().Get("recovery") == "1", Action: "/login/code/", Enrolled: true})
+}
+
+// secondStep serves POST /login/code/ (code, next): it finishes the
+// pending login with an authenticator app's code or a recovery code.
+func (a *App) secondStep(w http.ResponseWriter, r *http.Request) {
+	if !a.parseForm(w, r) {
+		return
+	}
+	next := a.nextOf(r, r.PostForm.Get("next"))
+	recovery := r.PostForm.Get("recovery") == "1"
+	token := a.pendingToken(r)
+	res, err := a.auth.SecondStep(r.Context(), token, a.loginRequest(r, "", "", r.PostForm.Get("code")))
+	if errors.Is(err, auth.ErrPendingExpired) {
+		a.log.Info("second step refused: no pending login", "request_id", requestID(r.Context()), "client", a.clientIP(r).String())
+		a.clearPendingCookie(w)
+		a.renderNotice(w, r, http.StatusBadRequest, "login.html", loginPage{Next: next}, newFlash("login_expired", 0))
+		return
+	}
+	if err != nil {
+		a.refuse(w, r, stepCode, err, func(status int) {
+			user, _ := a.auth.PendingUser(r.Context(), token)
+			a.render(w, r, status, "code.html", codePage{User: user, Error: msgInvalidCode, Next: next, Recovery: recovery, Action: "/login/code/", Enrolled: true})
+		})
+		return
+	}
+	a.clearPendingCookie(w)
+	a.loggedIn(w, r, stepCode, res, next)
+}
+
+// nextOf is a return target a login step may go back to: this site's
+// paths and the allowed hosts (safeReturn), "" for "/".
+func (a *App) nextOf(r *http.Request, next string) string {
+	if n := a.safeReturn(r, next); n != "/" {
+		return n
+	}
+	return ""
+}
+
+// stepUpForm serves GET /login/step-up/: a one-factor session asked for
+// two (an app in AUTH_TWO_FACTOR_HOSTS, or REQUIRE_TWO_FACTOR) gives its
+// second factor, or, without one, is offered to set one up.
+func (a *App) stepUpForm(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	next := a.nextOf(r, r.URL.Query().Get("next"))
+	cur, _ := a.sessions.Current(ctx)
+	if cur.TwoFactor() {
+		http.Redirect(w, r, a.safeReturn(r, next), http.StatusSeeOther) //nolint:gosec // G710: safeReturn (redirect.go)
+		return
+	}
+	enrolled, err := a.auth.HasSecondFactor(ctx, cur.User)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.render(w, r, http.StatusOK, "code.html", codePage{
+		User: cur.User, Next: next, Recovery: r.URL.Query().Get("recovery") == "1", Action: "/login/step-up/",
+		Enrolled: enrolled, App: appHost(r, next),
+	})
+}
+
+// stepUp serves POST /login/step-up/ (code, next).
+func (a *App) stepUp(w http.ResponseWriter, r *http.Request) {
+	if !a.parseForm(w, r) {
+		return
+	}
+	next := a.nextOf(r, r.PostForm.Get("next"))
+	recovery := r.PostForm.Get("recovery") == "1"
+	res, err := a.auth.StepUp(r.Context(), a.loginRequest(r, "", "", r.PostForm.Get("code")))
+	if err != nil {
+		a.refuse(w, r, stepUp, err, func(status int) {
+			a.render(w, r, status, "code.html", codePage{
+				User: a.currentUser(r.Context()), Error: msgInvalidCode, Next: next, Recovery: recovery,
+				Action: "/login/step-up/", Enrolled: true, App: appHost(r, next),
+			})
+		})
+		return
+	}
+	a.elevated(w, r, stepUp, res, next)
+}
+
+// elevated ends a successful step-up or re-authentication: the log line,
+// the metrics and the redirect back.
+func (a *App) elevated(w http.ResponseWriter, r *http.Request, step string, res auth.LoginResult, next string) {
+	if res.SecondMethod != "" {
+		a.cfg.Observer.SecondStep(res.SecondMethod, SecondStepSuccess)
+	}
+	if res.SecondMethod == auth.SecondStepRecovery {
+		a.setFlash(w, newFlash("recovery_used", res.RecoveryLeft))
+	}
+	a.log.Info("authenticated again", "step", step, "user", res.User, "methods", joinMethods(res.Methods), "second", res.SecondMethod,
+		"request_id", requestID(r.Context()), "client", a.clientIP(r).String())
+	http.Redirect(w, r, a.safeReturn(r, next), http.StatusSeeOther) //nolint:gosec // G710: safeReturn (redirect.go)
+}
+
+// reauthForm serves GET /reauth/: the password (and the second factor, if
+// the user has one) again, before a sensitive action; next is that
+// action's page.
+func (a *App) reauthForm(w http.ResponseWriter, r *http.Request) {
+	a.showReauth(w, r, http.StatusOK, "", r.URL.Query().Get("recovery") == "1")
+}
+
+func (a *App) showReauth(w http.ResponseWriter, r *http.Request, status int, errKey string, recovery bool) {
+	ctx := r.Context()
+	cur, _ := a.sessions.Current(ctx)
+	enrolled, err := a.auth.HasSecondFactor(ctx, cur.User)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	next := r.URL.Query().Get("next")
+	if r.Method == http.MethodPost {
+		next = r.PostForm.Get("next")
+	}
+	a.render(w, r, status, "reauth.html", codePage{
+		User: cur.User, Error: errKey, Next: safeNext(next), Recovery: recovery, Action: "/reauth/",
+		Enrolled: enrolled, Password: true,
+	})
+}
+
+// reauth serves POST /reauth/ (password, code, next): a full
+// authentication that renews this session's auth_time and token.
+func (a *App) reauth(w http.ResponseWriter, r *http.Request) {
+	if !a.parseForm(w, r) {
+		return
+	}
+	recovery := r.PostForm.Get("recovery") == "1"
+	res, err := a.auth.Reauthenticate(r.Context(), a.loginRequest(r, "", r.PostForm.Get("password"), r.PostForm.Get("code")))
+	if err != nil {
+		a.refuse(w, r, stepReauth, err, func(status int) { a.showReauth(w, r, status, msgReauthInvalid, recovery) })
+		return
+	}
+	a.elevated(w, r, stepReauth, res, safeNext(r.PostForm.Get("next")))
+}
