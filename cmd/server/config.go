@@ -44,6 +44,7 @@ type config struct {
 	LogFormat             string        // LOG_FORMAT, default "text"; "json" for one JSON object a line
 	MetricsAddr           string        // METRICS_ADDR, default "127.0.0.1:9090"; "" when off
 	MetricsAddrSet        bool          // METRICS_ADDR was given: not being able to listen on it is an error, not a warning
+	Pprof                 bool          // PPROF, default off ("on" or "off"): serve Go's profiles at /debug/pprof/ on METRICS_ADDR
 	BootstrapPassword     string        // BOOTSTRAP_PASSWORD
 	LoginMaxAttemptsPerIP int           // LOGIN_MAX_ATTEMPTS_PER_IP, default 300 attempts (successful ones too) per address per window
 	DeviceCookieKey       []byte        // DEVICE_COOKIE_KEY's first key (environment only): required with REDIS_URL; embedded mode: random
@@ -116,7 +117,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	cookieDomain := fs.String("cookie-domain", env("COOKIE_DOMAIN", ""), "Domain of the session cookie, shared by sibling subdomains; default host-only (COOKIE_DOMAIN)")
 	sessionCache := fs.String("session-cache", env("SESSION_CACHE", "on"), "on or off: serve recently read sessions from memory while Redis reports their changes (SESSION_CACHE)")
 	logFormat := fs.String("log-format", env("LOG_FORMAT", "text"), "text or json, one line per event (LOG_FORMAT)")
-	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", defaultMetricsAddr), "listen address of /metrics and /debug/pprof/, never the public one; off disables (METRICS_ADDR)")
+	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", defaultMetricsAddr), "listen address of /metrics (and /debug/pprof/ with PPROF=on), never the public one; off disables (METRICS_ADDR)")
+	pprof := fs.String("pprof", env("PPROF", "off"), "on or off: serve Go's profiles at /debug/pprof/ on METRICS_ADDR, unauthenticated to whoever reaches it (PPROF)")
 	requireTwoFactor := fs.String("require-two-factor", env("REQUIRE_TWO_FACTOR", "false"), "true: every user must set up a second factor before using the service (REQUIRE_TWO_FACTOR)")
 	reauthMaxAge := fs.String("reauth-max-age", env("REAUTH_MAX_AGE", "10m"), "how recent the last full sign-in must be to change a password or a second factor (REAUTH_MAX_AGE)")
 	twoFactorHosts := fs.String("auth-two-factor-hosts", env("AUTH_TWO_FACTOR_HOSTS", ""), "comma-separated protected apps' hosts (host or host:port) whose forward-auth checks accept two-factor sessions only (AUTH_TWO_FACTOR_HOSTS)")
@@ -317,6 +319,15 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.LogFormat = *logFormat; c.LogFormat != logging.FormatText && c.LogFormat != logging.FormatJSON {
 		return c, badVar("LOG_FORMAT", "text or json", *logFormat)
 	}
+	// Off by default: a CPU profile or trace costs the replica while it
+	// runs, and anyone who reaches METRICS_ADDR could start one.
+	switch *pprof {
+	case "on":
+		c.Pprof = true
+	case "off":
+	default:
+		return c, badVar("PPROF", "on or off", *pprof)
+	}
 	c.MetricsAddrSet = getenv("METRICS_ADDR") != "" || hasFlag(args, "metrics-addr")
 	switch c.MetricsAddr = *metricsAddr; c.MetricsAddr {
 	case "", "off":
@@ -492,7 +503,7 @@ func (c config) logAttrs() []any {
 		// What is wanted; the "session cache on|off" line after says what
 		// the topology allows.
 		"max_sessions_per_user", c.MaxSessionsPerUser, "session_cache_wanted", onOff(c.SessionCache), "bootstrap_user", c.BootstrapUser,
-		"log_format", c.LogFormat, "metrics_addr", cmp.Or(c.MetricsAddr, "off"),
+		"log_format", c.LogFormat, "metrics_addr", cmp.Or(c.MetricsAddr, "off"), "pprof", onOff(c.Pprof),
 		"bootstrap_password", mask(c.BootstrapPassword),
 		"login_max_attempts_per_ip", c.LoginMaxAttemptsPerIP, "device_cookie_key", maskBytes(c.DeviceCookieKey), "old_device_cookie_keys", len(c.OldDeviceCookieKeys),
 		"auth_allowed_hosts", strings.Join(c.AuthAllowedHosts, ","), "auth_login_url", c.AuthLoginURL, "cookie_domain", c.CookieDomain,

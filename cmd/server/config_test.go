@@ -41,7 +41,7 @@ func TestHelpPrintsEveryFlagAndSucceeds(t *testing.T) {
 	if err := run(t.Context(), []string{"--help"}, vars.getenv, strings.NewReader(""), &out); err != nil {
 		t.Fatalf("run --help: got error %v, want nil", err)
 	}
-	for _, want := range []string{"-addr", "-redis-url", "-session-lifetime", "-session-idle-timeout", "-login-window", "SESSION_LIFETIME", "user add", "unlock", "sessions list", "--by-user", "revoke --user NAME", "redis://app:***@redis:6379/0"} {
+	for _, want := range []string{"-addr", "-redis-url", "-session-lifetime", "-session-idle-timeout", "-login-window", "SESSION_LIFETIME", "user add", "unlock", "sessions list", "--by-user", "revoke --user NAME", "redis://app:***@redis:6379/0", "-pprof", "PPROF"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help output lacks %q:\n%s", want, out.String())
 		}
@@ -77,7 +77,11 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"LogFormat", cfg.LogFormat, "text"},
 		{"MetricsAddr", cfg.MetricsAddr, "127.0.0.1:9090"},
 		{"MetricsAddrSet", cfg.MetricsAddrSet, false},
+		{"Pprof", cfg.Pprof, false},
 	})
+	if got := attr(cfg.logAttrs(), "pprof"); got != "off" {
+		t.Errorf("pprof in the start-up line: got %v, want off", got)
+	}
 	if cfg.InstanceID == "" {
 		t.Errorf("InstanceID: got empty, want the host name")
 	}
@@ -114,7 +118,7 @@ func TestParseConfigValues(t *testing.T) {
 				"LOGIN_MAX_FAILURES": "5", "LOGIN_MAX_FAILURES_PER_IP": "20", "LOGIN_WINDOW": "5m",
 				"BOOTSTRAP_USER": "admin", "BOOTSTRAP_PASSWORD": "change-me-now",
 				"LOGIN_MAX_ATTEMPTS_PER_IP": "120", "DEVICE_COOKIE_KEY": testDeviceCookieKey + ", " + hex.EncodeToString([]byte("the-key-before-the-rotation-32by")),
-				"SESSION_CACHE": "off",
+				"SESSION_CACHE": "off", "PPROF": "on",
 			},
 			check: func(t *testing.T, c config) {
 				checkFields(t, []field{
@@ -136,6 +140,7 @@ func TestParseConfigValues(t *testing.T) {
 					{"DeviceCookieKey", string(c.DeviceCookieKey), "test-only-device-cookie-key-32by"},
 					{"OldDeviceCookieKeys", fmt.Sprintf("%q", c.OldDeviceCookieKeys), `["the-key-before-the-rotation-32by"]`},
 					{"SessionCache", c.SessionCache, false},
+					{"Pprof", c.Pprof, true},
 				})
 			},
 		},
@@ -320,6 +325,9 @@ func TestParseConfigRejectsBadVariables(t *testing.T) {
 		{args: []string{"-session-lifetime", "abc"}, naming: "SESSION_LIFETIME"},
 		{vars: env{"SESSION_CACHE": "yes"}, naming: "SESSION_CACHE"},
 		{vars: env{"SESSION_CACHE": "true"}, naming: "SESSION_CACHE"},
+		{vars: env{"PPROF": "true"}, naming: "PPROF"},
+		{vars: env{"PPROF": "1"}, naming: "PPROF"},
+		{args: []string{"-pprof", "yes"}, naming: "PPROF"},
 		{args: []string{"-no-such-flag"}, naming: "-no-such-flag"},
 		{args: []string{"extra"}, naming: `"extra"`},
 	}

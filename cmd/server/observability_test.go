@@ -13,8 +13,35 @@ import (
 	"loginsvc/internal/testkit"
 )
 
-// With METRICS_ADDR and LOG_FORMAT=json: /metrics and the profiles answer
-// on the metrics address and not on the public one, the metrics count a
+// By default (PPROF unset) the metrics listener serves /metrics and no
+// profile: a CPU profile or trace is not for whoever reaches METRICS_ADDR,
+// and the command line (a Redis password given as --redis-url) is never
+// served.
+func TestProfilesAreOffByDefault(t *testing.T) {
+	t.Parallel()
+	metricsAddr := testkit.FreeAddr(t)
+	s := startServer(t, env{"REDIS_URL": redistest.Start(t).URL(), "METRICS_ADDR": metricsAddr})
+	s.waitLog(t, "metrics listening")
+	if !strings.Contains(s.out.String(), "pprof=off") {
+		t.Errorf("start-up line lacks pprof=off:\n%s", s.out.String())
+	}
+	c := testkit.Client(t, nil)
+	if status, _ := get(t, c, "http://"+metricsAddr+"/metrics"); status != http.StatusOK {
+		t.Errorf("GET /metrics on METRICS_ADDR: got %d, want 200", status)
+	}
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/goroutine?debug=1", "/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"} {
+		if status, _ := get(t, c, "http://"+metricsAddr+path); status != http.StatusNotFound {
+			t.Errorf("GET %s on METRICS_ADDR with PPROF unset: got %d, want 404", path, status)
+		}
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatalf("run after cancel: %v", err)
+	}
+}
+
+// With METRICS_ADDR, PPROF=on and LOG_FORMAT=json: /metrics and the
+// profiles (never the command line) answer on the metrics address and not
+// on the public one, the metrics count a
 // login, and the log is JSON lines, one per request, with no password or
 // token, down to the last line before run returns.
 func TestServeMetricsAndJSONLogs(t *testing.T) {
@@ -23,7 +50,7 @@ func TestServeMetricsAndJSONLogs(t *testing.T) {
 	metricsAddr := testkit.FreeAddr(t)
 	s := startServer(t, env{
 		"REDIS_URL": redistest.Start(t).URL(), "LOG_FORMAT": "json", "METRICS_ADDR": metricsAddr,
-		"INSTANCE_ID": "replica-m", "BOOTSTRAP_USER": "alice", "BOOTSTRAP_PASSWORD": password,
+		"INSTANCE_ID": "replica-m", "BOOTSTRAP_USER": "alice", "BOOTSTRAP_PASSWORD": password, "PPROF": "on",
 	})
 	s.waitLog(t, `"msg":"bootstrap user created"`)
 
@@ -70,7 +97,10 @@ func TestServeMetricsAndJSONLogs(t *testing.T) {
 	if status, _ := get(t, c, "http://"+metricsAddr+"/debug/pprof/goroutine?debug=1"); status != http.StatusOK {
 		t.Errorf("GET /debug/pprof/goroutine on METRICS_ADDR: got %d, want 200", status)
 	}
-	for _, path := range []string{"/metrics", "/debug/pprof/"} {
+	if status, _ := get(t, c, "http://"+metricsAddr+"/debug/pprof/cmdline"); status != http.StatusNotFound {
+		t.Errorf("GET /debug/pprof/cmdline on METRICS_ADDR with PPROF=on: got %d, want 404", status)
+	}
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/cmdline"} {
 		if status, _ := get(t, c, s.base+path); status != http.StatusNotFound {
 			t.Errorf("GET %s on the public address: got %d, want 404", path, status)
 		}

@@ -184,8 +184,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	return nil
 }
 
-// serveMetrics serves /metrics and /debug/pprof/ on METRICS_ADDR, a
-// listener of their own, and returns its server (nil when off). The
+// serveMetrics serves /metrics, and /debug/pprof/ with PPROF=on, on
+// METRICS_ADDR, a listener of their own, and returns its server (nil when off). The
 // default address is a convenience: when it is taken (another replica on
 // the host, a local Prometheus on 9090) the service runs without metrics
 // and says so. An address the operator chose must work.
@@ -203,7 +203,7 @@ func serveMetrics(cfg config, m *metrics.Metrics, log *slog.Logger) (*http.Serve
 		return nil, nil
 	}
 	srv := &http.Server{
-		Handler:           m.Handler(),
+		Handler:           m.Handler(cfg.Pprof),
 		ReadHeaderTimeout: 5 * time.Second,
 		// Long enough for a 60-second CPU profile or trace.
 		WriteTimeout: 65 * time.Second,

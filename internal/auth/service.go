@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"time"
@@ -17,6 +18,17 @@ var ErrInvalidCredentials = errors.New("invalid username or password")
 
 // ErrWeakPassword means a new password is too short or too long.
 var ErrWeakPassword = fmt.Errorf("password must be at least %d characters and at most %d bytes", MinPasswordChars, MaxPasswordBytes)
+
+// ErrSamePassword means a password change named the current password as
+// the new one: it would change nothing (and "change P1 to P1", repeated,
+// was how a change could undo an operator's reset).
+var ErrSamePassword = errors.New("new password is the current one")
+
+// ErrPasswordChangedElsewhere means the password changed (the operator's
+// reset, or another change) after ChangePassword checked the current one
+// and before it could write: the other write stands and this change is
+// not made.
+var ErrPasswordChangedElsewhere = errors.New("password changed elsewhere during the change")
 
 // Service decides logins and manages users.
 type Service struct {
@@ -178,15 +190,18 @@ func (s *Service) SetPassword(ctx context.Context, username, password string) (i
 	if err != nil {
 		return 0, err
 	}
-	if _, err := s.setPassword(ctx, name, password); err != nil {
+	// Unconditional: the operator's reset always wins, over whatever a
+	// change in flight checked.
+	if _, err := s.setPassword(ctx, name, password, s.users.SetPassword); err != nil {
 		return 0, err
 	}
 	return s.sessions.RevokeAll(ctx, name, "")
 }
 
-// setPassword checks and stores a new password for name, clears the
-// account's failure count, and returns the new hash.
-func (s *Service) setPassword(ctx context.Context, name, password string) (string, error) {
+// setPassword checks a new password for name, stores its hash with write
+// (the operator's Users.SetPassword, or a change's Users.SetPasswordIf),
+// clears the account's failure count, and returns the new hash.
+func (s *Service) setPassword(ctx context.Context, name, password string, write func(ctx context.Context, name, hash string) error) (string, error) {
 	if err := CheckNewPassword(password); err != nil {
 		return "", err
 	}
@@ -194,7 +209,7 @@ func (s *Service) setPassword(ctx context.Context, name, password string) (strin
 	if err != nil {
 		return "", fmt.Errorf("set password: %w", err)
 	}
-	if err := s.users.SetPassword(ctx, name, hash); err != nil {
+	if err := write(ctx, name, hash); err != nil {
 		return "", fmt.Errorf("set password of %q: %w", name, err)
 	}
 	// A new password is the answer to a locked-out account: the failures
@@ -210,7 +225,11 @@ func (s *Service) setPassword(ctx context.Context, name, password string) (strin
 // request) is checked as a login attempt would be (same throttle, same
 // ErrInvalidCredentials or *ThrottledError; the owner's device cookie
 // keeps an attacker's lockout from blocking the change), then the new one
-// must pass CheckNewPassword. It returns the new identity; the caller
+// must pass CheckNewPassword and differ from the current one
+// (ErrSamePassword). The new hash is written only over the hash the check
+// verified: when the password changed in between (the operator's reset,
+// another change), that write stands and ChangePassword returns
+// ErrPasswordChangedElsewhere. It returns the new identity; the caller
 // ends the user's other sessions and renews this one
 // (session.Manager.Renew).
 func (s *Service) ChangePassword(ctx context.Context, current Attempt, next string) (Identity, error) {
@@ -223,7 +242,27 @@ func (s *Service) ChangePassword(ctx context.Context, current Attempt, next stri
 	if err != nil {
 		return Identity{}, err
 	}
-	hash, err := s.setPassword(ctx, id.Name, next)
+	return s.changeChecked(ctx, id, current.Password, next)
+}
+
+// changeChecked is ChangePassword once id has been proved with the
+// plaintext current: its own step so that a test can run another write
+// between the check and this one.
+func (s *Service) changeChecked(ctx context.Context, id Identity, current, next string) (Identity, error) {
+	// current was just verified, so comparing plaintexts says whether next
+	// is the current password, without another hash.
+	if subtle.ConstantTimeCompare([]byte(current), []byte(next)) == 1 {
+		return Identity{}, ErrSamePassword
+	}
+	// id.Stamp is the hash the check verified: a write since then (the
+	// operator's reset) must not be undone by a check that went stale
+	// during the 30-80 ms of hashing.
+	hash, err := s.setPassword(ctx, id.Name, next, func(ctx context.Context, name, hash string) error {
+		return s.users.SetPasswordIf(ctx, name, id.Stamp, hash)
+	})
+	if errors.Is(err, store.ErrPasswordChanged) {
+		return Identity{}, fmt.Errorf("change password of %q: %w", id.Name, ErrPasswordChangedElsewhere)
+	}
 	if err != nil {
 		return Identity{}, err
 	}

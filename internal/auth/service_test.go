@@ -409,6 +409,93 @@ func TestSetPasswordEndsSessionsAndReplacesThePassword(t *testing.T) {
 	}
 }
 
+// A password change whose check of the current password passed before
+// another write of the password cannot write after it: the other write
+// (the operator's `server user passwd`, or the owner's own change) stands,
+// and the stale change is refused. Before changes were compare-and-set, an
+// attacker holding the password and a session undid the operator's reset.
+func TestChangeCheckedBeforeAnotherWriteIsRefused(t *testing.T) {
+	t.Parallel()
+	const p1, operators, owners, attackers = "alice's password 1", "operator's reset 2", "owner's change 3", "attacker's change 4"
+	ip := netip.MustParseAddr("192.0.2.1")
+	tests := []struct {
+		name    string
+		write   func(ctx context.Context, f *fixture) error
+		current string // alice's password after it all
+	}{
+		{"operator's reset", func(ctx context.Context, f *fixture) error {
+			// Another process, as `server user passwd` is.
+			operator, err := NewService(f.rdb, f.sessions, Config{})
+			if err != nil {
+				return err
+			}
+			_, err = operator.SetPassword(ctx, "alice", operators)
+			return err
+		}, operators},
+		{"owner's change", func(ctx context.Context, f *fixture) error {
+			_, err := f.svc.ChangePassword(ctx, Attempt{Username: "alice", Password: p1, IP: ip}, owners)
+			return err
+		}, owners},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			f := newFixture(t)
+			f.addUser(t, "alice", p1)
+
+			// The attacker's change, interleaved by hand: the check passes,
+			// the other write lands, then the attacker's write is tried.
+			id, err := f.svc.LoginAttempt(ctx, Attempt{Username: "alice", Password: p1, IP: ip})
+			if err != nil {
+				t.Fatalf("check of the current password: %v", err)
+			}
+			if err := tt.write(ctx, f); err != nil {
+				t.Fatalf("the other write: %v", err)
+			}
+			if _, err := f.svc.changeChecked(ctx, id, p1, attackers); !errors.Is(err, ErrPasswordChangedElsewhere) {
+				t.Errorf("change checked before the other write: got %v, want %v", err, ErrPasswordChangedElsewhere)
+			}
+
+			if who, err := f.svc.Authenticate(ctx, "alice", tt.current); err != nil || who.Name != "alice" {
+				t.Errorf("password of the other write: got %q, %v; want alice, nil", who.Name, err)
+			}
+			for _, old := range []string{p1, attackers} {
+				if _, err := f.svc.Authenticate(ctx, "alice", old); !errors.Is(err, ErrInvalidCredentials) {
+					t.Errorf("password %q: got %v, want %v", old, err, ErrInvalidCredentials)
+				}
+			}
+		})
+	}
+}
+
+// A change to the current password is refused, and costs no write.
+func TestChangeToTheSamePasswordIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	const p1 = "alice's password 1"
+	f.addUser(t, "alice", p1)
+	before, err := f.client.HGet(ctx, "user:{alice}", "password").Result()
+	if err != nil {
+		t.Fatalf("HGET user:{alice}: %v", err)
+	}
+
+	_, err = f.svc.ChangePassword(ctx, Attempt{Username: "alice", Password: p1, IP: netip.MustParseAddr("192.0.2.1")}, p1)
+	if !errors.Is(err, ErrSamePassword) {
+		t.Errorf("ChangePassword to the current password: got %v, want %v", err, ErrSamePassword)
+	}
+	if after, _ := f.client.HGet(ctx, "user:{alice}", "password").Result(); after != before {
+		t.Errorf("stored hash after the refused change: got %q, want %q unchanged", after, before)
+	}
+	// A wrong current password is still the answer when it is wrong, so
+	// the refusal tells nothing about the password to a guesser.
+	_, err = f.svc.ChangePassword(ctx, Attempt{Username: "alice", Password: "a wrong guess 1", IP: netip.MustParseAddr("192.0.2.1")}, "a wrong guess 1")
+	if !errors.Is(err, ErrInvalidCredentials) {
+		t.Errorf("ChangePassword from a wrong password to itself: got %v, want %v", err, ErrInvalidCredentials)
+	}
+}
+
 func TestRedisOutageIsNotInvalidCredentials(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -1,7 +1,7 @@
 // Package metrics holds the service's Prometheus metrics and serves them,
-// with net/http/pprof's profiles, on a listener of their own that is never
-// the public one: what is in them (routes, counts, heap profiles) is for
-// operators.
+// with net/http/pprof's profiles when asked (PPROF=on), on a listener of
+// their own that is never the public one: what is in them (routes, counts,
+// heap profiles) is for operators.
 //
 // Everything lives in one Registry owned by a Metrics value; nothing is
 // registered with the client library's process-wide default registerer, so
@@ -151,16 +151,22 @@ func (m *Metrics) SessionsEnded(reason string, n int) {
 	}
 }
 
-// Handler serves GET /metrics (the Prometheus text format) and
-// /debug/pprof/ (CPU, heap, goroutine... profiles, for `go tool pprof`).
-// Serve it on the metrics listener only.
-func (m *Metrics) Handler() http.Handler {
+// Handler serves GET /metrics (the Prometheus text format) and, when
+// profiles is set (PPROF=on), /debug/pprof/ (CPU, heap, goroutine...
+// profiles, for `go tool pprof`). /debug/pprof/cmdline is never served:
+// the command line can hold a Redis password (--redis-url). Serve it on the
+// metrics listener only.
+func (m *Metrics) Handler(profiles bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// Registered even when the profiles are off, so that it stays a 404
+	// rather than falling to pprof.Index should the profiles be on.
+	mux.Handle("/debug/pprof/cmdline", http.NotFoundHandler())
+	if profiles {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }

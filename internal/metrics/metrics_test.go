@@ -30,7 +30,7 @@ func scrape(t *testing.T, h http.Handler, path string) (int, string) {
 func TestMetricsShowWhatWasReported(t *testing.T) {
 	t.Parallel()
 	m := New("replica-1")
-	_, before := scrape(t, m.Handler(), "/metrics")
+	_, before := scrape(t, m.Handler(false), "/metrics")
 	for _, want := range []string{
 		`loginsvc_logins_total{result="throttled"} 0`,
 		`loginsvc_sessions_ended_total{reason="cap"} 0`,
@@ -54,7 +54,7 @@ func TestMetricsShowWhatWasReported(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("WatchCache: %v", err)
 	}
-	status, text := scrape(t, m.Handler(), "/metrics")
+	status, text := scrape(t, m.Handler(false), "/metrics")
 	if status != http.StatusOK {
 		t.Fatalf("GET /metrics: got %d, want 200", status)
 	}
@@ -80,18 +80,34 @@ func TestMetricsShowWhatWasReported(t *testing.T) {
 	}
 }
 
-// The profiles are served beside /metrics (and only there: the public
-// handler is another one).
-func TestHandlerServesPprof(t *testing.T) {
+// The profiles are served beside /metrics only when asked for (and only
+// there: the public handler is another one); the command line, which can
+// hold a Redis password, never is.
+func TestHandlerServesPprofOnlyWhenOn(t *testing.T) {
 	t.Parallel()
 	m := New("r")
-	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline"} {
-		if status, _ := scrape(t, m.Handler(), path); status != http.StatusOK {
-			t.Errorf("GET %s: got %d, want 200", path, status)
+	for _, tc := range []struct {
+		profiles bool
+		path     string
+		want     int
+	}{
+		{true, "/debug/pprof/", http.StatusOK},
+		{true, "/debug/pprof/goroutine?debug=1", http.StatusOK},
+		{true, "/debug/pprof/symbol", http.StatusOK},
+		{true, "/debug/pprof/cmdline", http.StatusNotFound},
+		{false, "/debug/pprof/", http.StatusNotFound},
+		{false, "/debug/pprof/goroutine?debug=1", http.StatusNotFound},
+		{false, "/debug/pprof/profile?seconds=1", http.StatusNotFound},
+		{false, "/debug/pprof/trace?seconds=1", http.StatusNotFound},
+		{false, "/debug/pprof/cmdline", http.StatusNotFound},
+		{false, "/metrics", http.StatusOK},
+		{true, "/", http.StatusNotFound},
+	} {
+		if status, body := scrape(t, m.Handler(tc.profiles), tc.path); status != tc.want {
+			t.Errorf("profiles %v, GET %s: got %d, want %d", tc.profiles, tc.path, status, tc.want)
+		} else if strings.Contains(body, "-test.") {
+			t.Errorf("profiles %v, GET %s: got a body with the command line: %q", tc.profiles, tc.path, body)
 		}
-	}
-	if status, _ := scrape(t, m.Handler(), "/"); status != http.StatusNotFound {
-		t.Errorf("GET /: got %d, want 404", status)
 	}
 }
 
@@ -101,7 +117,7 @@ func TestTwoMetricsInOneProcess(t *testing.T) {
 	t.Parallel()
 	a, b := New("a"), New("b")
 	a.Login(LoginInvalid)
-	if _, text := scrape(t, b.Handler(), "/metrics"); !strings.Contains(text, `loginsvc_logins_total{result="invalid"} 0`) {
+	if _, text := scrape(t, b.Handler(false), "/metrics"); !strings.Contains(text, `loginsvc_logins_total{result="invalid"} 0`) {
 		t.Error("a login counted in one Metrics shows in another")
 	}
 }

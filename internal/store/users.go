@@ -16,6 +16,10 @@ var ErrUserNotFound = errors.New("user not found")
 // ErrUserExists means a record already exists for the name.
 var ErrUserExists = errors.New("user already exists")
 
+// ErrPasswordChanged means SetPasswordIf found another hash than the one
+// it was told to replace: the password changed since the caller read it.
+var ErrPasswordChanged = errors.New("password changed since it was read")
+
 // User is one stored account. The password is an argon2id hash in PHC
 // string form; the plain password is never stored.
 type User struct {
@@ -75,7 +79,9 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'password', ARGV[1])
 return 1`)
 
-// SetPassword replaces a user's password hash, or returns ErrUserNotFound.
+// SetPassword replaces a user's password hash whatever it was, or returns
+// ErrUserNotFound. It is the operator's reset, which always wins; a user's
+// own change goes through SetPasswordIf.
 func (u *Users) SetPassword(ctx context.Context, name, passwordHash string) error {
 	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
 	defer cancel()
@@ -85,6 +91,38 @@ func (u *Users) SetPassword(ctx context.Context, name, passwordHash string) erro
 	}
 	if ok == 0 {
 		return ErrUserNotFound
+	}
+	return nil
+}
+
+// setPasswordIf changes the hash only while it is still the one the caller
+// checked, in one script on the one key, so no write can land between the
+// comparison and the change.
+var setPasswordIf = redis.NewScript(`
+local stored = redis.call('HGET', KEYS[1], 'password')
+if not stored then return 0 end
+if stored ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], 'password', ARGV[2])
+return 1`)
+
+// SetPasswordIf replaces a user's password hash with newHash only if the
+// stored hash is still expectedHash, the one the caller verified; a
+// password check takes tens of milliseconds, and a change whose check went
+// stale meanwhile must not undo the change that made it stale. It returns
+// ErrPasswordChanged when the stored hash differs, ErrUserNotFound when
+// there is no user.
+func (u *Users) SetPasswordIf(ctx context.Context, name, expectedHash, newHash string) error {
+	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	defer cancel()
+	res, err := setPasswordIf.Run(ctx, u.client, []string{userKey(name)}, expectedHash, newHash).Int()
+	if err != nil {
+		return unavailable("set password if unchanged", err)
+	}
+	switch res {
+	case 0:
+		return ErrUserNotFound
+	case -1:
+		return ErrPasswordChanged
 	}
 	return nil
 }

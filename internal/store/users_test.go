@@ -86,6 +86,7 @@ func TestUnknownUser(t *testing.T) {
 	}{
 		{"Get", func() error { _, err := users.Get(ctx, "ghost"); return err }},
 		{"SetPassword", func() error { return users.SetPassword(ctx, "ghost", hashA) }},
+		{"SetPasswordIf", func() error { return users.SetPasswordIf(ctx, "ghost", hashA, hashB) }},
 		{"Delete", func() error { return users.Delete(ctx, "ghost") }},
 	}
 	for _, tt := range tests {
@@ -97,6 +98,39 @@ func TestUnknownUser(t *testing.T) {
 				t.Errorf("key user:{ghost} exists after %s of an unknown user, want none", tt.name)
 			}
 		})
+	}
+}
+
+// A user's own change writes only over the hash its check verified: once
+// another write (the operator's reset) has replaced it, the change is
+// refused and the other write stands.
+func TestSetPasswordIfWritesOnlyOverTheCheckedHash(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	users, _ := newUsers(t)
+	const hashC = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdEM$aGFzaEM"
+	if err := users.Create(ctx, "alice", hashA); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := users.SetPasswordIf(ctx, "alice", hashA, hashB); err != nil {
+		t.Fatalf("SetPasswordIf(A to B) with A stored: got %v, want success", err)
+	}
+	if u, _ := users.Get(ctx, "alice"); u.PasswordHash != hashB {
+		t.Errorf("hash after SetPasswordIf: got %q, want %q", u.PasswordHash, hashB)
+	}
+	// A second change that had also checked A is now stale.
+	if err := users.SetPasswordIf(ctx, "alice", hashA, hashC); !errors.Is(err, store.ErrPasswordChanged) {
+		t.Errorf("SetPasswordIf(A to C) with B stored: got %v, want %v", err, store.ErrPasswordChanged)
+	}
+	if u, _ := users.Get(ctx, "alice"); u.PasswordHash != hashB {
+		t.Errorf("hash after the stale SetPasswordIf: got %q, want %q kept", u.PasswordHash, hashB)
+	}
+	// The operator's reset does not ask.
+	if err := users.SetPassword(ctx, "alice", hashC); err != nil {
+		t.Fatalf("SetPassword: %v", err)
+	}
+	if u, _ := users.Get(ctx, "alice"); u.PasswordHash != hashC {
+		t.Errorf("hash after SetPassword: got %q, want %q", u.PasswordHash, hashC)
 	}
 }
 

@@ -23,6 +23,10 @@ var passwordErrors = map[string]string{
 	"current":  msg("password.error.current"),
 	"weak":     msg("password.error.weak"),
 	"mismatch": msg("password.error.mismatch"),
+	"same":     msg("password.error.same"),
+	// elsewhere: another write of the password (the operator's reset,
+	// another change) won; this session has been ended.
+	"elsewhere": msg("password.error.elsewhere"),
 }
 
 func newPasswordPage(errorKind string) passwordPage {
@@ -43,6 +47,13 @@ func (a *App) passwordForm(w http.ResponseWriter, r *http.Request) {
 // every other session of the user ends, this one continues under a new
 // token (the one used with the old password is worthless), and the
 // redirect's flash says how many sessions were signed out.
+//
+// When the password changed elsewhere during the change (the operator's
+// reset, or another change: auth.ErrPasswordChangedElsewhere, or the
+// stamp gone stale before Renew), the other write stands, this session
+// ends (it proved a password that is no longer current, and the other
+// writer is ending it anyway) and the form answers 409 Conflict with a
+// message to sign in with the new password: never success.
 func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 	if !a.parseForm(w, r) {
 		return
@@ -67,6 +78,12 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, auth.ErrWeakPassword):
 		a.render(w, r, http.StatusBadRequest, "password.html", newPasswordPage("weak"))
 		return
+	case errors.Is(err, auth.ErrSamePassword):
+		a.render(w, r, http.StatusBadRequest, "password.html", newPasswordPage("same"))
+		return
+	case errors.Is(err, auth.ErrPasswordChangedElsewhere):
+		a.changedElsewhere(w, r, user)
+		return
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		a.log.Info("password change refused: wrong current password", "user", user, "request_id", requestID(ctx), "client", a.clientIP(r).String())
 		a.render(w, r, http.StatusBadRequest, "password.html", newPasswordPage("current"))
@@ -90,13 +107,9 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	err = a.sessions.Renew(ctx, who.Stamp)
 	if errors.Is(err, session.ErrLoginRaced) {
-		// Another change of the password won the race: this session
-		// proved the one that just stopped being current.
-		if err := a.sessions.End(ctx); err != nil {
-			a.serverError(w, r, err)
-			return
-		}
-		http.Redirect(w, r, "/login/?next=%2Fpassword%2F", http.StatusSeeOther)
+		// Another write of the password came right after this one: it
+		// is the one that counts, as if it had come first.
+		a.changedElsewhere(w, r, who.Name)
 		return
 	}
 	if err != nil {
@@ -106,4 +119,17 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 	a.log.Info("password changed", "user", who.Name, "sessions_ended", ended, "request_id", requestID(ctx))
 	a.setFlash(w, newFlash("password_changed", ended))
 	http.Redirect(w, r, "/password/", http.StatusSeeOther)
+}
+
+// changedElsewhere answers a password change that lost to another write of
+// the password: it ends this session, whose stamp is no longer the
+// current hash, and says so with 409 Conflict instead of success.
+func (a *App) changedElsewhere(w http.ResponseWriter, r *http.Request, user string) {
+	ctx := r.Context()
+	a.log.Warn("password change refused: the password changed elsewhere meanwhile", "user", user, "request_id", requestID(ctx), "client", a.clientIP(r).String())
+	if err := a.sessions.End(ctx); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.render(w, r, http.StatusConflict, "password.html", newPasswordPage("elsewhere"))
 }

@@ -319,6 +319,7 @@ func TestEveryPageRendersInBothLanguages(t *testing.T) {
 		post("password mismatch", me, "/password/", passwordForm(alicePassword, aliceNewPassword, "other"), 400),
 		post("password weak", me, "/password/", passwordForm(alicePassword, "short", "short"), 400),
 		post("password current wrong", me, "/password/", passwordForm("wrong-password", aliceNewPassword, aliceNewPassword), 400),
+		post("password same", me, "/password/", passwordForm(alicePassword, alicePassword, alicePassword), 400),
 		post("revoke unknown session", me, "/sessions/AAAAAAAAAAAAAAAA/revoke", url.Values{}, 404),
 		withFlash("logged_out"), withFlash("session_revoked"), withFlash("session_not_found"),
 		withFlash("others_revoked.0"), withFlash("others_revoked.1"), withFlash("others_revoked.5"),

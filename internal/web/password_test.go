@@ -1,15 +1,19 @@
 package web
 
 import (
+	"bufio"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"loginsvc/internal/auth"
 	"loginsvc/internal/redistest"
+	"loginsvc/internal/testkit"
 )
 
 const aliceNewPassword = "a-brand-new-passphrase-for-alice"
@@ -71,6 +75,7 @@ func TestPasswordChangeRefusals(t *testing.T) {
 		{"new password too long", passwordForm(alicePassword, strings.Repeat("p", auth.MaxPasswordBytes+1), strings.Repeat("p", auth.MaxPasswordBytes+1)), "weak"},
 		{"wrong current password", passwordForm("not-alices-password", aliceNewPassword, aliceNewPassword), "current"},
 		{"no current password", passwordForm("", aliceNewPassword, aliceNewPassword), "current"},
+		{"new password is the current one", passwordForm(alicePassword, alicePassword, alicePassword), "same"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := b.post(ta.url("/password/"), tc.form)
@@ -177,5 +182,121 @@ func TestPasswordChangeEndsOtherSessionsAndRenewsThisOne(t *testing.T) {
 	ta.loginAs(t, newBrowser(t), aliceName, aliceNewPassword, "")
 	if p := ta.send(t, formPost("/login/", aliceForm(false))); p.status != http.StatusBadRequest {
 		t.Fatalf("login with the old password: got status %d, want 400", p.status)
+	}
+}
+
+// redisMonitor is a MONITOR connection to a redis-server: it sees every
+// command in the order the server executes them.
+type redisMonitor struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// monitorRedis starts MONITOR on a connection of its own to addr; commands
+// executed after it returns are seen.
+func monitorRedis(t *testing.T, addr string) *redisMonitor {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	m := &redisMonitor{conn: conn, r: bufio.NewReader(conn)}
+	_ = conn.SetDeadline(time.Now().Add(testkit.WaitTimeout))
+	if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
+		t.Fatalf("MONITOR: %v", err)
+	}
+	if line, err := m.r.ReadString('\n'); err != nil || line != "+OK\r\n" {
+		t.Fatalf("MONITOR: got %q, %v; want +OK", line, err)
+	}
+	return m
+}
+
+// waitFor returns once the server has executed a command whose MONITOR
+// line holds want (compared in lower case).
+func (m *redisMonitor) waitFor(t *testing.T, want string) {
+	t.Helper()
+	for {
+		line, err := m.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("MONITOR: waiting for %s: %v", want, err)
+		}
+		if strings.Contains(strings.ToLower(line), want) {
+			return
+		}
+	}
+}
+
+// An attacker holding alice's password and a session changes it while the
+// operator resets it (`server user passwd`). The attacker's check of the
+// current password has passed when the reset lands, and the attacker's
+// write comes after it: the reset stands, the form answers 409 with the
+// "changed elsewhere" message (never success), the attacker's session is
+// over, and only the operator's password logs in.
+//
+// The interleaving is forced, not hoped for: MONITOR shows when the
+// change has read alice's hash (its check is then under way), and with one
+// hashing slot the reset's hash runs before the change can hash its new
+// password, so the reset's write lands before the change's.
+func TestPasswordChangeCheckedBeforeTheOperatorsResetLoses(t *testing.T) {
+	t.Parallel()
+	const operatorsPassword, attackersPassword = "the-operators-reset-passphrase", "the-attackers-new-passphrase"
+	rs := redistest.Start(t)
+	ta := newTestApp(t, rs, withHashing(1, time.Minute))
+	attacker := newBrowser(t)
+	token := ta.login(t, attacker, false)
+
+	mon := monitorRedis(t, rs.Addr())
+	req := newRequest(t, http.MethodPost, ta.url("/password/"), passwordForm(alicePassword, attackersPassword, attackersPassword))
+	type result struct {
+		p   page
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		p, err := fetch(attacker.client, req)
+		done <- result{p, err}
+	}()
+	mon.waitFor(t, `"hgetall" "user:{alice}"`)
+	// The operator's reset, on the same hashing slot (the CLI would be
+	// another process; the slot only fixes the order).
+	ended, err := ta.auth.SetPassword(t.Context(), aliceName, operatorsPassword)
+	if err != nil {
+		t.Fatalf("operator's SetPassword: %v", err)
+	}
+	if ended != 1 {
+		t.Errorf("operator's SetPassword: got %d sessions ended, want the attacker's 1", ended)
+	}
+
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(testkit.WaitTimeout):
+		t.Fatalf("POST /password/: no answer within %v", testkit.WaitTimeout)
+	}
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	p := res.p
+	if p.status != http.StatusConflict {
+		t.Fatalf("POST /password/ checked before the reset: got status %d, want 409; body:\n%s", p.status, p.body)
+	}
+	if got := passwordError(p.body); got != "elsewhere" {
+		t.Errorf("POST /password/: got form error %q, want %q; body:\n%s", got, "elsewhere", p.body)
+	}
+	if !strings.Contains(p.body, "changed somewhere else") || strings.Contains(p.body, "has been changed") {
+		t.Errorf("POST /password/: got no message that the password changed elsewhere, or one of success; body:\n%s", p.body)
+	}
+	ta.wantGreeting(t, token, "hello")
+	if cur := attacker.get(ta.url("/password/")); cur.status == http.StatusOK {
+		t.Errorf("GET /password/ from the attacker's browser after the refusal: got 200, want to be sent to log in")
+	}
+
+	// The operator's password logs in; the attacker's old and new ones do not.
+	ta.loginAs(t, newBrowser(t), aliceName, operatorsPassword, "")
+	for _, pw := range []string{alicePassword, attackersPassword} {
+		if p := ta.send(t, formPost("/login/", url.Values{"username": {aliceName}, "password": {pw}})); p.status != http.StatusBadRequest {
+			t.Errorf("login with %q: got status %d, want 400", pw, p.status)
+		}
 	}
 }
