@@ -45,6 +45,12 @@ var ErrAlreadyEnrolled = errors.New("authenticator app already set up")
 // no second factor that recovery codes could stand in for.
 var ErrNotEnrolled = errors.New("no second factor set up")
 
+// ErrFactorUnreadable refuses a code because the user's authenticator
+// secret was sealed under a key DEVICE_COOKIE_KEY no longer lists. The
+// user can still sign in with a recovery code; an operator can reset the
+// factor (server user mfa reset). Shown to the user as a wrong code.
+var ErrFactorUnreadable = errors.New("authenticator secret sealed under a key no longer configured")
+
 // Factors is what a user has set up besides the password.
 type Factors struct {
 	// TOTP is set when an authenticator app is enabled, since TOTPAddedAt.
@@ -325,6 +331,9 @@ func (s *Service) checkCode(ctx context.Context, user, code string) (string, int
 			return "", 0, ErrInvalidCode
 		}
 		secret, stale, err := s.sealer.Open(t.Sealed, user, SealPurposeTOTP)
+		if errors.Is(err, ErrSealedUnreadable) {
+			return "", 0, fmt.Errorf("check code of %q: %w", user, ErrFactorUnreadable)
+		}
 		if err != nil {
 			return "", 0, fmt.Errorf("check code of %q: %w", user, err)
 		}

@@ -154,6 +154,14 @@ func (a *App) refuse(w http.ResponseWriter, r *http.Request, step string, err er
 		a.cfg.Observer.SecondStep("code", SecondStepFailure)
 		a.log.Info("login failed: wrong code", "step", step, "user", a.currentUser(ctx), "request_id", requestID(ctx), "client", a.clientIP(r).String())
 		show(http.StatusBadRequest)
+	case errors.Is(err, auth.ErrFactorUnreadable):
+		// The operator's to fix; the user sees a wrong code and can use
+		// a recovery code meanwhile.
+		a.cfg.Observer.Login(LoginInvalid)
+		a.cfg.Observer.SecondStep(auth.SecondStepTOTP, SecondStepFailure)
+		a.log.Error("authenticator secret unreadable: sealed under a DEVICE_COOKIE_KEY no longer listed; add the old key back, or the user signs in with a recovery code, or run `server user mfa reset`",
+			"step", step, "request_id", requestID(ctx), "err", err)
+		show(http.StatusBadRequest)
 	case errors.As(err, &throttled):
 		// Same page and message as a wrong password: the status and
 		// Retry-After tell a well-behaved client to wait, the body tells
