@@ -9,4 +9,10 @@
 // built server binaries, a real redis-server and Debian's haproxy with
 // haproxy.cfg, its server-template lines replaced by loopback addresses.
 // docker-compose.yml is also parsed and checked with compose-go.
+//
+// The Helm chart for Kubernetes lives in helm/loginsvc. No cluster runs
+// here: the Helm tests lint and render it with the helm binary that
+// ../scripts/helm-cli.sh builds (HELM_BIN), decode every object strictly
+// into its API type, and check it against what the server's own source
+// says (its environment variables, routes and forward-auth headers).
 package deploy

@@ -9,7 +9,12 @@
 #    (scripts/compose-cli.sh) and the local STAND-IN images for the upstream
 #    ones the compose file names (scripts/stand-in-images.sh: Debian builds
 #    of the same programs, not the upstream images; no registry is reachable).
-#    Both are cached under /var/cache/loginsvc and in the engine.
+#    Both are cached under /var/cache/loginsvc and in the engine. Builds the
+#    Helm v4 CLI the same way (scripts/helm-cli.sh, cached in
+#    /var/cache/loginsvc/helm-VERSION) and exports it as HELM_BIN for
+#    deploy's Helm tests: helm lint and helm template of deploy/helm/loginsvc
+#    with the default values and every example values file, decoded strictly
+#    into the Kubernetes API types. No cluster runs here.
 # 3. gofmt, go vet, staticcheck, golangci-lint (pinned in go.mod, configured
 #    in .golangci.yml), then go test -race over every package, then the
 #    Redis-facing packages again against Valkey 8 (bookworm-backports).
@@ -159,6 +164,11 @@ cat "$compose_log"
 rm -f "$compose_log"
 [ "$standin_rc" -eq 0 ] || die "stand-in images"
 [ "$compose_rc" -eq 0 ] || die "docker compose v2 CLI"
+
+# ---------------------------------------------------------------------------
+step "helm v4 (built from the Go module proxy, cached): HELM_BIN for deploy's Helm tests"
+HELM_BIN="$(./scripts/helm-cli.sh)" || die "helm CLI (scripts/helm-cli.sh)"
+export HELM_BIN
 
 # ---------------------------------------------------------------------------
 step "go version"
