@@ -224,6 +224,9 @@ func serveMetrics(cfg config, m *metrics.Metrics, log *slog.Logger) (*http.Serve
 // listens meanwhile: /healthz is 200 and /readyz stays 503 until Redis
 // answers.
 func prepareRedis(ctx context.Context, log *slog.Logger, rdb *store.Redis, authSvc *auth.Service, cfg config, embedded bool, stdout io.Writer) {
+	if err := authSvc.WarmUp(); err != nil {
+		log.Error("dummy password hash not made: the first login of an unknown name will take longer", "err", err)
+	}
 	if err := rdb.WaitReady(ctx, log); err != nil {
 		return
 	}

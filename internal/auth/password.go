@@ -122,6 +122,13 @@ func (h *hasher) acquireLogin(ctx context.Context) error {
 
 func (h *hasher) release() { <-h.slots }
 
+// warmUp makes the dummy hash now, so that the first unknown name to log
+// in does not pay for it (and so take longer than a wrong password).
+func (h *hasher) warmUp() error {
+	_, err := h.dummy()
+	return err
+}
+
 // hash returns the argon2id hash of password.
 func (h *hasher) hash(ctx context.Context, password string) (string, error) {
 	if err := h.acquire(ctx); err != nil {

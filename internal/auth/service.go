@@ -98,6 +98,11 @@ func NewService(rdb *store.Redis, sessions *session.Manager, cfg Config) (*Servi
 	}, nil
 }
 
+// WarmUp prepares what a first login would otherwise pay for (the dummy
+// hash an unknown name is checked against): the server calls it at
+// start, so the first unknown name costs what a wrong password costs.
+func (s *Service) WarmUp() error { return s.hasher.warmUp() }
+
 // Identity is who a login proved to be.
 type Identity struct {
 	// Name is the canonical username.
