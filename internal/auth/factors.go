@@ -53,6 +53,8 @@ var ErrFactorUnreadable = errors.New("authenticator secret sealed under a key no
 
 // Factors is what a user has set up besides the password.
 type Factors struct {
+	// Passkeys are the user's passkeys, newest first.
+	Passkeys []Passkey
 	// TOTP is set when an authenticator app is enabled, since TOTPAddedAt.
 	TOTP        bool
 	TOTPAddedAt time.Time
@@ -65,7 +67,7 @@ type Factors struct {
 
 // SecondFactor reports whether the user has a second factor to prove at
 // login. Recovery codes alone are not one: they stand in for it.
-func (f Factors) SecondFactor() bool { return f.TOTP }
+func (f Factors) SecondFactor() bool { return f.TOTP || len(f.Passkeys) > 0 }
 
 // RecoveryLow reports whether the security page should warn that few
 // recovery codes are left.
@@ -86,15 +88,43 @@ func (s *Service) FactorsOf(ctx context.Context, user string) (Factors, error) {
 	if ok {
 		f.Recovery, f.RecoveryLeft, f.RecoveryAddedAt = true, len(r.Hashes), r.AddedAt
 	}
+	if f.Passkeys, err = s.Passkeys(ctx, user); err != nil {
+		return Factors{}, err
+	}
 	return f, nil
 }
 
 // HasSecondFactor reports whether user has a second factor to prove at
-// login (one Redis read).
+// login: an authenticator app or a passkey.
 func (s *Service) HasSecondFactor(ctx context.Context, user string) (bool, error) {
 	_, ok, err := s.factors.TOTP(ctx, user)
 	if err != nil {
 		return false, fmt.Errorf("second factor of %q: %w", user, err)
+	}
+	if ok {
+		return true, nil
+	}
+	ok, err = s.factors.HasPasskeys(ctx, user)
+	if err != nil {
+		return false, fmt.Errorf("second factor of %q: %w", user, err)
+	}
+	return ok, nil
+}
+
+// HasTOTP reports whether user has an authenticator app.
+func (s *Service) HasTOTP(ctx context.Context, user string) (bool, error) {
+	_, ok, err := s.factors.TOTP(ctx, user)
+	if err != nil {
+		return false, fmt.Errorf("authenticator app of %q: %w", user, err)
+	}
+	return ok, nil
+}
+
+// HasPasskeys reports whether user has a passkey.
+func (s *Service) HasPasskeys(ctx context.Context, user string) (bool, error) {
+	ok, err := s.factors.HasPasskeys(ctx, user)
+	if err != nil {
+		return false, fmt.Errorf("passkeys of %q: %w", user, err)
 	}
 	return ok, nil
 }
@@ -115,7 +145,7 @@ type TOTPEnrolment struct {
 // the phone may have scanned), or a new one. It is kept sealed for
 // totpEnrolmentLifetime. ErrAlreadyEnrolled if the app is already set up.
 func (s *Service) BeginTOTP(ctx context.Context, user string) (TOTPEnrolment, error) {
-	if ok, err := s.HasSecondFactor(ctx, user); err != nil || ok {
+	if ok, err := s.HasTOTP(ctx, user); err != nil || ok {
 		if err == nil {
 			err = ErrAlreadyEnrolled
 		}
@@ -251,9 +281,9 @@ func (s *Service) afterFactorChange(ctx context.Context, cur session.Record, met
 }
 
 // RemoveTOTP turns off the authenticator app of the logged-in user of
-// ctx, with the recovery codes that stood in for it (the caller has
-// checked a recent authentication). The session now stands on the
-// password alone and the user's other sessions end. It returns how many.
+// ctx, with the recovery codes that stood in for it unless a passkey
+// remains (the caller has checked a recent authentication). The user's
+// other sessions end; it returns how many.
 func (s *Service) RemoveTOTP(ctx context.Context) (int, error) {
 	cur, ok := s.sessions.Current(ctx)
 	if !ok {
@@ -266,10 +296,18 @@ func (s *Service) RemoveTOTP(ctx context.Context) (int, error) {
 	if !removed {
 		return 0, ErrNotEnrolled
 	}
-	if _, err := s.factors.DeleteRecovery(ctx, cur.User); err != nil {
-		return 0, fmt.Errorf("remove totp of %q: %w", cur.User, err)
+	// Recovery codes stand in for a second factor: with none left they
+	// go too.
+	if second, err := s.HasSecondFactor(ctx, cur.User); err != nil {
+		return 0, err
+	} else if !second {
+		if _, err := s.factors.DeleteRecovery(ctx, cur.User); err != nil {
+			return 0, fmt.Errorf("remove totp of %q: %w", cur.User, err)
+		}
 	}
-	return s.afterFactorChange(ctx, cur, []string{session.MethodPassword})
+	// The session keeps the methods it signed in with: what went is a
+	// way to sign in next time.
+	return s.afterFactorChange(ctx, cur, cur.AMR)
 }
 
 // RegenerateRecoveryCodes replaces the logged-in user's recovery codes

@@ -69,6 +69,11 @@ type LoginRequest struct {
 	UserAgent string
 	// Remember makes the session cookie outlive the browser session.
 	Remember bool
+	// Credential is a passkey's answer (the JSON of the browser's
+	// PublicKeyCredential.toJSON()) in place of a code, and Ceremony the
+	// browser's ceremony token it answers under (see passkeys.go).
+	Credential []byte
+	Ceremony   string
 }
 
 // DeviceCookie is a device cookie value and when it stops counting.
@@ -318,9 +323,9 @@ func (s *Service) SecondStep(ctx context.Context, token string, req LoginRequest
 	if !ok || json.Unmarshal(b, &p) != nil || !time.Now().Before(p.ExpiresAt) {
 		return LoginResult{}, ErrPendingExpired
 	}
-	method, left, err := s.codeStep(ctx, p.User, req.Code, req.IP, req.DeviceCookies)
+	method, methods, left, err := s.secondProof(ctx, p.User, req, purposeSecond)
 	if err != nil {
-		if errors.Is(err, ErrInvalidCode) && p.Attempts+1 < maxPendingAttempts {
+		if (errors.Is(err, ErrInvalidCode) || errors.Is(err, ErrInvalidPasskey)) && p.Attempts+1 < maxPendingAttempts {
 			p.Attempts++
 			if b, merr := json.Marshal(p); merr == nil {
 				if perr := s.factors.PutPending(ctx, key, b, time.Until(p.ExpiresAt)); perr != nil {
@@ -339,12 +344,42 @@ func (s *Service) SecondStep(ctx context.Context, token string, req LoginRequest
 		return LoginResult{}, fmt.Errorf("second step: %w", err)
 	}
 	req.Remember = p.Remember
-	res, err := s.finish(ctx, Identity{Name: p.User, Stamp: u.PasswordHash}, req, []string{session.MethodPassword, session.MethodOTP}, method)
+	res, err := s.finish(ctx, Identity{Name: p.User, Stamp: u.PasswordHash}, req, append([]string{session.MethodPassword}, methods...), method)
 	if err != nil {
 		return LoginResult{}, err
 	}
 	res.RecoveryLeft = left
 	return res, nil
+}
+
+// secondProof checks the second step of user: a passkey's answer when
+// the request carries one (for a ceremony begun for purpose), else a
+// code. It returns the method's name for logs ("totp", "recovery",
+// "passkey"), the methods it proves, and recovery codes left.
+func (s *Service) secondProof(ctx context.Context, user string, req LoginRequest, purpose string) (string, []string, int, error) {
+	if len(req.Credential) == 0 {
+		method, left, err := s.codeStep(ctx, user, req.Code, req.IP, req.DeviceCookies)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		return method, []string{session.MethodOTP}, left, nil
+	}
+	g, err := s.admit(ctx, user, req.IP, req.DeviceCookies)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	_, methods, err := s.verifyPasskey(ctx, req, purpose, user)
+	switch {
+	case errors.Is(err, ErrInvalidPasskey), errors.Is(err, ErrPasskeyCloned):
+		return "", nil, 0, err // counted: a failed login
+	case err != nil:
+		g.void(ctx)
+		return "", nil, 0, err
+	}
+	if err := g.succeed(ctx); err != nil {
+		return "", nil, 0, err
+	}
+	return SecondStepPasskey, methods, 0, nil
 }
 
 // codeStep checks a second-factor code of user under the throttle. It
@@ -380,6 +415,22 @@ func (s *Service) Reauthenticate(ctx context.Context, req LoginRequest) (LoginRe
 		return LoginResult{}, ErrInvalidCredentials
 	}
 	req.Username = cur.User
+	if len(req.Credential) > 0 && req.Password == "" {
+		// A passkey alone: the device and the user's PIN or biometric,
+		// a full authentication of its own.
+		method, methods, _, err := s.secondProof(ctx, cur.User, req, purposeReauth)
+		if err != nil {
+			return LoginResult{}, err
+		}
+		u, err := s.users.Get(ctx, cur.User)
+		if err != nil {
+			return LoginResult{}, fmt.Errorf("re-authenticate: %w", err)
+		}
+		if err := s.elevate(ctx, methods, u.PasswordHash); err != nil {
+			return LoginResult{}, err
+		}
+		return LoginResult{User: cur.User, Methods: methods, SecondMethod: method}, nil
+	}
 	who, second, err := s.passwordStep(ctx, req)
 	if err != nil {
 		return LoginResult{}, err
@@ -390,11 +441,12 @@ func (s *Service) Reauthenticate(ctx context.Context, req LoginRequest) (LoginRe
 		if req.Code == "" {
 			return LoginResult{}, ErrInvalidCode
 		}
-		method, left, err = s.codeStep(ctx, who.Name, req.Code, req.IP, req.DeviceCookies)
+		var proven []string
+		method, proven, left, err = s.secondProof(ctx, who.Name, req, purposeReauth)
 		if err != nil {
 			return LoginResult{}, err
 		}
-		methods = append(methods, session.MethodOTP)
+		methods = append(methods, proven...)
 	}
 	if err := s.elevate(ctx, methods, who.Stamp); err != nil {
 		return LoginResult{}, err
@@ -410,7 +462,7 @@ func (s *Service) StepUp(ctx context.Context, req LoginRequest) (LoginResult, er
 	if !ok {
 		return LoginResult{}, ErrInvalidCredentials
 	}
-	method, left, err := s.codeStep(ctx, cur.User, req.Code, req.IP, req.DeviceCookies)
+	method, proven, left, err := s.secondProof(ctx, cur.User, req, purposeStepUp)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -419,8 +471,10 @@ func (s *Service) StepUp(ctx context.Context, req LoginRequest) (LoginResult, er
 		return LoginResult{}, fmt.Errorf("step up: %w", err)
 	}
 	methods := slices.Clone(cur.AMR)
-	if !slices.Contains(methods, session.MethodOTP) {
-		methods = append(methods, session.MethodOTP)
+	for _, m := range proven {
+		if !slices.Contains(methods, m) {
+			methods = append(methods, m)
+		}
 	}
 	if err := s.elevate(ctx, methods, u.PasswordHash); err != nil {
 		return LoginResult{}, err

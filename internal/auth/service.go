@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
 )
@@ -45,6 +47,9 @@ type Service struct {
 	sealer *Sealer
 	// issuer is what authenticator apps show above the codes.
 	issuer string
+	// webauthn runs passkey ceremonies; the relying party of each comes
+	// with its request (RelyingParty).
+	webauthn *webauthn.WebAuthn
 }
 
 // Config tunes a Service.
@@ -92,9 +97,21 @@ func NewService(rdb *store.Redis, sessions *session.Manager, cfg Config) (*Servi
 	if issuer == "" {
 		issuer = DefaultTOTPIssuer
 	}
+	// Every ceremony names its own relying party and origin; these are
+	// only go-webauthn's required defaults, never used.
+	wa, err := webauthn.New(&webauthn.Config{
+		RPID: "localhost", RPDisplayName: issuer, RPOrigins: []string{"http://localhost"},
+		Timeouts: webauthn.TimeoutsConfig{
+			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: ceremonyLifetime, TimeoutUVD: ceremonyLifetime},
+			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: ceremonyLifetime, TimeoutUVD: ceremonyLifetime},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new auth service: webauthn: %w", err)
+	}
 	return &Service{
 		users: rdb.Users, throttle: rdb.Throttle, sessions: sessions, hasher: h, devices: d,
-		limits: cfg.Limits.withDefaults(), factors: rdb.Factors, sealer: sealer, issuer: issuer,
+		limits: cfg.Limits.withDefaults(), factors: rdb.Factors, sealer: sealer, issuer: issuer, webauthn: wa,
 	}, nil
 }
 

@@ -285,7 +285,19 @@ func (f *Factors) DeleteRecovery(ctx context.Context, user string) (bool, error)
 func (f *Factors) DeleteAll(ctx context.Context, user string) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
 	defer cancel()
-	_, err := f.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	// The handle's lookup first: a handle left without it names nobody,
+	// while a lookup left without the handle would name a user who may
+	// be created again under the name.
+	handle, err := f.client.Get(ctx, userWebAuthnKey(user)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return unavailable("delete factors", err)
+	}
+	if handle != "" {
+		if err := f.client.Del(ctx, passkeyUserKey(handle)).Err(); err != nil {
+			return unavailable("delete factors", err)
+		}
+	}
+	_, err = f.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, key := range userFactorKeys(user) {
 			p.Del(ctx, key)
 		}

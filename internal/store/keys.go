@@ -15,6 +15,10 @@ import "strings"
 //	user:{<name>}:recovery   the user's recovery codes (hash: salt, added_at)
 //	user:{<name>}:recovery-codes the unused recovery code hashes (set; written with user:{<name>}:recovery)
 //	login-pending:<hash>     a login waiting for its second step (string: the caller's bytes, with TTL)
+//	user:{<name>}:passkeys   the user's passkeys (hash: credential id -> JSON record)
+//	user:{<name>}:webauthn   the user's WebAuthn user handle (string: base64url of 32 random bytes)
+//	passkey-user:{<handle>}  the user a WebAuthn user handle belongs to (string: name), for passkey sign-in
+//	webauthn-ceremony:<hash> a passkey ceremony waiting for the browser (string: JSON, with TTL), single use
 //	user-skeleton:{<skel>}   the name holding one confusable skeleton (string; see skeletons.go)
 //	throttle:user:{<name>}   failed logins for one account (sorted set)
 //	throttle:ip:{<ip>}       failed logins from one client address (sorted set)
@@ -81,6 +85,10 @@ const (
 	userRecoverySuffix      = ":recovery"
 	userRecoveryCodesSuffix = ":recovery-codes"
 	loginPendingPrefix      = "login-pending:"
+	userPasskeysSuffix      = ":passkeys"
+	userWebAuthnSuffix      = ":webauthn"
+	passkeyUserPrefix       = "passkey-user:"
+	ceremonyPrefix          = "webauthn-ceremony:"
 )
 
 // SessionKey is the key of the session whose stored token (already hashed
@@ -118,10 +126,25 @@ func userRecoveryCodesKey(name string) string {
 }
 
 // userFactorKeys are every key of one user's second factors, for
-// DeleteAll.
+// DeleteAll (the handle's lookup key, in another slot, aside).
 func userFactorKeys(name string) []string {
-	return []string{userTOTPKey(name), userTOTPPendingKey(name), userRecoveryKey(name), userRecoveryCodesKey(name)}
+	return []string{userTOTPKey(name), userTOTPPendingKey(name), userRecoveryKey(name), userRecoveryCodesKey(name), userPasskeysKey(name), userWebAuthnKey(name)}
 }
+
+// userPasskeysKey is the key of one user's passkeys.
+func userPasskeysKey(name string) string { return userPrefix + hashTag(name) + userPasskeysSuffix }
+
+// userWebAuthnKey is the key of one user's WebAuthn user handle.
+func userWebAuthnKey(name string) string { return userPrefix + hashTag(name) + userWebAuthnSuffix }
+
+// passkeyUserKey names the user a WebAuthn user handle belongs to: a
+// passkey sign-in knows the handle, not the name. Its tag is the handle,
+// so it lives in another Cluster slot than the user's keys.
+func passkeyUserKey(handle string) string { return passkeyUserPrefix + hashTag(handle) }
+
+// ceremonyKey is the key of a passkey ceremony; hash is the caller's hash
+// of the browser's token and the ceremony's challenge, never the token.
+func ceremonyKey(hash string) string { return ceremonyPrefix + hash }
 
 // loginPendingKey is the key of a login that passed its password step
 // and waits for its second; hash is the caller's hash of the cookie
