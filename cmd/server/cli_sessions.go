@@ -52,7 +52,7 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 	default:
 		return usageError{sessionsUsage}
 	}
-	ids, err := parseFlags(fs, args, wantIDs > 0)
+	ids, err := parseFlags(fs, args, wantIDs > 0, sessionsUsage)
 	if err != nil {
 		return err
 	}
@@ -96,8 +96,9 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 // parseFlags parses args with fs, allowing flags after the positional
 // arguments too (`show ID --json`), and returns the positional ones. When
 // takesID is set, an argument shaped like a session id is positional even
-// if it starts with '-', since one id in 64 does.
-func parseFlags(fs *flag.FlagSet, args []string, takesID bool) ([]string, error) {
+// if it starts with '-', since one id in 64 does. usage is the command's
+// usage text, for help and mistakes.
+func parseFlags(fs *flag.FlagSet, args []string, takesID bool, usage string) ([]string, error) {
 	var positional []string
 	for {
 		for len(args) > 0 && takesID && looksLikeID(args[0]) {
@@ -105,9 +106,9 @@ func parseFlags(fs *flag.FlagSet, args []string, takesID bool) ([]string, error)
 		}
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, helpRequested{sessionsUsage + "\n"}
+				return nil, helpRequested{usage + "\n"}
 			}
-			return nil, usageError{fmt.Sprintf("invalid arguments: %v: %s", err, sessionsUsage)}
+			return nil, usageError{fmt.Sprintf("invalid arguments: %v: %s", err, usage)}
 		}
 		if fs.NArg() == 0 {
 			return positional, nil
