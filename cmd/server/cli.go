@@ -20,7 +20,7 @@ import (
 	"loginsvc/internal/store"
 )
 
-const userUsage = "usage: server user add|passwd|delete|unlock NAME, or server user list (needs REDIS_URL)"
+const userUsage = "usage: server user add|passwd|delete|unlock NAME | user list | user mfa status NAME [--json] | user mfa reset NAME [--yes] (needs REDIS_URL)"
 
 // runUser runs the user management subcommands against the Redis at
 // REDIS_URL.
@@ -32,6 +32,9 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		return usageError{userUsage}
 	}
 	cmd, args := args[0], args[1:]
+	if cmd == "mfa" {
+		return runMFA(ctx, args, getenv, stdin, stdout)
+	}
 	wantArgs := map[string]int{"add": 1, "passwd": 1, "delete": 1, "unlock": 1, "list": 0}
 	n, ok := wantArgs[cmd]
 	if !ok || len(args) != n {

@@ -52,7 +52,7 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 	default:
 		return usageError{sessionsUsage}
 	}
-	ids, err := parseFlags(fs, args, wantIDs > 0)
+	ids, err := parseFlags(fs, args, wantIDs > 0, sessionsUsage)
 	if err != nil {
 		return err
 	}
@@ -96,8 +96,9 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 // parseFlags parses args with fs, allowing flags after the positional
 // arguments too (`show ID --json`), and returns the positional ones. When
 // takesID is set, an argument shaped like a session id is positional even
-// if it starts with '-', since one id in 64 does.
-func parseFlags(fs *flag.FlagSet, args []string, takesID bool) ([]string, error) {
+// if it starts with '-', since one id in 64 does. usage is the command's
+// usage text, for help and mistakes.
+func parseFlags(fs *flag.FlagSet, args []string, takesID bool, usage string) ([]string, error) {
 	var positional []string
 	for {
 		for len(args) > 0 && takesID && looksLikeID(args[0]) {
@@ -105,9 +106,9 @@ func parseFlags(fs *flag.FlagSet, args []string, takesID bool) ([]string, error)
 		}
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, helpRequested{sessionsUsage + "\n"}
+				return nil, helpRequested{usage + "\n"}
 			}
-			return nil, usageError{fmt.Sprintf("invalid arguments: %v: %s", err, sessionsUsage)}
+			return nil, usageError{fmt.Sprintf("invalid arguments: %v: %s", err, usage)}
 		}
 		if fs.NArg() == 0 {
 			return positional, nil
@@ -204,6 +205,8 @@ func showSession(ctx context.Context, op *operator, id string, asJSON bool, w io
 		{"ends", when(r.EndsAt, now, "absolute deadline: login + lifetime")},
 		{"ip", printable(r.IP)},
 		{"kind", sessionKind(r)},
+		{"amr", printable(amrText(r.AMR))},
+		{"auth time", when(r.AuthTime, now, "last full sign-in: the login or a re-authentication")},
 		{"user agent", printable(r.UserAgent)},
 		{"device", printable(r.Device.String())},
 	} {
@@ -331,6 +334,13 @@ type sessionJSON struct {
 	// Kind is "browser" (a cookie) or "api" (a bearer token from POST
 	// /api/login).
 	Kind string `json:"kind"`
+	// AMR is how the user authenticated, RFC 8176 names in the order
+	// proved: ["pwd"], ["pwd","otp"]. A session from before two-step
+	// login reads as ["pwd"].
+	AMR []string `json:"amr"`
+	// AuthTime is the last full authentication (the login or a
+	// re-authentication); login time for a session from before it.
+	AuthTime *time.Time `json:"auth_time"`
 }
 
 // sessionKind names how a session is used: "browser" or "api".
@@ -350,9 +360,9 @@ func jsonTime(t time.Time) *time.Time {
 }
 
 // Text column widths: an id, a name up to 16 characters, three RFC 3339
-// UTC times, an IPv4 address, the kind; the device takes the rest of the
-// line.
-const textRow = "%-16s  %-16s  %-20s  %-20s  %-20s  %-15s  %-7s  %s\n"
+// UTC times, an IPv4 address, the kind, the methods ("pwd+otp"); the
+// device takes the rest of the line.
+const textRow = "%-16s  %-16s  %-20s  %-20s  %-20s  %-15s  %-7s  %-7s  %s\n"
 
 func (p *sessionPrinter) print(r session.Record) error {
 	if p.json != nil {
@@ -361,16 +371,25 @@ func (p *sessionPrinter) print(r session.Record) error {
 			CreatedAt: jsonTime(r.CreatedAt), LastSeenAt: jsonTime(r.LastSeenAt),
 			ExpiresAt: jsonTime(r.ExpiresAt), EndsAt: jsonTime(r.EndsAt),
 			IP: r.IP, UserAgent: r.UserAgent, Device: r.Device.String(), Kind: sessionKind(r),
+			AMR: r.AMR, AuthTime: jsonTime(r.AuthTime),
 		})
 	}
 	if !p.started {
 		p.started = true
-		if _, err := fmt.Fprintf(p.w, textRow, "ID", "USER", "CREATED", "LAST SEEN", "EXPIRES", "IP", "KIND", "DEVICE"); err != nil {
+		if _, err := fmt.Fprintf(p.w, textRow, "ID", "USER", "CREATED", "LAST SEEN", "EXPIRES", "IP", "KIND", "AMR", "DEVICE"); err != nil {
 			return err
 		}
 	}
-	_, err := fmt.Fprintf(p.w, textRow, r.ID, printable(r.User), stamp(r.CreatedAt), stamp(r.LastSeenAt), stamp(r.ExpiresAt), printable(r.IP), sessionKind(r), printable(r.Device.String()))
+	_, err := fmt.Fprintf(p.w, textRow, r.ID, printable(r.User), stamp(r.CreatedAt), stamp(r.LastSeenAt), stamp(r.ExpiresAt), printable(r.IP), sessionKind(r), printable(amrText(r.AMR)), printable(r.Device.String()))
 	return err
+}
+
+// amrText is a session's methods for a text column: "pwd+otp".
+func amrText(amr []string) string {
+	if len(amr) == 0 {
+		return "-"
+	}
+	return strings.Join(amr, "+")
 }
 
 // stamp is a time for a text column: RFC 3339 in UTC to the second, the

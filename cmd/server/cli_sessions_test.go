@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"loginsvc/internal/auth"
 	"loginsvc/internal/redistest"
 	"loginsvc/internal/session"
@@ -93,7 +95,7 @@ func textTable(t *testing.T, out string) []map[string]string {
 	t.Helper()
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	header := lines[0]
-	names := []string{"ID", "USER", "CREATED", "LAST SEEN", "EXPIRES", "IP", "KIND", "DEVICE"}
+	names := []string{"ID", "USER", "CREATED", "LAST SEEN", "EXPIRES", "IP", "KIND", "AMR", "DEVICE"}
 	starts := make([]int, len(names))
 	for i, name := range names {
 		starts[i] = strings.Index(header, name)
@@ -161,7 +163,7 @@ func TestSessionsListText(t *testing.T) {
 			continue
 		}
 		wantCells := map[string]string{
-			"USER": want.user, "IP": want.ip, "KIND": want.kind, "DEVICE": want.device,
+			"USER": want.user, "IP": want.ip, "KIND": want.kind, "AMR": "pwd", "DEVICE": want.device,
 			"CREATED": rfc3339(want.s.Record.CreatedAt), "LAST SEEN": rfc3339(want.s.Record.CreatedAt),
 		}
 		for col, v := range wantCells {
@@ -189,6 +191,8 @@ type sessionLine struct {
 	UserAgent  string    `json:"user_agent"`
 	Device     string    `json:"device"`
 	Kind       string    `json:"kind"`
+	AMR        []string  `json:"amr"`
+	AuthTime   time.Time `json:"auth_time"`
 }
 
 // jsonLines parses output of --json: one object per line, each with at
@@ -201,7 +205,7 @@ func jsonLines(t *testing.T, out string) []sessionLine {
 		if err := json.Unmarshal([]byte(line), &keys); err != nil {
 			t.Fatalf("line %q: not a JSON object: %v", line, err)
 		}
-		for _, k := range []string{"id", "user", "created_at", "last_seen_at", "expires_at", "ip", "user_agent"} {
+		for _, k := range []string{"id", "user", "created_at", "last_seen_at", "expires_at", "ends_at", "ip", "user_agent", "device", "kind", "amr", "auth_time"} {
 			if _, ok := keys[k]; !ok {
 				t.Errorf("line %q: no key %q", line, k)
 			}
@@ -243,6 +247,74 @@ func TestSessionsListJSON(t *testing.T) {
 				rec.ID, got.CreatedAt, got.LastSeenAt, got.EndsAt, rec.CreatedAt, rec.CreatedAt, rec.EndsAt)
 		}
 		checkExpires(t, rec.ID, got.ExpiresAt)
+	}
+}
+
+// Each session says how its user authenticated: "pwd+otp" after a
+// two-step login, and "pwd" for a session written before two-step login
+// existed, which has no amr at all.
+func TestSessionsShowMethods(t *testing.T) {
+	t.Parallel()
+	redis := redistest.Start(t)
+	rdb := openRedis(t, redis.URL())
+	addUser(t, rdb, "alice")
+	twoStep := startSession(t, rdb, session.Login{User: "alice", IP: "192.0.2.1", UserAgent: firefoxUA, Methods: []string{session.MethodPassword, session.MethodOTP}})
+	old := startSession(t, rdb, session.Login{User: "alice", IP: "192.0.2.2", UserAgent: androidUA})
+	dropAMR(t, redis.Client(t), old.Key)
+
+	tests := []struct {
+		s        testSession
+		wantText string
+		wantJSON []string
+	}{
+		{twoStep, "pwd+otp", []string{"pwd", "otp"}},
+		{old, "pwd", []string{"pwd"}},
+	}
+	rows := textTable(t, mustSessionsCmd(t, redis.URL(), "list"))
+	lines := jsonLines(t, mustSessionsCmd(t, redis.URL(), "list", "--json"))
+	for _, tt := range tests {
+		id := tt.s.Record.ID
+		if i := slices.IndexFunc(rows, func(r map[string]string) bool { return r["ID"] == id }); i < 0 || rows[i]["AMR"] != tt.wantText {
+			t.Errorf("list: session %s AMR: got rows %v, want %q", id, rows, tt.wantText)
+		}
+		i := slices.IndexFunc(lines, func(l sessionLine) bool { return l.ID == id })
+		if i < 0 || !slices.Equal(lines[i].AMR, tt.wantJSON) || !lines[i].AuthTime.Equal(tt.s.Record.CreatedAt) {
+			t.Errorf("list --json: session %s: got %+v, want amr %q and auth_time %v", id, lines, tt.wantJSON, tt.s.Record.CreatedAt)
+		}
+		if out := mustSessionsCmd(t, redis.URL(), "show", id); !strings.Contains(out, "\namr:        "+tt.wantText+"\n") {
+			t.Errorf("show %s: got\n%s\nwant a line amr: %s", id, out, tt.wantText)
+		}
+		shown := jsonLines(t, mustSessionsCmd(t, redis.URL(), "show", "--json", id))
+		if len(shown) != 1 || !slices.Equal(shown[0].AMR, tt.wantJSON) {
+			t.Errorf("show --json %s: got %+v, want amr %q", id, shown, tt.wantJSON)
+		}
+	}
+}
+
+// dropAMR rewrites the session at key as a session from before two-step
+// login was: without amr and auth_time, keeping its expiry.
+func dropAMR(t *testing.T, rdb *goredis.Client, key string) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := rdb.Get(ctx, key).Bytes()
+	if err != nil {
+		t.Fatalf("GET %s: %v", key, err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("session %s: %v in %q", key, err, b)
+	}
+	values, ok := doc["values"].(map[string]any)
+	if !ok || values["amr"] == nil {
+		t.Fatalf("session %s: want values with an amr, got %q", key, b)
+	}
+	delete(values, "amr")
+	delete(values, "auth_time")
+	if b, err = json.Marshal(doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.SetArgs(ctx, key, b, goredis.SetArgs{KeepTTL: true}).Err(); err != nil {
+		t.Fatalf("SET %s: %v", key, err)
 	}
 }
 
@@ -298,13 +370,13 @@ func TestSessionsShow(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"id": rec.ID, "user": "alice", "ip": "203.0.113.7", "user agent": firefoxUA,
-		"device": "Firefox 133 on Linux (Desktop)",
+		"device": "Firefox 133 on Linux (Desktop)", "amr": "pwd",
 	} {
 		if fields[name] != want {
 			t.Errorf("show %s: got %q, want %q\n%s", name, fields[name], want, out)
 		}
 	}
-	for name, at := range map[string]time.Time{"created": rec.CreatedAt, "last seen": rec.CreatedAt, "ends": rec.EndsAt} {
+	for name, at := range map[string]time.Time{"created": rec.CreatedAt, "last seen": rec.CreatedAt, "ends": rec.EndsAt, "auth time": rec.CreatedAt} {
 		if want := rfc3339(at) + " ("; !strings.HasPrefix(fields[name], want) {
 			t.Errorf("show %s: got %q, want it to start with %q", name, fields[name], want)
 		}
@@ -484,12 +556,15 @@ func TestSessionsUsageErrors(t *testing.T) {
 // without Redis.
 func TestSubcommandHelp(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"sessions", "--help"}, {"sessions", "list", "-h"}, {"sessions", "help"}, {"user", "--help"}} {
+	for _, args := range [][]string{{"sessions", "--help"}, {"sessions", "list", "-h"}, {"sessions", "help"}, {"user", "--help"}, {"user", "mfa", "--help"}, {"user", "mfa", "status", "-h"}} {
 		out, err := cliCmd(t, "", "", args...)
 		if err != nil {
 			t.Errorf("server %s: got %v, want nil", strings.Join(args, " "), err)
 		}
 		if want := "usage: server " + args[0]; !strings.HasPrefix(out, want) {
+			t.Errorf("server %s: got %q, want it to start with %q", strings.Join(args, " "), out, want)
+		}
+		if want := "mfa status NAME"; args[0] == "user" && !strings.Contains(out, want) {
 			t.Errorf("server %s: got %q, want it to start with %q", strings.Join(args, " "), out, want)
 		}
 	}

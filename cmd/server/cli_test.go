@@ -323,6 +323,17 @@ func TestUserUsageErrors(t *testing.T) {
 		{args: []string{"unlock"}, redisURL: "redis://127.0.0.1:1/0", naming: "usage: server user"},
 		{args: []string{"unlock", "alice", "bob"}, redisURL: "redis://127.0.0.1:1/0", naming: "usage: server user"},
 		{args: []string{"unlock", "alice"}, naming: "REDIS_URL"},
+		{args: []string{"mfa"}, redisURL: "redis://127.0.0.1:1/0", naming: "usage: server user"},
+		{args: []string{"mfa", "status"}, redisURL: "redis://127.0.0.1:1/0", naming: "user mfa status NAME"},
+		{args: []string{"mfa", "status", "alice", "bob"}, redisURL: "redis://127.0.0.1:1/0", naming: "usage: server user"},
+		{args: []string{"mfa", "remove", "alice"}, redisURL: "redis://127.0.0.1:1/0", naming: "user mfa reset NAME"},
+		{args: []string{"mfa", "status", "alice", "--yes"}, redisURL: "redis://127.0.0.1:1/0", naming: "-yes"},
+		{args: []string{"mfa", "reset", "alice", "--json"}, redisURL: "redis://127.0.0.1:1/0", naming: "-json"},
+		{args: []string{"mfa", "reset", "--yes"}, redisURL: "redis://127.0.0.1:1/0", naming: "usage: server user"},
+		// Checked before Redis is dialled: off a terminal, a reset
+		// without --yes is a mistake whether or not Redis is up.
+		{args: []string{"mfa", "reset", "alice"}, redisURL: "redis://127.0.0.1:1/0", naming: "--yes"},
+		{args: []string{"mfa", "status", "alice"}, naming: "REDIS_URL"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " ")+" REDIS_URL="+tt.redisURL, func(t *testing.T) {

@@ -127,7 +127,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
 			b.WriteString("usage: server [flags]   (every flag also reads the environment variable named in its description)\n")
-			b.WriteString("       server user add|passwd|delete|unlock NAME | user list\n")
+			b.WriteString("       server user add|passwd|delete|unlock NAME | user list | user mfa status NAME [--json] | user mfa reset NAME [--yes]\n")
 			b.WriteString("       server sessions list [--user NAME] [--json] | show ID [--json] | revoke ID | revoke --user NAME | count [--by-user]\n")
 			b.WriteString("       server healthcheck\n")
 			b.WriteString("The user and sessions commands work on the Redis at REDIS_URL; unknown users and ids exit 1.\n")

@@ -41,7 +41,7 @@ func TestHelpPrintsEveryFlagAndSucceeds(t *testing.T) {
 	if err := run(t.Context(), []string{"--help"}, vars.getenv, strings.NewReader(""), &out); err != nil {
 		t.Fatalf("run --help: got error %v, want nil", err)
 	}
-	for _, want := range []string{"-addr", "-redis-url", "-session-lifetime", "-session-idle-timeout", "-login-window", "SESSION_LIFETIME", "user add", "unlock", "sessions list", "--by-user", "revoke --user NAME", "redis://app:***@redis:6379/0", "-pprof", "PPROF"} {
+	for _, want := range []string{"-addr", "-redis-url", "-session-lifetime", "-session-idle-timeout", "-login-window", "SESSION_LIFETIME", "user add", "unlock", "sessions list", "--by-user", "revoke --user NAME", "user mfa status NAME", "user mfa reset NAME [--yes]", "redis://app:***@redis:6379/0", "-pprof", "PPROF"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help output lacks %q:\n%s", want, out.String())
 		}

@@ -8,9 +8,14 @@
 //	server user list               list users
 //	server user delete NAME        delete a user and end the user's sessions
 //	server user unlock NAME        forget the account's failed logins (lift a lockout)
+//	server user mfa status NAME [--json]
+//	                               the user's second factors, when added, recovery codes left
+//	server user mfa reset NAME [--yes]
+//	                               remove every second factor and recovery code, end the user's
+//	                               sessions (asks on a terminal; needs --yes otherwise)
 //	server sessions list [--user NAME] [--json]
-//	                               one line per session (all: streamed with SCAN; one user's: the index)
-//	server sessions show ID        every field of one session
+//	                               one line per session, with its amr (all: streamed with SCAN; one user's: the index)
+//	server sessions show ID        every field of one session, with how the user authenticated (amr)
 //	server sessions revoke ID      end one session
 //	server sessions revoke --user NAME
 //	                               end every session of a user, print how many
