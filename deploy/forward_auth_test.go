@@ -8,6 +8,7 @@ package deploy
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,11 +16,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"loginsvc/internal/auth"
 	"loginsvc/internal/redistest"
 	"loginsvc/internal/testkit"
 )
@@ -35,6 +39,8 @@ type echoed struct {
 	RequestUser   string `json:"x_auth_request_user"`
 	SessionID     string `json:"x_auth_session_id"`
 	Authorization string `json:"authorization"`
+	// Methods is Remote-Auth-Methods: how the user authenticated.
+	Methods string `json:"remote_auth_methods"`
 }
 
 // protectedApp is the app behind nginx: it answers every request with
@@ -51,7 +57,7 @@ func newProtectedApp(t testing.TB) *protectedApp {
 		p.hits.Add(1)
 		e := echoed{Method: r.Method, URI: r.RequestURI, RemoteUser: r.Header.Get("Remote-User"),
 			RequestUser: r.Header.Get("X-Auth-Request-User"), SessionID: r.Header.Get("X-Auth-Session-Id"),
-			Authorization: r.Header.Get("Authorization")}
+			Authorization: r.Header.Get("Authorization"), Methods: r.Header.Get("Remote-Auth-Methods")}
 		if strings.Contains(r.Header.Get("Accept"), "text/html") {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			_, _ = fmt.Fprintf(w, "<!doctype html><title>protected</title><h1>protected app</h1><p id=\"user\">%s</p>", htmlEscape(e.RemoteUser))
@@ -74,13 +80,37 @@ type forwardAuthSite struct {
 	Replicas []*replica
 	App      *protectedApp
 	URL      string // http://127.0.0.1:PORT of nginx
-	nginx    *testkit.Process
+	// TwoFactorURL is http://127.0.0.1:PORT of nginx's second port, the
+	// app's host in AUTH_TWO_FACTOR_HOSTS; "" without withTwoFactorApp.
+	TwoFactorURL string
+	nginx        *testkit.Process
+}
+
+// forwardAuthOption changes what startForwardAuthSite starts.
+type forwardAuthOption func(*forwardAuthOptions)
+
+type forwardAuthOptions struct {
+	twoFactorApp bool
+}
+
+// withTwoFactorApp makes nginx serve the same server block (the same
+// snippet, the same app) on a second port too, and names that port's
+// host in the replicas' AUTH_TWO_FACTOR_HOSTS: one app that accepts any
+// session and one that accepts two-factor sessions only. Cookies ignore
+// the port, so one login reaches both, as it would sibling apps sharing a
+// COOKIE_DOMAIN.
+func withTwoFactorApp() forwardAuthOption {
+	return func(o *forwardAuthOptions) { o.twoFactorApp = true }
 }
 
 // startForwardAuthSite starts a Redis, two replicas, the protected app and
 // nginx running the repository's snippet, all stopped in t.Cleanup.
-func startForwardAuthSite(t *testing.T) *forwardAuthSite {
+func startForwardAuthSite(t *testing.T, options ...forwardAuthOption) *forwardAuthSite {
 	t.Helper()
+	var opts forwardAuthOptions
+	for _, o := range options {
+		o(&opts)
+	}
 	nginxBin, err := exec.LookPath("nginx")
 	if err != nil {
 		t.Fatal("nginx not found: run ./scripts/test.sh, which installs it")
@@ -88,9 +118,18 @@ func startForwardAuthSite(t *testing.T) *forwardAuthSite {
 	bin := testkit.ServerBinary(t)
 	s := &forwardAuthSite{Redis: redistest.Start(t), App: newProtectedApp(t)}
 	logDir := t.TempDir()
-	addrs := testkit.FreeAddrs(t, 3)
+	addrs := testkit.FreeAddrs(t, 4)
+	listen := "listen " + addrs[2] + ";"
+	if opts.twoFactorApp {
+		listen += "\n        listen " + addrs[3] + ";"
+		s.TwoFactorURL = "http://" + addrs[3]
+	}
 	for i := 1; i <= 2; i++ {
-		s.Replicas = append(s.Replicas, newReplica(t, bin, "app-"+strconv.Itoa(i), addrs[i-1], s.Redis.URL(), logDir))
+		r := newReplica(t, bin, "app-"+strconv.Itoa(i), addrs[i-1], s.Redis.URL(), logDir)
+		if opts.twoFactorApp {
+			r.env = append(r.env, "AUTH_TWO_FACTOR_HOSTS="+addrs[3])
+		}
+		s.Replicas = append(s.Replicas, r)
 	}
 	for _, r := range s.Replicas {
 		r.launch(t)
@@ -128,11 +167,11 @@ http {
         server %[5]s;
     }
     server {
-        listen %[6]s;
+        %[6]s
         include %[7]s;
     }
 }
-`, user, dir, s.Replicas[0].Addr, s.Replicas[1].Addr, strings.TrimPrefix(s.App.srv.URL, "http://"), addrs[2], snippet)
+`, user, dir, s.Replicas[0].Addr, s.Replicas[1].Addr, strings.TrimPrefix(s.App.srv.URL, "http://"), listen, snippet)
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +246,13 @@ func wantApp(t *testing.T, what string, resp *http.Response, body, user string) 
 // returning to original, and the app was not asked.
 func (s *forwardAuthSite) wantLoginRedirect(t *testing.T, what string, resp *http.Response, original string, appHitsBefore int64) {
 	t.Helper()
-	want := s.URL + "/login/?next=" + url.QueryEscape(original)
+	s.wantRedirect(t, what, resp, s.URL+"/login/?next="+url.QueryEscape(original), appHitsBefore)
+}
+
+// wantRedirect fails unless resp is nginx's 302 to want and the app was
+// not asked.
+func (s *forwardAuthSite) wantRedirect(t *testing.T, what string, resp *http.Response, want string, appHitsBefore int64) {
+	t.Helper()
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
 		t.Errorf("%s: got %d to %q, want 302 to %q", what, resp.StatusCode, resp.Header.Get("Location"), want)
 	}
@@ -333,4 +378,138 @@ func TestNginxSnippetIsTheREADMEs(t *testing.T) {
 	if !strings.Contains(string(readme), "```nginx\n"+string(snippet)+"```\n") {
 		t.Errorf("README.md does not show deploy/%s verbatim in an ```nginx block", nginxSnippetPath)
 	}
+}
+
+// TestForwardAuthStepUpThroughNginx runs the README's nginx snippet in
+// front of one app on two ports: s.URL accepts any session, s.TwoFactorURL
+// is in AUTH_TWO_FACTOR_HOSTS. A user without a second factor logs in with
+// the password. The one-factor app lets the session in and is told "pwd";
+// the two-factor app sends the browser to the step-up page, which offers
+// to set up two-step verification. The user sets up an authenticator app
+// through nginx and returns to the two-factor app, which now lets the very
+// session in, told "pwd otp". A Remote-Auth-Methods the client sends never
+// reaches an app.
+func TestForwardAuthStepUpThroughNginx(t *testing.T) {
+	start := time.Now()
+	s := startForwardAuthSite(t, withTwoFactorApp())
+	ready := time.Now()
+	browser := testkit.Browser(t)
+	forged := http.Header{"Remote-User": {"mallory"}, "Remote-Auth-Methods": {"pwd otp hwk"}}
+	oneFactorApp := s.URL + "/reports/?year=2026"
+	twoFactorApp := s.TwoFactorURL + "/admin/users?page=2"
+
+	// One factor: the password alone.
+	postLogin(t, browser, s.URL, testUser, testPassword, nil)
+	resp, body := fetchPage(t, browser, http.MethodGet, oneFactorApp, nil, forged)
+	if e := wantApp(t, "one-factor app, password only", resp, body, testUser); e.Methods != "pwd" {
+		t.Errorf("one-factor app, password only: the app saw Remote-Auth-Methods %q, want %q", e.Methods, "pwd")
+	}
+
+	// The two-factor app: to the step-up page on its own host, which
+	// returns to it, and which offers enrolment to a user without a second
+	// factor.
+	hits := s.App.hits.Load()
+	resp, _ = fetchPage(t, browser, http.MethodGet, twoFactorApp, nil, forged)
+	stepUp := s.TwoFactorURL + "/login/step-up/?next=" + url.QueryEscape(twoFactorApp)
+	s.wantRedirect(t, "two-factor app, password only", resp, stepUp, hits)
+	resp, body = fetchPage(t, browser, http.MethodGet, stepUp, nil, nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Served-By") == "" || !strings.Contains(body, `id="enrol-needed"`) {
+		t.Fatalf("GET %s: got %d (by %q), want the step-up page offering enrolment (#enrol-needed)\n%s",
+			stepUp, resp.StatusCode, resp.Header.Get("X-Served-By"), firstLine(body))
+	}
+	if strings.Contains(body, `id="code-form"`) {
+		t.Errorf("step-up page of a user without a second factor asks for a code")
+	}
+	enrol := htmlAttr(t, body, "enrol-link", "href")
+	if u, err := url.Parse(enrol); err != nil || u.Path != "/security/totp/" || u.Query().Get("next") != twoFactorApp {
+		t.Errorf("step-up page: #enrol-link goes to %q, want /security/totp/ returning to %q", enrol, twoFactorApp)
+	}
+
+	// Enrolment, on the two-factor app's host, through nginx: the secret
+	// and its QR code, then the first code.
+	resp, body = fetchPage(t, browser, http.MethodGet, s.TwoFactorURL+enrol, nil, nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Served-By") == "" || !strings.Contains(body, `id="totp-form"`) {
+		t.Fatalf("GET %s%s: got %d (by %q, Location %q), want the service's enrolment page (#totp-form)\n%s",
+			s.TwoFactorURL, enrol, resp.StatusCode, resp.Header.Get("X-Served-By"), resp.Header.Get("Location"), firstLine(body))
+	}
+	secret := strings.ReplaceAll(htmlText(t, body, "totp-secret"), " ", "")
+	resp, qr := fetchPage(t, browser, http.MethodGet, s.TwoFactorURL+"/security/totp/qr.png", nil, nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/png" || !strings.HasPrefix(qr, "\x89PNG") {
+		t.Errorf("GET /security/totp/qr.png via nginx: got %d %q, want 200 image/png", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	code, err := auth.TOTPCode(secret, time.Now())
+	if err != nil {
+		t.Fatalf("TOTP code of the page's secret %q: %v", secret, err)
+	}
+	form := url.Values{"code": {code}, "next": {htmlAttrOf(body, `name="next"`, "value")}}
+	resp, body = fetchPage(t, browser, http.MethodPost, s.TwoFactorURL+"/security/totp/", strings.NewReader(form.Encode()),
+		http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="recovery-codes"`) {
+		t.Fatalf("POST /security/totp/ via nginx: got %d, want 200 with the recovery codes\n%s", resp.StatusCode, firstLine(body))
+	}
+	if n := strings.Count(body, "<li><code>"); n != 10 {
+		t.Errorf("after enrolment the page shows %d recovery codes, want 10", n)
+	}
+	if next := htmlAttr(t, body, "codes-continue", "href"); next != twoFactorApp {
+		t.Errorf("after enrolment #codes-continue goes to %q, want back to the app %q", next, twoFactorApp)
+	}
+	enrolled := time.Now()
+
+	// Back to the two-factor app: the session now stands on two factors,
+	// on both apps.
+	for _, app := range []string{twoFactorApp, oneFactorApp} {
+		resp, body = fetchPage(t, browser, http.MethodGet, app, nil, forged)
+		if e := wantApp(t, "after enrolment, "+app, resp, body, testUser); e.Methods != "pwd otp" {
+			t.Errorf("after enrolment, %s: the app saw Remote-Auth-Methods %q, want %q", app, e.Methods, "pwd otp")
+		}
+	}
+	// The step-up page has nothing left to ask: straight back.
+	resp, _ = fetchPage(t, browser, http.MethodGet, stepUp, nil, nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != twoFactorApp {
+		t.Errorf("step-up page with two factors: got %d to %q, want 303 to %q", resp.StatusCode, resp.Header.Get("Location"), twoFactorApp)
+	}
+
+	t.Logf("nginx step-up: site up in %v, login to enrolment %v, after %v", ready.Sub(start).Round(time.Millisecond),
+		enrolled.Sub(ready).Round(time.Millisecond), time.Since(enrolled).Round(time.Millisecond))
+}
+
+// htmlAttr returns the attribute name of the element with id in body, an
+// HTML page the service rendered, unescaped; it fails the test without one.
+func htmlAttr(t *testing.T, body, id, name string) string {
+	t.Helper()
+	v := htmlAttrOf(body, `id="`+id+`"`, name)
+	if v == "" {
+		t.Fatalf("the page has no #%s with %s\n%s", id, name, firstLine(body))
+	}
+	return v
+}
+
+// htmlAttrOf returns the attribute name of the first tag that contains
+// marker (such as `id="x"`), unescaped, or "".
+func htmlAttrOf(body, marker, name string) string {
+	i := strings.Index(body, marker)
+	if i < 0 {
+		return ""
+	}
+	from := strings.LastIndex(body[:i], "<")
+	to := strings.Index(body[i:], ">")
+	if from < 0 || to < 0 {
+		return ""
+	}
+	m := regexp.MustCompile(`\s` + regexp.QuoteMeta(name) + `="([^"]*)"`).FindStringSubmatch(body[from : i+to])
+	if m == nil {
+		return ""
+	}
+	return html.UnescapeString(m[1])
+}
+
+// htmlText returns the text of the element with id in body, unescaped;
+// it fails the test without one. The element must hold text only.
+func htmlText(t *testing.T, body, id string) string {
+	t.Helper()
+	m := regexp.MustCompile(`id="` + regexp.QuoteMeta(id) + `"[^>]*>([^<]*)<`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("the page has no #%s\n%s", id, firstLine(body))
+	}
+	return html.UnescapeString(m[1])
 }

@@ -107,6 +107,16 @@ for t in "${tools[@]}"; do
 	printf '  %-13s %s\n' "$t" "$(command -v "$t")"
 done
 [ -x /usr/bin/chromium ] || echo "  note: chromium is not at /usr/bin/chromium"
+# Chromium draws the Chinese pages of the browser tests (and their
+# screenshots) with a CJK font; without one every character is a box, and
+# TestBrowserTwoStepLogin fails.
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+	[ "$(id -u)" -eq 0 ] || die "no CJK font for chromium. Run: sudo apt-get update && sudo apt-get install -y --no-install-recommends fonts-wqy-zenhei"
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-wqy-zenhei || die "apt-get install fonts-wqy-zenhei failed"
+	fc-list :lang=zh | grep -q . || die "still no CJK font after installing fonts-wqy-zenhei"
+fi
+printf '  %-13s %s\n' "CJK font" "$(fc-list :lang=zh family | head -n 1)"
 
 # ---------------------------------------------------------------------------
 step "Valkey 8 (bookworm-backports): valkey-server, valkey-cli"
