@@ -56,6 +56,8 @@ type config struct {
 	ReauthMaxAge          time.Duration // REAUTH_MAX_AGE, default 10m: how recent a full authentication a password or factor change needs
 	AuthTwoFactorHosts    []string      // AUTH_TWO_FACTOR_HOSTS, default none: protected apps that accept only two-factor sessions
 	TOTPIssuer            string        // TOTP_ISSUER, default "loginsvc": the name authenticator apps show
+	WebAuthnRPID          string        // WEBAUTHN_RP_ID, default the host of an absolute AUTH_LOGIN_URL, else "" (each request's host)
+	WebAuthnOrigins       []string      // WEBAUTHN_ORIGINS, default none: any origin on WEBAUTHN_RP_ID or a subdomain of it
 }
 
 // defaultMetricsAddr is where /metrics listens unless METRICS_ADDR says
@@ -123,6 +125,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	reauthMaxAge := fs.String("reauth-max-age", env("REAUTH_MAX_AGE", "10m"), "how recent the last full sign-in must be to change a password or a second factor (REAUTH_MAX_AGE)")
 	twoFactorHosts := fs.String("auth-two-factor-hosts", env("AUTH_TWO_FACTOR_HOSTS", ""), "comma-separated protected apps' hosts (host or host:port) whose forward-auth checks accept two-factor sessions only (AUTH_TWO_FACTOR_HOSTS)")
 	totpIssuer := fs.String("totp-issuer", env("TOTP_ISSUER", auth.DefaultTOTPIssuer), "the name authenticator apps show above this service's codes (TOTP_ISSUER)")
+	rpID := fs.String("webauthn-rp-id", env("WEBAUTHN_RP_ID", ""), "passkeys' relying party: a domain such as example.com; default the host of an absolute AUTH_LOGIN_URL, else each request's host (WEBAUTHN_RP_ID)")
+	origins := fs.String("webauthn-origins", env("WEBAUTHN_ORIGINS", ""), "comma-separated origins passkeys may be used on, such as https://auth.example.com; default any on WEBAUTHN_RP_ID or its subdomains (WEBAUTHN_ORIGINS)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
@@ -238,6 +242,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, badVar("TOTP_ISSUER", "a short name without ':' such as \"Example Corp\"", *totpIssuer)
 	}
 	c.AuthLoginURL = *loginURL
+	if err := c.parseWebAuthn(*rpID, *origins); err != nil {
+		return c, err
+	}
 	if u, e := url.Parse(c.AuthLoginURL); e != nil || u.User != nil || u.Fragment != "" ||
 		!(strings.HasPrefix(c.AuthLoginURL, "/") && !strings.HasPrefix(c.AuthLoginURL, "//") && u.Host == "" ||
 			(u.Scheme == "https" || u.Scheme == "http") && u.Host != "") {
@@ -509,6 +516,7 @@ func (c config) logAttrs() []any {
 		"auth_allowed_hosts", strings.Join(c.AuthAllowedHosts, ","), "auth_login_url", c.AuthLoginURL, "cookie_domain", c.CookieDomain,
 		"require_two_factor", c.RequireTwoFactor, "reauth_max_age", c.ReauthMaxAge.String(),
 		"auth_two_factor_hosts", strings.Join(c.AuthTwoFactorHosts, ","), "totp_issuer", c.TOTPIssuer,
+		"webauthn_rp_id", cmp.Or(c.WebAuthnRPID, "(each request's host)"), "webauthn_origins", strings.Join(c.WebAuthnOrigins, ","),
 	}
 }
 
@@ -531,4 +539,44 @@ func mask(s string) string {
 		return ""
 	}
 	return "***"
+}
+
+// parseWebAuthn checks WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS (after
+// AUTH_LOGIN_URL, whose host is the RP ID's default). A relying party is a
+// domain, never an IP address or a host with a port, and every origin must
+// be on it or a subdomain of it: the browser refuses anything else, so a
+// configuration that cannot work stops the server here.
+func (c *config) parseWebAuthn(rpID, origins string) error {
+	rpID = strings.ToLower(strings.TrimSpace(rpID))
+	if rpID == "" {
+		if u, err := url.Parse(c.AuthLoginURL); err == nil && u.Host != "" {
+			if _, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err != nil {
+				rpID = strings.ToLower(u.Hostname())
+			}
+		}
+	} else if !validAllowedHost(rpID) || strings.Contains(rpID, ":") || strings.HasPrefix(rpID, "[") {
+		return badVar("WEBAUTHN_RP_ID", "a domain such as example.com (no scheme, port or path)", rpID)
+	} else if _, err := netip.ParseAddr(rpID); err == nil {
+		return badVar("WEBAUTHN_RP_ID", "a domain such as example.com: an IP address cannot be a WebAuthn relying party (use localhost locally)", rpID)
+	}
+	c.WebAuthnRPID = rpID
+	for _, o := range strings.Split(origins, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			return badVar("WEBAUTHN_ORIGINS", "comma-separated origins such as https://auth.example.com (scheme and host, no path)", origins)
+		}
+		host := strings.ToLower(u.Hostname())
+		if c.WebAuthnRPID == "" {
+			return usageError{"invalid WEBAUTHN_ORIGINS: needs WEBAUTHN_RP_ID (or an absolute AUTH_LOGIN_URL) to name the domain they belong to"}
+		}
+		if host != c.WebAuthnRPID && !strings.HasSuffix(host, "."+c.WebAuthnRPID) {
+			return usageError{fmt.Sprintf("invalid WEBAUTHN_ORIGINS %q: %s is not on WEBAUTHN_RP_ID %s or a subdomain of it", origins, host, c.WebAuthnRPID)}
+		}
+		c.WebAuthnOrigins = append(c.WebAuthnOrigins, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	return nil
 }

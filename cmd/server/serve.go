@@ -116,14 +116,16 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 
 	app, err := web.New(web.Config{
-		InstanceID:     cfg.InstanceID,
-		CookieSecure:   cfg.CookieSecure,
-		TrustedProxies: cfg.TrustedProxies,
-		AllowedHosts:   cfg.AuthAllowedHosts,
-		LoginURL:       cfg.AuthLoginURL,
-		Observer:       m,
-		TwoFactorHosts: cfg.AuthTwoFactorHosts,
-		ReauthMaxAge:   cfg.ReauthMaxAge,
+		InstanceID:      cfg.InstanceID,
+		CookieSecure:    cfg.CookieSecure,
+		TrustedProxies:  cfg.TrustedProxies,
+		AllowedHosts:    cfg.AuthAllowedHosts,
+		LoginURL:        cfg.AuthLoginURL,
+		Observer:        m,
+		TwoFactorHosts:  cfg.AuthTwoFactorHosts,
+		WebAuthnRPID:    cfg.WebAuthnRPID,
+		WebAuthnOrigins: cfg.WebAuthnOrigins,
+		ReauthMaxAge:    cfg.ReauthMaxAge,
 	}, log, sessions, authSvc, rdb)
 	if err != nil {
 		return err

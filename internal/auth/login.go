@@ -325,11 +325,17 @@ func (s *Service) SecondStep(ctx context.Context, token string, req LoginRequest
 	}
 	method, methods, left, err := s.secondProof(ctx, p.User, req, purposeSecond)
 	if err != nil {
-		if (errors.Is(err, ErrInvalidCode) || errors.Is(err, ErrInvalidPasskey)) && p.Attempts+1 < maxPendingAttempts {
+		// The pending login goes back for another try: after a wrong
+		// answer up to maxPendingAttempts, after anything else (a
+		// throttle, Redis) as it was, so the user waits rather than
+		// starts over.
+		if errors.Is(err, ErrInvalidCode) || errors.Is(err, ErrInvalidPasskey) || errors.Is(err, ErrPasskeyCloned) || errors.Is(err, ErrFactorUnreadable) {
 			p.Attempts++
+		}
+		if ttl := time.Until(p.ExpiresAt); p.Attempts < maxPendingAttempts && ttl > 0 {
 			if b, merr := json.Marshal(p); merr == nil {
-				if perr := s.factors.PutPending(ctx, key, b, time.Until(p.ExpiresAt)); perr != nil {
-					return LoginResult{}, fmt.Errorf("second step: %w", perr)
+				if perr := s.factors.PutPending(ctx, key, b, ttl); perr != nil {
+					return LoginResult{}, fmt.Errorf("second step: %w (and %w)", err, perr)
 				}
 			}
 		}

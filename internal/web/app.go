@@ -41,6 +41,13 @@ type Config struct {
 	// hosts, in AllowedHosts' grammar, whose forward-auth checks accept
 	// only sessions that stand on two factors. Default none.
 	TwoFactorHosts []string
+	// WebAuthnRPID (WEBAUTHN_RP_ID) is the passkeys' relying party, a
+	// domain; "" takes the host each request reached (fine for one host;
+	// an IP address cannot be one, so passkeys are then off there).
+	WebAuthnRPID string
+	// WebAuthnOrigins (WEBAUTHN_ORIGINS) are the origins a passkey
+	// ceremony may run on; empty: any on WebAuthnRPID or a subdomain.
+	WebAuthnOrigins []string
 	// ReauthMaxAge (REAUTH_MAX_AGE) is how recent the last full
 	// authentication must be before a sensitive action (a password or
 	// factor change). Default DefaultReauthMaxAge.

@@ -42,6 +42,9 @@ var flashKinds = map[string]flash{
 	"login_expired":     {Message: msg("flash.login_expired")},
 	"recovery_used":     {Message: pluralMsg("flash.recovery_used"), Counted: true},
 	"totp_removed":      {Message: pluralMsg("flash.totp_removed"), Counted: true},
+	"passkey_added":     {Message: pluralMsg("flash.passkey_added"), Counted: true},
+	"passkey_removed":   {Message: pluralMsg("flash.passkey_removed"), Counted: true},
+	"passkey_failed":    {Message: msg("flash.passkey_failed")},
 }
 
 // newFlash is the flash kind (with n, for a counted kind). It panics on

@@ -50,6 +50,9 @@ type loginPage struct {
 	// Error is the catalog key of the form's error, "" for none.
 	Error string
 	Next  string
+	// Passkeys offers "Sign in with a passkey" (the page's host can be a
+	// relying party).
+	Passkeys bool
 }
 
 // loginForm serves GET /login/.
@@ -58,7 +61,7 @@ func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
 	if a.safeReturn(r, next) == "/" {
 		next = ""
 	}
-	a.render(w, r, http.StatusOK, "login.html", loginPage{Next: next})
+	a.render(w, r, http.StatusOK, "login.html", loginPage{Next: next, Passkeys: a.passkeysHere(r)})
 }
 
 // msgInvalidLogin is the one message for every refused login: it never
@@ -78,7 +81,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	res, err := a.auth.Login(r.Context(), a.loginRequest(r, form.Username, r.PostForm.Get("password"), ""))
 	if err != nil {
 		a.refuse(w, r, stepPassword, err, func(status int) {
-			a.render(w, r, status, "login.html", loginPage{Form: form, Error: msgInvalidLogin, Next: next})
+			a.render(w, r, status, "login.html", loginPage{Form: form, Error: msgInvalidLogin, Next: next, Passkeys: a.passkeysHere(r)})
 		})
 		return
 	}
@@ -134,6 +137,7 @@ const (
 	stepReauth   = "reauth"
 	stepUp       = "step-up"
 	stepEnrol    = "enrol"
+	stepPasskey  = "passkey"
 )
 
 // refuse answers a refused login step, once for every step: it logs the
@@ -153,6 +157,17 @@ func (a *App) refuse(w http.ResponseWriter, r *http.Request, step string, err er
 		a.cfg.Observer.Login(LoginInvalid)
 		a.cfg.Observer.SecondStep("code", SecondStepFailure)
 		a.log.Info("login failed: wrong code", "step", step, "user", a.currentUser(ctx), "request_id", requestID(ctx), "client", a.clientIP(r).String())
+		show(http.StatusBadRequest)
+	case errors.Is(err, auth.ErrInvalidPasskey):
+		a.cfg.Observer.Login(LoginInvalid)
+		a.cfg.Observer.SecondStep(auth.SecondStepPasskey, SecondStepFailure)
+		a.log.Info("login failed: passkey not accepted", "step", step, "request_id", requestID(ctx), "client", a.clientIP(r).String(), "err", err)
+		show(http.StatusBadRequest)
+	case errors.Is(err, auth.ErrPasskeyCloned):
+		// Worth an operator's look: two copies of one authenticator.
+		a.cfg.Observer.Login(LoginInvalid)
+		a.cfg.Observer.SecondStep(auth.SecondStepPasskey, SecondStepFailure)
+		a.log.Warn("login refused: passkey signature counter went backwards (a cloned authenticator?)", "step", step, "request_id", requestID(ctx), "client", a.clientIP(r).String(), "err", err)
 		show(http.StatusBadRequest)
 	case errors.Is(err, auth.ErrFactorUnreadable):
 		// The operator's to fix; the user sees a wrong code and can use

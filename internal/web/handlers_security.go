@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"loginsvc/internal/auth"
+	"loginsvc/internal/session"
 )
 
 // The security page and the second factors' own pages: the authenticator
@@ -18,6 +19,13 @@ import (
 // securityPage is what /security/ shows.
 type securityPage struct {
 	auth.Factors
+	// Recent says the last full sign-in is recent enough to change a
+	// factor right away; otherwise the page links to /reauth/ first.
+	Recent bool
+	// PasskeysHere says this address can run passkey ceremonies, and
+	// DeviceName is the default name of a new passkey.
+	PasskeysHere bool
+	DeviceName   string
 	// RecoveryLow warns that few recovery codes are left.
 	RecoveryLow bool
 	// TwoFactor tells whether this session stands on two factors.
@@ -35,9 +43,15 @@ func (a *App) securityPage(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	_, recent := a.sessions.Check(ctx, session.Need{MaxAge: a.cfg.ReauthMaxAge, Enrolling: true})
+	deviceName, err := a.templates.locales.forRequest(r).device(cur.Device)
+	if err != nil {
+		deviceName = ""
+	}
 	a.render(w, r, http.StatusOK, "security.html", securityPage{
 		Factors: f, RecoveryLow: f.RecoveryLow(), TwoFactor: cur.TwoFactor(),
 		Required: a.sessions.RequireTwoFactor() && !f.SecondFactor(),
+		Recent:   recent == session.Allowed, PasskeysHere: a.passkeysHere(r), DeviceName: deviceName,
 	})
 }
 
@@ -109,8 +123,9 @@ func (a *App) totpQR(w http.ResponseWriter, r *http.Request) {
 // codesPage shows recovery codes, once.
 type codesPage struct {
 	Codes []string
-	// Enabled says the authenticator app was just enabled.
-	Enabled bool
+	// Enabled says the authenticator app was just enabled; Passkey that a
+	// first passkey was just added.
+	Enabled, Passkey bool
 	// Ended is how many other sessions the change ended.
 	Ended int
 	// Next is where "Continue" goes.

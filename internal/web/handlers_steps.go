@@ -67,6 +67,12 @@ type codePage struct {
 	// App is the host of the protected app a step-up returns to, for "to
 	// continue to app.example.com"; "" for this site.
 	App string
+	// TOTP says the user has an authenticator app (its code field is
+	// shown); Passkey that they have a passkey this page can ask for.
+	TOTP, Passkey bool
+	// PasskeyOptions is where the page's script fetches the passkey
+	// ceremony's options.
+	PasskeyOptions string
 }
 
 var (
@@ -74,6 +80,7 @@ var (
 	msgPendingExpired = msg("code.expired")
 	msgReauthInvalid  = msg("reauth.invalid")
 	msgTOTPExpired    = msg("totp.expired")
+	msgInvalidPasskey = msg("passkey.invalid")
 )
 
 // secondStepForm serves GET /login/code/: the code field of a login whose
@@ -91,7 +98,32 @@ func (a *App) secondStepForm(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	a.render(w, r, http.StatusOK, "code.html", codePage{User: user, Next: next, Recovery: r.URL.Query().Get("recovery") == "1", Action: "/login/code/", Enrolled: true})
+	p := codePage{User: user, Next: next, Recovery: r.URL.Query().Get("recovery") == "1", Action: "/login/code/", Enrolled: true, PasskeyOptions: "/login/code/passkey/options"}
+	if !a.factorsOnPage(w, r, &p) {
+		return
+	}
+	a.render(w, r, http.StatusOK, "code.html", p)
+}
+
+// factorsOnPage fills in which second factors p's user has, so the page
+// offers the right ones; false when it has answered an error.
+func (a *App) factorsOnPage(w http.ResponseWriter, r *http.Request, p *codePage) bool {
+	var err error
+	if p.TOTP, err = a.auth.HasTOTP(r.Context(), p.User); err != nil {
+		a.serverError(w, r, err)
+		return false
+	}
+	if p.Passkey, err = a.auth.HasPasskeys(r.Context(), p.User); err != nil {
+		a.serverError(w, r, err)
+		return false
+	}
+	p.Passkey = p.Passkey && a.passkeysHere(r)
+	if !p.TOTP && !p.Recovery && !p.Passkey {
+		// Passkeys only, on an address that cannot ask for them: the
+		// recovery code is the way in.
+		p.Recovery = true
+	}
+	return true
 }
 
 // secondStep serves POST /login/code/ (code, next): it finishes the
@@ -103,7 +135,7 @@ func (a *App) secondStep(w http.ResponseWriter, r *http.Request) {
 	next := a.nextOf(r, r.PostForm.Get("next"))
 	recovery := r.PostForm.Get("recovery") == "1"
 	token := a.pendingToken(r)
-	res, err := a.auth.SecondStep(r.Context(), token, a.loginRequest(r, "", "", r.PostForm.Get("code")))
+	res, err := a.auth.SecondStep(r.Context(), token, a.passkeyRequest(r))
 	if errors.Is(err, auth.ErrPendingExpired) {
 		a.log.Info("second step refused: no pending login", "request_id", requestID(r.Context()), "client", a.clientIP(r).String())
 		a.clearPendingCookie(w)
@@ -113,7 +145,10 @@ func (a *App) secondStep(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.refuse(w, r, stepCode, err, func(status int) {
 			user, _ := a.auth.PendingUser(r.Context(), token)
-			a.render(w, r, status, "code.html", codePage{User: user, Error: msgInvalidCode, Next: next, Recovery: recovery, Action: "/login/code/", Enrolled: true})
+			p := codePage{User: user, Error: stepError(r), Next: next, Recovery: recovery, Action: "/login/code/", Enrolled: true, PasskeyOptions: "/login/code/passkey/options"}
+			if a.factorsOnPage(w, r, &p) {
+				a.render(w, r, status, "code.html", p)
+			}
 		})
 		return
 	}
@@ -146,10 +181,23 @@ func (a *App) stepUpForm(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	a.render(w, r, http.StatusOK, "code.html", codePage{
+	p := codePage{
 		User: cur.User, Next: next, Recovery: r.URL.Query().Get("recovery") == "1", Action: "/login/step-up/",
-		Enrolled: enrolled, App: appHost(r, next),
-	})
+		Enrolled: enrolled, App: appHost(r, next), PasskeyOptions: "/login/step-up/passkey/options",
+	}
+	if enrolled && !a.factorsOnPage(w, r, &p) {
+		return
+	}
+	a.render(w, r, http.StatusOK, "code.html", p)
+}
+
+// stepError is the message of a refused step: the passkey's when the
+// form carried a passkey's answer, else the code's.
+func stepError(r *http.Request) string {
+	if r.PostForm.Get("credential") != "" {
+		return msgInvalidPasskey
+	}
+	return msgInvalidCode
 }
 
 // stepUp serves POST /login/step-up/ (code, next).
@@ -159,13 +207,16 @@ func (a *App) stepUp(w http.ResponseWriter, r *http.Request) {
 	}
 	next := a.nextOf(r, r.PostForm.Get("next"))
 	recovery := r.PostForm.Get("recovery") == "1"
-	res, err := a.auth.StepUp(r.Context(), a.loginRequest(r, "", "", r.PostForm.Get("code")))
+	res, err := a.auth.StepUp(r.Context(), a.passkeyRequest(r))
 	if err != nil {
 		a.refuse(w, r, stepUp, err, func(status int) {
-			a.render(w, r, status, "code.html", codePage{
-				User: a.currentUser(r.Context()), Error: msgInvalidCode, Next: next, Recovery: recovery,
-				Action: "/login/step-up/", Enrolled: true, App: appHost(r, next),
-			})
+			p := codePage{
+				User: a.currentUser(r.Context()), Error: stepError(r), Next: next, Recovery: recovery,
+				Action: "/login/step-up/", Enrolled: true, App: appHost(r, next), PasskeyOptions: "/login/step-up/passkey/options",
+			}
+			if a.factorsOnPage(w, r, &p) {
+				a.render(w, r, status, "code.html", p)
+			}
 		})
 		return
 	}
@@ -205,10 +256,14 @@ func (a *App) showReauth(w http.ResponseWriter, r *http.Request, status int, err
 	if r.Method == http.MethodPost {
 		next = r.PostForm.Get("next")
 	}
-	a.render(w, r, status, "reauth.html", codePage{
+	p := codePage{
 		User: cur.User, Error: errKey, Next: safeNext(next), Recovery: recovery, Action: "/reauth/",
-		Enrolled: enrolled, Password: true,
-	})
+		Enrolled: enrolled, Password: true, PasskeyOptions: "/reauth/passkey/options",
+	}
+	if enrolled && !a.factorsOnPage(w, r, &p) {
+		return
+	}
+	a.render(w, r, status, "reauth.html", p)
 }
 
 // reauth serves POST /reauth/ (password, code, next): a full
@@ -218,7 +273,7 @@ func (a *App) reauth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	recovery := r.PostForm.Get("recovery") == "1"
-	res, err := a.auth.Reauthenticate(r.Context(), a.loginRequest(r, "", r.PostForm.Get("password"), r.PostForm.Get("code")))
+	res, err := a.auth.Reauthenticate(r.Context(), a.passkeyRequest(r))
 	if err != nil {
 		a.refuse(w, r, stepReauth, err, func(status int) { a.showReauth(w, r, status, msgReauthInvalid, recovery) })
 		return

@@ -196,7 +196,7 @@ func (a *App) securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Served-By", a.cfg.InstanceID)
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
@@ -206,6 +206,11 @@ func (a *App) securityHeaders(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// contentSecurityPolicy allows this site's own style sheet, images and
+// one script file (the passkey ceremonies, /static/passkeys.js) and the
+// fetches it makes, and nothing inline.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // noStore keeps pages that may show user data out of every cache.
 func noStore(next http.Handler) http.Handler {
@@ -218,11 +223,25 @@ func noStore(next http.Handler) http.Handler {
 // maxFormBytes bounds a form body: a login form is well under 2 KB.
 const maxFormBytes = 4 << 10
 
+// maxPasskeyFormBytes bounds a form that may carry a passkey's answer (a
+// few kilobytes of JSON, URL-encoded).
+const maxPasskeyFormBytes = 24 << 10
+
+// passkeyForms are the forms a passkey's answer is posted to.
+var passkeyForms = map[string]bool{
+	"/login/passkey/": true, "/login/code/": true, "/login/step-up/": true, "/reauth/": true, "/security/passkeys/": true,
+}
+
 // limitBody caps request bodies, so a huge POST is refused after 4 KB
-// instead of being read into memory.
+// (24 KB for a form that may carry a passkey's answer) instead of being
+// read into memory.
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		limit := int64(maxFormBytes)
+		if passkeyForms[r.URL.Path] {
+			limit = maxPasskeyFormBytes
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
 }
