@@ -61,6 +61,11 @@ type appSettings struct {
 	events         session.Events // metrics of sessions; nil: none
 	// requireTwoFactor is REQUIRE_TWO_FACTOR.
 	requireTwoFactor bool
+	reauthMaxAge     time.Duration // REAUTH_MAX_AGE; 0: the default
+	twoFactorHosts   []string      // AUTH_TWO_FACTOR_HOSTS
+	// deviceKeys are DEVICE_COOKIE_KEY, the current key first; nil:
+	// testDeviceKey alone.
+	deviceKeys [][]byte
 }
 
 type appOption func(*appSettings)
@@ -112,6 +117,22 @@ func withObserver(o Observer, e session.Events) appOption {
 	return func(s *appSettings) { s.observer, s.events = o, e }
 }
 
+// withRequireTwoFactor sets REQUIRE_TWO_FACTOR=true.
+func withRequireTwoFactor() appOption { return func(s *appSettings) { s.requireTwoFactor = true } }
+
+// withReauthMaxAge sets REAUTH_MAX_AGE.
+func withReauthMaxAge(d time.Duration) appOption { return func(s *appSettings) { s.reauthMaxAge = d } }
+
+// withTwoFactorHosts sets AUTH_TWO_FACTOR_HOSTS.
+func withTwoFactorHosts(hosts ...string) appOption {
+	return func(s *appSettings) { s.twoFactorHosts = hosts }
+}
+
+// withDeviceKeys sets DEVICE_COOKIE_KEY to keys, the current one first
+// and then the ones it replaced (a rotation's NEW,OLD), instead of
+// testDeviceKey alone.
+func withDeviceKeys(keys ...[]byte) appOption { return func(s *appSettings) { s.deviceKeys = keys } }
+
 // testDeviceKey is DEVICE_COOKIE_KEY of every test replica: replicas of
 // one test accept each other's device cookies and open each other's
 // sealed secrets, as production replicas sharing the variable do.
@@ -147,6 +168,11 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		opt(&s)
 	}
 
+	deviceKey, oldDeviceKeys := testDeviceKey, [][]byte(nil)
+	if len(s.deviceKeys) > 0 {
+		deviceKey, oldDeviceKeys = s.deviceKeys[0], s.deviceKeys[1:]
+	}
+
 	logs := &testkit.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
@@ -161,8 +187,11 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 			Events:           s.events,
 			RequireTwoFactor: s.requireTwoFactor,
 		},
-		Auth: auth.Config{Limits: s.limits, HashConcurrency: s.hashSlots, HashWait: s.hashWait, DeviceKey: testDeviceKey},
-		Log:  log,
+		Auth: auth.Config{
+			Limits: s.limits, HashConcurrency: s.hashSlots, HashWait: s.hashWait,
+			DeviceKey: deviceKey, OldDeviceKeys: oldDeviceKeys,
+		},
+		Log: log,
 	})
 	if err != nil {
 		t.Fatalf("backend.Open(%q): %v", rs.URL(), err)
@@ -185,6 +214,8 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		AllowedHosts:   s.allowedHosts,
 		LoginURL:       s.loginURL,
 		Observer:       s.observer,
+		ReauthMaxAge:   s.reauthMaxAge,
+		TwoFactorHosts: s.twoFactorHosts,
 	}, log, sessions, authSvc, rdb)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
