@@ -618,6 +618,15 @@ func (ta *testApp) sessionKeys(t testing.TB) []string {
 // (a write even with the idle timeout off).
 func (ta *testApp) backdateLastSeen(t testing.TB, token string, ago time.Duration) {
 	t.Helper()
+	ta.rewriteValues(t, token, func(values map[string]any) {
+		values["last_seen_at"] = time.Now().Add(-ago).UTC().Format(time.RFC3339Nano)
+	})
+}
+
+// rewriteValues rewrites the values of the stored session of token with
+// rewrite, keeping its TTL.
+func (ta *testApp) rewriteValues(t testing.TB, token string, rewrite func(values map[string]any)) {
+	t.Helper()
 	ctx := context.Background()
 	key := testkit.SessionKey(token)
 	b, err := ta.check.Get(ctx, key).Bytes()
@@ -632,7 +641,7 @@ func (ta *testApp) backdateLastSeen(t testing.TB, token string, ago time.Duratio
 	if values == nil {
 		t.Fatalf("stored session %s has no values", b)
 	}
-	values["last_seen_at"] = time.Now().Add(-ago).UTC().Format(time.RFC3339Nano)
+	rewrite(values)
 	b, err = json.Marshal(doc)
 	if err != nil {
 		t.Fatalf("marshal session: %v", err)
@@ -640,6 +649,20 @@ func (ta *testApp) backdateLastSeen(t testing.TB, token string, ago time.Duratio
 	if err := ta.check.SetArgs(ctx, key, b, redis.SetArgs{KeepTTL: true, Mode: "XX"}).Err(); err != nil {
 		t.Fatalf("SET %s: %v", key, err)
 	}
+}
+
+// setStoredAMR rewrites how the stored session of token says its user
+// authenticated; nil removes the field, as in a record written before
+// two-step login (which reads as the password alone).
+func (ta *testApp) setStoredAMR(t testing.TB, token string, amr []string) {
+	t.Helper()
+	ta.rewriteValues(t, token, func(values map[string]any) {
+		if amr == nil {
+			delete(values, "amr")
+			return
+		}
+		values["amr"] = amr
+	})
 }
 
 // lastSeen is the last seen time stored in token's session.
