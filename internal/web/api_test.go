@@ -269,3 +269,67 @@ func TestAPIDeviceTokenLetsTheScriptPastAnAccountLockout(t *testing.T) {
 		}
 	}
 }
+
+// TestAPILoginWithASecondFactor: a script logs in a user with an
+// authenticator app by sending the code with the password; without it,
+// or with a wrong one, nothing starts. whoami says how the user
+// authenticated, and when.
+func TestAPILoginWithASecondFactor(t *testing.T) {
+	ta := newTestApp(t, redistest.Start(t))
+	_, ph, codes := ta.newEnrolled(t)
+
+	before := ta.keys(t)
+	p := ta.send(t, jsonPost("/api/login", aliceJSON("")))
+	if p.status != http.StatusUnauthorized {
+		t.Errorf("API login without a code: got %d, want 401", p.status)
+	}
+	wantJSONError(t, "API login without a code", p, "second_factor_required")
+	ta.wantNoNewKey(t, before)
+
+	sessions := len(ta.sessionKeys(t))
+	for _, tc := range []struct{ name, body string }{
+		{"a wrong code", aliceTOTPJSON(ph.wrong())},
+		{"a malformed code", aliceTOTPJSON("12345x")},
+		{"a wrong password with the right code", func() string {
+			b, _ := json.Marshal(map[string]string{"username": aliceName, "password": "wrong-password-123", "totp": ph.codeOf(auth.TOTPStep(time.Now()) + 1)})
+			return string(b)
+		}()},
+	} {
+		p := ta.send(t, jsonPost("/api/login", tc.body))
+		want := "invalid_code"
+		if strings.Contains(tc.name, "password") {
+			want = "invalid_credentials"
+		}
+		if p.status != http.StatusUnauthorized {
+			t.Errorf("API login with %s: got %d, want 401", tc.name, p.status)
+		}
+		wantJSONError(t, "API login with "+tc.name, p, want)
+	}
+	if got := len(ta.sessionKeys(t)); got != sessions {
+		t.Errorf("after refused API logins: got %d sessions, want %d", got, sessions)
+	}
+
+	start := time.Now()
+	for _, tc := range []struct{ name, body string }{
+		{"the app's code", aliceTOTPJSON(ph.code())},
+		{"a recovery code", func() string {
+			b, _ := json.Marshal(map[string]string{"username": aliceName, "password": alicePassword, "recovery_code": codes[0]})
+			return string(b)
+		}()},
+	} {
+		p := ta.send(t, jsonPost("/api/login", tc.body))
+		var got apiLoginResponse
+		if p.status != http.StatusOK || json.Unmarshal([]byte(p.body), &got) != nil || !session.ValidToken(got.Token) || !slices.Equal(got.AMR, []string{"pwd", "otp"}) {
+			t.Fatalf("API login with %s: got %d %s, want 200 with a token and amr [pwd otp]", tc.name, p.status, p.body)
+		}
+		p = ta.send(t, bearer(getRaw("/api/whoami"), got.Token))
+		var who whoamiResponse
+		if p.status != http.StatusOK || json.Unmarshal([]byte(p.body), &who) != nil || !slices.Equal(who.AMR, []string{"pwd", "otp"}) ||
+			who.AuthTime.Before(start.Add(-time.Second)) || who.AuthTime.After(time.Now().Add(time.Second)) {
+			t.Errorf("whoami after an API login with %s: got %d %s, want amr [pwd otp] and auth_time the login's", tc.name, p.status, p.body)
+		}
+	}
+	if p := ta.send(t, jsonPost("/api/login", aliceTOTPJSON(ph.codeOf(ph.last)))); p.status != http.StatusUnauthorized {
+		t.Errorf("API login replaying the code just used: got %d, want 401", p.status)
+	}
+}

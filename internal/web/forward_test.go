@@ -209,3 +209,75 @@ func TestVerifyExtendsTheIdleDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoFactorHostsAskForASecondFactor: an app in AUTH_TWO_FACTOR_HOSTS
+// lets only two-factor sessions through; a one-factor session is sent to
+// the step-up page, which returns to the app once the second factor is
+// given (or, for a user without one, set up). Other apps take one factor.
+func TestTwoFactorHostsAskForASecondFactor(t *testing.T) {
+	ta := newForwardApp(t, withForwardAuth("", "app.example.test", "secure.example.test"), withTwoFactorHosts("secure.example.test"))
+	const target = "https://secure.example.test/admin/?x=1"
+	stepUp := "https://secure.example.test/login/step-up/?next=" + url.QueryEscape(target)
+	secure := forwarded("/auth/verify", "secure.example.test", "/admin/?x=1")
+	plain := forwarded("/auth/verify", "app.example.test", "/")
+	withCookie := func(r rawRequest, token string) rawRequest { return r.with("Cookie", testCookieName+"="+token) }
+	wantMethods := func(what string, p page, methods string) {
+		t.Helper()
+		wantIdentity(t, what, p, aliceName)
+		if got := p.header.Get("Remote-Auth-Methods"); got != methods {
+			t.Errorf("%s: got Remote-Auth-Methods %q, want %q", what, got, methods)
+		}
+	}
+	wantStepUp := func(what string, p page) {
+		t.Helper()
+		if p.status != http.StatusUnauthorized || p.header.Get("X-Auth-Login-URL") != stepUp || p.header.Get("Remote-User") != "" {
+			t.Errorf("%s: got %d, X-Auth-Login-URL %q, Remote-User %q; want 401 to %q and no user", what, p.status, p.header.Get("X-Auth-Login-URL"), p.header.Get("Remote-User"), stepUp)
+		}
+		wantJSONError(t, what, p, "second_factor_required")
+	}
+
+	// Alice without a second factor: the step-up page offers to set one up,
+	// and the enrolment returns to the app.
+	b := newBrowser(t)
+	token := ta.login(t, b, false)
+	wantMethods("one factor, an app not in the list", ta.send(t, withCookie(plain, token)), "pwd")
+	wantStepUp("one factor, a two-factor app", ta.send(t, withCookie(secure, token)))
+	p := ta.send(t, withCookie(forwarded("/auth/forward", "secure.example.test", "/admin/?x=1"), token).with("Accept", "text/html"))
+	if p.status != http.StatusFound || p.header.Get("Location") != stepUp {
+		t.Errorf("/auth/forward, a browser with one factor: got %d to %q, want 302 to %q", p.status, p.header.Get("Location"), stepUp)
+	}
+	p = b.get(ta.url("/login/step-up/?next=" + url.QueryEscape(target)))
+	enrol := linkOf(p.body, "enrol-link")
+	if p.status != http.StatusOK || enrol.Path != "/security/totp/" || enrol.Query().Get("next") != target {
+		t.Fatalf("step-up page without a factor: got %d with enrolment link %q, want one to /security/totp/ returning to %s", p.status, enrol, target)
+	}
+	p = b.get(ta.url(enrol.String()))
+	ph := &phone{t: t, secret: totpSecret(t, p.body)}
+	p = b.post(ta.url("/security/totp/"), url.Values{"code": {ph.code()}, "next": {target}})
+	if next := linkOf(p.body, "codes-continue"); p.status != http.StatusOK || next.String() != target {
+		t.Fatalf("enrolment from the step-up page: got %d, continue link %q; want 200 and a link back to %s", p.status, next, target)
+	}
+	token = b.tokenInJar(ta.url("/"))
+	wantMethods("after enrolment, the two-factor app", ta.send(t, withCookie(secure, token)), "pwd otp")
+
+	// A one-factor session of a user who has an app: the code alone
+	// steps it up. No flow of today leaves one (enrolment ends every
+	// other session), so its record is made to say password only, as a
+	// record from before two-step login reads.
+	ta.setStoredAMR(t, token, nil)
+	wantStepUp("a password-only session of an enrolled user", ta.send(t, withCookie(secure, token)))
+	p = b.get(ta.url("/login/step-up/?next=" + url.QueryEscape(target)))
+	if p.status != http.StatusOK || !hasInput(p.body, "code") || !strings.Contains(p.body, `data-app="secure.example.test"`) {
+		t.Fatalf("step-up page: got %d, want 200 with a code field naming the app; body:\n%s", p.status, p.body)
+	}
+	if p := b.post(ta.url("/login/step-up/"), url.Values{"code": {ph.wrong()}, "next": {target}}); p.status != http.StatusBadRequest || codeError(p.body) != invalidCode {
+		t.Fatalf("step-up with a wrong code: got %d, error %q; want 400, %q", p.status, codeError(p.body), invalidCode)
+	}
+	p = b.post(ta.url("/login/step-up/"), url.Values{"code": {ph.code()}, "next": {target}})
+	c := ta.sessionCookie(p)
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != target || c == nil || c.Value == token {
+		t.Fatalf("step-up with the code: got %d to %q, Set-Cookie %q; want 303 back to the app under a new token", p.status, p.header.Get("Location"), p.header.Values("Set-Cookie"))
+	}
+	wantMethods("after the step-up, the two-factor app", ta.send(t, withCookie(secure, c.Value)), "pwd otp")
+	wantAnonymous(t, "the token from before the step-up", ta.send(t, withCookie(secure, token)), "https://secure.example.test/login/?next="+url.QueryEscape(target))
+}

@@ -156,7 +156,11 @@ func (a *App) refuse(w http.ResponseWriter, r *http.Request, step string, err er
 	case errors.Is(err, auth.ErrInvalidCode):
 		a.cfg.Observer.Login(LoginInvalid)
 		a.cfg.Observer.SecondStep("code", SecondStepFailure)
-		a.log.Info("login failed: wrong code", "step", step, "user", a.currentUser(ctx), "request_id", requestID(ctx), "client", a.clientIP(r).String())
+		user := ""
+		if !machinePath(r.URL.Path) { // the API has no page session to ask: scs would panic
+			user = a.currentUser(ctx)
+		}
+		a.log.Info("login failed: wrong code", "step", step, "user", user, "request_id", requestID(ctx), "client", a.clientIP(r).String())
 		show(http.StatusBadRequest)
 	case errors.Is(err, auth.ErrInvalidPasskey):
 		a.cfg.Observer.Login(LoginInvalid)

@@ -61,6 +61,11 @@ type appSettings struct {
 	events         session.Events // metrics of sessions; nil: none
 	// requireTwoFactor is REQUIRE_TWO_FACTOR.
 	requireTwoFactor bool
+	reauthMaxAge     time.Duration // REAUTH_MAX_AGE; 0: the default
+	twoFactorHosts   []string      // AUTH_TWO_FACTOR_HOSTS
+	// deviceKeys are DEVICE_COOKIE_KEY, the current key first; nil:
+	// testDeviceKey alone.
+	deviceKeys [][]byte
 }
 
 type appOption func(*appSettings)
@@ -112,6 +117,22 @@ func withObserver(o Observer, e session.Events) appOption {
 	return func(s *appSettings) { s.observer, s.events = o, e }
 }
 
+// withRequireTwoFactor sets REQUIRE_TWO_FACTOR=true.
+func withRequireTwoFactor() appOption { return func(s *appSettings) { s.requireTwoFactor = true } }
+
+// withReauthMaxAge sets REAUTH_MAX_AGE.
+func withReauthMaxAge(d time.Duration) appOption { return func(s *appSettings) { s.reauthMaxAge = d } }
+
+// withTwoFactorHosts sets AUTH_TWO_FACTOR_HOSTS.
+func withTwoFactorHosts(hosts ...string) appOption {
+	return func(s *appSettings) { s.twoFactorHosts = hosts }
+}
+
+// withDeviceKeys sets DEVICE_COOKIE_KEY to keys, the current one first
+// and then the ones it replaced (a rotation's NEW,OLD), instead of
+// testDeviceKey alone.
+func withDeviceKeys(keys ...[]byte) appOption { return func(s *appSettings) { s.deviceKeys = keys } }
+
 // testDeviceKey is DEVICE_COOKIE_KEY of every test replica: replicas of
 // one test accept each other's device cookies and open each other's
 // sealed secrets, as production replicas sharing the variable do.
@@ -147,6 +168,11 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		opt(&s)
 	}
 
+	deviceKey, oldDeviceKeys := testDeviceKey, [][]byte(nil)
+	if len(s.deviceKeys) > 0 {
+		deviceKey, oldDeviceKeys = s.deviceKeys[0], s.deviceKeys[1:]
+	}
+
 	logs := &testkit.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
@@ -161,8 +187,11 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 			Events:           s.events,
 			RequireTwoFactor: s.requireTwoFactor,
 		},
-		Auth: auth.Config{Limits: s.limits, HashConcurrency: s.hashSlots, HashWait: s.hashWait, DeviceKey: testDeviceKey},
-		Log:  log,
+		Auth: auth.Config{
+			Limits: s.limits, HashConcurrency: s.hashSlots, HashWait: s.hashWait,
+			DeviceKey: deviceKey, OldDeviceKeys: oldDeviceKeys,
+		},
+		Log: log,
 	})
 	if err != nil {
 		t.Fatalf("backend.Open(%q): %v", rs.URL(), err)
@@ -185,6 +214,8 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		AllowedHosts:   s.allowedHosts,
 		LoginURL:       s.loginURL,
 		Observer:       s.observer,
+		ReauthMaxAge:   s.reauthMaxAge,
+		TwoFactorHosts: s.twoFactorHosts,
 	}, log, sessions, authSvc, rdb)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
@@ -587,6 +618,15 @@ func (ta *testApp) sessionKeys(t testing.TB) []string {
 // (a write even with the idle timeout off).
 func (ta *testApp) backdateLastSeen(t testing.TB, token string, ago time.Duration) {
 	t.Helper()
+	ta.rewriteValues(t, token, func(values map[string]any) {
+		values["last_seen_at"] = time.Now().Add(-ago).UTC().Format(time.RFC3339Nano)
+	})
+}
+
+// rewriteValues rewrites the values of the stored session of token with
+// rewrite, keeping its TTL.
+func (ta *testApp) rewriteValues(t testing.TB, token string, rewrite func(values map[string]any)) {
+	t.Helper()
 	ctx := context.Background()
 	key := testkit.SessionKey(token)
 	b, err := ta.check.Get(ctx, key).Bytes()
@@ -601,7 +641,7 @@ func (ta *testApp) backdateLastSeen(t testing.TB, token string, ago time.Duratio
 	if values == nil {
 		t.Fatalf("stored session %s has no values", b)
 	}
-	values["last_seen_at"] = time.Now().Add(-ago).UTC().Format(time.RFC3339Nano)
+	rewrite(values)
 	b, err = json.Marshal(doc)
 	if err != nil {
 		t.Fatalf("marshal session: %v", err)
@@ -609,6 +649,20 @@ func (ta *testApp) backdateLastSeen(t testing.TB, token string, ago time.Duratio
 	if err := ta.check.SetArgs(ctx, key, b, redis.SetArgs{KeepTTL: true, Mode: "XX"}).Err(); err != nil {
 		t.Fatalf("SET %s: %v", key, err)
 	}
+}
+
+// setStoredAMR rewrites how the stored session of token says its user
+// authenticated; nil removes the field, as in a record written before
+// two-step login (which reads as the password alone).
+func (ta *testApp) setStoredAMR(t testing.TB, token string, amr []string) {
+	t.Helper()
+	ta.rewriteValues(t, token, func(values map[string]any) {
+		if amr == nil {
+			delete(values, "amr")
+			return
+		}
+		values["amr"] = amr
+	})
 }
 
 // lastSeen is the last seen time stored in token's session.
