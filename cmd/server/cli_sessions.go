@@ -99,12 +99,18 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 // if it starts with '-', since one id in 64 does. usage is the command's
 // usage text, for help and mistakes.
 func parseFlags(fs *flag.FlagSet, args []string, takesID bool, usage string) ([]string, error) {
-	var positional []string
-	for {
-		for len(args) > 0 && takesID && looksLikeID(args[0]) {
-			positional, args = append(positional, args[0]), args[1:]
+	// A public id may start with "-" (one in 64 does): wherever it
+	// stands, it is the id, never a flag.
+	var positional, rest []string
+	for _, a := range args {
+		if takesID && looksLikeID(a) {
+			positional = append(positional, a)
+			continue
 		}
-		if err := fs.Parse(args); err != nil {
+		rest = append(rest, a)
+	}
+	for {
+		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, helpRequested{usage + "\n"}
 			}
@@ -113,7 +119,7 @@ func parseFlags(fs *flag.FlagSet, args []string, takesID bool, usage string) ([]
 		if fs.NArg() == 0 {
 			return positional, nil
 		}
-		positional, args = append(positional, fs.Arg(0)), fs.Args()[1:]
+		positional, rest = append(positional, fs.Arg(0)), fs.Args()[1:]
 	}
 }
 

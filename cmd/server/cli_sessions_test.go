@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net/netip"
 	"slices"
 	"strings"
@@ -566,6 +568,27 @@ func TestSubcommandHelp(t *testing.T) {
 		}
 		if want := "mfa status NAME"; args[0] == "user" && !strings.Contains(out, want) {
 			t.Errorf("server %s: got %q, want it to start with %q", strings.Join(args, " "), out, want)
+		}
+	}
+}
+
+// A public id may start with "-": it is the id wherever it stands, before
+// or after a flag (CI met "show --json -Z7Ea6vMq9EIi7V8" read as a flag).
+func TestIDsStartingWithADashAreIDs(t *testing.T) {
+	for _, args := range [][]string{
+		{"-Z7Ea6vMq9EIi7V8"},
+		{"--json", "-Z7Ea6vMq9EIi7V8"},
+		{"-Z7Ea6vMq9EIi7V8", "--json"},
+	} {
+		fs := flag.NewFlagSet("show", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		asJSON := fs.Bool("json", false, "")
+		got, err := parseFlags(fs, args, true, "usage")
+		if err != nil || !slices.Equal(got, []string{"-Z7Ea6vMq9EIi7V8"}) {
+			t.Errorf("parseFlags(%q): got %q, %v; want the id alone", args, got, err)
+		}
+		if want := slices.Contains(args, "--json"); *asJSON != want {
+			t.Errorf("parseFlags(%q): --json %v, want %v", args, *asJSON, want)
 		}
 	}
 }
