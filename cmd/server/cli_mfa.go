@@ -79,15 +79,27 @@ func isTerminal(r io.Reader) bool {
 // mfaStatusJSON is the --json form of `user mfa status`. Times are RFC
 // 3339 in UTC; a factor the user does not have has a null added_at.
 type mfaStatusJSON struct {
-	User          string          `json:"user"`
-	TOTP          mfaTOTPJSON     `json:"totp"`
-	RecoveryCodes mfaRecoveryJSON `json:"recovery_codes"`
+	User          string           `json:"user"`
+	TOTP          mfaTOTPJSON      `json:"totp"`
+	RecoveryCodes mfaRecoveryJSON  `json:"recovery_codes"`
+	Passkeys      []mfaPasskeyJSON `json:"passkeys"`
 }
 
 // mfaTOTPJSON is the authenticator app: enabled since added_at.
 type mfaTOTPJSON struct {
 	Enabled bool       `json:"enabled"`
 	AddedAt *time.Time `json:"added_at"`
+}
+
+// mfaPasskeyJSON is one passkey: its credential id, name, model, when
+// added and last used (null: never).
+type mfaPasskeyJSON struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Synced     bool       `json:"synced"`
+	AAGUID     string     `json:"aaguid"`
+	AddedAt    time.Time  `json:"added_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
 // mfaRecoveryJSON is the recovery codes: left unused of the set issued
@@ -110,6 +122,14 @@ func mfaStatus(ctx context.Context, op *operator, user string, asJSON bool, w io
 			User:          user,
 			TOTP:          mfaTOTPJSON{Enabled: f.TOTP},
 			RecoveryCodes: mfaRecoveryJSON{Left: f.RecoveryLeft},
+			Passkeys:      []mfaPasskeyJSON{},
+		}
+		for _, p := range f.Passkeys {
+			pj := mfaPasskeyJSON{ID: p.ID, Name: p.Name, Synced: p.Synced, AAGUID: p.AAGUID, AddedAt: p.CreatedAt.UTC()}
+			if !p.LastUsedAt.IsZero() {
+				pj.LastUsedAt = jsonTime(p.LastUsedAt)
+			}
+			out.Passkeys = append(out.Passkeys, pj)
 		}
 		if f.TOTP {
 			out.TOTP.AddedAt = jsonTime(f.TOTPAddedAt)
@@ -135,11 +155,24 @@ func mfaStatus(ctx context.Context, op *operator, user string, asJSON bool, w io
 			codes += "; few left"
 		}
 	}
-	for _, l := range []struct{ name, value string }{
+	keys := "none"
+	if n := len(f.Passkeys); n > 0 {
+		keys = fmt.Sprintf("%d", n)
+	}
+	lines := []struct{ name, value string }{
 		{"user", printable(user)},
 		{"authenticator app", app},
-		{"recovery codes", codes},
-	} {
+		{"passkeys", keys},
+	}
+	for _, p := range f.Passkeys {
+		used := "never used"
+		if !p.LastUsedAt.IsZero() {
+			used = "last used " + when(p.LastUsedAt, now, "")
+		}
+		lines = append(lines, struct{ name, value string }{"  " + p.ID[:min(len(p.ID), 12)], fmt.Sprintf("%s, added %s, %s", printable(p.Name), when(p.CreatedAt, now, ""), used)})
+	}
+	lines = append(lines, struct{ name, value string }{"recovery codes", codes})
+	for _, l := range lines {
 		if _, err := fmt.Fprintf(w, "%-18s %s\n", l.name+":", l.value); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}

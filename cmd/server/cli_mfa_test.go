@@ -120,14 +120,14 @@ func TestUserMFAStatus(t *testing.T) {
 			user:      "alice",
 			wantApp:   "off",
 			wantCodes: "none",
-			wantJSON:  `{"user":"alice","totp":{"enabled":false,"added_at":null},"recovery_codes":{"left":0,"added_at":null}}`,
+			wantJSON:  `{"user":"alice","totp":{"enabled":false,"added_at":null},"recovery_codes":{"left":0,"added_at":null},"passkeys":[]}`,
 		},
 		{
 			user:      "bob",
 			factors:   factorsSetup{totpAt: added, codes: 10, recoveryAt: issued},
 			wantApp:   "on, added " + rfc3339(added),
 			wantCodes: "10 left, issued " + rfc3339(issued),
-			wantJSON: fmt.Sprintf(`{"user":"bob","totp":{"enabled":true,"added_at":%q},"recovery_codes":{"left":10,"added_at":%q}}`,
+			wantJSON: fmt.Sprintf(`{"user":"bob","totp":{"enabled":true,"added_at":%q},"recovery_codes":{"left":10,"added_at":%q},"passkeys":[]}`,
 				rfc3339(added), rfc3339(issued)),
 		},
 		{
@@ -135,7 +135,7 @@ func TestUserMFAStatus(t *testing.T) {
 			factors:   factorsSetup{totpAt: added, codes: 2, recoveryAt: issued},
 			wantApp:   "on, added " + rfc3339(added),
 			wantCodes: "2 left, issued " + rfc3339(issued) + "; few left",
-			wantJSON: fmt.Sprintf(`{"user":"carol","totp":{"enabled":true,"added_at":%q},"recovery_codes":{"left":2,"added_at":%q}}`,
+			wantJSON: fmt.Sprintf(`{"user":"carol","totp":{"enabled":true,"added_at":%q},"recovery_codes":{"left":2,"added_at":%q},"passkeys":[]}`,
 				rfc3339(added), rfc3339(issued)),
 		},
 	}
@@ -154,10 +154,10 @@ func TestUserMFAStatus(t *testing.T) {
 				}
 				fields[name] = strings.TrimSpace(value)
 			}
-			if len(fields) != 3 || fields["user"] != tt.user {
-				t.Errorf("status: got\n%s\nwant three lines, user: %s", out, tt.user)
+			if len(fields) != 4 || fields["user"] != tt.user {
+				t.Errorf("status: got\n%s\nwant four lines, user: %s", out, tt.user)
 			}
-			for name, want := range map[string]string{"authenticator app": tt.wantApp, "recovery codes": tt.wantCodes} {
+			for name, want := range map[string]string{"authenticator app": tt.wantApp, "recovery codes": tt.wantCodes, "passkeys": "none"} {
 				if got := agoPattern.ReplaceAllString(fields[name], ""); got != want {
 					t.Errorf("status %s: got %q, want %q and how long ago", name, fields[name], want)
 				}
@@ -220,7 +220,7 @@ func TestUserMFAReset(t *testing.T) {
 	if got := userKeys(t, client, "bob"); !slices.Equal(got, bobKeys) {
 		t.Errorf("keys user:{bob}:* after alice's reset: got %v, want them untouched: %v", got, bobKeys)
 	}
-	want := `{"user":"alice","totp":{"enabled":false,"added_at":null},"recovery_codes":{"left":0,"added_at":null}}` + "\n"
+	want := `{"user":"alice","totp":{"enabled":false,"added_at":null},"recovery_codes":{"left":0,"added_at":null},"passkeys":[]}` + "\n"
 	if out := mustMFACmd(t, redis.URL(), "status", "alice", "--json"); out != want {
 		t.Errorf("status after the reset: got %s want %s", out, want)
 	}
