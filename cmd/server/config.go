@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/auth"
 	"loginsvc/internal/logging"
 	"loginsvc/internal/store"
@@ -58,6 +59,8 @@ type config struct {
 	TOTPIssuer            string        // TOTP_ISSUER, default "loginsvc": the name authenticator apps show
 	WebAuthnRPID          string        // WEBAUTHN_RP_ID, default the host of an absolute AUTH_LOGIN_URL, else "" (each request's host)
 	WebAuthnOrigins       []string      // WEBAUTHN_ORIGINS, default none: any origin on WEBAUTHN_RP_ID or a subdomain of it
+	EventsStream          bool          // EVENTS_STREAM, default on: the service-wide stream of security events
+	EventsMaxLen          int           // EVENTS_MAXLEN, default 100000: its cap (MAXLEN ~)
 }
 
 // defaultMetricsAddr is where /metrics listens unless METRICS_ADDR says
@@ -125,6 +128,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	reauthMaxAge := fs.String("reauth-max-age", env("REAUTH_MAX_AGE", "10m"), "how recent the last full sign-in must be to change a password or a second factor (REAUTH_MAX_AGE)")
 	twoFactorHosts := fs.String("auth-two-factor-hosts", env("AUTH_TWO_FACTOR_HOSTS", ""), "comma-separated protected apps' hosts (host or host:port) whose forward-auth checks accept two-factor sessions only (AUTH_TWO_FACTOR_HOSTS)")
 	totpIssuer := fs.String("totp-issuer", env("TOTP_ISSUER", auth.DefaultTOTPIssuer), "the name authenticator apps show above this service's codes (TOTP_ISSUER)")
+	eventsStream := fs.String("events-stream", env("EVENTS_STREAM", "on"), "on or off: also write every security event to the service-wide stream `events` (one Redis key; users' own streams are always written) (EVENTS_STREAM)")
+	eventsMaxLen := fs.String("events-maxlen", env("EVENTS_MAXLEN", strconv.Itoa(activity.DefaultServiceWide)), "about how many events the service-wide stream keeps (MAXLEN ~) (EVENTS_MAXLEN)")
 	rpID := fs.String("webauthn-rp-id", env("WEBAUTHN_RP_ID", ""), "passkeys' relying party: a domain such as example.com; default the host of an absolute AUTH_LOGIN_URL, else each request's host (WEBAUTHN_RP_ID)")
 	origins := fs.String("webauthn-origins", env("WEBAUTHN_ORIGINS", ""), "comma-separated origins passkeys may be used on, such as https://auth.example.com; default any on WEBAUTHN_RP_ID or its subdomains (WEBAUTHN_ORIGINS)")
 	if err := fs.Parse(args); err != nil {
@@ -244,6 +249,16 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	c.AuthLoginURL = *loginURL
 	if err := c.parseWebAuthn(*rpID, *origins); err != nil {
 		return c, err
+	}
+	switch *eventsStream {
+	case "on":
+		c.EventsStream = true
+	case "off":
+	default:
+		return c, badVar("EVENTS_STREAM", "on or off", *eventsStream)
+	}
+	if c.EventsMaxLen, err = strconv.Atoi(*eventsMaxLen); err != nil || c.EventsMaxLen < 1000 || c.EventsMaxLen > 100_000_000 {
+		return c, badVar("EVENTS_MAXLEN", "a whole number from 1000 to 100000000", *eventsMaxLen)
 	}
 	if u, e := url.Parse(c.AuthLoginURL); e != nil || u.User != nil || u.Fragment != "" ||
 		!(strings.HasPrefix(c.AuthLoginURL, "/") && !strings.HasPrefix(c.AuthLoginURL, "//") && u.Host == "" ||
@@ -517,6 +532,7 @@ func (c config) logAttrs() []any {
 		"require_two_factor", c.RequireTwoFactor, "reauth_max_age", c.ReauthMaxAge.String(),
 		"auth_two_factor_hosts", strings.Join(c.AuthTwoFactorHosts, ","), "totp_issuer", c.TOTPIssuer,
 		"webauthn_rp_id", cmp.Or(c.WebAuthnRPID, "(each request's host)"), "webauthn_origins", strings.Join(c.WebAuthnOrigins, ","),
+		"events_stream", onOff(c.EventsStream), "events_maxlen", c.EventsMaxLen,
 	}
 }
 

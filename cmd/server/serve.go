@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/auth"
 	"loginsvc/internal/backend"
 	"loginsvc/internal/logging"
@@ -91,13 +92,15 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 			OldDeviceKeys: cfg.OldDeviceCookieKeys,
 			TOTPIssuer:    cfg.TOTPIssuer,
 		},
-		Log: log,
+		Activity: activity.Config{Replica: cfg.InstanceID, ServiceWide: serviceWide(cfg), Observe: m},
+		Log:      log,
 	})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = be.Close() }() // at exit: nothing is left to tell
 	rdb, sessions, authSvc := be.Redis, be.Sessions, be.Auth
+	be.Activity.Start()
 	rdb.SetLogger(log)
 	log.Info("redis topology", "topology", rdb.Topology())
 	startSessionCache(log, rdb, cfg, embedded)
@@ -184,6 +187,15 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serviceWide is the cap of the service-wide event stream, 0 when
+// EVENTS_STREAM=off.
+func serviceWide(cfg config) int {
+	if !cfg.EventsStream {
+		return 0
+	}
+	return cfg.EventsMaxLen
 }
 
 // serveMetrics serves /metrics, and /debug/pprof/ with PPROF=on, on

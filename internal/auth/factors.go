@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
 )
@@ -262,6 +263,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, req LoginRequest) (Enrolled, 
 	if out.Ended, err = s.afterFactorChange(ctx, cur, []string{session.MethodPassword, session.MethodOTP}); err != nil {
 		return Enrolled{}, err
 	}
+	s.noteFactorChange(ctx, activity.FactorAdded, SecondStepTOTP)
 	return out, nil
 }
 
@@ -269,7 +271,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, req LoginRequest) (Enrolled, 
 // token, now standing on methods: a factor change is a moment to throw
 // out whoever else holds a session (ASVS 7.4.3).
 func (s *Service) afterFactorChange(ctx context.Context, cur session.Record, methods []string) (int, error) {
-	ended, err := s.sessions.RevokeAll(ctx, cur.User, cur.ID)
+	ended, err := s.sessions.RevokeAll(activity.Because(ctx, activity.ByFactorChange), cur.User, cur.ID)
 	if err != nil {
 		return ended, err
 	}
@@ -307,7 +309,12 @@ func (s *Service) RemoveTOTP(ctx context.Context) (int, error) {
 	}
 	// The session keeps the methods it signed in with: what went is a
 	// way to sign in next time.
-	return s.afterFactorChange(ctx, cur, cur.AMR)
+	ended, err := s.afterFactorChange(ctx, cur, cur.AMR)
+	if err != nil {
+		return ended, err
+	}
+	s.noteFactorChange(ctx, activity.FactorRemoved, SecondStepTOTP)
+	return ended, nil
 }
 
 // RegenerateRecoveryCodes replaces the logged-in user's recovery codes
@@ -324,7 +331,12 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context) ([]string, error)
 		}
 		return nil, err
 	}
-	return s.newRecoveryCodes(ctx, cur.User)
+	codes, err := s.newRecoveryCodes(ctx, cur.User)
+	if err != nil {
+		return nil, err
+	}
+	s.noteFactorChange(ctx, activity.RecoveryCodesRegenerated, "")
+	return codes, nil
 }
 
 func (s *Service) newRecoveryCodes(ctx context.Context, user string) ([]string, error) {
@@ -352,7 +364,8 @@ func (s *Service) ResetFactors(ctx context.Context, username string) (int, error
 	if err := s.factors.DeleteAll(ctx, name); err != nil {
 		return 0, fmt.Errorf("reset factors of %q: %w", name, err)
 	}
-	return s.sessions.RevokeAll(ctx, name, "")
+	s.recordNotable(ctx, activity.Event{User: name, Kind: activity.FactorsReset, Fields: map[string]string{"by": activity.ByOperator}}, "")
+	return s.sessions.RevokeAll(activity.Because(ctx, activity.ByOperator), name, "")
 }
 
 // checkCode checks a second-factor code of user: an authenticator app's

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
 )
@@ -123,7 +124,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (LoginResult, err
 	if second {
 		return s.startPending(ctx, who, req.Remember)
 	}
-	res, err := s.finish(ctx, who, req, nil, "")
+	res, err := s.finish(ctx, who, req, nil, "", 0)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -169,7 +170,10 @@ func (s *Service) LoginAPI(ctx context.Context, req LoginRequest) (string, sessi
 	if err != nil {
 		return "", session.Record{}, LoginResult{}, err
 	}
-	return token, rec, LoginResult{User: who.Name, Methods: methods, SecondMethod: method, Device: device, RecoveryLeft: left}, nil
+	res := LoginResult{User: who.Name, Methods: methods, SecondMethod: method, Device: device, RecoveryLeft: left}
+	_, known := s.knownDevice(who.Name, req.DeviceCookies)
+	s.noteSignIn(ctx, activity.APITokenCreated, res, known, rec.ID)
+	return token, rec, res, nil
 }
 
 // passwordStep checks the password under the throttle and reports
@@ -206,7 +210,7 @@ func (s *Service) passwordStep(ctx context.Context, req LoginRequest) (Identity,
 
 // finish starts the browser session of a completed login and issues its
 // device cookie.
-func (s *Service) finish(ctx context.Context, who Identity, req LoginRequest, methods []string, second string) (LoginResult, error) {
+func (s *Service) finish(ctx context.Context, who Identity, req LoginRequest, methods []string, second string, left int) (LoginResult, error) {
 	if len(methods) == 0 {
 		methods = []string{session.MethodPassword}
 	}
@@ -227,7 +231,10 @@ func (s *Service) finish(ctx context.Context, who Identity, req LoginRequest, me
 	if err != nil {
 		return LoginResult{}, err
 	}
-	return LoginResult{User: who.Name, Methods: methods, SecondMethod: second, Device: device}, nil
+	res := LoginResult{User: who.Name, Methods: methods, SecondMethod: second, Device: device, RecoveryLeft: left}
+	_, known := s.knownDevice(who.Name, req.DeviceCookies)
+	s.noteSignIn(ctx, activity.SignIn, res, known, "")
+	return res, nil
 }
 
 func (s *Service) deviceCookie(name string) (DeviceCookie, error) {
@@ -350,12 +357,7 @@ func (s *Service) SecondStep(ctx context.Context, token string, req LoginRequest
 		return LoginResult{}, fmt.Errorf("second step: %w", err)
 	}
 	req.Remember = p.Remember
-	res, err := s.finish(ctx, Identity{Name: p.User, Stamp: u.PasswordHash}, req, append([]string{session.MethodPassword}, methods...), method)
-	if err != nil {
-		return LoginResult{}, err
-	}
-	res.RecoveryLeft = left
-	return res, nil
+	return s.finish(ctx, Identity{Name: p.User, Stamp: u.PasswordHash}, req, append([]string{session.MethodPassword}, methods...), method, left)
 }
 
 // secondProof checks the second step of user: a passkey's answer when
@@ -366,6 +368,9 @@ func (s *Service) secondProof(ctx context.Context, user string, req LoginRequest
 	if len(req.Credential) == 0 {
 		method, left, err := s.codeStep(ctx, user, req.Code, req.IP, req.DeviceCookies)
 		if err != nil {
+			if errors.Is(err, ErrInvalidCode) || errors.Is(err, ErrFactorUnreadable) {
+				s.record(ctx, user, activity.SecondStepFailed, map[string]string{"method": "code"})
+			}
 			return "", nil, 0, err
 		}
 		return method, []string{session.MethodOTP}, left, nil
@@ -377,6 +382,7 @@ func (s *Service) secondProof(ctx context.Context, user string, req LoginRequest
 	_, methods, err := s.verifyPasskey(ctx, req, purpose, user)
 	switch {
 	case errors.Is(err, ErrInvalidPasskey), errors.Is(err, ErrPasskeyCloned):
+		s.record(ctx, user, activity.SecondStepFailed, map[string]string{"method": SecondStepPasskey})
 		return "", nil, 0, err // counted: a failed login
 	case err != nil:
 		g.void(ctx)
@@ -435,6 +441,7 @@ func (s *Service) Reauthenticate(ctx context.Context, req LoginRequest) (LoginRe
 		if err := s.elevate(ctx, methods, u.PasswordHash); err != nil {
 			return LoginResult{}, err
 		}
+		s.noteElevated(ctx, cur.User, method, methods, 0)
 		return LoginResult{User: cur.User, Methods: methods, SecondMethod: method}, nil
 	}
 	who, second, err := s.passwordStep(ctx, req)
@@ -457,6 +464,7 @@ func (s *Service) Reauthenticate(ctx context.Context, req LoginRequest) (LoginRe
 	if err := s.elevate(ctx, methods, who.Stamp); err != nil {
 		return LoginResult{}, err
 	}
+	s.noteElevated(ctx, who.Name, method, methods, left)
 	return LoginResult{User: who.Name, Methods: methods, SecondMethod: method, RecoveryLeft: left}, nil
 }
 
@@ -485,6 +493,7 @@ func (s *Service) StepUp(ctx context.Context, req LoginRequest) (LoginResult, er
 	if err := s.elevate(ctx, methods, u.PasswordHash); err != nil {
 		return LoginResult{}, err
 	}
+	s.noteElevated(ctx, cur.User, method, methods, left)
 	return LoginResult{User: cur.User, Methods: methods, SecondMethod: method, RecoveryLeft: left}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
 )
@@ -377,6 +378,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, rp RelyingParty
 	if out.Ended, err = s.afterFactorChange(ctx, cur, cur.AMR); err != nil {
 		return Enrolled{}, err
 	}
+	s.noteFactorChange(ctx, activity.FactorAdded, SecondStepPasskey)
 	return out, nil
 }
 
@@ -446,7 +448,12 @@ func (s *Service) RemovePasskey(ctx context.Context, id string) (int, error) {
 			return 0, fmt.Errorf("remove passkey of %q: %w", cur.User, err)
 		}
 	}
-	return s.afterFactorChange(ctx, cur, cur.AMR)
+	ended, err := s.afterFactorChange(ctx, cur, cur.AMR)
+	if err != nil {
+		return ended, err
+	}
+	s.noteFactorChange(ctx, activity.FactorRemoved, SecondStepPasskey)
+	return ended, nil
 }
 
 // BeginPasskeyLogin returns the options (JSON, for the browser's
@@ -641,7 +648,7 @@ func (s *Service) PasskeySignIn(ctx context.Context, req LoginRequest) (LoginRes
 	if err := g.succeed(ctx); err != nil {
 		return LoginResult{}, err
 	}
-	return s.finish(ctx, Identity{Name: user, Stamp: u.PasswordHash}, req, methods, SecondStepPasskey)
+	return s.finish(ctx, Identity{Name: user, Stamp: u.PasswordHash}, req, methods, SecondStepPasskey, 0)
 }
 
 // SecondStepPasskey names a passkey as a second step in logs and metrics.

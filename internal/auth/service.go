@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
 )
@@ -50,6 +51,10 @@ type Service struct {
 	// webauthn runs passkey ceremonies; the relying party of each comes
 	// with its request (RelyingParty).
 	webauthn *webauthn.WebAuthn
+	// activity records security events (nil: none); events holds the
+	// notices waiting for a user's next login.
+	activity *activity.Log
+	events   *store.Events
 }
 
 // Config tunes a Service.
@@ -75,6 +80,8 @@ type Config struct {
 	// TOTPIssuer (TOTP_ISSUER) is the name authenticator apps show above
 	// this service's codes. Default DefaultTOTPIssuer.
 	TOTPIssuer string
+	// Activity, if set, records security events.
+	Activity *activity.Log
 }
 
 // NewService returns a Service on the user records and failure counters of
@@ -112,6 +119,7 @@ func NewService(rdb *store.Redis, sessions *session.Manager, cfg Config) (*Servi
 	return &Service{
 		users: rdb.Users, throttle: rdb.Throttle, sessions: sessions, hasher: h, devices: d,
 		limits: cfg.Limits.withDefaults(), factors: rdb.Factors, sealer: sealer, issuer: issuer, webauthn: wa,
+		activity: cfg.Activity, events: rdb.Events,
 	}, nil
 }
 
@@ -189,6 +197,7 @@ func (s *Service) AddUser(ctx context.Context, username, password string) error 
 	if err := s.users.CreateUnique(ctx, name, Skeleton(name), hash); err != nil {
 		return fmt.Errorf("add user %q: %w", name, err)
 	}
+	s.record(ctx, name, activity.UserCreated, nil)
 	return nil
 }
 
@@ -217,7 +226,8 @@ func (s *Service) SetPassword(ctx context.Context, username, password string) (i
 	if _, err := s.setPassword(ctx, name, password, s.users.SetPassword); err != nil {
 		return 0, err
 	}
-	return s.sessions.RevokeAll(ctx, name, "")
+	s.recordNotable(ctx, activity.Event{User: name, Kind: activity.PasswordChanged, Fields: map[string]string{"by": activity.ByOperator}}, "")
+	return s.sessions.RevokeAll(activity.Because(ctx, activity.ByPasswordChange), name, "")
 }
 
 // setPassword checks a new password for name, stores its hash with write
@@ -288,6 +298,8 @@ func (s *Service) changeChecked(ctx context.Context, id Identity, current, next 
 	if err != nil {
 		return Identity{}, err
 	}
+	cur, _ := s.sessions.Current(ctx)
+	s.recordNotable(ctx, activity.Event{User: id.Name, Kind: activity.PasswordChanged, Session: cur.ID, Fields: map[string]string{"by": activity.ByUser}}, cur.ID)
 	return Identity{Name: id.Name, Stamp: hash}, nil
 }
 
@@ -304,6 +316,8 @@ func (s *Service) Unlock(ctx context.Context, username string) error {
 	if err := s.throttle.Reset(ctx, store.ThrottleUserKey(name)); err != nil {
 		return fmt.Errorf("unlock %q: %w", name, err)
 	}
+	_ = s.throttle.Reset(ctx, store.ThrottleLockoutKey(name)) // the next lockout is news again
+	s.record(ctx, name, activity.LockoutLifted, map[string]string{"by": activity.ByOperator})
 	return nil
 }
 
@@ -328,7 +342,11 @@ func (s *Service) DeleteUser(ctx context.Context, username string) (int, error) 
 	if err := s.factors.DeleteAll(ctx, name); err != nil {
 		return 0, fmt.Errorf("delete user %q: %w", name, err)
 	}
-	return s.sessions.RevokeAll(ctx, name, "")
+	if err := s.events.DeleteUser(ctx, name); err != nil {
+		return 0, fmt.Errorf("delete user %q: %w", name, err)
+	}
+	s.record(ctx, name, activity.UserDeleted, map[string]string{"by": activity.ByOperator})
+	return s.sessions.RevokeAll(activity.Because(ctx, activity.ByUserDeleted), name, "")
 }
 
 // ClaimSkeletons gives every existing user its look-alike claim (see

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/store"
 )
 
@@ -179,6 +181,9 @@ func (s *Service) admit(ctx context.Context, username string, ip netip.Addr, dev
 		if err != nil {
 			return nil, fmt.Errorf("login: %w", err)
 		}
+		if kinds[i] == "user" {
+			s.noteLockout(ctx, name, wait)
+		}
 		return nil, &ThrottledError{RetryAfter: wait, Limit: kinds[i], User: name}
 	}
 	return &attempt{s: s, keys: keys, id: id, named: nameErr == nil}, nil
@@ -238,5 +243,16 @@ func (s *Service) release(ctx context.Context, keys []string, id string) {
 	for _, key := range keys {
 		// Best effort: an unreleased attempt expires with its window.
 		_ = s.throttle.Release(ctx, key, id)
+	}
+}
+
+// noteLockout records the account's lockout, once per lockout: the first
+// refusal of its window.
+func (s *Service) noteLockout(ctx context.Context, name string, wait time.Duration) {
+	if s.activity == nil {
+		return
+	}
+	if first, err := s.throttle.NoteOnce(ctx, store.ThrottleLockoutKey(name), wait); err == nil && first {
+		s.record(ctx, name, activity.LockoutStarted, map[string]string{"count": strconv.Itoa(s.limits.PerUser)})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/auth"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
@@ -22,6 +23,9 @@ type Config struct {
 	Sessions session.Config
 	// Auth configures logins, users and second factors.
 	Auth auth.Config
+	// Activity configures the security events (its Describe is the
+	// session manager's).
+	Activity activity.Config
 	// Log receives the services' log lines; nil discards them.
 	Log *slog.Logger
 }
@@ -34,6 +38,10 @@ type Backend struct {
 	Sessions *session.Manager
 	// Auth decides logins and manages users and their factors.
 	Auth *auth.Service
+	// Activity records security events. Its writer runs once Start is
+	// called (the server); without it (the CLI) events are written as
+	// they happen.
+	Activity *activity.Log
 }
 
 // Open checks cfg.RedisURL and builds the stores and services on it. It
@@ -47,14 +55,26 @@ func Open(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
-	sessions := session.New(rdb.Sessions, cfg.Sessions, log)
-	authSvc, err := auth.NewService(rdb, sessions, cfg.Auth)
+	var sessions *session.Manager
+	acfg := cfg.Activity
+	acfg.Describe = func(ua string) string { return sessions.DescribeUserAgent(ua) }
+	events := activity.New(rdb.Events, acfg, log)
+	scfg := cfg.Sessions
+	scfg.Activity = events
+	sessions = session.New(rdb.Sessions, scfg, log)
+	acfgAuth := cfg.Auth
+	acfgAuth.Activity = events
+	authSvc, err := auth.NewService(rdb, sessions, acfgAuth)
 	if err != nil {
 		_ = rdb.Close()
 		return nil, err
 	}
-	return &Backend{Redis: rdb, Sessions: sessions, Auth: authSvc}, nil
+	return &Backend{Redis: rdb, Sessions: sessions, Auth: authSvc, Activity: events}, nil
 }
 
-// Close closes the Redis connections.
-func (b *Backend) Close() error { return b.Redis.Close() }
+// Close writes the security events still queued and closes the Redis
+// connections.
+func (b *Backend) Close() error {
+	b.Activity.Close()
+	return b.Redis.Close()
+}

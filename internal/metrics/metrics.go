@@ -60,6 +60,8 @@ type Metrics struct {
 	sessionsStarted prometheus.Counter
 	sessionsEnded   *prometheus.CounterVec
 	secondSteps     *prometheus.CounterVec
+	events          *prometheus.CounterVec
+	eventsDropped   *prometheus.CounterVec
 }
 
 // New returns the metrics of one replica, named replica in the constant
@@ -95,6 +97,14 @@ func New(replica string) *Metrics {
 			Namespace: namespace, Name: "second_steps_total",
 			Help: "Second-factor checks (login, step-up, re-authentication, enrolment), by method (totp, recovery; code when a wrong code matched neither) and result (success, failure).",
 		}, []string{"method", "result"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "security_events_total",
+			Help: "Security events written to Redis Streams, by kind.",
+		}, []string{"kind"}),
+		eventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "security_events_dropped_total",
+			Help: "Security events lost (queue full, or Redis unreachable or too slow; never retried on the request path), by kind.",
+		}, []string{"kind"}),
 	}
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "replica_info",
@@ -102,7 +112,7 @@ func New(replica string) *Metrics {
 		ConstLabels: prometheus.Labels{"replica": replica},
 	})
 	info.Set(1)
-	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sessionsStarted, m.sessionsEnded, m.secondSteps, info,
+	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sessionsStarted, m.sessionsEnded, m.secondSteps, m.events, m.eventsDropped, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every result and reason is exported from the start, at 0, so that
 	// rate() and increase() see the first one too.
@@ -135,6 +145,12 @@ func (m *Metrics) Request(route string, status int, elapsed time.Duration) {
 
 // Login counts one login attempt with its result (LoginSuccess...).
 func (m *Metrics) Login(result string) { m.logins.WithLabelValues(result).Inc() }
+
+// EventRecorded counts a security event written.
+func (m *Metrics) EventRecorded(kind string) { m.events.WithLabelValues(kind).Inc() }
+
+// EventDropped counts a security event lost.
+func (m *Metrics) EventDropped(kind string) { m.eventsDropped.WithLabelValues(kind).Inc() }
 
 // SecondStep counts one second-factor check by method and result.
 func (m *Metrics) SecondStep(method, result string) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/store"
 )
 
@@ -33,6 +34,9 @@ type Config struct {
 	CookieDomain string
 	// Events, if set, is told of sessions started and ended (metrics).
 	Events Events
+	// Activity, if set, records sign-outs and revocations (security
+	// events).
+	Activity *activity.Log
 	// RequireTwoFactor (REQUIRE_TWO_FACTOR) makes a one-factor session
 	// good only for setting up a second factor (see Check). Default off.
 	RequireTwoFactor bool
@@ -88,6 +92,15 @@ func New(sessions *store.SessionStore, cfg Config, log *slog.Logger) *Manager {
 	sm.Cookie.Domain = cfg.CookieDomain
 	sm.Cookie.Persist = false
 	return &Manager{cfg: cfg, scs: sm, sessions: sessions, codec: codec, devices: newDevices(), log: log}
+}
+
+// DescribeUserAgent is a one-line summary of a user agent ("Firefox 133
+// on Linux (Desktop)"), for security events.
+func (m *Manager) DescribeUserAgent(ua string) string {
+	if ua == "" {
+		return ""
+	}
+	return m.devices.describe(ua).String()
 }
 
 // CookieName is the session cookie's name.

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/store"
 )
 
@@ -111,6 +113,7 @@ func (m *Manager) create(ctx context.Context, r *request, owner store.Owner) err
 	r.evicted = 0
 	r.mu.Unlock()
 	if evicted > 0 {
+		m.cfg.Activity.Record(ctx, activity.Event{User: owner.User, Kind: activity.SessionRevoked, Fields: map[string]string{"by": activity.ByCap, "count": strconv.Itoa(evicted)}})
 		m.cfg.Events.SessionsEnded("cap", evicted)
 		m.log.Info("oldest sessions ended: too many for one user", "user", owner.User, "ended", evicted, "max", m.cfg.MaxPerUser)
 	}
@@ -214,8 +217,9 @@ func (m *Manager) End(ctx context.Context) error {
 		r.mu.Unlock()
 	}
 	ended := 0
-	if m.User(ctx) != "" {
+	if cur, ok := m.Current(ctx); ok {
 		ended = 1
+		m.cfg.Activity.Record(ctx, activity.Event{User: cur.User, Kind: activity.SignOut, Session: cur.ID})
 	}
 	forget(ctx)
 	if err := m.scs.Destroy(ctx); err != nil {
@@ -277,6 +281,9 @@ func (m *Manager) Revoke(ctx context.Context, user, id string) error {
 	}
 	n, err := m.sessions.EndOfUser(ctx, user, func(hash string) bool { return publicID(hash) == id })
 	m.cfg.Events.SessionsEnded("revoke", n)
+	if n > 0 {
+		m.cfg.Activity.Record(ctx, activity.Event{User: user, Kind: activity.SessionRevoked, Session: id, Fields: map[string]string{"by": activity.ReasonOf(ctx, activity.ByUser), "count": "1"}})
+	}
 	if err != nil {
 		return fmt.Errorf("revoke session of %q: %w", user, err)
 	}
@@ -291,6 +298,9 @@ func (m *Manager) Revoke(ctx context.Context, user, id string) error {
 func (m *Manager) RevokeAll(ctx context.Context, user, except string) (int, error) {
 	n, err := m.sessions.EndOfUser(ctx, user, func(hash string) bool { return except == "" || publicID(hash) != except })
 	m.cfg.Events.SessionsEnded("revoke", n)
+	if n > 0 {
+		m.cfg.Activity.Record(ctx, activity.Event{User: user, Kind: activity.SessionRevoked, Fields: map[string]string{"by": activity.ReasonOf(ctx, activity.ByUser), "count": strconv.Itoa(n)}})
+	}
 	if err != nil {
 		return n, fmt.Errorf("end sessions of %q: %w", user, err)
 	}

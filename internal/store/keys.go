@@ -19,11 +19,15 @@ import "strings"
 //	user:{<name>}:webauthn   the user's WebAuthn user handle (string: base64url of 32 random bytes)
 //	passkey-user:{<handle>}  the user a WebAuthn user handle belongs to (string: name), for passkey sign-in
 //	webauthn-ceremony:<hash> a passkey ceremony waiting for the browser (string: JSON, with TTL), single use
+//	user:{<name>}:events     the user's security events (stream, MAXLEN ~ 200)
+//	events                   every security event, service-wide (stream, MAXLEN ~ EVENTS_MAXLEN; one slot)
 //	user-skeleton:{<skel>}   the name holding one confusable skeleton (string; see skeletons.go)
 //	throttle:user:{<name>}   failed logins for one account (sorted set)
 //	throttle:ip:{<ip>}       failed logins from one client address (sorted set)
 //	throttle:ip-attempts:{<ip>}  every login attempt from one client address (sorted set)
 //	throttle:device:{<nonce>}    failed logins with one device cookie (sorted set)
+//	throttle:lockout:{<name>}    the account's lockout was recorded as an event (string, TTL = the lockout)
+//	user:{<name>}:notice     a notice for the user's next login (string: the event's kind, TTL 30 days)
 //
 // Sessions keep scs/redisstore's prefix so the two stores are
 // interchangeable; <hash> is base64url(sha256(cookie token)) because the
@@ -89,7 +93,14 @@ const (
 	userWebAuthnSuffix      = ":webauthn"
 	passkeyUserPrefix       = "passkey-user:"
 	ceremonyPrefix          = "webauthn-ceremony:"
+	userEventsSuffix        = ":events"
+	userNoticeSuffix        = ":notice"
+	throttleLockoutPrefix   = "throttle:lockout:"
 )
+
+// EventsKey is the service-wide stream of security events, which
+// operators' tools follow (XREAD, XREADGROUP).
+const EventsKey = "events"
 
 // SessionKey is the key of the session whose stored token (already hashed
 // by the session manager) is hash.
@@ -141,6 +152,15 @@ func userWebAuthnKey(name string) string { return userPrefix + hashTag(name) + u
 // passkey sign-in knows the handle, not the name. Its tag is the handle,
 // so it lives in another Cluster slot than the user's keys.
 func passkeyUserKey(handle string) string { return passkeyUserPrefix + hashTag(handle) }
+
+// ThrottleLockoutKey marks that one account's lockout has been recorded.
+func ThrottleLockoutKey(name string) string { return throttleLockoutPrefix + hashTag(name) }
+
+// userNoticeKey is the key of a notice waiting for a user's next login.
+func userNoticeKey(name string) string { return userPrefix + hashTag(name) + userNoticeSuffix }
+
+// userEventsKey is the key of one user's security events.
+func userEventsKey(name string) string { return userPrefix + hashTag(name) + userEventsSuffix }
 
 // ceremonyKey is the key of a passkey ceremony; hash is the caller's hash
 // of the browser's token and the ceremony's challenge, never the token.

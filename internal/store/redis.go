@@ -69,6 +69,8 @@ type Redis struct {
 	// Factors holds second factors and logins waiting for their second
 	// step.
 	Factors *Factors
+	// Events holds the security event streams.
+	Events *Events
 }
 
 // Open checks rawURL (see ParseURL) and returns the stores on a client
@@ -91,6 +93,7 @@ func Open(rawURL string, t Timeouts) (*Redis, error) {
 		Users:    &Users{client: c, timeouts: t},
 		Throttle: &Throttle{client: c, timeouts: t},
 		Factors:  &Factors{client: c, timeouts: t},
+		Events:   &Events{client: c, timeouts: t},
 	}, nil
 }
 

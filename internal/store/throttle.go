@@ -70,3 +70,15 @@ func (t *Throttle) Reset(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// NoteOnce reports whether key was not set, setting it for ttl: the
+// first of many refusals in a window is the one worth an event.
+func (t *Throttle) NoteOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.timeouts.Op)
+	defer cancel()
+	ok, err := t.client.SetNX(ctx, key, "1", ttl).Result()
+	if err != nil {
+		return false, unavailable("note lockout", err)
+	}
+	return ok, nil
+}

@@ -1,10 +1,13 @@
 package web
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"loginsvc/internal/activity"
 )
 
 // clientIP is the address the request came from. X-Forwarded-For is read
@@ -70,4 +73,14 @@ func parseAddr(s string) netip.Addr {
 		return netip.Addr{}
 	}
 	return ip.Unmap()
+}
+
+// actorContext is r's context carrying who acts (the client's address
+// and user agent), for the security events the request may cause.
+func (a *App) actorContext(r *http.Request) context.Context {
+	via := "web"
+	if machinePath(r.URL.Path) {
+		via = "api"
+	}
+	return activity.WithActor(r.Context(), activity.Actor{IP: a.clientIP(r), UserAgent: r.UserAgent(), Via: via})
 }

@@ -169,7 +169,7 @@ func (a *App) apiLogin(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, codeBadRequest)
 		return
 	}
-	ctx := r.Context()
+	ctx := a.actorContext(r)
 	ip := a.clientIP(r)
 	code := req.TOTP
 	if code == "" {
@@ -272,7 +272,7 @@ func (a *App) whoami(w http.ResponseWriter, r *http.Request) {
 // apiLogout serves POST /api/logout: it ends the bearer token's session
 // on every replica at once and answers 204.
 func (a *App) apiLogout(w http.ResponseWriter, r *http.Request) {
-	r, cur, ok := a.bearerSession(w, r)
+	r, cur, ok := a.bearerSession(w, r.WithContext(a.actorContext(r)))
 	if !ok {
 		return
 	}

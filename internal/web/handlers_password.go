@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/auth"
 	"loginsvc/internal/session"
 )
@@ -100,7 +101,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 
 	cur, _ := a.sessions.Current(ctx)
-	ended, err := a.sessions.RevokeAll(ctx, who.Name, cur.ID)
+	ended, err := a.sessions.RevokeAll(activity.Because(ctx, activity.ByPasswordChange), who.Name, cur.ID)
 	if err != nil {
 		a.serverError(w, r, err)
 		return

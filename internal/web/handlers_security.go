@@ -1,12 +1,15 @@
 package web
 
 import (
+	"cmp"
 	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/auth"
 	"loginsvc/internal/session"
 )
@@ -32,6 +35,81 @@ type securityPage struct {
 	TwoFactor bool
 	// Required is REQUIRE_TWO_FACTOR for a user without a second factor.
 	Required bool
+	// Activity is the user's security events of the last 30 days,
+	// newest first.
+	Activity []activityRow
+}
+
+// activityRow is one security event on the security page.
+type activityRow struct {
+	activity.Event
+	// Message is the catalog key of what happened; Detail of how or by
+	// whom, "" for none.
+	Message, Detail string
+	// NewDevice marks a sign-in from a device the account had not used.
+	NewDevice bool
+	// Current marks an event of this very session.
+	Current bool
+	// Count is the event's count (sessions ended, codes left), shown by
+	// a Plural message.
+	Count  int
+	Plural bool
+}
+
+// activityMessages are the catalog keys of the events a user sees.
+var activityMessages = map[string]string{
+	activity.SignIn:                   msg("activity.sign_in"),
+	activity.APITokenCreated:          msg("activity.api_token_created"),
+	activity.SecondStepFailed:         msg("activity.second_step_failed"),
+	activity.LockoutStarted:           msg("activity.lockout_started"),
+	activity.LockoutLifted:            msg("activity.lockout_lifted"),
+	activity.SignOut:                  msg("activity.sign_out"),
+	activity.SessionRevoked:           pluralMsg("activity.session_revoked"),
+	activity.PasswordChanged:          msg("activity.password_changed"),
+	activity.FactorAdded:              msg("activity.factor_added"),
+	activity.FactorRemoved:            msg("activity.factor_removed"),
+	activity.FactorsReset:             msg("activity.factors_reset"),
+	activity.RecoveryCodeUsed:         pluralMsg("activity.recovery_code_used"),
+	activity.RecoveryCodesRegenerated: msg("activity.recovery_codes_regenerated"),
+	activity.Reauthenticated:          msg("activity.reauthenticated"),
+	activity.UserCreated:              msg("activity.user_created"),
+}
+
+// activityDetails are the catalog keys of an event's method or cause.
+var activityDetails = map[string]string{
+	"password":                        msg("activity.method.password"),
+	"password+totp":                   msg("activity.method.password_totp"),
+	"password+recovery":               msg("activity.method.password_recovery"),
+	"password+passkey":                msg("activity.method.password_passkey"),
+	"passkey":                         msg("activity.method.passkey"),
+	"totp":                            msg("activity.method.totp"),
+	"recovery":                        msg("activity.method.recovery"),
+	"code":                            msg("activity.method.code"),
+	"by:" + activity.ByUser:           msg("activity.by.user"),
+	"by:" + activity.ByOperator:       msg("activity.by.operator"),
+	"by:" + activity.ByCap:            msg("activity.by.cap"),
+	"by:" + activity.ByPasswordChange: msg("activity.by.password_change"),
+	"by:" + activity.ByFactorChange:   msg("activity.by.factor_change"),
+}
+
+func activityRows(events []activity.Event, current string) []activityRow {
+	rows := make([]activityRow, 0, len(events))
+	for _, e := range events {
+		m, ok := activityMessages[e.Kind]
+		if !ok {
+			continue
+		}
+		row := activityRow{Event: e, Message: m, NewDevice: e.Fields["new_device"] == "true", Current: e.Session != "" && e.Session == current}
+		if d, ok := activityDetails[e.Fields["method"]]; ok {
+			row.Detail = d
+		} else if d, ok := activityDetails["by:"+e.Fields["by"]]; ok {
+			row.Detail = d
+		}
+		row.Plural = e.Kind == activity.SessionRevoked || e.Kind == activity.RecoveryCodeUsed
+		row.Count, _ = strconv.Atoi(cmp.Or(e.Fields["count"], e.Fields["left"]))
+		rows = append(rows, row)
+	}
+	return rows
 }
 
 // securityPage serves GET /security/: the account's sign-in methods.
@@ -44,6 +122,11 @@ func (a *App) securityPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, recent := a.sessions.Check(ctx, session.Need{MaxAge: a.cfg.ReauthMaxAge, Enrolling: true})
+	events, err := a.auth.RecentActivity(ctx, cur.User)
+	if err != nil {
+		// The page is still worth showing without its history.
+		a.log.Warn("security activity not shown", "user", cur.User, "request_id", requestID(ctx), "err", err)
+	}
 	deviceName, err := a.templates.locales.forRequest(r).device(cur.Device)
 	if err != nil {
 		deviceName = ""
@@ -52,6 +135,7 @@ func (a *App) securityPage(w http.ResponseWriter, r *http.Request) {
 		Factors: f, RecoveryLow: f.RecoveryLow(), TwoFactor: cur.TwoFactor(),
 		Required: a.sessions.RequireTwoFactor() && !f.SecondFactor(),
 		Recent:   recent == session.Allowed, PasskeysHere: a.passkeysHere(r), DeviceName: deviceName,
+		Activity: activityRows(events, cur.ID),
 	})
 }
 

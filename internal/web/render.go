@@ -13,6 +13,7 @@ import (
 	"text/template/parse"
 	"time"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/session"
 )
 
@@ -236,6 +237,21 @@ type view struct {
 	Languages []langChoice
 	// Page is the page's own data.
 	Page any
+	// Notice is the catalog key of a one-time notice of a security event
+	// that happened elsewhere ("a new device signed in"), "" for none;
+	// NoticeKind its event kind.
+	Notice, NoticeKind string
+}
+
+// noticeMessages are the notices of the events worth one (see
+// activity.Notable).
+var noticeMessages = map[string]string{
+	activity.SignIn:           msg("notice.sign_in"),
+	activity.PasswordChanged:  msg("notice.password_changed"),
+	activity.FactorAdded:      msg("notice.factor_added"),
+	activity.FactorRemoved:    msg("notice.factor_removed"),
+	activity.FactorsReset:     msg("notice.factors_reset"),
+	activity.RecoveryCodeUsed: msg("notice.recovery_code_used"),
 }
 
 // langChoice is one entry of the language switch.
@@ -281,6 +297,9 @@ func (a *App) renderNotice(w http.ResponseWriter, r *http.Request, status int, p
 func (a *App) renderView(w http.ResponseWriter, r *http.Request, status int, page string, data any, f *flash) {
 	l := a.templates.locales.forRequest(r)
 	v := view{Lang: l, Account: true, User: a.currentUser(r.Context()), Flash: f, Languages: a.templates.languageChoices(r, l), Page: data}
+	if kind := a.sessions.TakeNotice(r.Context()); kind != "" {
+		v.Notice, v.NoticeKind = noticeMessages[kind], kind
+	}
 	buf := a.buffers.get()
 	defer a.buffers.put(buf)
 	if err := a.templates.pages[l.code][page].ExecuteTemplate(buf, "layout", v); err != nil {

@@ -435,6 +435,16 @@ func (ta *testApp) wantNoneInRedis(t *testing.T, when string, forbidden map[stri
 			values, err = ta.check.ZRange(ctx, key, 0, -1).Result()
 		case "list":
 			values, err = ta.check.LRange(ctx, key, 0, -1).Result()
+		case "stream":
+			msgs, err := ta.check.XRange(ctx, key, "-", "+").Result()
+			if err != nil {
+				t.Fatalf("XRANGE %s: %v", key, err)
+			}
+			for _, m := range msgs {
+				for k, v := range m.Values {
+					values = append(values, k, fmt.Sprint(v))
+				}
+			}
 		case "none": // expired since SCAN named it
 		default:
 			t.Fatalf("key %s: type %s, want one the dump reads", key, kind)

@@ -37,7 +37,7 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 func (a *App) loadAndSave(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Add("Vary", "Cookie")
-		ctx, err := a.sessions.Load(r.Context(), a.sessions.Tokens(r)...)
+		ctx, err := a.sessions.Load(a.actorContext(r), a.sessions.Tokens(r)...)
 		if err != nil {
 			a.serverError(w, r, err)
 			return

@@ -1,0 +1,76 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"loginsvc/internal/store"
+)
+
+// fieldNotice holds a one-time notice for the session's next page view:
+// the kind of a security event that happened elsewhere (a sign-in from a
+// new device, a password or factor change). It rides in the session
+// record, so a page view pays no extra Redis read for it.
+const fieldNotice = "notice"
+
+// Notify leaves notice on every live session of user but the one whose
+// public id is except, for their next page view. It returns how many it
+// reached. A session saved by its own request at the same moment may
+// lose the notice (the last write wins); the event is in the user's
+// activity all the same.
+func (m *Manager) Notify(ctx context.Context, user, except, notice string) (int, error) {
+	stored, err := m.sessions.OfUser(ctx, user)
+	if err != nil {
+		return 0, fmt.Errorf("notify sessions of %q: %w", user, err)
+	}
+	n := 0
+	for _, st := range stored {
+		if except != "" && publicID(st.Hash) == except {
+			continue
+		}
+		// The document as stored, deadline untouched: this replica's
+		// lifetime clamp is not the notice's business.
+		var doc sessionDoc
+		if len(st.Data) > maxSessionBytes || json.Unmarshal(st.Data, &doc) != nil || doc.Values == nil {
+			continue
+		}
+		doc.Values[fieldNotice] = notice
+		b, err := json.Marshal(doc)
+		if err != nil {
+			continue
+		}
+		switch err := m.sessions.Update(ctx, st.Hash, b, st.Expires); {
+		case errors.Is(err, store.ErrSessionGone):
+		case err != nil:
+			return n, fmt.Errorf("notify sessions of %q: %w", user, err)
+		default:
+			n++
+		}
+	}
+	return n, nil
+}
+
+// TakeNotice returns the notice left on this request's session (see
+// Notify), and clears it: it is shown once.
+func (m *Manager) TakeNotice(ctx context.Context) string {
+	if m.User(ctx) == "" {
+		return ""
+	}
+	notice := m.scs.GetString(ctx, fieldNotice)
+	if notice != "" {
+		m.scs.Remove(ctx, fieldNotice)
+		forget(ctx)
+	}
+	return notice
+}
+
+// SetNotice leaves notice on this request's own session, for the page
+// after this one (a login that found a notice waiting for the account).
+func (m *Manager) SetNotice(ctx context.Context, notice string) {
+	if m.User(ctx) != "" && notice != "" {
+		m.scs.Put(ctx, fieldNotice, notice)
+		forget(ctx)
+	}
+}
