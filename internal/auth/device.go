@@ -121,26 +121,42 @@ func (d deviceSigner) issue(name, epoch string, now time.Time) (string, time.Tim
 
 var errNoDevice = errors.New("no valid device cookie")
 
+// deviceMACLen is the length of a MAC in a cookie: 32 bytes, base64url.
+const deviceMACLen = 43
+
+// parseDevice splits value into its nonce, expiry and MAC if it has the
+// shape of a current device cookie that has not expired at now, without
+// any HMAC: junk, a v1 cookie or an expired one costs a split and a few
+// comparisons. The expiry is believed only once the MAC is checked
+// (verify); here it only spares the HMAC of a cookie refused either way.
+func parseDevice(value string, now time.Time) (nonce, expiry, mac string, ok bool) {
+	parts := strings.Split(value, ".")
+	if len(parts) != 4 || parts[0] != deviceVersion || len(parts[3]) != deviceMACLen {
+		return "", "", "", false
+	}
+	nonce, expiry, mac = parts[1], parts[2], parts[3]
+	if raw, err := base64.RawURLEncoding.DecodeString(nonce); err != nil || len(raw) != deviceNonceLen {
+		return "", "", "", false
+	}
+	secs, err := strconv.ParseInt(expiry, 10, 64)
+	if err != nil || !now.Before(time.Unix(secs, 0)) {
+		return "", "", "", false
+	}
+	return nonce, expiry, mac, true
+}
+
 // verify returns the nonce of value if it is a device cookie this key
 // signed for the canonical name at the user's current device epoch and it
 // has not expired at now. Anything else (another user's cookie, one from
 // before a password change, a v1, forged, altered or expired one) is
 // errNoDevice: the attempt is treated as coming from an unknown client.
 func (d deviceSigner) verify(value, name, epoch string, now time.Time) (string, error) {
-	parts := strings.Split(value, ".")
-	if len(parts) != 4 || parts[0] != deviceVersion {
+	nonce, expiry, mac, ok := parseDevice(value, now)
+	if !ok {
 		return "", errNoDevice
 	}
-	nonce, expiry, mac := parts[1], parts[2], parts[3]
-	if raw, err := base64.RawURLEncoding.DecodeString(nonce); err != nil || len(raw) != deviceNonceLen {
-		return "", errNoDevice
-	}
-	// The MAC is checked before the expiry is believed, in constant time.
+	// In constant time; the expiry parseDevice read is signed too.
 	if !d.signedByAny(mac, name, epoch, nonce, expiry) {
-		return "", errNoDevice
-	}
-	secs, err := strconv.ParseInt(expiry, 10, 64)
-	if err != nil || !now.Before(time.Unix(secs, 0)) {
 		return "", errNoDevice
 	}
 	return nonce, nil

@@ -68,6 +68,25 @@ func v1DeviceCookie(key []byte, name, nonce, expiry string) string {
 	return strings.Join([]string{"v1", nonce, expiry, base64.RawURLEncoding.EncodeToString(m.Sum(nil))}, ".")
 }
 
+// junk is n planted device cookies that cannot be valid, of every cheap
+// kind: v1, bad nonce, expired, wrong shape.
+func junk(n int) []string {
+	kinds := []string{"v1.planted.1.x", "v2.x.9999999999." + strings.Repeat("A", deviceMACLen), "v2.AAAAAAAAAAAAAAAAAAAAAA.1." + strings.Repeat("A", deviceMACLen), "", "....", "v2.AAAAAAAAAAAAAAAAAAAAAA.9999999999.short"}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = kinds[i%len(kinds)]
+	}
+	return out
+}
+
+func repeat(v string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
 // The attack: the account locked from many addresses. A login
 // without a device cookie, even with the right password, stays refused; the
 // owner's browser, which holds a device cookie from an earlier login, gets
@@ -113,6 +132,9 @@ func TestDeviceCookieLetsTheOwnerPastAnAccountLockout(t *testing.T) {
 		{"garbage", "alice", []string{"v1.x.y.z", "", "...."}, false},
 		{"alice's device cookie", "alice", []string{alicesDevice}, true},
 		{"alice's device cookie behind a planted one", "alice", []string{"v1.planted.1.x", alicesDevice}, true},
+		{"alice's device cookie behind 8 junk ones", "alice", append(junk(8), alicesDevice), true},
+		{"alice's device cookie behind 100 junk and 31 forged ones", "alice", append(append(junk(100), repeat(forged, maxDeviceCookies-1)...), alicesDevice), true},
+		{"alice's device cookie behind 32 forged ones", "alice", append(repeat(forged, maxDeviceCookies), alicesDevice), false},
 		{"bob's device cookie", "bob", []string{bobsDevice}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -210,19 +210,30 @@ func (a *attempt) succeed(ctx context.Context) error {
 	return nil
 }
 
-// maxDeviceCookies bounds how many device cookies of one request are
-// checked (an HMAC each): a header full of planted cookies buys no work.
-const maxDeviceCookies = 8
+// maxDeviceCookies bounds how many well-formed device cookies of one
+// request are checked (an HMAC each, per accepted key): a header full of
+// planted cookies buys a bounded amount of work. Malformed ones cost no
+// HMAC and do not count, so junk cannot hide the real cookie; only more
+// than this many well-formed, unexpired forgeries before it can.
+const maxDeviceCookies = 32
 
-// knownDevice returns the nonce of the first of cookies that is a valid
-// device cookie for acct at its current device epoch. An account without
-// a record has no devices.
+// knownDevice returns the nonce of a valid device cookie for acct at its
+// current device epoch, wherever it stands among cookies. An account
+// without a record has no devices.
 func (s *Service) knownDevice(acct account, cookies []string) (string, bool) {
 	if !acct.found {
 		return "", false
 	}
 	now := time.Now()
-	for _, c := range cookies[:min(len(cookies), maxDeviceCookies)] {
+	checked := 0
+	for _, c := range cookies {
+		if _, _, _, ok := parseDevice(c, now); !ok {
+			continue // junk: no HMAC
+		}
+		if checked == maxDeviceCookies {
+			break
+		}
+		checked++
 		if nonce, err := s.devices.verify(c, acct.name, acct.user.DeviceEpoch, now); err == nil {
 			return nonce, true
 		}
