@@ -192,12 +192,14 @@ func CheckNewPassword(password string) error {
 	return nil
 }
 
-// AddUser creates a user, or returns store.ErrUserExists, or a
+// AddUser creates a user, or returns ErrInvalidNewUsername (or
+// ErrInvalidUsername) for a name outside CheckNewUsername's set, or
+// store.ErrUserExists, or a
 // *store.LookAlikeError when the name's confusable skeleton (Skeleton) is
 // an existing user's: "аdmin" with a Cyrillic а is refused while "admin"
 // exists.
 func (s *Service) AddUser(ctx context.Context, username, password string) error {
-	name, err := NormalizeUsername(username)
+	name, err := CheckNewUsername(username)
 	if err != nil {
 		return err
 	}
@@ -221,6 +223,15 @@ func (s *Service) EnsureUser(ctx context.Context, username, password string) (bo
 	err := s.AddUser(ctx, username, password)
 	if errors.Is(err, store.ErrUserExists) {
 		return false, nil
+	}
+	if errors.Is(err, ErrInvalidNewUsername) {
+		// A bootstrap user created before new names were restricted
+		// still exists, and keeps its name.
+		if name, nerr := NormalizeUsername(username); nerr == nil {
+			if _, gerr := s.users.Get(ctx, name); gerr == nil {
+				return false, nil
+			}
+		}
 	}
 	return err == nil, err
 }
