@@ -87,6 +87,13 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		return nil
 	}
 
+	if cmd == "add" {
+		// Before the password is asked for: a name that cannot be added
+		// is said at once.
+		if _, err := auth.CheckNewUsername(args[0]); err != nil {
+			return usageError{fmt.Sprintf("cannot add user %q: %v", args[0], err)}
+		}
+	}
 	password, err := readPassword(stdin, stdout, cmd == "add")
 	if err != nil {
 		return err

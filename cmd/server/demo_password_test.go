@@ -43,3 +43,46 @@ func TestServeWarnsAboutTheDemoPassword(t *testing.T) {
 		}
 	}
 }
+
+// Forward auth behind a proxy the service does not trust fails silently
+// otherwise (logins cannot return to the app, every client is the proxy
+// in the throttle): the start says so, once, naming TRUSTED_PROXIES.
+func TestServeWarnsAboutForwardAuthWithoutTrustedProxies(t *testing.T) {
+	t.Parallel()
+	const warning = "but TRUSTED_PROXIES is empty"
+	for _, tc := range []struct {
+		name string
+		vars env
+		want bool
+	}{
+		{"no forward auth", env{}, false},
+		{"allowed hosts", env{"AUTH_ALLOWED_HOSTS": "app.example.com"}, true},
+		{"two-factor hosts", env{"AUTH_TWO_FACTOR_HOSTS": "admin.example.com"}, true},
+		{"absolute login URL", env{"AUTH_LOGIN_URL": "https://auth.example.com/login/"}, true},
+		{"a login path alone", env{"AUTH_LOGIN_URL": "/login/"}, false},
+		{"allowed hosts behind a trusted proxy", env{"AUTH_ALLOWED_HOSTS": "app.example.com", "TRUSTED_PROXIES": "10.0.0.0/8"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig(nil, tc.vars.getenv)
+			if err != nil {
+				t.Fatalf("parseConfig: %v", err)
+			}
+			if got := cfg.forwardAuthWithoutProxy(); got != tc.want {
+				t.Errorf("forwardAuthWithoutProxy: got %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	redis := redistest.Start(t)
+	for _, tc := range []struct {
+		proxies string
+		want    int
+	}{{"", 1}, {"10.0.0.0/8", 0}} {
+		s := startServer(t, env{"REDIS_URL": redis.URL(), "AUTH_ALLOWED_HOSTS": "app.example.com", "TRUSTED_PROXIES": tc.proxies})
+		s.waitLog(t, `msg="redis topology"`)
+		out := s.out.String()
+		if got := strings.Count(out, warning); got != tc.want || got > 0 && !strings.Contains(out, "level=WARN") {
+			t.Errorf("TRUSTED_PROXIES=%q with AUTH_ALLOWED_HOSTS: got %d warnings, want %d\n%s", tc.proxies, got, tc.want, out)
+		}
+	}
+}

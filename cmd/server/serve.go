@@ -58,6 +58,11 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		log.Info("for redis-cli and the user commands", "redis_cli", "redis-cli -p "+e.Port(), "REDIS_URL", redisURL)
 	}
 	log.Info("starting", cfg.logAttrs()...)
+	if cfg.forwardAuthWithoutProxy() {
+		// Every forward-auth setup has a proxy in front; without trusting
+		// it, the app's URL is unknown and every client is the proxy.
+		log.Warn("forward auth is configured (AUTH_ALLOWED_HOSTS, AUTH_TWO_FACTOR_HOSTS or an absolute AUTH_LOGIN_URL) but TRUSTED_PROXIES is empty: the proxy's X-Forwarded-* headers are ignored, logins cannot return to the app, AUTH_TWO_FACTOR_HOSTS asks two factors everywhere, and the login throttle sees one client, the proxy. Set TRUSTED_PROXIES to the proxy's address")
+	}
 	if cfg.BootstrapPassword == composeDemoPassword {
 		// Everyone who has read docker-compose.yml knows this password.
 		log.Warn("WARNING: BOOTSTRAP_PASSWORD is the demo default of docker-compose.yml; anyone can log in as the bootstrap user. Set BOOTSTRAP_PASSWORD before exposing the site, and change an existing user with `server user passwd`",

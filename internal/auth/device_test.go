@@ -3,6 +3,9 @@ package auth
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"net/netip"
 	"strings"
@@ -37,7 +40,7 @@ func (f *fixture) lockOut(t *testing.T, name string) {
 // after a successful login.
 func (f *fixture) issueDevice(t *testing.T, name string) string {
 	t.Helper()
-	v, expires, err := f.svc.DeviceCookie(name)
+	v, expires, err := f.svc.DeviceCookie(context.Background(), name)
 	if err != nil {
 		t.Fatalf("DeviceCookie(%q): %v", name, err)
 	}
@@ -45,6 +48,43 @@ func (f *fixture) issueDevice(t *testing.T, name string) string {
 		t.Fatalf("device cookie expires in %v, want %v", d, DeviceCookieLifetime)
 	}
 	return v
+}
+
+// epoch is name's device epoch as the store holds it.
+func (f *fixture) epoch(t *testing.T, name string) string {
+	t.Helper()
+	u, err := f.svc.users.Get(context.Background(), name)
+	if err != nil {
+		t.Fatalf("Users.Get(%q): %v", name, err)
+	}
+	return u.DeviceEpoch
+}
+
+// v1DeviceCookie is a device cookie of format version 1 (no epoch), signed
+// with key as the service signed them before epochs.
+func v1DeviceCookie(key []byte, name, nonce, expiry string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("loginsvc-device-v1\x00" + name + "\x00" + nonce + "\x00" + expiry))
+	return strings.Join([]string{"v1", nonce, expiry, base64.RawURLEncoding.EncodeToString(m.Sum(nil))}, ".")
+}
+
+// junk is n planted device cookies that cannot be valid, of every cheap
+// kind: v1, bad nonce, expired, wrong shape.
+func junk(n int) []string {
+	kinds := []string{"v1.planted.1.x", "v2.x.9999999999." + strings.Repeat("A", deviceMACLen), "v2.AAAAAAAAAAAAAAAAAAAAAA.1." + strings.Repeat("A", deviceMACLen), "", "....", "v2.AAAAAAAAAAAAAAAAAAAAAA.9999999999.short"}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = kinds[i%len(kinds)]
+	}
+	return out
+}
+
+func repeat(v string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
 }
 
 // The issue's attack: the account locked from many addresses. A login
@@ -65,9 +105,13 @@ func TestDeviceCookieLetsTheOwnerPastAnAccountLockout(t *testing.T) {
 
 	// A service with another key: a cookie it signs is forged here.
 	other := newFixtureWith(t, session.Config{Lifetime: time.Hour}, Config{DeviceKey: bytes.Repeat([]byte("x"), MinDeviceKeyBytes)})
+	other.addUser(t, "alice", "alice's long password")
 	forged := other.issueDevice(t, "alice")
 	expiredNonce, expiry := "AAAAAAAAAAAAAAAAAAAAAA", "1000000000" // 2001
-	expired := strings.Join([]string{deviceVersion, expiredNonce, expiry, f.svc.devices.mac("alice", expiredNonce, expiry)}, ".")
+	expired := strings.Join([]string{deviceVersion, expiredNonce, expiry, f.svc.devices.mac("alice", f.epoch(t, "alice"), expiredNonce, expiry)}, ".")
+	// A version 1 cookie, as issued before device epochs: well signed,
+	// not expired, and still an unknown client now.
+	v1 := v1DeviceCookie(testDeviceKey, "alice", "AAAAAAAAAAAAAAAAAAAAAA", "9999999999")
 	parts := strings.Split(alicesDevice, ".")
 	parts[2] = "9999999999" // a later expiry under the old MAC
 	extended := strings.Join(parts, ".")
@@ -83,10 +127,14 @@ func TestDeviceCookieLetsTheOwnerPastAnAccountLockout(t *testing.T) {
 		{"alice's device cookie for bob", "bob", []string{alicesDevice}, false},
 		{"a cookie signed with another key", "alice", []string{forged}, false},
 		{"an expired cookie", "alice", []string{expired}, false},
+		{"a version 1 cookie", "alice", []string{v1}, false},
 		{"a cookie whose expiry was pushed back", "alice", []string{extended}, false},
 		{"garbage", "alice", []string{"v1.x.y.z", "", "...."}, false},
 		{"alice's device cookie", "alice", []string{alicesDevice}, true},
 		{"alice's device cookie behind a planted one", "alice", []string{"v1.planted.1.x", alicesDevice}, true},
+		{"alice's device cookie behind 8 junk ones", "alice", append(junk(8), alicesDevice), true},
+		{"alice's device cookie behind 100 junk and 31 forged ones", "alice", append(append(junk(100), repeat(forged, maxDeviceCookies-1)...), alicesDevice), true},
+		{"alice's device cookie behind 32 forged ones", "alice", append(repeat(forged, maxDeviceCookies), alicesDevice), false},
 		{"bob's device cookie", "bob", []string{bobsDevice}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +191,71 @@ func TestDeviceCookiesFailureBudgetLocksThatCookieOnly(t *testing.T) {
 	}
 }
 
+// A device cookie stolen before a password change, a factor reset or the
+// account's deletion and re-creation is an unknown client afterwards: no
+// failure budget of its own past the account lockout. A cookie issued
+// after the event counts.
+func TestDeviceCookiesStopCountingWhenTheEpochMoves(t *testing.T) {
+	const (
+		password = "alice's long password"
+		next     = "alice's new long password"
+	)
+	ip := netip.MustParseAddr("192.0.2.7")
+	for _, tc := range []struct {
+		name string
+		// event happens to alice; it returns her password afterwards.
+		event func(t *testing.T, f *fixture) string
+	}{
+		{"the operator sets the password", func(t *testing.T, f *fixture) string {
+			if _, err := f.svc.SetPassword(context.Background(), "alice", next); err != nil {
+				t.Fatalf("SetPassword: %v", err)
+			}
+			return next
+		}},
+		{"the owner changes the password", func(t *testing.T, f *fixture) string {
+			if _, err := f.svc.ChangePassword(context.Background(), Attempt{Username: "alice", Password: password, IP: ip}, next); err != nil {
+				t.Fatalf("ChangePassword: %v", err)
+			}
+			return next
+		}},
+		{"the operator resets the factors", func(t *testing.T, f *fixture) string {
+			if _, err := f.svc.ResetFactors(context.Background(), "alice"); err != nil {
+				t.Fatalf("ResetFactors: %v", err)
+			}
+			return password
+		}},
+		{"the user is deleted and created again", func(t *testing.T, f *fixture) string {
+			if _, err := f.svc.DeleteUser(context.Background(), "alice"); err != nil {
+				t.Fatalf("DeleteUser: %v", err)
+			}
+			f.addUser(t, "alice", password)
+			return password
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newDeviceFixture(t)
+			ctx := context.Background()
+			f.addUser(t, "alice", password)
+			stolen := f.issueDevice(t, "alice")
+			before := f.epoch(t, "alice")
+
+			now := tc.event(t, f)
+			if after := f.epoch(t, "alice"); after == before {
+				t.Fatalf("device epoch after the event: got %s, the same as before; want it moved", after)
+			}
+			f.lockOut(t, "alice")
+			var throttled *ThrottledError
+			if _, err := f.svc.LoginAttempt(ctx, Attempt{Username: "alice", Password: now, IP: ip, DeviceCookies: []string{stolen}}); !errors.As(err, &throttled) || throttled.Limit != "user" {
+				t.Fatalf("the right password with a device cookie from before: got %v, want the account lockout (ThrottledError, limit user)", err)
+			}
+			fresh := f.issueDevice(t, "alice")
+			if who, err := f.svc.LoginAttempt(ctx, Attempt{Username: "alice", Password: now, IP: ip, DeviceCookies: []string{stolen, fresh}}); err != nil || who.Name != "alice" {
+				t.Fatalf("the right password with a device cookie from after: got (%q, %v), want a login", who.Name, err)
+			}
+		})
+	}
+}
+
 func TestDeviceKeyMustBeLongEnough(t *testing.T) {
 	for _, n := range []int{1, MinDeviceKeyBytes - 1} {
 		if _, err := newDeviceSigner(make([]byte, n), nil); !errors.Is(err, ErrDeviceKeyTooShort) {
@@ -172,7 +285,7 @@ func TestDeviceKeyRotation(t *testing.T) {
 	now := time.Now()
 	issue := func(d deviceSigner) string {
 		t.Helper()
-		v, _, err := d.issue("alice", now)
+		v, _, err := d.issue("alice", "7", now)
 		if err != nil {
 			t.Fatalf("issue: %v", err)
 		}
@@ -193,7 +306,7 @@ func TestDeviceKeyRotation(t *testing.T) {
 		{"a cookie of the old key, once it is dropped", after, known, "alice", false},
 		{"a cookie of the new key, once the old is dropped", after, fresh, "alice", true},
 	} {
-		if _, err := tc.signer.verify(tc.cookie, tc.user, now); (err == nil) != tc.ok {
+		if _, err := tc.signer.verify(tc.cookie, tc.user, "7", now); (err == nil) != tc.ok {
 			t.Errorf("%s: got %v, want accepted = %v", tc.name, err, tc.ok)
 		}
 	}

@@ -231,7 +231,11 @@ func (s *Service) ConfirmTOTP(ctx context.Context, req LoginRequest) (Enrolled, 
 	if !ok {
 		return Enrolled{}, ErrNoPendingEnrolment
 	}
-	g, err := s.admit(ctx, user, req.IP, req.DeviceCookies)
+	acct, err := s.accountOf(ctx, user, req.DeviceCookies)
+	if err != nil {
+		return Enrolled{}, err
+	}
+	g, err := s.admit(ctx, acct, req.IP, req.DeviceCookies)
 	if err != nil {
 		return Enrolled{}, err
 	}
@@ -350,8 +354,9 @@ func (s *Service) newRecoveryCodes(ctx context.Context, user string) ([]string, 
 	return codes, nil
 }
 
-// ResetFactors removes every second factor and recovery code of user and
-// ends all of the user's sessions: an operator's answer to a lost phone.
+// ResetFactors removes every second factor and recovery code of user,
+// makes every device cookie of the user stop counting and ends all of the
+// user's sessions: an operator's answer to a lost phone.
 // It returns how many sessions ended.
 func (s *Service) ResetFactors(ctx context.Context, username string) (int, error) {
 	name, err := NormalizeUsername(username)
@@ -362,6 +367,11 @@ func (s *Service) ResetFactors(ctx context.Context, username string) (int, error
 		return 0, fmt.Errorf("reset factors of %q: %w", name, err)
 	}
 	if err := s.factors.DeleteAll(ctx, name); err != nil {
+		return 0, fmt.Errorf("reset factors of %q: %w", name, err)
+	}
+	// A lost phone may have gone with a browser: its device cookie must
+	// not keep a failure budget of its own.
+	if err := s.users.AdvanceDeviceEpoch(ctx, name); err != nil {
 		return 0, fmt.Errorf("reset factors of %q: %w", name, err)
 	}
 	s.recordNotable(ctx, activity.Event{User: name, Kind: activity.FactorsReset, Fields: map[string]string{"by": activity.ByOperator}}, "")

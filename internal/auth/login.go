@@ -159,7 +159,7 @@ func (s *Service) LoginAPI(ctx context.Context, req LoginRequest) (string, sessi
 	case s.sessions.RequireTwoFactor():
 		return "", session.Record{}, LoginResult{}, ErrEnrolmentRequired
 	}
-	device, err := s.deviceCookie(who.Name)
+	device, err := s.deviceCookie(who)
 	if err != nil {
 		return "", session.Record{}, LoginResult{}, err
 	}
@@ -171,7 +171,7 @@ func (s *Service) LoginAPI(ctx context.Context, req LoginRequest) (string, sessi
 		return "", session.Record{}, LoginResult{}, err
 	}
 	res := LoginResult{User: who.Name, Methods: methods, SecondMethod: method, Device: device, RecoveryLeft: left}
-	_, known := s.knownDevice(who.Name, req.DeviceCookies)
+	_, known := s.knownDevice(who.account(), req.DeviceCookies)
 	s.noteSignIn(ctx, activity.APITokenCreated, res, known, rec.ID)
 	return token, rec, res, nil
 }
@@ -182,11 +182,17 @@ func (s *Service) LoginAPI(ctx context.Context, req LoginRequest) (string, sessi
 // forgiven until the second step succeeds, so a thief who has the
 // password cannot reset the budget of code guesses by logging in again.
 func (s *Service) passwordStep(ctx context.Context, req LoginRequest) (Identity, bool, error) {
-	g, err := s.admit(ctx, req.Username, req.IP, req.DeviceCookies)
+	// One read of the record serves the throttle (device epoch) and the
+	// password check (hash).
+	acct, err := s.account(ctx, req.Username)
 	if err != nil {
 		return Identity{}, false, err
 	}
-	who, err := s.Authenticate(ctx, req.Username, req.Password)
+	g, err := s.admit(ctx, acct, req.IP, req.DeviceCookies)
+	if err != nil {
+		return Identity{}, false, err
+	}
+	who, err := s.authenticate(ctx, acct, req.Password)
 	if err != nil {
 		if !errors.Is(err, ErrInvalidCredentials) {
 			g.void(ctx) // not the user's failure
@@ -215,7 +221,7 @@ func (s *Service) finish(ctx context.Context, who Identity, req LoginRequest, me
 		methods = []string{session.MethodPassword}
 	}
 	// Before the session, so that failing here leaves none behind.
-	device, err := s.deviceCookie(who.Name)
+	device, err := s.deviceCookie(who)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -232,15 +238,23 @@ func (s *Service) finish(ctx context.Context, who Identity, req LoginRequest, me
 		return LoginResult{}, err
 	}
 	res := LoginResult{User: who.Name, Methods: methods, SecondMethod: second, Device: device, RecoveryLeft: left}
-	_, known := s.knownDevice(who.Name, req.DeviceCookies)
+	_, known := s.knownDevice(who.account(), req.DeviceCookies)
 	s.noteSignIn(ctx, activity.SignIn, res, known, "")
 	return res, nil
 }
 
-func (s *Service) deviceCookie(name string) (DeviceCookie, error) {
-	v, exp, err := s.devices.issue(name, time.Now())
+// account is who as the throttle knows an account: the device epoch the
+// login read, to tell a known device by.
+func (who Identity) account() account {
+	return account{name: who.Name, valid: true, found: true, user: store.User{Name: who.Name, DeviceEpoch: who.deviceEpoch}}
+}
+
+// deviceCookie issues the device cookie of who's completed login, at the
+// device epoch the login read.
+func (s *Service) deviceCookie(who Identity) (DeviceCookie, error) {
+	v, exp, err := s.devices.issue(who.Name, who.deviceEpoch, time.Now())
 	if err != nil {
-		return DeviceCookie{}, fmt.Errorf("login of %q: %w", name, err)
+		return DeviceCookie{}, fmt.Errorf("login of %q: %w", who.Name, err)
 	}
 	return DeviceCookie{Value: v, Expires: exp}, nil
 }
@@ -357,7 +371,7 @@ func (s *Service) SecondStep(ctx context.Context, token string, req LoginRequest
 		return LoginResult{}, fmt.Errorf("second step: %w", err)
 	}
 	req.Remember = p.Remember
-	return s.finish(ctx, Identity{Name: p.User, Stamp: u.PasswordHash}, req, append([]string{session.MethodPassword}, methods...), method, left)
+	return s.finish(ctx, Identity{Name: p.User, Stamp: u.PasswordHash, deviceEpoch: u.DeviceEpoch}, req, append([]string{session.MethodPassword}, methods...), method, left)
 }
 
 // secondProof checks the second step of user: a passkey's answer when
@@ -375,7 +389,11 @@ func (s *Service) secondProof(ctx context.Context, user string, req LoginRequest
 		}
 		return method, []string{session.MethodOTP}, left, nil
 	}
-	g, err := s.admit(ctx, user, req.IP, req.DeviceCookies)
+	acct, err := s.accountOf(ctx, user, req.DeviceCookies)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	g, err := s.admit(ctx, acct, req.IP, req.DeviceCookies)
 	if err != nil {
 		return "", nil, 0, err
 	}
@@ -398,7 +416,11 @@ func (s *Service) secondProof(ctx context.Context, user string, req LoginRequest
 // returns the method that matched ("totp" or "recovery") and, for a
 // recovery code, how many remain.
 func (s *Service) codeStep(ctx context.Context, user, code string, ip netip.Addr, devices []string) (string, int, error) {
-	g, err := s.admit(ctx, user, ip, devices)
+	acct, err := s.accountOf(ctx, user, devices)
+	if err != nil {
+		return "", 0, err
+	}
+	g, err := s.admit(ctx, acct, ip, devices)
 	if err != nil {
 		return "", 0, err
 	}

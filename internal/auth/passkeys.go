@@ -626,7 +626,9 @@ func (s *Service) verifyPasskey(ctx context.Context, req LoginRequest, purpose, 
 // the session of ctx's request starts with the passkey's methods, two
 // factors. Failures count against the client's address.
 func (s *Service) PasskeySignIn(ctx context.Context, req LoginRequest) (LoginResult, error) {
-	g, err := s.admit(ctx, "", req.IP, nil)
+	// The user is known only once the passkey is: the address alone is
+	// counted.
+	g, err := s.admit(ctx, account{}, req.IP, nil)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -648,7 +650,7 @@ func (s *Service) PasskeySignIn(ctx context.Context, req LoginRequest) (LoginRes
 	if err := g.succeed(ctx); err != nil {
 		return LoginResult{}, err
 	}
-	return s.finish(ctx, Identity{Name: user, Stamp: u.PasswordHash}, req, methods, SecondStepPasskey, 0)
+	return s.finish(ctx, Identity{Name: user, Stamp: u.PasswordHash, deviceEpoch: u.DeviceEpoch}, req, methods, SecondStepPasskey, 0)
 }
 
 // SecondStepPasskey names a passkey as a second step in logs and metrics.

@@ -137,6 +137,50 @@ type Identity struct {
 	// session.Login), so a password change or delete that races the login
 	// leaves no session of the old password behind.
 	Stamp string
+	// deviceEpoch is the user's device epoch as the login read it: the
+	// device cookie the login issues is bound to it (see device.go).
+	deviceEpoch string
+}
+
+// account is what one attempt knows of the account it names, read from
+// Redis once: the throttle needs its device epoch (admit), the password
+// check its hash (authenticate).
+type account struct {
+	// name is the canonical name, "" when valid is false.
+	name string
+	// valid reports whether the name can be a user's at all.
+	valid bool
+	// user is the record, when found.
+	user  store.User
+	found bool
+}
+
+// account reads the account username names. Only a Redis failure is an
+// error: a name that cannot be valid, or names nobody, is an account
+// without a record, checked all the same (one argon2id comparison).
+func (s *Service) account(ctx context.Context, username string) (account, error) {
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return account{}, nil
+	}
+	u, err := s.users.Get(ctx, name)
+	switch {
+	case err == nil:
+		return account{name: name, valid: true, user: u, found: true}, nil
+	case errors.Is(err, store.ErrUserNotFound):
+		return account{name: name, valid: true}, nil
+	}
+	return account{}, fmt.Errorf("authenticate: %w", err)
+}
+
+// accountOf is account for user, a canonical name a session or a pending
+// login vouches for, before a code is checked: the record is read only
+// when device cookies need its epoch.
+func (s *Service) accountOf(ctx context.Context, user string, devices []string) (account, error) {
+	if len(devices) == 0 {
+		return account{name: user, valid: true}, nil
+	}
+	return s.account(ctx, user)
 }
 
 // Authenticate checks a login and returns who it is. Every kind of failure
@@ -144,28 +188,28 @@ type Identity struct {
 // neither the answer nor its timing tells whether the user exists. A Redis
 // failure returns an error wrapping store.ErrUnavailable.
 func (s *Service) Authenticate(ctx context.Context, username, password string) (Identity, error) {
-	name, nameErr := NormalizeUsername(username)
+	acct, err := s.account(ctx, username)
+	if err != nil {
+		return Identity{}, err
+	}
+	return s.authenticate(ctx, acct, password)
+}
+
+// authenticate is Authenticate of an account already read.
+func (s *Service) authenticate(ctx context.Context, acct account, password string) (Identity, error) {
 	if len(password) > MaxPasswordBytes {
 		return Identity{}, ErrInvalidCredentials
 	}
-	hash := ""
-	if nameErr == nil {
-		u, err := s.users.Get(ctx, name)
-		switch {
-		case err == nil:
-			hash = u.PasswordHash
-		case !errors.Is(err, store.ErrUserNotFound):
-			return Identity{}, fmt.Errorf("authenticate: %w", err)
-		}
-	}
+	// "" when there is no record: the comparison runs all the same.
+	hash := acct.user.PasswordHash
 	ok, err := s.hasher.verify(ctx, password, hash)
 	if err != nil {
 		return Identity{}, fmt.Errorf("authenticate: %w", err)
 	}
-	if !ok {
+	if !ok || !acct.found {
 		return Identity{}, ErrInvalidCredentials
 	}
-	return Identity{Name: name, Stamp: hash}, nil
+	return Identity{Name: acct.name, Stamp: hash, deviceEpoch: acct.user.DeviceEpoch}, nil
 }
 
 // CheckNewPassword returns ErrWeakPassword unless password is long enough
@@ -178,12 +222,14 @@ func CheckNewPassword(password string) error {
 	return nil
 }
 
-// AddUser creates a user, or returns store.ErrUserExists, or a
+// AddUser creates a user, or returns ErrInvalidNewUsername (or
+// ErrInvalidUsername) for a name outside CheckNewUsername's set, or
+// store.ErrUserExists, or a
 // *store.LookAlikeError when the name's confusable skeleton (Skeleton) is
 // an existing user's: "аdmin" with a Cyrillic а is refused while "admin"
 // exists.
 func (s *Service) AddUser(ctx context.Context, username, password string) error {
-	name, err := NormalizeUsername(username)
+	name, err := CheckNewUsername(username)
 	if err != nil {
 		return err
 	}
@@ -209,11 +255,21 @@ func (s *Service) EnsureUser(ctx context.Context, username, password string) (bo
 	if errors.Is(err, store.ErrUserExists) {
 		return false, nil
 	}
+	if errors.Is(err, ErrInvalidNewUsername) {
+		// A bootstrap user created before new names were restricted
+		// still exists, and keeps its name.
+		if name, nerr := NormalizeUsername(username); nerr == nil {
+			if _, gerr := s.users.Get(ctx, name); gerr == nil {
+				return false, nil
+			}
+		}
+	}
 	return err == nil, err
 }
 
 // SetPassword replaces a user's password, clears the account's failed-login
-// count and ends the user's sessions, so a password changed after a
+// count, makes the user's device cookies count as none (the device epoch
+// moves with the password) and ends the user's sessions, so a password changed after a
 // compromise locks the intruder out and lets the owner back in. It returns
 // how many sessions it ended.
 func (s *Service) SetPassword(ctx context.Context, username, password string) (int, error) {
@@ -322,7 +378,9 @@ func (s *Service) Unlock(ctx context.Context, username string) error {
 }
 
 // DeleteUser removes a user and ends all of the user's sessions, and
-// returns how many it ended. The record goes first: a login completing
+// returns how many it ended. The device epoch goes with the record: a
+// user created again under the name starts at a new random one, so the
+// old device cookies do not count for it. The record goes first: a login completing
 // meanwhile then fails to start its session (session.ErrLoginRaced), and
 // one that started before is in the index this reads next.
 func (s *Service) DeleteUser(ctx context.Context, username string) (int, error) {

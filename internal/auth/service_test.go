@@ -200,6 +200,8 @@ func TestAddUserChecksItsInput(t *testing.T) {
 		{"empty", "u3", "", ErrWeakPassword},
 		{"over MaxPasswordBytes", "u4", strings.Repeat("x", MaxPasswordBytes+1), ErrWeakPassword},
 		{"invalid name", "u{5}", "long enough", ErrInvalidUsername},
+		{"a name that reads as a list", "mallory, u8", "long enough", ErrInvalidNewUsername},
+		{"a name that reads as an option", "-u9", "long enough", ErrInvalidNewUsername},
 		{"12 characters", "u6", "abcdefghijkl", nil},
 		{"exactly MaxPasswordBytes", "u7", strings.Repeat("x", MaxPasswordBytes), nil},
 	}
@@ -220,6 +222,32 @@ func TestAddUserChecksItsInput(t *testing.T) {
 	f.addUser(t, "alice", "first password")
 	if err := f.svc.AddUser(context.Background(), "alice", "second password"); !errors.Is(err, store.ErrUserExists) {
 		t.Errorf("AddUser of an existing name: got %v, want %v", err, store.ErrUserExists)
+	}
+}
+
+// A user created before new names were restricted keeps a name outside
+// the new set: it logs in, and EnsureUser (the bootstrap user at start)
+// finds it rather than failing the start.
+func TestExistingUsersOutsideTheNewSetStillLogIn(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	const name, password = "bob smith, ops", "bob's long password"
+	hash, err := argon2id.CreateHash(password, HashParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.users.Create(ctx, name, hash); err != nil {
+		t.Fatalf("Users.Create(%q): %v", name, err)
+	}
+	if who, err := f.svc.Authenticate(ctx, name, password); err != nil || who.Name != name {
+		t.Errorf("Authenticate(%q): got (%q, %v), want a login", name, who.Name, err)
+	}
+	if created, err := f.svc.EnsureUser(ctx, name, "another long password"); err != nil || created {
+		t.Errorf("EnsureUser(%q) of the existing user: got (%v, %v), want (false, nil)", name, created, err)
+	}
+	if _, err := f.svc.EnsureUser(ctx, "new, user", "another long password"); !errors.Is(err, ErrInvalidNewUsername) {
+		t.Errorf("EnsureUser of a new name outside the set: got %v, want ErrInvalidNewUsername", err)
 	}
 }
 

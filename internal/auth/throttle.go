@@ -101,11 +101,15 @@ func (s *Service) CheckPassword(ctx context.Context, username, password string, 
 // hashing slot frees up in time, or an error wrapping store.ErrUnavailable:
 // when Redis cannot count, the check fails closed.
 func (s *Service) LoginAttempt(ctx context.Context, at Attempt) (Identity, error) {
-	g, err := s.admit(ctx, at.Username, at.IP, at.DeviceCookies)
+	acct, err := s.account(ctx, at.Username)
 	if err != nil {
 		return Identity{}, err
 	}
-	who, err := s.Authenticate(ctx, at.Username, at.Password)
+	g, err := s.admit(ctx, acct, at.IP, at.DeviceCookies)
+	if err != nil {
+		return Identity{}, err
+	}
+	who, err := s.authenticate(ctx, acct, at.Password)
 	if err != nil {
 		if !errors.Is(err, ErrInvalidCredentials) {
 			g.void(ctx) // not the user's failure
@@ -131,9 +135,11 @@ type attempt struct {
 	named bool
 }
 
-// admit counts an attempt (a password or a second-factor code) for
-// username from ip, carrying device cookies, under the limits, or refuses
-// it with a *ThrottledError, or fails closed when Redis cannot count.
+// admit counts an attempt (a password or a second-factor code) for the
+// account acct from ip, carrying device cookies, under the limits, or
+// refuses it with a *ThrottledError, or fails closed when Redis cannot
+// count. A device cookie counts only at the account's current device
+// epoch, which acct holds: no read of its own.
 //
 // Every attempt counts against its address's AttemptsPerIP. Failures
 // count against the address (PerIP) and either the account (PerUser) or,
@@ -141,13 +147,13 @@ type attempt struct {
 // cookie alone (PerDevice): an attacker's failures from unknown clients
 // lock the account for unknown clients only, and the owner's browser logs
 // in as long as its own cookie's budget lasts.
-func (s *Service) admit(ctx context.Context, username string, ip netip.Addr, devices []string) (*attempt, error) {
+func (s *Service) admit(ctx context.Context, acct account, ip netip.Addr, devices []string) (*attempt, error) {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
 
 	block := addressBlock(ip)
-	name, nameErr := NormalizeUsername(username)
+	name := acct.name
 	// Every attempt is counted, and never given back: it cost a hash
 	// whatever its outcome.
 	wait, err := s.throttle.Reserve(ctx, store.ThrottleIPAttemptsKey(block), id, s.limits.AttemptsPerIP, s.limits.Window)
@@ -162,8 +168,8 @@ func (s *Service) admit(ctx context.Context, username string, ip netip.Addr, dev
 	// counter; a name that cannot be valid is counted by address only.
 	var keys, kinds []string
 	var limits []int
-	if nameErr == nil {
-		if nonce, ok := s.knownDevice(name, devices); ok {
+	if acct.valid {
+		if nonce, ok := s.knownDevice(acct, devices); ok {
 			keys, kinds, limits = append(keys, store.ThrottleDeviceKey(nonce)), append(kinds, "device"), append(limits, s.limits.PerDevice)
 		} else {
 			keys, kinds, limits = append(keys, store.ThrottleUserKey(name)), append(kinds, "user"), append(limits, s.limits.PerUser)
@@ -186,7 +192,7 @@ func (s *Service) admit(ctx context.Context, username string, ip netip.Addr, dev
 		}
 		return nil, &ThrottledError{RetryAfter: wait, Limit: kinds[i], User: name}
 	}
-	return &attempt{s: s, keys: keys, id: id, named: nameErr == nil}, nil
+	return &attempt{s: s, keys: keys, id: id, named: acct.valid}, nil
 }
 
 // void gives the attempt back: it was not the user's failure (Redis, a
@@ -209,16 +215,31 @@ func (a *attempt) succeed(ctx context.Context) error {
 	return nil
 }
 
-// maxDeviceCookies bounds how many device cookies of one request are
-// checked (an HMAC each): a header full of planted cookies buys no work.
-const maxDeviceCookies = 8
+// maxDeviceCookies bounds how many well-formed device cookies of one
+// request are checked (an HMAC each, per accepted key): a header full of
+// planted cookies buys a bounded amount of work. Malformed ones cost no
+// HMAC and do not count, so junk cannot hide the real cookie; only more
+// than this many well-formed, unexpired forgeries before it can.
+const maxDeviceCookies = 32
 
-// knownDevice returns the nonce of the first of cookies that is a valid
-// device cookie for name.
-func (s *Service) knownDevice(name string, cookies []string) (string, bool) {
+// knownDevice returns the nonce of a valid device cookie for acct at its
+// current device epoch, wherever it stands among cookies. An account
+// without a record has no devices.
+func (s *Service) knownDevice(acct account, cookies []string) (string, bool) {
+	if !acct.found {
+		return "", false
+	}
 	now := time.Now()
-	for _, c := range cookies[:min(len(cookies), maxDeviceCookies)] {
-		if nonce, err := s.devices.verify(c, name, now); err == nil {
+	checked := 0
+	for _, c := range cookies {
+		if _, _, _, ok := parseDevice(c, now); !ok {
+			continue // junk: no HMAC
+		}
+		if checked == maxDeviceCookies {
+			break
+		}
+		checked++
+		if nonce, err := s.devices.verify(c, acct.name, acct.user.DeviceEpoch, now); err == nil {
 			return nonce, true
 		}
 	}

@@ -45,3 +45,34 @@ func NormalizeUsername(s string) (string, error) {
 	}
 	return s, nil
 }
+
+// ErrInvalidNewUsername refuses a name for a new user that NormalizeUsername
+// accepts but that is outside the set new names are held to (see
+// CheckNewUsername).
+var ErrInvalidNewUsername = errors.New("a new username may hold only letters and digits of any script, '.', '_', '-' and '@', and may not start with '-'")
+
+// CheckNewUsername returns the canonical form of a name for a new user
+// (AddUser), held to a smaller set than NormalizeUsername, which every
+// lookup uses: letters (with the combining marks that write them) and
+// digits of any script, '.', '_', '-' and '@', not starting with '-' or a
+// mark. The name reaches protected apps raw in Remote-User, where ',' '"'
+// '<' '>' or a space could make "mallory, alice" read as a list holding
+// alice; and a leading '-' reads as an option on a command line. Users
+// created before keep their names and log in as before.
+func CheckNewUsername(s string) (string, error) {
+	name, err := NormalizeUsername(s)
+	if err != nil {
+		return "", err
+	}
+	for i, r := range name {
+		switch {
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+		case r == '.' || r == '_' || r == '@':
+		case r == '-' && i > 0:
+		case unicode.IsMark(r) && i > 0:
+		default:
+			return "", ErrInvalidNewUsername
+		}
+	}
+	return name, nil
+}

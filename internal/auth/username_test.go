@@ -106,3 +106,49 @@ func FuzzNormalizeUsername(f *testing.F) {
 		}
 	})
 }
+
+// New names are letters and digits of any script, '.', '_', '-', '@';
+// names that reach apps in Remote-User and read as lists, quotes, markup
+// or options are refused for new users only.
+func TestCheckNewUsername(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, in string
+		ok       bool
+	}{
+		{"plain", "alice", true},
+		{"case kept", "Admin", true},
+		{"dots, underscores, hyphens, at", "ops-team_2.0@example.com", true},
+		{"non-Latin letters", "Ωμέγα", true},
+		{"Devanagari with its marks", "नमस्ते", true},
+		{"CJK", "山田", true},
+		{"Arabic-Indic digits", "user٣", true},
+		{"decomposed é", "cafe\u0301", true},
+		{"fullwidth, folded to ASCII", "ｆｕｌｌwidth", true},
+		{"inner hyphen", "a-b", true},
+
+		{"comma", "mallory, alice", false},
+		{"comma without space", "mallory,alice", false},
+		{"double quote", `ali"ce`, false},
+		{"less than", "<alice>", false},
+		{"space", "bob smith", false},
+		{"semicolon", "a;b", false},
+		{"slash", "a/b", false},
+		{"plus", "a+b", false},
+		{"colon", "a:b", false},
+		{"leading hyphen", "-alice", false},
+		{"only a hyphen", "-", false},
+		{"leading combining mark", "\u0301alice", false},
+		{"emoji", "alice😀", false},
+		{"invalid even for a lookup", "al\x00ice", false},
+		{"empty", "", false},
+	} {
+		_, err := CheckNewUsername(tc.in)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: CheckNewUsername(%q) = %v, want accepted %v", tc.name, tc.in, err, tc.ok)
+		}
+		if !tc.ok && err != nil && !errors.Is(err, ErrInvalidNewUsername) && !errors.Is(err, ErrInvalidUsername) {
+			t.Errorf("%s: got %v, want ErrInvalidNewUsername or ErrInvalidUsername", tc.name, err)
+		}
+	}
+}

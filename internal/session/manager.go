@@ -157,10 +157,15 @@ func (m *Manager) Tokens(r *http.Request) []string {
 // Redis failure is an error (wrapping store.ErrUnavailable); tokens that
 // name no live, readable session mean "not logged in".
 //
-// One token costs one Redis read. Of several, each is read, and the
-// request gets the most recently created live session among them, so a
-// cookie planted before the real one can neither hide it nor stand in for
-// it; End then ends every session they name.
+// One token costs one Redis read. Of several, each is read. When the live
+// sessions they name all belong to one user, the request gets the most
+// recently created of them, so a cookie planted before the real one can
+// neither hide it nor stand in for it. When they belong to different
+// users, the request is anonymous: someone who can plant a cookie (a
+// sibling subdomain, another port on the host) and logs into his own
+// account after the victim did would otherwise have the victim work
+// inside his account, and no rule can tell which of two users the browser
+// means. Either way End ends every session they name.
 func (m *Manager) Load(ctx context.Context, tokens ...string) (context.Context, error) {
 	switch len(tokens) {
 	case 0:
@@ -172,7 +177,9 @@ func (m *Manager) Load(ctx context.Context, tokens ...string) (context.Context, 
 		best     context.Context
 		bestAt   time.Time
 		siblings []storedSession
+		users    []string
 	)
+	now := time.Now()
 	for _, token := range tokens {
 		loaded, err := m.scs.Load(context.WithValue(ctx, requestKey{}, &request{}), token)
 		if errors.Is(err, store.ErrUnavailable) {
@@ -189,14 +196,31 @@ func (m *Manager) Load(ctx context.Context, tokens ...string) (context.Context, 
 		r.mu.Lock()
 		hash := r.loaded
 		r.mu.Unlock()
-		siblings = append(siblings, storedSession{hash: hash, user: m.scs.GetString(loaded, fieldUsername)})
+		user := m.scs.GetString(loaded, fieldUsername)
+		siblings = append(siblings, storedSession{hash: hash, user: user})
+		if user != "" && m.scs.Deadline(loaded).After(now) && !slices.Contains(users, user) {
+			users = append(users, user)
+		}
 		at, _ := timeValue(m.values(loaded), fieldLoginAt)
 		if best == nil || at.After(bestAt) {
 			best, bestAt = loaded, at
 		}
 	}
+	if len(users) > 1 {
+		m.log.Warn("session cookies of different users: request treated as not logged in", "users", users)
+		best = nil
+	}
 	if best == nil {
-		return m.load(ctx, "", false)
+		anon, err := m.load(ctx, "", false)
+		if err != nil {
+			return nil, err
+		}
+		if r := requestOf(anon); r != nil {
+			r.mu.Lock()
+			r.siblings = siblings
+			r.mu.Unlock()
+		}
+		return anon, nil
 	}
 	r := requestOf(best)
 	r.mu.Lock()

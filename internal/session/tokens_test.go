@@ -21,9 +21,17 @@ var planted = strings.Repeat("Q", 43)
 func TestSeveralCookiesLoadTheNewestLiveSession(t *testing.T) {
 	h := newHarness(t)
 	m := h.manager(Config{})
-	older, _ := login(t, m, "mallory", h.addUser(t, "mallory"))
+	aliceStamp := h.addUser(t, "alice")
+	malloryStamp := h.addUser(t, "mallory")
+	mallory, _ := login(t, m, "mallory", malloryStamp)
 	time.Sleep(2 * time.Millisecond) // login_at has nanoseconds; keep the order certain
-	newer, _ := login(t, m, "alice", h.addUser(t, "alice"))
+	older, _ := login(t, m, "alice", aliceStamp)
+	time.Sleep(2 * time.Millisecond)
+	newer, _ := login(t, m, "alice", aliceStamp)
+	time.Sleep(2 * time.Millisecond)
+	// The attacker logs into his own account after the victim did and
+	// plants that cookie: the newest live session is his.
+	attacker, _ := login(t, m, "mallory", malloryStamp)
 
 	for _, tc := range []struct {
 		name   string
@@ -32,12 +40,17 @@ func TestSeveralCookiesLoadTheNewestLiveSession(t *testing.T) {
 	}{
 		{"planted, then the real one", []string{planted, newer}, "alice"},
 		{"the real one, then planted", []string{newer, planted}, "alice"},
-		{"an older login first", []string{older, newer}, "alice"},
-		{"an older login second", []string{newer, older}, "alice"},
+		{"an older login of the same user first", []string{older, newer}, "alice"},
+		{"an older login of the same user second", []string{newer, older}, "alice"},
 		{"planted, older, newer", []string{planted, newToken(), older, newer}, "alice"},
-		{"planted, then an older login", []string{planted, older}, "mallory"},
+		{"planted, then an older login", []string{planted, mallory}, "mallory"},
 		{"the same token twice", []string{newer, newer}, "alice"},
 		{"none live", []string{planted, newToken()}, ""},
+		{"another user's older session first", []string{mallory, newer}, ""},
+		{"another user's older session second", []string{newer, mallory}, ""},
+		{"another user's newer session first", []string{attacker, newer}, ""},
+		{"another user's newer session second", []string{newer, attacker}, ""},
+		{"another user's newer session among the user's own", []string{older, attacker, newer}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, err := m.Load(context.Background(), tc.tokens...)

@@ -167,8 +167,13 @@ func (m *Manager) renew(ctx context.Context, stamp string) error {
 }
 
 // User is the name of the user logged in with this request's session, or
-// "" when not logged in.
+// "" when not logged in (or ctx was not loaded by Load).
 func (m *Manager) User(ctx context.Context) string {
+	if requestOf(ctx) == nil {
+		// Not a request loaded by Load (a command-line tool, a test of
+		// the use cases): nobody is logged in, and scs would panic.
+		return ""
+	}
 	return m.scs.GetString(ctx, fieldUsername)
 }
 

@@ -8,7 +8,7 @@ import "strings"
 // Layout:
 //
 //	scs:session:<hash>       session (string: JSON, PXAT = idle or absolute deadline)
-//	user:{<name>}            user record (hash: password, created_at)
+//	user:{<name>}            user record (hash: password, created_at, device_epoch)
 //	user:{<name>}:sessions   the user's sessions (sorted set: <hash> scored by absolute deadline, ms)
 //	user:{<name>}:totp       the user's TOTP factor (hash: secret (sealed), added_at, last_step)
 //	user:{<name>}:totp-pending   a TOTP enrolment not yet confirmed (string: sealed secret, with TTL)

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,6 +29,13 @@ type User struct {
 	Name         string
 	PasswordHash string
 	CreatedAt    time.Time
+	// DeviceEpoch (field device_epoch) is bound into the user's device
+	// cookies: a password set (SetPassword, SetPasswordIf) and
+	// AdvanceDeviceEpoch increment it, so every device cookie issued
+	// before stops counting. A new record starts at a random epoch, so
+	// the cookies of a deleted user of the same name do not come back.
+	// "0" for a record from before epochs existed.
+	DeviceEpoch string
 }
 
 // Users keeps user records in Redis hashes (see keys.go). Get one from
@@ -47,7 +57,11 @@ func (u *Users) Get(ctx context.Context, name string) (User, error) {
 		return User{}, ErrUserNotFound
 	}
 	created, _ := time.Parse(time.RFC3339, m["created_at"])
-	return User{Name: name, PasswordHash: m["password"], CreatedAt: created}, nil
+	epoch := m["device_epoch"]
+	if epoch == "" {
+		epoch = "0" // what HINCRBY counts up from
+	}
+	return User{Name: name, PasswordHash: m["password"], CreatedAt: created, DeviceEpoch: epoch}, nil
 }
 
 // createUser sets the record only when no record exists, in one script, so
@@ -55,14 +69,22 @@ func (u *Users) Get(ctx context.Context, name string) (User, error) {
 // overwrite each other.
 var createUser = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'password', ARGV[1], 'created_at', ARGV[2])
+redis.call('HSET', KEYS[1], 'password', ARGV[1], 'created_at', ARGV[2], 'device_epoch', ARGV[3])
 return 1`)
+
+// newDeviceEpoch is a new record's device epoch: random, and far enough
+// below 2^63 that HINCRBY never overflows it.
+func newDeviceEpoch() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return strconv.FormatUint(binary.BigEndian.Uint64(b[:])>>2, 10)
+}
 
 // Create adds a user, or returns ErrUserExists.
 func (u *Users) Create(ctx context.Context, name, passwordHash string) error {
 	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
 	defer cancel()
-	ok, err := createUser.Run(ctx, u.client, []string{userKey(name)}, passwordHash, time.Now().UTC().Format(time.RFC3339)).Int()
+	ok, err := createUser.Run(ctx, u.client, []string{userKey(name)}, passwordHash, time.Now().UTC().Format(time.RFC3339), newDeviceEpoch()).Int()
 	if err != nil {
 		return unavailable("create user", err)
 	}
@@ -73,14 +95,17 @@ func (u *Users) Create(ctx context.Context, name, passwordHash string) error {
 }
 
 // setPassword changes the hash only of an existing record, so a password
-// change racing a delete does not recreate a half user.
+// change racing a delete does not recreate a half user; the device epoch
+// moves with it, in the same script, so no device cookie outlives the
+// password it was earned with.
 var setPassword = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'password', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'device_epoch', 1)
 return 1`)
 
-// SetPassword replaces a user's password hash whatever it was, or returns
-// ErrUserNotFound. It is the operator's reset, which always wins; a user's
+// SetPassword replaces a user's password hash whatever it was and advances
+// the device epoch, or returns ErrUserNotFound. It is the operator's reset, which always wins; a user's
 // own change goes through SetPasswordIf.
 func (u *Users) SetPassword(ctx context.Context, name, passwordHash string) error {
 	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
@@ -103,10 +128,11 @@ local stored = redis.call('HGET', KEYS[1], 'password')
 if not stored then return 0 end
 if stored ~= ARGV[1] then return -1 end
 redis.call('HSET', KEYS[1], 'password', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'device_epoch', 1)
 return 1`)
 
-// SetPasswordIf replaces a user's password hash with newHash only if the
-// stored hash is still expectedHash, the one the caller verified; a
+// SetPasswordIf replaces a user's password hash with newHash (and advances
+// the device epoch) only if the stored hash is still expectedHash, the one the caller verified; a
 // password check takes tens of milliseconds, and a change whose check went
 // stale meanwhile must not undo the change that made it stale. It returns
 // ErrPasswordChanged when the stored hash differs, ErrUserNotFound when
@@ -123,6 +149,29 @@ func (u *Users) SetPasswordIf(ctx context.Context, name, expectedHash, newHash s
 		return ErrUserNotFound
 	case -1:
 		return ErrPasswordChanged
+	}
+	return nil
+}
+
+// advanceDeviceEpoch increments an existing record's device epoch only,
+// so a reset racing a delete does not recreate a half user.
+var advanceDeviceEpoch = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'device_epoch', 1)
+return 1`)
+
+// AdvanceDeviceEpoch increments the user's device epoch (see User), so
+// every device cookie issued before stops counting, or returns
+// ErrUserNotFound.
+func (u *Users) AdvanceDeviceEpoch(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	defer cancel()
+	ok, err := advanceDeviceEpoch.Run(ctx, u.client, []string{userKey(name)}).Int()
+	if err != nil {
+		return unavailable("advance device epoch", err)
+	}
+	if ok == 0 {
+		return ErrUserNotFound
 	}
 	return nil
 }

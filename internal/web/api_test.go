@@ -181,6 +181,44 @@ func TestAPIErrorsAreJSON(t *testing.T) {
 	}
 }
 
+// TestAPILoginRefusesAmbiguousKeys: a key twice, or a key that is a
+// field's name only after case or Unicode folding, is a 400 before any
+// password is checked: encoding/json would take the last, or the folded
+// one, and log in someone other than the user a WAF or a log reads.
+func TestAPILoginRefusesAmbiguousKeys(t *testing.T) {
+	ta := newTestApp(t, redistest.Start(t))
+	ta.addUser(t, bobName, bobPassword)
+	pw := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	for _, tc := range []struct{ name, body string }{
+		{"username twice, the real one last", `{"username":"nobody","username":"` + bobName + `","password":` + pw(bobPassword) + `}`},
+		{"username twice, the real one first", `{"username":"` + bobName + `","username":"nobody","password":` + pw(bobPassword) + `}`},
+		{"password twice", `{"username":"` + bobName + `","password":"wrong-password-1","password":` + pw(bobPassword) + `}`},
+		{"device twice", `{"username":"` + bobName + `","password":` + pw(bobPassword) + `,"device":"a","device":"b"}`},
+		{"totp twice", `{"username":"` + bobName + `","password":` + pw(bobPassword) + `,"totp":"1","totp":"2"}`},
+		{"a long s in username", `{"username":"nobody","uſername":"` + bobName + `","password":` + pw(bobPassword) + `}`},
+		{"a long s alone", `{"uſername":"` + bobName + `","password":` + pw(bobPassword) + `}`},
+		{"Username", `{"Username":"` + bobName + `","password":` + pw(bobPassword) + `}`},
+		{"PASSWORD", `{"username":"` + bobName + `","PASSWORD":` + pw(bobPassword) + `}`},
+		{"Recovery_Code", `{"username":"` + bobName + `","password":` + pw(bobPassword) + `,"Recovery_Code":"x"}`},
+		{"a long s in password, escaped", `{"username":"` + bobName + `","password":"wrong-password-1","pa\u017fsword":` + pw(bobPassword) + `}`},
+	} {
+		p := ta.send(t, jsonPost("/api/login", tc.body))
+		if p.status != http.StatusBadRequest {
+			t.Errorf("%s: got %d %s, want 400", tc.name, p.status, p.body)
+			continue
+		}
+		wantJSONError(t, tc.name, p, "bad_request")
+	}
+	if keys := ta.sessionKeys(t); len(keys) != 0 {
+		t.Errorf("after ambiguous logins: got %d sessions, want none", len(keys))
+	}
+	// The exact keys, with a key the API does not know, still log in.
+	p := ta.send(t, jsonPost("/api/login", `{"username":"`+bobName+`","password":`+pw(bobPassword)+`,"client":"backup.sh","totp":null}`))
+	if p.status != http.StatusOK {
+		t.Errorf("exact keys and an unknown one: got %d %s, want 200", p.status, p.body)
+	}
+}
+
 func TestAPIUnavailableIsJSON(t *testing.T) {
 	rs := redistest.Start(t)
 	ta := newTestApp(t, rs)

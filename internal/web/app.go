@@ -90,6 +90,10 @@ type App struct {
 	// wasReady is set the first time /readyz answers 200: a replica that
 	// never did has had no traffic from a balancer to drain.
 	wasReady atomic.Bool
+	// untrustedWarnedAt is when (Unix ns) this replica last warned of
+	// X-Forwarded-* headers from a peer outside TRUSTED_PROXIES (see
+	// noteUntrustedForwarding); 0 before the first warning.
+	untrustedWarnedAt atomic.Int64
 }
 
 // New returns the web application with the embedded templates. Serve its

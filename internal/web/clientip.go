@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"loginsvc/internal/activity"
 )
@@ -18,6 +19,7 @@ import (
 func (a *App) clientIP(r *http.Request) netip.Addr {
 	peer := parseAddr(r.RemoteAddr)
 	if !a.trusted(peer) {
+		a.noteUntrustedForwarding(r, peer)
 		return peer
 	}
 	var hops []string
@@ -38,6 +40,38 @@ func (a *App) clientIP(r *http.Request) netip.Addr {
 		peer = ip
 	}
 	return peer
+}
+
+// untrustedWarnEvery is how often at most a replica warns that a peer
+// outside TRUSTED_PROXIES sent X-Forwarded-* headers: once is enough to
+// be noticed, every request would drown the log.
+const untrustedWarnEvery = time.Minute
+
+// noteUntrustedForwarding warns, at most once per untrustedWarnEvery, when
+// r from peer, which is not a trusted proxy, carries X-Forwarded-For,
+// -Proto, -Host or -Uri. They are ignored, as they must be; but behind a
+// proxy missing from TRUSTED_PROXIES that fails silently: every client has
+// the proxy's address (one address's failures lock out every login) and
+// forward auth cannot tell the app's URL. clientIP calls it, which the
+// request log runs for every request.
+func (a *App) noteUntrustedForwarding(r *http.Request, peer netip.Addr) {
+	header := ""
+	for _, h := range [...]string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Uri"} {
+		if _, ok := r.Header[h]; ok {
+			header = h
+			break
+		}
+	}
+	if header == "" {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := a.untrustedWarnedAt.Load()
+	if last != 0 && now-last < int64(untrustedWarnEvery) || !a.untrustedWarnedAt.CompareAndSwap(last, now) {
+		return // warned recently, or another request is warning now
+	}
+	a.log.Warn("X-Forwarded-* headers from a peer outside TRUSTED_PROXIES are ignored: if this service is behind a reverse proxy, set TRUSTED_PROXIES to its address, or every client counts as the proxy's address in the login throttle and forward auth cannot return to the app (warned at most once a minute)",
+		"peer", peer.String(), "header", header)
 }
 
 // parseHop reads one X-Forwarded-For entry: an address, or an address with

@@ -397,37 +397,48 @@ func TestPlantedCookieCannotDefeatLogout(t *testing.T) {
 }
 
 // TestPlantedSessionCannotStandInForTheVictims: an attacker's own valid
-// session cookie sent before the victim's does not log the victim's
-// browser in as the attacker; the most recent login wins, whatever the
-// cookie order.
+// session cookie sent beside the victim's does not log the victim's
+// browser in as the attacker, whichever login is newer and whatever the
+// cookie order: live sessions of two users mean nobody, on the pages, on
+// /auth/verify and in Remote-User. Logout ends them all.
 func TestPlantedSessionCannotStandInForTheVictims(t *testing.T) {
 	t.Parallel()
-	ta := newTestApp(t, redistest.Start(t))
+	ta := newForwardApp(t)
 	ta.addUser(t, bobName, bobPassword)
-	attacker := ta.loginAs(t, newBrowser(t), bobName, bobPassword, "")
-	time.Sleep(2 * time.Millisecond) // the victim's login is the later one
+	older := ta.loginAs(t, newBrowser(t), bobName, bobPassword, "")
+	time.Sleep(2 * time.Millisecond) // login_at has nanoseconds; keep the order certain
 	victim := ta.login(t, newBrowser(t), false)
+	time.Sleep(2 * time.Millisecond)
+	// The attacker logs into his own account after the victim did.
+	newer := ta.loginAs(t, newBrowser(t), bobName, bobPassword, "")
 
-	for _, order := range [][2]string{{attacker, victim}, {victim, attacker}} {
-		header := testCookieName + "=" + order[0] + "; " + testCookieName + "=" + order[1]
-		p := sendWithCookie(t, http.MethodGet, ta.url("/"), header)
-		first := "attacker's"
-		if order[0] == victim {
-			first = "victim's"
-		}
-		if got, want := greeting(p.body), "hello "+aliceName; p.status != http.StatusOK || got != want {
-			t.Errorf("GET / with the %s cookie first: got status %d, greeting %q; want 200, %q", first, p.status, got, want)
+	for _, attacker := range []struct{ name, token string }{{"older", older}, {"newer", newer}} {
+		for _, order := range [][2]string{{attacker.token, victim}, {victim, attacker.token}} {
+			first := "attacker's"
+			if order[0] == victim {
+				first = "victim's"
+			}
+			what := "the attacker's " + attacker.name + " session, the " + first + " cookie first"
+			header := testCookieName + "=" + order[0] + "; " + testCookieName + "=" + order[1]
+			p := sendWithCookie(t, http.MethodGet, ta.url("/"), header)
+			if got, want := greeting(p.body), "hello"; p.status != http.StatusOK || got != want {
+				t.Errorf("GET / with %s: got status %d, greeting %q; want 200, %q", what, p.status, got, want)
+			}
+			p = ta.send(t, forwarded("/auth/verify", "app.example.test", "/").with("Cookie", header))
+			wantAnonymous(t, "GET /auth/verify with "+what, p, "https://app.example.test/login/?next="+url.QueryEscape("https://app.example.test/"))
 		}
 	}
+	// The victim's own cookie alone still names the victim.
+	ta.wantGreeting(t, victim, "hello "+aliceName)
 
-	// Logout from such a browser ends both sessions it carried.
-	p := sendWithCookie(t, http.MethodPost, ta.url("/logout/"), testCookieName+"="+attacker+"; "+testCookieName+"="+victim)
+	// Logout from such a browser ends every session it carried.
+	p := sendWithCookie(t, http.MethodPost, ta.url("/logout/"), testCookieName+"="+newer+"; "+testCookieName+"="+victim)
 	if p.status != http.StatusSeeOther {
-		t.Fatalf("POST /logout/ with two live cookies: got status %d, want 303", p.status)
+		t.Fatalf("POST /logout/ with two users' live cookies: got status %d, want 303", p.status)
 	}
-	for name, token := range map[string]string{"attacker": attacker, "victim": victim} {
+	for name, token := range map[string]string{"attacker": newer, "victim": victim} {
 		if key := testkit.SessionKey(token); ta.exists(t, key) {
-			t.Errorf("POST /logout/ with two live cookies: the %s's key %s still exists, want it deleted", name, key)
+			t.Errorf("POST /logout/ with two users' live cookies: the %s's key %s still exists, want it deleted", name, key)
 		}
 	}
 }

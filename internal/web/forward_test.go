@@ -64,6 +64,9 @@ func TestVerifyAnswersWhoIsLoggedIn(t *testing.T) {
 	cookie := ta.login(t, newBrowser(t), false)
 	loginTo := func(target string) string { return "https://app.example.test/login/?next=" + url.QueryEscape(target) }
 	const original = "https://app.example.test/docs/?page=2"
+	// A refused target: the login form on the host the check reached,
+	// written out (nginx's error_page needs an absolute URL).
+	reached := "https://" + ta.host() + "/login/"
 
 	p := ta.send(t, forwarded("/auth/verify", "app.example.test", "/docs/?page=2").with("Cookie", testCookieName+"="+cookie))
 	wantIdentity(t, "cookie", p, aliceName)
@@ -86,10 +89,10 @@ func TestVerifyAnswersWhoIsLoggedIn(t *testing.T) {
 		{"unknown cookie", forwarded("/auth/verify", "app.example.test", "/").with("Cookie", testCookieName+"="+randomToken(t)), loginTo("https://app.example.test/")},
 		{"cookie in a bearer header", forwarded("/auth/verify", "app.example.test", "/").with("Authorization", "Bearer "+cookie), loginTo("https://app.example.test/")},
 		// The return target: a host not allowed falls back to "/".
-		{"host not allowed", forwarded("/auth/verify", "evil.example", "/"), "/login/"},
-		{"look-alike host", forwarded("/auth/verify", "app.example.test.evil.example", "/"), "/login/"},
-		{"userinfo in the host", forwarded("/auth/verify", "app.example.test@evil.example", "/"), "/login/"},
-		{"scheme-relative uri", forwarded("/auth/verify", "app.example.test", "//evil.example/"), "/login/"},
+		{"host not allowed", forwarded("/auth/verify", "evil.example", "/"), reached},
+		{"look-alike host", forwarded("/auth/verify", "app.example.test.evil.example", "/"), reached},
+		{"userinfo in the host", forwarded("/auth/verify", "app.example.test@evil.example", "/"), reached},
+		{"scheme-relative uri", forwarded("/auth/verify", "app.example.test", "//evil.example/"), reached},
 	} {
 		wantAnonymous(t, tc.name, ta.send(t, tc.req), tc.login)
 	}
@@ -102,7 +105,86 @@ func TestVerifyAnswersWhoIsLoggedIn(t *testing.T) {
 func TestForwardedHeadersAreBelievedOnlyFromTrustedProxies(t *testing.T) {
 	ta := newTestApp(t, redistest.Start(t), withForwardAuth("", "app.example.test")) // no TRUSTED_PROXIES
 	p := ta.send(t, forwarded("/auth/verify", "app.example.test", "/docs/"))
-	wantAnonymous(t, "X-Forwarded-* from an untrusted peer", p, "/login/")
+	wantAnonymous(t, "X-Forwarded-* from an untrusted peer", p, "http://"+ta.host()+"/login/")
+}
+
+// TestUntrustedProxyIsNoticed: behind a proxy missing from
+// TRUSTED_PROXIES, X-Forwarded-* headers are ignored, and the log says
+// so, naming the variable, at most once a minute: not silently, not on
+// every request.
+func TestUntrustedProxyIsNoticed(t *testing.T) {
+	const warning = "X-Forwarded-* headers from a peer outside TRUSTED_PROXIES are ignored"
+	warnings := func(ta *testApp) int { return strings.Count(ta.logs.String(), warning) }
+
+	untrusted := newTestApp(t, redistest.Start(t)) // no TRUSTED_PROXIES
+	untrusted.send(t, getRaw("/"))
+	if n := warnings(untrusted); n != 0 {
+		t.Fatalf("a request without X-Forwarded-*: got %d warnings, want none\n%s", n, untrusted.logs)
+	}
+	for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Uri"} {
+		untrusted.app.untrustedWarnedAt.Store(0) // as a minute later
+		untrusted.send(t, getRaw("/").with(h, "203.0.113.7"))
+		testkit.Eventually(t, "warning about "+h, 0, func() (bool, string) {
+			n := warnings(untrusted)
+			return n > 0 && strings.Contains(untrusted.logs.String(), "header="+h), "no warning naming " + h
+		})
+	}
+	before := warnings(untrusted)
+	for range 5 {
+		untrusted.send(t, forwarded("/auth/verify", "app.example.test", "/"))
+	}
+	if n := warnings(untrusted); n != before {
+		t.Errorf("5 more requests within the minute: got %d more warnings, want none", n-before)
+	}
+	if !strings.Contains(untrusted.logs.String(), "level=WARN") {
+		t.Errorf("the warning is not at level WARN:\n%s", untrusted.logs)
+	}
+
+	trusted := newForwardApp(t)
+	trusted.send(t, forwarded("/auth/verify", "app.example.test", "/"))
+	trusted.send(t, getRaw("/"))
+	if n := warnings(trusted); n != 0 {
+		t.Errorf("X-Forwarded-* from a trusted proxy: got %d warnings, want none\n%s", n, trusted.logs)
+	}
+}
+
+// TestForwardAuthNeverRedirectsWithoutLocation: whatever the proxy sends
+// (trusted or not, with or without the original host), /auth/forward's
+// 3xx names where to go, and /auth/verify's login URL is absolute: nginx's
+// error_page 401 =302 serves a path in place, a 302 without Location.
+func TestForwardAuthNeverRedirectsWithoutLocation(t *testing.T) {
+	rs := redistest.Start(t)
+	const browserAccept = "text/html,*/*;q=0.8"
+	for _, app := range []struct {
+		name string
+		ta   *testApp
+	}{
+		{"no TRUSTED_PROXIES", newTestApp(t, rs, withForwardAuth("", "app.example.test"), withInstanceID("untrusted"))},
+		{"trusted proxy", newTestApp(t, rs, withTrustedProxies(loopback), withForwardAuth("", "app.example.test"), withInstanceID("trusted"))},
+		{"absolute AUTH_LOGIN_URL", newTestApp(t, rs, withForwardAuth("https://login.example.test/login/", "app.example.test"), withInstanceID("absolute"))},
+	} {
+		for _, req := range []struct {
+			name string
+			req  rawRequest
+		}{
+			{"the README's nginx", forwarded("/auth/verify", "app.example.test", "/docs/")},
+			{"no X-Forwarded-Host", getRaw("/auth/verify").with("X-Forwarded-Uri", "/docs/").with("X-Forwarded-Proto", "https")},
+			{"no X-Forwarded-*", getRaw("/auth/verify")},
+			{"a host not allowed", forwarded("/auth/verify", "evil.example", "/")},
+		} {
+			what := app.name + ", " + req.name
+			p := app.ta.send(t, req.req)
+			if u, err := url.Parse(p.header.Get("X-Auth-Login-URL")); p.status != http.StatusUnauthorized || err != nil || !u.IsAbs() || u.Host == "" {
+				t.Errorf("%s: GET /auth/verify: got %d, X-Auth-Login-URL %q; want 401 with an absolute URL", what, p.status, p.header.Get("X-Auth-Login-URL"))
+			}
+			fwd := req.req
+			fwd.path = "/auth/forward"
+			p = app.ta.send(t, fwd.with("Accept", browserAccept))
+			if p.status/100 == 3 && p.header.Get("Location") == "" {
+				t.Errorf("%s: GET /auth/forward from a browser: got %d without Location", what, p.status)
+			}
+		}
+	}
 }
 
 // TestForwardAuthTraefikAndCaddy sends /auth/forward the requests that

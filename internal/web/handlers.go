@@ -209,8 +209,8 @@ func (a *App) deviceCookieName() string {
 }
 
 // deviceCookies returns the values of every device cookie the request
-// carries: auth takes the first one valid for the user, so a cookie
-// planted by another service on the host cannot hide the real one.
+// carries: auth takes the one valid for the user wherever it stands, so
+// cookies planted by another service on the host cannot hide the real one.
 func (a *App) deviceCookies(r *http.Request) []string {
 	var vs []string
 	for _, c := range r.CookiesNamed(a.deviceCookieName()) {

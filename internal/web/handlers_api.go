@@ -113,6 +113,75 @@ func machine(next http.Handler) http.Handler {
 
 var errTrailingData = errors.New("data after the JSON object")
 
+// errAmbiguousKey refuses a login request with a key twice, or a key that
+// differs from a field's name only by case or Unicode folding.
+var errAmbiguousKey = errors.New("duplicate or case-folded key")
+
+// decodeAPILogin reads exactly one JSON object, and nothing after it, into
+// a login request. Its keys are the fields' names byte for byte, each at
+// most once: encoding/json would take the last of duplicate keys and match
+// keys case-insensitively with Unicode folding ("uſername" is username),
+// so {"username":"nobody","uſername":"carol"} would log in carol while a
+// WAF or a log reads "nobody". Both are refused (errAmbiguousKey); other
+// unknown keys are ignored, as before.
+func decodeAPILogin(body io.Reader) (apiLoginRequest, error) {
+	var req apiLoginRequest
+	fields := map[string]*string{
+		"username": &req.Username, "password": &req.Password, "device": &req.Device,
+		"totp": &req.TOTP, "recovery_code": &req.RecoveryCode,
+	}
+	dec := json.NewDecoder(body)
+	if t, err := dec.Token(); err != nil {
+		return req, err
+	} else if t != json.Delim('{') {
+		return req, errNotAnObject
+	}
+	seen := make(map[string]bool, len(fields))
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return req, err
+		}
+		key, _ := t.(string) // inside an object the decoder gives keys only
+		dst, known := fields[key]
+		if !known {
+			for name := range fields {
+				if strings.EqualFold(key, name) {
+					return req, errAmbiguousKey
+				}
+			}
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return req, err
+			}
+			continue
+		}
+		if seen[key] {
+			return req, errAmbiguousKey
+		}
+		seen[key] = true
+		var v *string // null leaves the field empty, as encoding/json does
+		if err := dec.Decode(&v); err != nil {
+			return req, err
+		}
+		if v != nil {
+			*dst = *v
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return req, err
+	}
+	// One JSON object and nothing after it: "{...}xyz" or two objects is
+	// not a login request.
+	if _, next := dec.Token(); !errors.Is(next, io.EOF) {
+		return req, errTrailingData
+	}
+	return req, nil
+}
+
+// errNotAnObject refuses a login request that is JSON but not an object.
+var errNotAnObject = errors.New("not a JSON object")
+
 type apiLoginRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
@@ -150,16 +219,7 @@ func (a *App) apiLogin(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusUnsupportedMediaType, codeUnsupportedMedia)
 		return
 	}
-	var req apiLoginRequest
-	dec := json.NewDecoder(r.Body)
-	err := dec.Decode(&req)
-	if err == nil {
-		// One JSON object and nothing after it: "{...}xyz" or two
-		// objects is not a login request.
-		if _, next := dec.Token(); !errors.Is(next, io.EOF) {
-			err = errTrailingData
-		}
-	}
+	req, err := decodeAPILogin(r.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

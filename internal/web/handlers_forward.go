@@ -59,10 +59,10 @@ func (a *App) forwardAuth(w http.ResponseWriter, r *http.Request, redirectBrowse
 		// Logged in, but with one factor where the app (or the service's
 		// policy) asks two: the step-up page, which asks for the second
 		// factor alone and returns to the app.
-		a.sendToLogin(w, r, a.stepUpURL(r), codeSecondFactorRequired, redirectBrowsers)
+		a.sendToLogin(w, r, a.stepUpURL(r, !redirectBrowsers), codeSecondFactorRequired, redirectBrowsers)
 		return
 	default:
-		a.sendToLogin(w, r, a.loginURL(r), codeUnauthorized, redirectBrowsers)
+		a.sendToLogin(w, r, a.loginURL(r, !redirectBrowsers), codeUnauthorized, redirectBrowsers)
 		return
 	}
 	if err := a.sessions.Flush(ctx); err != nil {
@@ -79,10 +79,11 @@ func (a *App) forwardAuth(w http.ResponseWriter, r *http.Request, redirectBrowse
 
 // sendToLogin answers a forward-auth check that cannot pass: 401 with
 // the page that can make it pass in X-Auth-Login-URL, or, for a browser
-// on /auth/forward, a 302 to that page.
+// on /auth/forward, a 302 to that page. Never a 3xx without Location:
+// with no page to name, the browser gets the 401 too.
 func (a *App) sendToLogin(w http.ResponseWriter, r *http.Request, login, code string, redirectBrowsers bool) {
 	w.Header().Set(headerLoginURL, login)
-	if redirectBrowsers && strings.Contains(r.Header.Get("Accept"), "text/html") {
+	if redirectBrowsers && login != "" && strings.Contains(r.Header.Get("Accept"), "text/html") {
 		http.Redirect(w, r, login, http.StatusFound) //nolint:gosec // G710: login is AUTH_LOGIN_URL plus a next= that safeReturn checked (loginURL)
 		return
 	}
@@ -131,14 +132,25 @@ func bearerToken(r *http.Request) (string, bool) {
 // original URL as its return target when that is one a login may
 // return to (see safeReturn). A refused target is left out, so the login
 // returns to "/".
-func (a *App) loginURL(r *http.Request) string {
+//
+// When absolute (for /auth/verify) a path is written out on a host even
+// when the original URL is unknown (no trusted proxy sent it) or refused:
+// on the host the request reached. nginx's error_page redirects only to
+// an absolute URL; a path it serves in place, under the app's URL, as a
+// 302 without Location. Only a request without a usable Host keeps the
+// path. /auth/forward answers its 302 itself, and a path there is
+// resolved by the browser against the app's URL, as it should be.
+func (a *App) loginURL(r *http.Request, absolute bool) string {
 	target := a.safeReturn(r, a.originalURL(r))
 	login := a.cfg.LoginURL
-	if u, err := url.Parse(target); err == nil && u.Host != "" && strings.HasPrefix(login, "/") {
+	if strings.HasPrefix(login, "/") {
 		// The login form on the host the browser asked for, written out:
-		// nginx's error_page redirects only to an absolute URL (a path it
-		// serves in place, under the app's URL).
-		login = u.Scheme + "://" + u.Host + login
+		// nginx's error_page redirects only to an absolute URL.
+		if u, err := url.Parse(target); err == nil && u.Host != "" {
+			login = u.Scheme + "://" + u.Host + login
+		} else if origin := a.requestOrigin(r); absolute && origin != "" {
+			login = origin + login
+		}
 	}
 	if target == "/" {
 		return login
@@ -150,10 +162,30 @@ func (a *App) loginURL(r *http.Request) string {
 	return login + sep + "next=" + url.QueryEscape(target)
 }
 
+// requestOrigin is scheme://host of the host r reached (its Host header),
+// which a login may return to anyway (see safeReturn): https when a
+// trusted proxy says so or behind TLS (COOKIE_SECURE). "" when r has no
+// Host that reads as one.
+func (a *App) requestOrigin(r *http.Request) string {
+	if r.Host == "" {
+		return ""
+	}
+	u, err := url.Parse("http://" + r.Host)
+	if err != nil || u.Host != r.Host || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
+		return ""
+	}
+	scheme := "http"
+	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+	if a.cfg.CookieSecure || a.trusted(parseAddr(r.RemoteAddr)) && strings.EqualFold(strings.TrimSpace(proto), "https") {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
 // stepUpURL is loginURL for a session that needs its second factor: the
 // step-up page beside the login form.
-func (a *App) stepUpURL(r *http.Request) string {
-	login := a.loginURL(r)
+func (a *App) stepUpURL(r *http.Request, absolute bool) string {
+	login := a.loginURL(r, absolute)
 	base, query, _ := strings.Cut(login, "?")
 	switch {
 	case strings.HasSuffix(base, "/login/"):

@@ -77,7 +77,6 @@ type codePage struct {
 
 var (
 	msgInvalidCode    = msg("code.invalid")
-	msgPendingExpired = msg("code.expired")
 	msgReauthInvalid  = msg("reauth.invalid")
 	msgTOTPExpired    = msg("totp.expired")
 	msgInvalidPasskey = msg("passkey.invalid")

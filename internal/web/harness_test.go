@@ -252,6 +252,9 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 // url is the absolute URL of path on this replica.
 func (ta *testApp) url(path string) string { return ta.srv.URL + path }
 
+// host is this replica's host:port, the Host its requests carry.
+func (ta *testApp) host() string { return strings.TrimPrefix(ta.srv.URL, "http://") }
+
 // page is one response, read in full.
 type page struct {
 	status int

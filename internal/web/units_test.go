@@ -3,6 +3,7 @@ package web
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -218,7 +219,7 @@ func TestClientIP(t *testing.T) {
 		{"proxy writing [IPv6]:port", proxies, "10.0.0.2:5000", []string{"[2001:db8::7]:443"}, "2001:db8::7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := &App{cfg: Config{TrustedProxies: tc.trusted}}
+			a := &App{cfg: Config{TrustedProxies: tc.trusted}, log: slog.New(slog.DiscardHandler)}
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.RemoteAddr = tc.peer
 			for _, v := range tc.xff {
