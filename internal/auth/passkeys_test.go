@@ -267,7 +267,10 @@ func TestPasskeyRecordInRedis(t *testing.T) {
 			}
 		})
 	}
-	d := a.key.D.Bytes()
+	d, err := a.key.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for field := range rec {
 		if strings.Contains(strings.ToLower(field), "private") || strings.Contains(strings.ToLower(field), "secret") {
 			t.Errorf("record has a field %q", field)
@@ -299,8 +302,14 @@ func TestPasskeyKeysGoWithTheUser(t *testing.T) {
 		name string
 		do   func(ctx context.Context, s *Service, user string) error
 	}{
-		{"user delete", func(ctx context.Context, s *Service, user string) error { _, err := s.DeleteUser(ctx, user); return err }},
-		{"mfa reset", func(ctx context.Context, s *Service, user string) error { _, err := s.ResetFactors(ctx, user); return err }},
+		{"user delete", func(ctx context.Context, s *Service, user string) error {
+			_, err := s.DeleteUser(ctx, user)
+			return err
+		}},
+		{"mfa reset", func(ctx context.Context, s *Service, user string) error {
+			_, err := s.ResetFactors(ctx, user)
+			return err
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
