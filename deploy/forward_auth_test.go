@@ -91,6 +91,7 @@ type forwardAuthOption func(*forwardAuthOptions)
 
 type forwardAuthOptions struct {
 	twoFactorApp bool
+	localhost    bool
 }
 
 // withTwoFactorApp makes nginx serve the same server block (the same
@@ -101,6 +102,14 @@ type forwardAuthOptions struct {
 // COOKIE_DOMAIN.
 func withTwoFactorApp() forwardAuthOption {
 	return func(o *forwardAuthOptions) { o.twoFactorApp = true }
+}
+
+// withLocalhost names nginx's ports by localhost, not 127.0.0.1, in URL,
+// TwoFactorURL and AUTH_TWO_FACTOR_HOSTS: passkeys need a host name (an
+// IP address is no WebAuthn relying party), and http://localhost is a
+// secure context for the browser.
+func withLocalhost() forwardAuthOption {
+	return func(o *forwardAuthOptions) { o.localhost = true }
 }
 
 // startForwardAuthSite starts a Redis, two replicas, the protected app and
@@ -120,14 +129,20 @@ func startForwardAuthSite(t *testing.T, options ...forwardAuthOption) *forwardAu
 	logDir := t.TempDir()
 	addrs := testkit.FreeAddrs(t, 4)
 	listen := "listen " + addrs[2] + ";"
+	// name is how the browser and the replicas' configuration name an
+	// address of nginx's.
+	name := func(addr string) string { return addr }
+	if opts.localhost {
+		name = func(addr string) string { return "localhost:" + strings.TrimPrefix(addr, "127.0.0.1:") }
+	}
 	if opts.twoFactorApp {
 		listen += "\n        listen " + addrs[3] + ";"
-		s.TwoFactorURL = "http://" + addrs[3]
+		s.TwoFactorURL = "http://" + name(addrs[3])
 	}
 	for i := 1; i <= 2; i++ {
 		r := newReplica(t, bin, "app-"+strconv.Itoa(i), addrs[i-1], s.Redis.URL(), logDir)
 		if opts.twoFactorApp {
-			r.env = append(r.env, "AUTH_TWO_FACTOR_HOSTS="+addrs[3])
+			r.env = append(r.env, "AUTH_TWO_FACTOR_HOSTS="+name(addrs[3]))
 		}
 		s.Replicas = append(s.Replicas, r)
 	}
@@ -181,7 +196,7 @@ http {
 	if err := s.nginx.Start(cmd); err != nil {
 		t.Fatalf("start nginx: %v", err)
 	}
-	s.URL = "http://" + addrs[2]
+	s.URL = "http://" + name(addrs[2])
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, r := range s.Replicas {

@@ -256,6 +256,21 @@ func (s *Service) relyingParty(rp RelyingParty) error {
 	return nil
 }
 
+// ceremonyWebAuthn is go-webauthn configured for rp, to begin a ceremony
+// with: go-webauthn binds a ceremony to an origin (WithLoginOrigin,
+// WithRegistrationOrigin) only when its configuration lists that origin,
+// and the caller has already checked rp's. Finishing needs no such
+// instance: the ceremony's session data carries its RP ID and origin.
+func (s *Service) ceremonyWebAuthn(rp RelyingParty) (*webauthn.WebAuthn, error) {
+	wa, err := webauthn.New(&webauthn.Config{
+		RPID: rp.ID, RPDisplayName: s.issuer, RPOrigins: []string{rp.Origin}, Timeouts: s.webauthn.Config.Timeouts,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webauthn for %s: %w", rp.Origin, err)
+	}
+	return wa, nil
+}
+
 // BeginPasskeyRegistration returns the options (JSON, for the browser's
 // PublicKeyCredential.parseCreationOptionsFromJSON) of a new passkey for
 // the logged-in user of ctx: a discoverable credential with user
@@ -281,7 +296,11 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, rp RelyingParty,
 	for _, c := range u.creds {
 		exclude = append(exclude, c.Descriptor())
 	}
-	opts, sd, err := s.webauthn.BeginRegistration(u,
+	wa, err := s.ceremonyWebAuthn(rp)
+	if err != nil {
+		return nil, err
+	}
+	opts, sd, err := wa.BeginRegistration(u,
 		webauthn.WithRegistrationRelyingPartyID(rp.ID), webauthn.WithRegistrationOrigin(rp.Origin),
 		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
 			ResidentKey: protocol.ResidentKeyRequirementRequired, RequireResidentKey: protocol.ResidentKeyRequired(),
@@ -465,6 +484,10 @@ func (s *Service) beginPasskeyLogin(ctx context.Context, rp RelyingParty, token,
 	if err := s.relyingParty(rp); err != nil {
 		return nil, err
 	}
+	wa, err := s.ceremonyWebAuthn(rp)
+	if err != nil {
+		return nil, err
+	}
 	opts := []webauthn.LoginOption{
 		webauthn.WithLoginRelyingPartyID(rp.ID), webauthn.WithLoginOrigin(rp.Origin),
 		webauthn.WithUserVerification(protocol.VerificationRequired),
@@ -472,14 +495,13 @@ func (s *Service) beginPasskeyLogin(ctx context.Context, rp RelyingParty, token,
 	var (
 		assertion *protocol.CredentialAssertion
 		sd        *webauthn.SessionData
-		err       error
 	)
 	if user == "" {
 		mediation := protocol.MediationDefault
 		if conditional {
 			mediation = protocol.MediationConditional
 		}
-		assertion, sd, err = s.webauthn.BeginDiscoverableMediatedLogin(mediation, opts...)
+		assertion, sd, err = wa.BeginDiscoverableMediatedLogin(mediation, opts...)
 	} else {
 		recs, _, perr := s.passkeysOf(ctx, user)
 		if perr != nil {
@@ -492,7 +514,7 @@ func (s *Service) beginPasskeyLogin(ctx context.Context, rp RelyingParty, token,
 		if uerr != nil {
 			return nil, uerr
 		}
-		assertion, sd, err = s.webauthn.BeginLogin(u, opts...)
+		assertion, sd, err = wa.BeginLogin(u, opts...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("begin passkey assertion: %w", err)

@@ -104,8 +104,10 @@ func NewService(rdb *store.Redis, sessions *session.Manager, cfg Config) (*Servi
 	if issuer == "" {
 		issuer = DefaultTOTPIssuer
 	}
-	// Every ceremony names its own relying party and origin; these are
-	// only go-webauthn's required defaults, never used.
+	// Every ceremony names its own relying party and origin, and begins
+	// with an instance configured for them (ceremonyWebAuthn); this one
+	// finishes ceremonies, whose session data carries both, so these are
+	// only go-webauthn's required defaults.
 	wa, err := webauthn.New(&webauthn.Config{
 		RPID: "localhost", RPDisplayName: issuer, RPOrigins: []string{"http://localhost"},
 		Timeouts: webauthn.TimeoutsConfig{
