@@ -37,7 +37,7 @@ type Users struct {
 
 // Get returns the user called name, or ErrUserNotFound.
 func (u *Users) Get(ctx context.Context, name string) (User, error) {
-	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	ctx, cancel := u.timeouts.opContext(ctx)
 	defer cancel()
 	m, err := u.client.HGetAll(ctx, userKey(name)).Result()
 	if err != nil {
@@ -60,7 +60,7 @@ return 1`)
 
 // Create adds a user, or returns ErrUserExists.
 func (u *Users) Create(ctx context.Context, name, passwordHash string) error {
-	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	ctx, cancel := u.timeouts.opContext(ctx)
 	defer cancel()
 	ok, err := createUser.Run(ctx, u.client, []string{userKey(name)}, passwordHash, time.Now().UTC().Format(time.RFC3339)).Int()
 	if err != nil {
@@ -83,7 +83,7 @@ return 1`)
 // ErrUserNotFound. It is the operator's reset, which always wins; a user's
 // own change goes through SetPasswordIf.
 func (u *Users) SetPassword(ctx context.Context, name, passwordHash string) error {
-	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	ctx, cancel := u.timeouts.opContext(ctx)
 	defer cancel()
 	ok, err := setPassword.Run(ctx, u.client, []string{userKey(name)}, passwordHash).Int()
 	if err != nil {
@@ -112,7 +112,7 @@ return 1`)
 // ErrPasswordChanged when the stored hash differs, ErrUserNotFound when
 // there is no user.
 func (u *Users) SetPasswordIf(ctx context.Context, name, expectedHash, newHash string) error {
-	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	ctx, cancel := u.timeouts.opContext(ctx)
 	defer cancel()
 	res, err := setPasswordIf.Run(ctx, u.client, []string{userKey(name)}, expectedHash, newHash).Int()
 	if err != nil {
@@ -129,7 +129,7 @@ func (u *Users) SetPasswordIf(ctx context.Context, name, expectedHash, newHash s
 
 // Delete removes a user's record, or returns ErrUserNotFound.
 func (u *Users) Delete(ctx context.Context, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	ctx, cancel := u.timeouts.opContext(ctx)
 	defer cancel()
 	n, err := u.client.Del(ctx, userKey(name)).Result()
 	if err != nil {
