@@ -194,6 +194,13 @@ func retryable(err error) bool {
 	return strings.Contains(err.Error(), "sentinels") || strings.Contains(err.Error(), "no master")
 }
 
+// masterFailed reports whether a try bounded by its own deadline, under
+// ctx, failed as a master that a promotion replaces does: retryable, or
+// out of its own time (a frozen master answers nothing) while ctx is not.
+func masterFailed(ctx context.Context, err error) bool {
+	return retryable(err) || errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+}
+
 // waitHook puts retry around every command and pipeline of the client, so
 // that every store operation waits for a new master the same way.
 type waitHook struct{ f *failover }

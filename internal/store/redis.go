@@ -168,14 +168,14 @@ func (r *Redis) CacheStats() CacheStats { return r.cache.stats() }
 // (failover.go). It backs the readiness probe: a failover must not take
 // every replica of the service out of the balancer at once.
 func (r *Redis) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(noWait(ctx), r.timeouts.Op)
+	pctx, cancel := context.WithTimeout(noWait(ctx), r.timeouts.Op)
 	defer cancel()
-	err := r.client.Ping(ctx).Err()
+	err := r.client.Ping(pctx).Err()
 	if err == nil {
 		r.failover.markUp()
 		return nil
 	}
-	if r.failover.wait > 0 && retryable(err) {
+	if r.failover.wait > 0 && masterFailed(ctx, err) {
 		r.failover.markDown()
 		if d := r.failover.down(time.Now()); r.failover.seenUp.Load() && d < r.failover.wait {
 			return nil

@@ -91,7 +91,7 @@ func (s *SessionStore) Find(ctx context.Context, hash string) ([]byte, bool, err
 	first, cancel := context.WithTimeout(noWait(ctx), s.timeouts.Op)
 	defer cancel()
 	b, found, err := s.findOnMaster(first, hash, fill, start)
-	if err == nil || s.fo.wait <= 0 || !retryable(err) {
+	if err == nil || s.fo.wait <= 0 || !masterFailed(ctx, err) {
 		return b, found, err
 	}
 	s.fo.markDown()
