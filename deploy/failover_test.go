@@ -190,14 +190,15 @@ type failoverReport struct {
 	inWindow int
 	p50, p99 time.Duration
 	max      time.Duration
+	apps     []*replica // whose warnings and errors a failure prints
 }
 
 // report judges the samples; the window is from the failure of Redis to
 // the end of the load.
-func (l *failoverLoad) report(from time.Time) failoverReport {
+func (l *failoverLoad) report(from time.Time, apps []*replica) failoverReport {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := failoverReport{byKind: map[string]int{}}
+	r := failoverReport{byKind: map[string]int{}, apps: apps}
 	var window []time.Duration
 	for _, s := range l.samples {
 		if s.kind == "" {
@@ -243,6 +244,13 @@ func (r failoverReport) check(t *testing.T, drill string, promotion time.Duratio
 		drill, promotion.Seconds(), total, strings.Join(kinds, ", "), len(r.failed), r.inWindow,
 		r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.max.Round(time.Millisecond))
 	if len(r.failed) > 0 {
+		for _, a := range r.apps {
+			for _, line := range strings.Split(a.Log(t), "\n") {
+				if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
+					t.Logf("%s: %s", a.ID, line)
+				}
+			}
+		}
 		t.Errorf("%s: %d of %d requests failed; first ones:\n%s", drill, len(r.failed), total, strings.Join(r.failed[:min(len(r.failed), 10)], "\n"))
 	}
 	if r.max > promotion+time.Second {

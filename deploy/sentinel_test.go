@@ -62,9 +62,9 @@ func sentinelDrill(t *testing.T, drill string, fail func(t *testing.T, master *r
 
 	const password = "sentinel-drill-only-password"
 	var (
-		kept     []loadUser      // sessions that must survive
-		apis     []apiUser       // API tokens that must survive
-		toEnd    []*http.Client  // sessions logged out right before the failure
+		kept     []loadUser     // sessions that must survive
+		apis     []apiUser      // API tokens that must survive
+		toEnd    []*http.Client // sessions logged out right before the failure
 		endedWho []string
 		names    []string
 	)
@@ -113,7 +113,7 @@ func sentinelDrill(t *testing.T, drill string, fail func(t *testing.T, master *r
 	time.Sleep(time.Second)
 	load.stop()
 	t.Logf("%s: %s promoted", drill, promoted.Addr())
-	load.report(failed).check(t, drill, promotion)
+	load.report(failed, apps).check(t, drill, promotion)
 	checkKept(t, bases, kept, apis, load.madeSessions(), ended, endedWho)
 	// Writes on both replicas after the load: a login and a logout each
 	// (a lasting READONLY would fail them).

@@ -20,7 +20,7 @@ import (
 //   - Every call that needs the master (writes, and the reads of a login or
 //     a settings page) waits for it: a failure that a promotion ends
 //     (connection refused or reset, a timeout, READONLY, LOADING,
-//     MASTERDOWN, TRYAGAIN, CLUSTERDOWN) is retried with backoff until
+//     MASTERDOWN, TRYAGAIN, CLUSTERDOWN, a MOVED past go-redis's redirects) is retried with backoff until
 //     Timeouts.FailoverWait has passed since the call began. At most
 //     maxFailoverWaiters calls wait at once; the next one fails at once
 //     (503 with Retry-After, as without a failover).
@@ -59,6 +59,23 @@ type failover struct {
 	replicaReads atomic.Uint64
 	replicas     *replicaReader // nil: no replicas to read (standalone)
 	ping         func(ctx context.Context) error
+	// refresh, if set, makes the client learn the topology again while
+	// it waits: a Cluster client learns a new primary only from a node
+	// that answers, and the one it asks is the dead one.
+	refresh   func(ctx context.Context)
+	refreshAt atomic.Int64
+}
+
+// refreshEvery bounds how often a waiting call asks for the topology.
+const refreshEvery = 250 * time.Millisecond
+
+func (f *failover) maybeRefresh(ctx context.Context) {
+	now := time.Now().UnixNano()
+	last := f.refreshAt.Load()
+	if f.refresh == nil || now-last < int64(refreshEvery) || !f.refreshAt.CompareAndSwap(last, now) {
+		return
+	}
+	f.refresh(noWait(ctx))
 }
 
 func newFailover(wait time.Duration, replicas *replicaReader) *failover {
@@ -154,6 +171,7 @@ func (f *failover) retry(ctx context.Context, attempt func(ctx context.Context) 
 			return err
 		case <-t.C:
 		}
+		f.maybeRefresh(ctx)
 		err = attempt(noWait(ctx))
 		if err == nil {
 			f.markUp()
@@ -183,7 +201,7 @@ func retryable(err error) bool {
 	var re redis.Error
 	if errors.As(err, &re) {
 		msg := re.Error()
-		for _, p := range []string{"READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"} {
+		for _, p := range []string{"READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MOVED", "ASK"} {
 			if strings.HasPrefix(msg, p) {
 				return true
 			}

@@ -101,6 +101,9 @@ func Open(rawURL string, t Timeouts) (*Redis, error) {
 	c := ep.newClient(t)
 	fo := newFailover(t.FailoverWait, ep.replicaReader(c, t))
 	fo.ping = func(ctx context.Context) error { return c.Ping(ctx).Err() }
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		fo.refresh = cc.ReloadState
+	}
 	if ep.Topology != Standalone {
 		c.AddHook(waitHook{fo})
 	}
