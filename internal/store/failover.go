@@ -405,7 +405,7 @@ func (rr *replicaReader) sentinelReplicas(o *redis.FailoverOptions) func(ctx con
 			return l, nil
 		}
 		rr.mu.Unlock()
-		var last error = errNoReplica
+		last := errNoReplica
 		for _, s := range o.SentinelAddrs {
 			sc := redis.NewSentinelClient(&redis.Options{
 				Addr: s, Username: o.SentinelUsername, Password: o.SentinelPassword, TLSConfig: o.TLSConfig,
@@ -446,6 +446,8 @@ func (rr *replicaReader) clusterReplicas(cc *redis.ClusterClient) func(ctx conte
 		if !fresh {
 			var err error
 			for range 3 { // a random node answers: the dead one, maybe
+				//lint:ignore SA1019 CLUSTER SHARDS, its replacement, is Redis 7+; the service runs on Redis 6 too
+				//nolint:staticcheck // as above
 				if slots, err = cc.ClusterSlots(noWait(ctx)).Result(); err == nil {
 					break
 				}
