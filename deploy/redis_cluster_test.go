@@ -1,12 +1,14 @@
 package deploy
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"loginsvc/internal/redistest"
 	"loginsvc/internal/testkit"
@@ -152,5 +154,105 @@ func TestRedisClusterDrill(t *testing.T) {
 			t.Errorf("sessions count --by-user: %q, want %s in it", byUser, names[8])
 		}
 		t.Logf("sessions count %s over primaries %v", count, perPrimary)
+	})
+}
+
+// TestClusterFailoverDrill runs two replicas of the service on a Redis
+// Cluster of three primaries with one replica each (cluster-node-timeout
+// 2s) under the mixed load of the Sentinel drills, and fails over the
+// primary that holds the logged-in users' records and session indexes:
+// first with kill -9 (its replica is elected), then with a planned
+// CLUSTER FAILOVER run on the replica that took the slots over when a
+// replica of it exists again (the killed node is restarted and rejoins as
+// its replica). No request may fail; every session and acknowledged
+// logout is kept; the figures are printed per failover.
+func TestClusterFailoverDrill(t *testing.T) {
+	t.Parallel()
+	cl := redistest.StartClusterWithReplicas(t, 3, 1)
+	redisURL := cl.URL()
+	apps := startApps(t, redisURL, 2)
+	bases := []string{apps[0].URL, apps[1].URL}
+	app := func(i int) string { return bases[i%len(bases)] }
+
+	// Users whose records share one primary: the one to fail.
+	const password = "cluster-failover-drill-only-password"
+	byPrimary := map[int][]string{}
+	for i := 0; len(byPrimary[0]) < 3 && i < 60; i++ {
+		name := fmt.Sprintf("user-%02d", i)
+		counts := func() []int { return cl.KeysPerPrimary(t, "user:{"+name+"}") }
+		serverCLI(t, redisURL, password+"\n", "user", "add", name)
+		for p, n := range counts() {
+			if n > 0 {
+				byPrimary[p] = append(byPrimary[p], name)
+			}
+		}
+	}
+	names := byPrimary[0]
+	if len(names) < 3 {
+		t.Fatalf("no 3 users of 60 on primary %s: %v", cl.Primaries[0].Addr(), byPrimary)
+	}
+	victim := cl.Primaries[0]
+	var kept []loadUser
+	var apis []apiUser
+	for i, name := range names {
+		for j := range 2 {
+			c := testkit.Browser(t)
+			postLogin(t, c, app(i+j), name, password, nil)
+			kept = append(kept, loadUser{client: c, user: name})
+		}
+		apis = append(apis, apiLogin(t, app(i), name, password))
+	}
+
+	failover := func(drill string, fail func() *redistest.Server) {
+		var toEnd []*http.Client
+		var endedWho []string
+		for i, name := range names {
+			c := testkit.Browser(t)
+			postLogin(t, c, app(i), name, password, nil)
+			toEnd = append(toEnd, c)
+			endedWho = append(endedWho, name)
+		}
+		load := startFailoverLoad(t, bases, kept, apis, names, password)
+		time.Sleep(time.Second)
+		var ended []*http.Client
+		for i, c := range toEnd {
+			ended = append(ended, cookieClient(t, sessionCookieOf(t, c, app(i)).Value))
+			postForm(t, c, app(i+1), "/logout/", url.Values{})
+		}
+		// Replication is asynchronous on Cluster (no WAIT): the failure
+		// comes once the replica has what was acknowledged, or losing it
+		// would be Redis's promise, not the service's.
+		time.Sleep(200 * time.Millisecond)
+		failed := time.Now()
+		promotedTo := fail()
+		testkit.Eventually(t, drill+": "+promotedTo.Addr()+" promoted", 30*time.Second, func() (bool, string) {
+			role := cl.Role(promotedTo)
+			return role == "master", "role " + role
+		})
+		promotion := time.Since(failed)
+		time.Sleep(2 * time.Second)
+		load.stop()
+		load.report(failed, apps).check(t, drill, promotion)
+		checkKept(t, bases, kept, apis, load.madeSessions(), ended, endedWho)
+	}
+
+	replica := cl.ReplicaOf(t, victim)
+	if replica == nil {
+		t.Fatalf("no replica follows %s", victim.Addr())
+	}
+	failover("cluster kill -9", func() *redistest.Server {
+		victim.Kill(t)
+		return replica
+	})
+	// The killed node comes back as a replica of the one that replaced it.
+	victim.Restart(t)
+	testkit.Eventually(t, victim.Addr()+" back as a replica in sync", 30*time.Second, func() (bool, string) {
+		return cl.ReplicaOf(t, replica) == victim, "role " + cl.Role(victim)
+	})
+	failover("cluster CLUSTER FAILOVER", func() *redistest.Server {
+		if err := victim.Client(t).ClusterFailover(context.Background()).Err(); err != nil {
+			t.Fatalf("CLUSTER FAILOVER on %s: %v", victim.Addr(), err)
+		}
+		return victim
 	})
 }

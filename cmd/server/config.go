@@ -28,6 +28,7 @@ import (
 type config struct {
 	Addr                  string        // ADDR, default ":8080"
 	RedisURL              string        // REDIS_URL, default "" (embedded in-memory Redis)
+	RedisFailoverWait     time.Duration // REDIS_FAILOVER_WAIT, default 10s: how long a write waits for Sentinel or Cluster to promote a replica; 0: not at all
 	SessionLifetime       time.Duration // SESSION_LIFETIME, default 24h, absolute from login
 	SessionIdle           time.Duration // SESSION_IDLE_TIMEOUT, default 30m, 0 disables
 	CookieName            string        // SESSION_COOKIE_NAME, default "session_id"
@@ -104,6 +105,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	addr := fs.String("addr", env("ADDR", defaultAddr), "listen address (ADDR); default :8080, or 127.0.0.1:8080 with the embedded Redis")
 	redisURL := fs.String("redis-url", env("REDIS_URL", ""), "redis://[user:pass@]host:port/db, redis+sentinel://[user:pass@]host:26379,.../MASTER[/db] or redis+cluster://[user:pass@]host:7000,... (REDIS_URL); rediss...:// for TLS; empty: embedded in-memory Redis")
+	failoverWait := fs.String("redis-failover-wait", env("REDIS_FAILOVER_WAIT", store.DefaultFailoverWait.String()), "how long a login, logout or other write waits for Sentinel or Cluster to promote a replica, 0 to 13s; 0: fail at once (REDIS_FAILOVER_WAIT)")
 	lifetime := fs.String("session-lifetime", env("SESSION_LIFETIME", "24h"), "absolute session lifetime from login (SESSION_LIFETIME)")
 	idle := fs.String("session-idle-timeout", env("SESSION_IDLE_TIMEOUT", "30m"), "idle timeout, 0 disables (SESSION_IDLE_TIMEOUT)")
 	cookieName := fs.String("session-cookie-name", env("SESSION_COOKIE_NAME", "session_id"), "session cookie name (SESSION_COOKIE_NAME)")
@@ -175,6 +177,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			// ParseURL's message names the form and never the URL.
 			return c, usageError{fmt.Sprintf("invalid REDIS_URL %q: %v", maskURL(c.RedisURL), e)}
 		}
+	}
+	// Below the HTTP server's 15s write timeout, with room for the
+	// operation's own deadline: a request that waited must still answer.
+	if c.RedisFailoverWait, err = time.ParseDuration(*failoverWait); err != nil || c.RedisFailoverWait < 0 || c.RedisFailoverWait > 13*time.Second {
+		return c, badVar("REDIS_FAILOVER_WAIT", "a Go duration from 0 to 13s such as 10s (Sentinel's down-after-milliseconds plus an election)", *failoverWait)
 	}
 	if c.SessionLifetime, err = time.ParseDuration(*lifetime); err != nil || c.SessionLifetime <= 0 {
 		return c, badVar("SESSION_LIFETIME", "a positive Go duration such as 24h or 90m", *lifetime)
@@ -530,6 +537,7 @@ func (c config) logAttrs() []any {
 		"cookie_name", c.CookieName, "cookie_secure", c.CookieSecure, "log_level", c.LogLevel.String(),
 		"instance_id", c.InstanceID, "trusted_proxies", strings.Join(proxies, ","),
 		"shutdown_drain", c.ShutdownDrain.String(),
+		"redis_failover_wait", c.RedisFailoverWait.String(),
 		"login_max_failures", c.LoginMaxFailures, "login_max_failures_per_ip", c.LoginMaxFailuresPerIP, "login_window", c.LoginWindow.String(),
 		// What is wanted; the "session cache on|off" line after says what
 		// the topology allows.

@@ -82,6 +82,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	m := metrics.New(cfg.InstanceID)
 	be, err := backend.Open(backend.Config{
 		RedisURL: redisURL,
+		Timeouts: store.Timeouts{FailoverWait: failoverWait(cfg.RedisFailoverWait)},
 		Sessions: session.Config{
 			Lifetime:     cfg.SessionLifetime,
 			IdleTimeout:  cfg.SessionIdle,
@@ -300,4 +301,13 @@ func browsable(a net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// failoverWait is REDIS_FAILOVER_WAIT as store.Timeouts takes it, where
+// zero means the default: 0 (no waiting) becomes negative.
+func failoverWait(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -179,10 +179,13 @@ func sentinelMaster(sentinel, name string) (string, error) {
 	return net.JoinHostPort(hp[0], hp[1]), nil
 }
 
-// ClusterSet is a Redis Cluster of primaries only, each slot on exactly one
-// of them.
+// ClusterSet is a Redis Cluster: primaries, each slot on exactly one of
+// them, and (StartClusterWithReplicas) their replicas.
 type ClusterSet struct {
 	Primaries []*Server
+	// Replicas are the nodes started as replicas; which primary each
+	// follows is the cluster's choice: ask ReplicaOf.
+	Replicas []*Server
 }
 
 // StartCluster starts n cluster-enabled servers, joins them with
@@ -191,6 +194,19 @@ type ClusterSet struct {
 // cluster_state:ok and knows all n nodes. Everything is killed in
 // tb.Cleanup.
 func StartCluster(tb testing.TB, n int) *ClusterSet {
+	tb.Helper()
+	return startCluster(tb, n, 0)
+}
+
+// StartClusterWithReplicas is StartCluster with replicas replicas per
+// primary (`--cluster-replicas`), and returns once every replica is in
+// sync with its primary, so a failover can start at once.
+func StartClusterWithReplicas(tb testing.TB, n, replicas int) *ClusterSet {
+	tb.Helper()
+	return startCluster(tb, n, replicas)
+}
+
+func startCluster(tb testing.TB, n, replicas int) *ClusterSet {
 	tb.Helper()
 	if n < 3 {
 		tb.Fatalf("redistest: StartCluster(%d): Redis Cluster needs at least 3 primaries", n)
@@ -201,26 +217,59 @@ func StartCluster(tb testing.TB, n int) *ClusterSet {
 	}
 	set := &ClusterSet{}
 	args := []string{"--cluster", "create"}
-	for range n {
+	// redis-cli makes the first n nodes listed the primaries.
+	for i := range n * (1 + replicas) {
 		s := Start(tb, func(c *config) { c.cluster = true })
-		set.Primaries = append(set.Primaries, s)
+		if i < n {
+			set.Primaries = append(set.Primaries, s)
+		} else {
+			set.Replicas = append(set.Replicas, s)
+		}
 		args = append(args, s.Addr())
 	}
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout*3)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
 		tb.Fatalf("redistest: %s %s: %v\n%s", cli, strings.Join(args, " "), err, out)
 	}
-	want := "cluster_known_nodes:" + strconv.Itoa(n) + "\r\n"
-	for _, s := range set.Primaries {
+	want := "cluster_known_nodes:" + strconv.Itoa(n*(1+replicas)) + "\r\n"
+	for _, s := range append(append([]*Server{}, set.Primaries...), set.Replicas...) {
 		waitFor(tb, "cluster node "+s.Addr()+" ok", func() (bool, string) {
 			info, err := roundTrip(s.Addr(), "CLUSTER INFO")
 			ok := err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_slots_ok:16384") && strings.Contains(info, want)
 			return ok, firstLineOf(info, err, "cluster_state") + " " + firstLineOf(info, nil, "cluster_known_nodes")
 		})
 	}
+	for _, r := range set.Replicas {
+		waitFor(tb, "cluster replica "+r.Addr()+" in sync", func() (bool, string) {
+			info, err := roundTrip(r.Addr(), "INFO replication")
+			return err == nil && strings.Contains(info, "master_link_status:up"), firstLineOf(info, err, "master_link_status")
+		})
+	}
 	return set
+}
+
+// ReplicaOf returns the replica that follows primary now, or nil.
+func (set *ClusterSet) ReplicaOf(tb testing.TB, primary *Server) *Server {
+	tb.Helper()
+	host, port, _ := net.SplitHostPort(primary.Addr())
+	for _, r := range append(append([]*Server{}, set.Primaries...), set.Replicas...) {
+		if !r.Running() {
+			continue
+		}
+		info, err := roundTrip(r.Addr(), "INFO replication")
+		if err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_host:"+host+"\r\n") && strings.Contains(info, "master_port:"+port+"\r\n") {
+			return r
+		}
+	}
+	return nil
+}
+
+// Role is what the node at s says it is ("master", "slave"), or the error.
+func (set *ClusterSet) Role(s *Server) string {
+	info, err := roundTrip(s.Addr(), "INFO replication")
+	return strings.TrimPrefix(firstLineOf(info, err, "role:"), "role:")
 }
 
 // URL is the service's REDIS_URL for the cluster: every primary.

@@ -48,7 +48,7 @@ var errNoTTL = errors.New("ttl must be positive")
 
 // TOTP returns user's confirmed TOTP factor, and false if there is none.
 func (f *Factors) TOTP(ctx context.Context, user string) (TOTP, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	m, err := f.client.HGetAll(ctx, userTOTPKey(user)).Result()
 	if err != nil {
@@ -73,7 +73,7 @@ return 1`)
 // the code that confirmed the enrolment: it becomes the last accepted
 // step, so that same code cannot then be replayed to log in.
 func (f *Factors) SetTOTP(ctx context.Context, user, sealed string, addedAt time.Time, step int64) error {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	err := setTOTP.Run(ctx, f.client, []string{userTOTPKey(user)},
 		sealed, addedAt.UTC().Format(time.RFC3339), strconv.FormatInt(step, 10)).Err()
@@ -95,7 +95,7 @@ return 1`)
 // same secret sealed with the current key, after Sealer.Open said stale).
 // If the secret changed or went meanwhile it does nothing.
 func (f *Factors) ResealTOTP(ctx context.Context, user, oldSealed, newSealed string) error {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	if err := resealTOTP.Run(ctx, f.client, []string{userTOTPKey(user)}, oldSealed, newSealed).Err(); err != nil {
 		return unavailable("reseal totp", err)
@@ -105,7 +105,7 @@ func (f *Factors) ResealTOTP(ctx context.Context, user, oldSealed, newSealed str
 
 // DeleteTOTP removes user's TOTP factor and reports whether there was one.
 func (f *Factors) DeleteTOTP(ctx context.Context, user string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	n, err := f.client.Del(ctx, userTOTPKey(user)).Result()
 	if err != nil {
@@ -129,7 +129,7 @@ return 1`)
 // reports whether it may be: false if user has no TOTP factor or a code of
 // this step or a later one was accepted already (a replay).
 func (f *Factors) UseTOTPStep(ctx context.Context, user string, step int64) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	ok, err := useTOTPStep.Run(ctx, f.client, []string{userTOTPKey(user)}, strconv.FormatInt(step, 10)).Int()
 	if err != nil {
@@ -145,7 +145,7 @@ func (f *Factors) SetPendingTOTP(ctx context.Context, user, sealed string, ttl t
 	if ttl <= 0 {
 		return fmt.Errorf("set pending totp: %w", errNoTTL)
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	if err := f.client.Set(ctx, userTOTPPendingKey(user), sealed, ttl).Err(); err != nil {
 		return unavailable("set pending totp", err)
@@ -156,7 +156,7 @@ func (f *Factors) SetPendingTOTP(ctx context.Context, user, sealed string, ttl t
 // PendingTOTP returns the sealed secret of user's pending enrolment, and
 // false if there is none (or it expired).
 func (f *Factors) PendingTOTP(ctx context.Context, user string) (string, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	s, err := f.client.Get(ctx, userTOTPPendingKey(user)).Result()
 	if errors.Is(err, redis.Nil) {
@@ -170,7 +170,7 @@ func (f *Factors) PendingTOTP(ctx context.Context, user string) (string, bool, e
 
 // DeletePendingTOTP ends user's pending enrolment, if any.
 func (f *Factors) DeletePendingTOTP(ctx context.Context, user string) error {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	if err := f.client.Del(ctx, userTOTPPendingKey(user)).Err(); err != nil {
 		return unavailable("delete pending totp", err)
@@ -193,7 +193,7 @@ func (f *Factors) SetRecovery(ctx context.Context, user string, r Recovery) erro
 	if r.Salt == "" {
 		return errors.New("set recovery: no salt")
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	args := append([]any{r.Salt, r.AddedAt.UTC().Format(time.RFC3339)}, anySlice(r.Hashes)...)
 	if err := setRecovery.Run(ctx, f.client, []string{userRecoveryKey(user), userRecoveryCodesKey(user)}, args...).Err(); err != nil {
@@ -214,7 +214,7 @@ func anySlice(ss []string) []any {
 // false if the user has none. A user who used every code still has a
 // set, with no hashes: the caller can tell "used up" from "never made".
 func (f *Factors) Recovery(ctx context.Context, user string) (Recovery, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	// Two reads of one slot in one round trip; MULTI so that a consume in
 	// between cannot show a hash already used.
@@ -248,7 +248,7 @@ return {ok, redis.call('SCARD', KEYS[1])}`)
 // UseRecoveryCode consumes the code whose hash (auth.RecoveryHash) is
 // hash: ok is true once per code, and remaining says how many are left.
 func (f *Factors) UseRecoveryCode(ctx context.Context, user, hash string) (remaining int, ok bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	res, err := useRecoveryCode.Run(ctx, f.client, []string{userRecoveryCodesKey(user)}, hash).Int64Slice()
 	if err != nil {
@@ -269,7 +269,7 @@ return n`)
 // DeleteRecovery removes user's recovery codes and reports whether there
 // were any.
 func (f *Factors) DeleteRecovery(ctx context.Context, user string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	n, err := deleteRecovery.Run(ctx, f.client, []string{userRecoveryKey(user), userRecoveryCodesKey(user)}).Int()
 	if err != nil {
@@ -283,7 +283,7 @@ func (f *Factors) DeleteRecovery(ctx context.Context, user string) (bool, error)
 // multi-key DEL, which a Cluster refuses across slots should the keys
 // ever stop sharing the user's tag.
 func (f *Factors) DeleteAll(ctx context.Context, user string) error {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	// The handle's lookup first: a handle left without it names nobody,
 	// while a lookup left without the handle would name a user who may
@@ -316,7 +316,7 @@ func (f *Factors) PutPending(ctx context.Context, hash string, data []byte, ttl 
 	if ttl <= 0 {
 		return fmt.Errorf("put pending login: %w", errNoTTL)
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	if err := f.client.Set(ctx, loginPendingKey(hash), data, ttl).Err(); err != nil {
 		return unavailable("put pending login", err)
@@ -327,7 +327,7 @@ func (f *Factors) PutPending(ctx context.Context, hash string, data []byte, ttl 
 // Pending returns the pending login under hash without ending it (for
 // showing the second-step form), and false if there is none.
 func (f *Factors) Pending(ctx context.Context, hash string) ([]byte, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	b, err := f.client.Get(ctx, loginPendingKey(hash)).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -343,7 +343,7 @@ func (f *Factors) Pending(ctx context.Context, hash string) ([]byte, bool, error
 // same command (GETDEL), so it completes at most once whichever replica
 // gets the second step.
 func (f *Factors) TakePending(ctx context.Context, hash string) ([]byte, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	b, err := f.client.GetDel(ctx, loginPendingKey(hash)).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -357,7 +357,7 @@ func (f *Factors) TakePending(ctx context.Context, hash string) ([]byte, bool, e
 
 // DeletePending ends the pending login under hash, if any.
 func (f *Factors) DeletePending(ctx context.Context, hash string) error {
-	ctx, cancel := context.WithTimeout(ctx, f.timeouts.Op)
+	ctx, cancel := f.timeouts.opContext(ctx)
 	defer cancel()
 	if err := f.client.Del(ctx, loginPendingKey(hash)).Err(); err != nil {
 		return unavailable("delete pending login", err)

@@ -29,7 +29,18 @@ type Timeouts struct {
 	// ReplicaAck bounds how long a revocation waits for a replica to
 	// confirm it, on Sentinel only (see topology.go). Default 100ms.
 	ReplicaAck time.Duration
+	// FailoverWait bounds how long an operation that needs the master
+	// waits for Sentinel or Cluster to promote a replica (failover.go),
+	// on top of Op. Zero: DefaultFailoverWait on Sentinel and Cluster;
+	// negative: no waiting. Standalone Redis never waits.
+	FailoverWait time.Duration
 }
+
+// DefaultFailoverWait is REDIS_FAILOVER_WAIT's default: Sentinel's
+// down-after-milliseconds of the README's setups (5s) plus an election
+// with room to spare, and a Cluster's node timeout plus its election.
+// It stays below the HTTP server's 15s write timeout.
+const DefaultFailoverWait = 10 * time.Second
 
 func (t Timeouts) withDefaults() Timeouts {
 	if t.Dial <= 0 {
@@ -55,6 +66,7 @@ type Redis struct {
 	timeouts Timeouts
 	topology string
 	cache    *sessionCache
+	failover *failover
 	// stopCache ends the cache's invalidation channel; cacheDone closes
 	// once it has ended. Both nil until StartSessionCache.
 	stopCache context.CancelFunc
@@ -82,14 +94,29 @@ func Open(rawURL string, t Timeouts) (*Redis, error) {
 		return nil, err
 	}
 	t = t.withDefaults()
+	switch {
+	case ep.Topology == Standalone || t.FailoverWait < 0:
+		t.FailoverWait = 0
+	case t.FailoverWait == 0:
+		t.FailoverWait = DefaultFailoverWait
+	}
 	c := ep.newClient(t)
+	fo := newFailover(t.FailoverWait, ep.replicaReader(c, t))
+	fo.ping = func(ctx context.Context) error { return c.Ping(ctx).Err() }
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		fo.refresh = cc.ReloadState
+	}
+	if ep.Topology != Standalone {
+		c.AddHook(waitHook{fo})
+	}
 	cache := newSessionCache()
 	return &Redis{
 		client:   c,
 		timeouts: t,
 		topology: ep.Topology,
 		cache:    cache,
-		Sessions: &SessionStore{client: c, timeouts: t, ack: ackFor(ep.Topology, t), cache: cache},
+		failover: fo,
+		Sessions: &SessionStore{client: c, timeouts: t, ack: ackFor(ep.Topology, t), cache: cache, fo: fo},
 		Users:    &Users{client: c, timeouts: t},
 		Throttle: &Throttle{client: c, timeouts: t},
 		Factors:  &Factors{client: c, timeouts: t},
@@ -103,6 +130,9 @@ func (r *Redis) Close() error {
 	if r.stopCache != nil {
 		r.stopCache()
 		<-r.cacheDone
+	}
+	if r.failover.replicas != nil {
+		r.failover.replicas.close()
 	}
 	return r.client.Close()
 }
@@ -137,16 +167,32 @@ func (r *Redis) StartSessionCache(log *slog.Logger) error {
 // metrics. Before StartSessionCache its State is "off".
 func (r *Redis) CacheStats() CacheStats { return r.cache.stats() }
 
-// Ping reports whether Redis answers within the operation timeout; it backs
-// the readiness probe.
+// Ping reports whether this process can serve: Redis answers within the
+// operation timeout or, on Sentinel and Cluster, the master that answered
+// before has been failing for less than FailoverWait, during which session
+// reads are served by a replica and writes wait for the new master
+// (failover.go). It backs the readiness probe: a failover must not take
+// every replica of the service out of the balancer at once.
 func (r *Redis) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, r.timeouts.Op)
+	pctx, cancel := context.WithTimeout(noWait(ctx), r.timeouts.Op)
 	defer cancel()
-	if err := r.client.Ping(ctx).Err(); err != nil {
-		return unavailable("ping", err)
+	err := r.client.Ping(pctx).Err()
+	if err == nil {
+		r.failover.markUp()
+		return nil
 	}
-	return nil
+	if r.failover.wait > 0 && masterFailed(ctx, err) {
+		r.failover.markDown()
+		if d := r.failover.down(time.Now()); r.failover.seenUp.Load() && d < r.failover.wait {
+			return nil
+		}
+	}
+	return unavailable("ping", err)
 }
+
+// FailingOver reports for how long the master has not answered (0: it
+// answers), for the log and metrics.
+func (r *Redis) FailingOver() time.Duration { return r.failover.down(time.Now()) }
 
 // WaitReady pings Redis until it answers or ctx ends; see WaitReady.
 func (r *Redis) WaitReady(ctx context.Context, log *slog.Logger) error {

@@ -37,6 +37,7 @@ type SessionStore struct {
 	timeouts Timeouts
 	ack      replicaAck // revocations wait for a replica (topology.go)
 	cache    *sessionCache
+	fo       *failover // replica reads and waiting for a new master (failover.go)
 }
 
 // Owner is whom a new session belongs to.
@@ -63,20 +64,63 @@ type Stored struct {
 }
 
 func (s *SessionStore) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.timeouts.Op)
+	return s.timeouts.opContext(ctx)
 }
 
 // Find returns the session stored under hash: from the session cache
 // when it holds it and may serve it, else with one GET (and, to fill the
 // cache, the key's PTTL in the same round trip).
+//
+// While the master of a Sentinel setup or of the key's Cluster slot does
+// not answer, the session is read from the most up-to-date replica
+// (failover.go), and only if no replica can be chosen does the read wait
+// for the new master, as writes do. A replica's answer never fills the
+// cache.
 func (s *SessionStore) Find(ctx context.Context, hash string) ([]byte, bool, error) {
 	start := time.Now()
 	b, hit, fill := s.cache.lookup(hash, start)
 	if hit {
 		return b, true, nil
 	}
-	ctx, cancel := s.opContext(ctx)
+	if s.fo.replicas != nil && s.fo.wait > 0 && s.fo.down(start) > 0 {
+		if b, found, ok := s.findOnReplica(ctx, hash); ok {
+			s.cache.fill(hash, fill, nil, time.Time{})
+			return b, found, nil
+		}
+	}
+	first, cancel := context.WithTimeout(noWait(ctx), s.timeouts.Op)
 	defer cancel()
+	b, found, err := s.findOnMaster(first, hash, fill, start)
+	if err == nil || s.fo.wait <= 0 || !masterFailed(ctx, err) {
+		return b, found, err
+	}
+	s.fo.markDown()
+	if s.fo.replicas != nil {
+		if b, found, ok := s.findOnReplica(ctx, hash); ok {
+			return b, found, nil
+		}
+	}
+	wait, cancelWait := s.opContext(ctx)
+	defer cancelWait()
+	return s.findOnMaster(wait, hash, 0, start)
+}
+
+// findOnReplica reads hash from the most up-to-date replica; ok is false
+// when none could be chosen.
+func (s *SessionStore) findOnReplica(ctx context.Context, hash string) (b []byte, found, ok bool) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeouts.Op)
+	defer cancel()
+	b, found, _, err := s.fo.replicas.get(ctx, SessionKey(hash))
+	if err != nil {
+		return nil, false, false
+	}
+	s.fo.replicaReads.Add(1)
+	return b, found, true
+}
+
+// findOnMaster is Find's read of the master; fill is the cache's token
+// (0: keep nothing), start when Find began.
+func (s *SessionStore) findOnMaster(ctx context.Context, hash string, fill uint64, start time.Time) ([]byte, bool, error) {
 	if fill == 0 {
 		b, err := s.client.Get(ctx, SessionKey(hash)).Bytes()
 		if errors.Is(err, redis.Nil) {
@@ -161,33 +205,34 @@ func (s *SessionStore) Create(ctx context.Context, hash string, b []byte, expiry
 	defer cancel()
 	defer s.cache.evict(hash)
 	key := SessionKey(hash)
-	err := s.client.SetArgs(ctx, key, b, redis.SetArgs{ExpireAt: expiry, Mode: "NX"}).Err()
-	switch {
-	case errors.Is(err, redis.Nil):
-		// A fresh 256-bit token whose key already exists: never by
-		// chance, so refuse rather than overwrite someone's session.
-		return 0, errors.New("create session: new session token already in use")
-	case err != nil:
-		return 0, unavailable("create session", err)
-	}
-	n, err := s.join(ctx, hash, owner, max)
-	if err != nil {
-		_ = s.client.Del(ctx, key).Err()
+	var n int
+	// On Sentinel the new session waits for a replica, as revocations do:
+	// a login the user saw succeed must outlive the master (failover.go).
+	err := s.durably(ctx, "create session", func(ctx context.Context, c redis.Cmdable) error {
+		err := c.SetArgs(ctx, key, b, redis.SetArgs{ExpireAt: expiry, Mode: "NX"}).Err()
+		switch {
+		case errors.Is(err, redis.Nil):
+			// Ours if it holds our bytes: a try whose reply the failover
+			// lost. Else a fresh 256-bit token whose key already exists:
+			// never by chance, so refuse rather than overwrite someone's
+			// session.
+			if cur, gerr := c.Get(ctx, key).Bytes(); gerr != nil || !bytes.Equal(cur, b) {
+				return errTokenInUse
+			}
+		case err != nil:
+			return unavailable("create session", err)
+		}
+		n, err = s.joinScript(ctx, c, hash, owner, max)
+		return err
+	})
+	if err != nil || n < 0 {
+		if !errors.Is(err, errTokenInUse) {
+			_ = s.client.Del(ctx, key).Err()
+		}
+		if err == nil {
+			err = fmt.Errorf("index session of %q: %w", owner.User, ErrOwnerChanged)
+		}
 		return 0, err
-	}
-	return n, nil
-}
-
-// join runs joinIndex for hash and, past the cap, ends the user's oldest
-// live sessions (never hash itself) and returns how many it ended.
-func (s *SessionStore) join(ctx context.Context, hash string, owner Owner, max int) (int, error) {
-	n, err := joinIndex.Run(ctx, s.client, []string{userKey(owner.User), UserSessionsKey(owner.User)},
-		hash, owner.Until.UnixMilli(), owner.Stamp, max).Int()
-	if err != nil {
-		return 0, unavailable("index session", err)
-	}
-	if n < 0 {
-		return 0, fmt.Errorf("index session of %q: %w", owner.User, ErrOwnerChanged)
 	}
 	if n <= max {
 		return 0, nil
@@ -197,6 +242,20 @@ func (s *SessionStore) join(ctx context.Context, hash string, owner Owner, max i
 		return ended, fmt.Errorf("end sessions over the cap: %w", err)
 	}
 	return ended, nil
+}
+
+// errTokenInUse is Create's refusal to overwrite another session.
+var errTokenInUse = errors.New("create session: new session token already in use")
+
+// joinScript runs joinIndex for hash on c: how many members the index now
+// has, -1 if the owner changed.
+func (s *SessionStore) joinScript(ctx context.Context, c redis.Cmdable, hash string, owner Owner, max int) (int, error) {
+	n, err := joinIndex.Run(ctx, c, []string{userKey(owner.User), UserSessionsKey(owner.User)},
+		hash, owner.Until.UnixMilli(), owner.Stamp, max).Int()
+	if err != nil {
+		return 0, unavailable("index session", err)
+	}
+	return n, nil
 }
 
 // endOverCap brings user's index down to max live sessions. Members whose
@@ -247,7 +306,7 @@ func (s *SessionStore) endOverCap(ctx context.Context, user, keep string, max in
 func (s *SessionStore) Delete(ctx context.Context, hash, user string) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	return s.durably(ctx, "delete session", func(c redis.Cmdable) error {
+	return s.durably(ctx, "delete session", func(ctx context.Context, c redis.Cmdable) error {
 		err := c.Del(ctx, SessionKey(hash)).Err()
 		s.cache.evict(hash)
 		if err != nil {
@@ -270,7 +329,8 @@ func (s *SessionStore) deleteMembers(ctx context.Context, user string, hashes []
 		return 0, nil
 	}
 	n := 0
-	err := s.durably(ctx, "delete sessions", func(c redis.Cmdable) error {
+	err := s.durably(ctx, "delete sessions", func(ctx context.Context, c redis.Cmdable) error {
+		n = 0 // counted again if a failover makes this run twice
 		// One DEL per key: session keys have no common hash tag, so a
 		// multi-key DEL would be refused by a Cluster.
 		cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -287,8 +347,8 @@ func (s *SessionStore) deleteMembers(ctx context.Context, user string, hashes []
 		if err != nil {
 			return unavailable("delete sessions", err)
 		}
-		for _, c := range cmds {
-			n += int(c.(*redis.IntCmd).Val())
+		for _, cmd := range cmds {
+			n += int(cmd.(*redis.IntCmd).Val())
 		}
 		members := make([]any, len(hashes))
 		for i, h := range hashes {

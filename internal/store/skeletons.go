@@ -86,7 +86,7 @@ func (u *Users) CreateUnique(ctx context.Context, name, skeleton, passwordHash s
 	if err := u.Create(ctx, name, passwordHash); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	ctx, cancel := u.timeouts.opContext(ctx)
 	defer cancel()
 	kept, err := confirmSkeleton.Run(ctx, u.client, []string{UserSkeletonKey(skeleton)}, name).Int()
 	if err != nil {
@@ -117,7 +117,7 @@ func (u *Users) ClaimSkeleton(ctx context.Context, name, skeleton string) error 
 // claim takes the skeleton for name, pending for that long (0: for good),
 // or returns *LookAlikeError naming the user holding it or creating it.
 func (u *Users) claim(ctx context.Context, name, skeleton string, pending time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	ctx, cancel := u.timeouts.opContext(ctx)
 	defer cancel()
 	key := UserSkeletonKey(skeleton)
 	stale := ""
@@ -147,7 +147,7 @@ func (u *Users) claim(ctx context.Context, name, skeleton string, pending time.D
 // ReleaseSkeleton removes name's claim on skeleton, after its record was
 // deleted (see Delete). A claim held by another name is left alone.
 func (u *Users) ReleaseSkeleton(ctx context.Context, name, skeleton string) error {
-	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	ctx, cancel := u.timeouts.opContext(ctx)
 	defer cancel()
 	if err := releaseSkeleton.Run(ctx, u.client, []string{UserSkeletonKey(skeleton)}, name).Err(); err != nil {
 		return unavailable("release skeleton", err)

@@ -42,7 +42,7 @@ type Throttle struct {
 // within window; then it records nothing and returns how long until one
 // leaves the window.
 func (t *Throttle) Reserve(ctx context.Context, key, id string, limit int, window time.Duration) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.timeouts.Op)
+	ctx, cancel := t.timeouts.opContext(ctx)
 	defer cancel()
 	ms, err := reserve.Run(ctx, t.client, []string{key}, window.Milliseconds(), limit, id).Int64()
 	if err != nil {
@@ -53,7 +53,7 @@ func (t *Throttle) Reserve(ctx context.Context, key, id string, limit int, windo
 
 // Release removes attempt id from key: it did not count after all.
 func (t *Throttle) Release(ctx context.Context, key, id string) error {
-	ctx, cancel := context.WithTimeout(ctx, t.timeouts.Op)
+	ctx, cancel := t.timeouts.opContext(ctx)
 	defer cancel()
 	if err := t.client.ZRem(ctx, key, id).Err(); err != nil {
 		return unavailable("release attempt", err)
@@ -63,7 +63,7 @@ func (t *Throttle) Release(ctx context.Context, key, id string) error {
 
 // Reset forgets every attempt under key.
 func (t *Throttle) Reset(ctx context.Context, key string) error {
-	ctx, cancel := context.WithTimeout(ctx, t.timeouts.Op)
+	ctx, cancel := t.timeouts.opContext(ctx)
 	defer cancel()
 	if err := t.client.Del(ctx, key).Err(); err != nil {
 		return unavailable("reset attempts", err)

@@ -264,6 +264,44 @@ func (e Endpoint) newClient(t Timeouts) redis.UniversalClient {
 	return NewClient(e.standalone, t)
 }
 
+// replicaReader returns what reads a session from a replica while the
+// master does not answer (failover.go), nil on standalone Redis. Its
+// connections to replicas have the data nodes' credentials and TLS, the
+// deadlines of t and no retries: a replica that does not answer at once
+// is not waited for.
+func (e Endpoint) replicaReader(c redis.UniversalClient, t Timeouts) *replicaReader {
+	node := func(base redis.Options) func(addr string) *redis.Options {
+		return func(addr string) *redis.Options {
+			o := base
+			o.Addr = addr
+			knobsOf(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.DialerRetries, &o.DialerRetryTimeout,
+				&o.ContextTimeoutEnabled, &o.MaxRetries, &o.MinRetryBackoff, &o.MaxRetryBackoff).set(t)
+			o.MaxRetries = -1
+			o.PoolSize = 4
+			return &o
+		}
+	}
+	switch e.Topology {
+	case Sentinel:
+		f := e.failover
+		rr := &replicaReader{clients: map[string]*redis.Client{},
+			nodeOpt: node(redis.Options{Username: f.Username, Password: f.Password, DB: f.DB, TLSConfig: f.TLSConfig})}
+		rr.listNodes = rr.sentinelReplicas(f)
+		return rr
+	case Cluster:
+		cc, ok := c.(*redis.ClusterClient)
+		if !ok {
+			return nil
+		}
+		o := e.cluster
+		rr := &replicaReader{cluster: true, clients: map[string]*redis.Client{},
+			nodeOpt: node(redis.Options{Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig})}
+		rr.listNodes = rr.clusterReplicas(cc)
+		return rr
+	}
+	return nil
+}
+
 // Topology is Standalone, Sentinel or Cluster: what REDIS_URL named, for
 // the start-up line.
 func (r *Redis) Topology() string { return r.topology }
@@ -297,32 +335,41 @@ func ackFor(topology string, t Timeouts) replicaAck {
 	return replicaAck{}
 }
 
-// durably runs write and, when revocations wait for a replica, WAITs on the
-// same connection (WAIT counts only that connection's writes). If no
-// replica confirms within the timeout, the write stands on the master and
-// the call still succeeds: it is logged, not refused (see the README,
-// "Redis topologies"). A WAIT that fails outright (the master went away) is an
-// error, so the caller can say the logout may not have happened.
-func (s *SessionStore) durably(ctx context.Context, op string, write func(c redis.Cmdable) error) error {
+// durably runs write and, when writes that must outlive the master wait
+// for a replica, WAITs on the same connection (WAIT counts only that
+// connection's writes); on Sentinel, write and WAIT run again together if
+// the master fails over meanwhile (failover.go), so write must be safe to
+// repeat. If no replica confirms within the timeout, the write stands on
+// the master and the call still succeeds: it is logged, not refused (see
+// the README, "Redis topologies"). A WAIT that fails outright (the master
+// went away and no new one came within the budget) is an error, so the
+// caller can say the logout may not have happened.
+func (s *SessionStore) durably(ctx context.Context, op string, write func(ctx context.Context, c redis.Cmdable) error) error {
 	if s.ack.replicas == 0 {
-		return write(s.client)
+		return write(ctx, s.client)
 	}
 	rc, ok := s.client.(*redis.Client)
 	if !ok {
-		return write(s.client)
+		return write(ctx, s.client)
 	}
-	conn := rc.Conn()
-	defer func() { _ = conn.Close() }()
-	if err := write(conn); err != nil {
-		return err
-	}
-	n, err := conn.Wait(ctx, s.ack.replicas, s.ack.timeout).Result()
-	if err != nil {
-		return unavailable(op+": wait for a replica", err)
-	}
-	if n < int64(s.ack.replicas) && s.ack.log != nil {
-		s.ack.log.Warn("revocation not yet confirmed by a replica: a failover in the next moments could undo it",
-			"op", op, "replicas", n, "waited", s.ack.timeout.String())
-	}
-	return nil
+	return s.fo.retry(ctx, func(ctx context.Context) error {
+		conn := rc.Conn()
+		defer func() { _ = conn.Close() }()
+		if err := write(ctx, conn); err != nil {
+			return err
+		}
+		n, err := conn.Wait(ctx, s.ack.replicas, s.ack.timeout).Result()
+		if err != nil {
+			return unavailable(op+": wait for a replica", err)
+		}
+		if n < int64(s.ack.replicas) && s.ack.log != nil {
+			what := "revocation"
+			if op == "create session" {
+				what = "new session"
+			}
+			s.ack.log.Warn(what+" not yet confirmed by a replica: a failover in the next moments could undo it",
+				"op", op, "replicas", n, "waited", s.ack.timeout.String())
+		}
+		return nil
+	})
 }

@@ -47,7 +47,7 @@ type Users struct {
 
 // Get returns the user called name, or ErrUserNotFound.
 func (u *Users) Get(ctx context.Context, name string) (User, error) {
-	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	ctx, cancel := u.timeouts.opContext(ctx)
 	defer cancel()
 	m, err := u.client.HGetAll(ctx, userKey(name)).Result()
 	if err != nil {
@@ -82,7 +82,7 @@ func newDeviceEpoch() string {
 
 // Create adds a user, or returns ErrUserExists.
 func (u *Users) Create(ctx context.Context, name, passwordHash string) error {
-	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	ctx, cancel := u.timeouts.opContext(ctx)
 	defer cancel()
 	ok, err := createUser.Run(ctx, u.client, []string{userKey(name)}, passwordHash, time.Now().UTC().Format(time.RFC3339), newDeviceEpoch()).Int()
 	if err != nil {
@@ -108,7 +108,7 @@ return 1`)
 // the device epoch, or returns ErrUserNotFound. It is the operator's reset, which always wins; a user's
 // own change goes through SetPasswordIf.
 func (u *Users) SetPassword(ctx context.Context, name, passwordHash string) error {
-	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	ctx, cancel := u.timeouts.opContext(ctx)
 	defer cancel()
 	ok, err := setPassword.Run(ctx, u.client, []string{userKey(name)}, passwordHash).Int()
 	if err != nil {
@@ -138,7 +138,7 @@ return 1`)
 // ErrPasswordChanged when the stored hash differs, ErrUserNotFound when
 // there is no user.
 func (u *Users) SetPasswordIf(ctx context.Context, name, expectedHash, newHash string) error {
-	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	ctx, cancel := u.timeouts.opContext(ctx)
 	defer cancel()
 	res, err := setPasswordIf.Run(ctx, u.client, []string{userKey(name)}, expectedHash, newHash).Int()
 	if err != nil {
@@ -178,7 +178,7 @@ func (u *Users) AdvanceDeviceEpoch(ctx context.Context, name string) error {
 
 // Delete removes a user's record, or returns ErrUserNotFound.
 func (u *Users) Delete(ctx context.Context, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, u.timeouts.Op)
+	ctx, cancel := u.timeouts.opContext(ctx)
 	defer cancel()
 	n, err := u.client.Del(ctx, userKey(name)).Result()
 	if err != nil {
