@@ -25,6 +25,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
+	"github.com/redis/go-redis/v9"
 
 	"loginsvc/internal/testkit"
 )
@@ -778,9 +779,29 @@ func TestPasskeyStepUpThroughNginx(t *testing.T) {
 		t.Fatalf("after the password: got %s with status %d, want the app's %s", resp.URL, resp.Status, oneFactorApp)
 	}
 	b.registerPasskey(s.URL, "Step-up key")
+	// Adding the passkey proved it (with user verification), as the
+	// app's first code does: the session stands on it now, and the
+	// two-factor app opens at once.
 	b.navigate("back to the one-factor app", chromedp.Navigate(oneFactorApp))
+	if e := appMethods("ask the one-factor app"); e.RemoteUser != testUser || e.Methods != "pwd hwk user" {
+		t.Errorf("after adding a passkey the one-factor app saw %q with %q, want %q with %q", e.RemoteUser, e.Methods, testUser, "pwd hwk user")
+	}
+	resp = b.navigate("open the two-factor app right after adding the passkey", chromedp.Navigate(twoFactorApp))
+	if resp.URL != twoFactorApp || resp.Status != 200 {
+		t.Fatalf("two-factor app after adding a passkey: got %s with status %d, want the app", resp.URL, resp.Status)
+	}
+	// A one-factor session of a user who has a passkey is one from before
+	// the passkey (adding it ends every other session, and a login with a
+	// passkey user asks for it): made here by rewriting the stored
+	// session's methods, as a session of an older version reads.
+	ck := b.sessionCookie(s.URL)
+	if ck == nil {
+		t.Fatalf("the browser holds no session cookie for %s", s.URL)
+	}
+	setStoredMethods(t, s.Redis.Client(t), ck.Value, nil)
+	b.navigate("back to the one-factor app, one factor again", chromedp.Navigate(oneFactorApp))
 	if e := appMethods("ask the one-factor app"); e.RemoteUser != testUser || e.Methods != "pwd" {
-		t.Errorf("after adding a passkey the one-factor app saw %q with %q, want %q with %q", e.RemoteUser, e.Methods, testUser, "pwd")
+		t.Errorf("with the rewritten session the one-factor app saw %q with %q, want %q with %q", e.RemoteUser, e.Methods, testUser, "pwd")
 	}
 
 	stepUp := s.TwoFactorURL + "/login/step-up/?next=" + url.QueryEscape(twoFactorApp)
@@ -797,5 +818,35 @@ func TestPasskeyStepUpThroughNginx(t *testing.T) {
 	methods := strings.Fields(e.Methods)
 	if e.RemoteUser != testUser || !slices.Contains(methods, "hwk") || !slices.Contains(methods, "user") || !slices.Contains(methods, "pwd") {
 		t.Errorf("after the passkey step-up the two-factor app saw %q with Remote-Auth-Methods %q, want %q with pwd, hwk and user", e.RemoteUser, e.Methods, testUser)
+	}
+}
+
+// setStoredMethods rewrites the amr of the session named by the cookie
+// token (nil: none, as a record from before two-step login reads, that is
+// ["pwd"]), keeping its deadline and TTL.
+func setStoredMethods(t *testing.T, rdb *redis.Client, token string, methods []string) {
+	t.Helper()
+	ctx := context.Background()
+	key := "scs:session:" + testkit.TokenHash(token)
+	raw, err := rdb.Get(ctx, key).Bytes()
+	if err != nil {
+		t.Fatalf("GET %s: %v", key, err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("session %s: %v", key, err)
+	}
+	values, _ := doc["values"].(map[string]any)
+	if methods == nil {
+		delete(values, "amr")
+	} else {
+		values["amr"] = methods
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.SetArgs(ctx, key, b, redis.SetArgs{KeepTTL: true, Mode: "XX"}).Err(); err != nil {
+		t.Fatalf("SET %s: %v", key, err)
 	}
 }

@@ -394,7 +394,15 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, rp RelyingParty
 			}
 		}
 	}
-	if out.Ended, err = s.afterFactorChange(ctx, cur, cur.AMR); err != nil {
+	// The ceremony proved the key and its user verification, as the
+	// app's first code does: the session now stands on them too.
+	methods := slices.Clone(cur.AMR)
+	for _, m := range passkeyMethods(rec, cred.Flags.ProtocolValue()) {
+		if !slices.Contains(methods, m) {
+			methods = append(methods, m)
+		}
+	}
+	if out.Ended, err = s.afterFactorChange(ctx, cur, methods); err != nil {
 		return Enrolled{}, err
 	}
 	s.noteFactorChange(ctx, activity.FactorAdded, SecondStepPasskey)
