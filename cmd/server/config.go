@@ -25,7 +25,8 @@ import (
 // config is the whole configuration. Every field comes from a flag whose
 // default is the environment variable of the same meaning.
 type config struct {
-	Addr                  string        // ADDR, default ":8080"
+	Addr                  string        // ADDR, default ":8080" with REDIS_URL, "127.0.0.1:8080" without
+	AddrNote              string        // where Addr came from, for the start-up line: REDIS_URL widens the default
 	RedisURL              string        // REDIS_URL, default "" (embedded in-memory Redis)
 	SessionLifetime       time.Duration // SESSION_LIFETIME, default 24h, absolute from login
 	SessionIdle           time.Duration // SESSION_IDLE_TIMEOUT, default 30m, 0 disables
@@ -160,6 +161,16 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		InstanceID:        *instance,
 		BootstrapUser:     getenv("BOOTSTRAP_USER"),
 		BootstrapPassword: getenv("BOOTSTRAP_PASSWORD"),
+	}
+	switch {
+	case getenv("ADDR") != "" || hasFlag(args, "addr"):
+		c.AddrNote = "ADDR"
+	case c.RedisURL != "":
+		// Silently going from loopback to every interface surprised
+		// people trying REDIS_URL on a laptop: the start-up line says so.
+		c.AddrNote = "default with REDIS_URL: all interfaces (without REDIS_URL 127.0.0.1:8080); set ADDR=127.0.0.1:8080 for loopback only"
+	default:
+		c.AddrNote = "default with the embedded Redis: loopback only"
 	}
 	var err error
 	if _, port, e := net.SplitHostPort(c.Addr); e != nil || port == "" {
@@ -501,7 +512,7 @@ func (c config) logAttrs() []any {
 		proxies[i] = p.String()
 	}
 	return []any{
-		"addr", c.Addr, "redis_url", redisURL,
+		"addr", c.Addr, "addr_from", c.AddrNote, "redis_url", redisURL,
 		"session_lifetime", c.SessionLifetime.String(), "session_idle_timeout", c.SessionIdle.String(),
 		"cookie_name", c.CookieName, "cookie_secure", c.CookieSecure, "log_level", c.LogLevel.String(),
 		"instance_id", c.InstanceID, "trusted_proxies", strings.Join(proxies, ","),

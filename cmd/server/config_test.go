@@ -17,11 +17,15 @@ func TestDefaultAddrIsLoopbackOnlyWithTheEmbeddedRedis(t *testing.T) {
 		args []string
 		vars env
 		want string
+		// note is what the start-up line says of where addr came from:
+		// REDIS_URL's wider default must not go unsaid.
+		note string
 	}{
-		{"embedded", nil, env{}, "127.0.0.1:8080"},
-		{"REDIS_URL set", nil, env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": testDeviceCookieKey}, ":8080"},
-		{"--redis-url set", []string{"--redis-url=redis://redis:6379/0"}, env{"DEVICE_COOKIE_KEY": testDeviceCookieKey}, ":8080"},
-		{"explicit ADDR wins", nil, env{"ADDR": ":9000"}, ":9000"},
+		{"embedded", nil, env{}, "127.0.0.1:8080", "loopback only"},
+		{"REDIS_URL set", nil, env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": testDeviceCookieKey}, ":8080", "default with REDIS_URL: all interfaces"},
+		{"--redis-url set", []string{"--redis-url=redis://redis:6379/0"}, env{"DEVICE_COOKIE_KEY": testDeviceCookieKey}, ":8080", "default with REDIS_URL: all interfaces"},
+		{"explicit ADDR wins", nil, env{"ADDR": ":9000"}, ":9000", "ADDR"},
+		{"explicit ADDR wins with REDIS_URL", nil, env{"ADDR": "127.0.0.1:9000", "REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": testDeviceCookieKey}, "127.0.0.1:9000", "ADDR"},
 	} {
 		cfg, err := parseConfig(tc.args, tc.vars.getenv)
 		if err != nil {
@@ -29,6 +33,9 @@ func TestDefaultAddrIsLoopbackOnlyWithTheEmbeddedRedis(t *testing.T) {
 		}
 		if cfg.Addr != tc.want {
 			t.Errorf("%s: Addr got %q, want %q", tc.name, cfg.Addr, tc.want)
+		}
+		if got, _ := attr(cfg.logAttrs(), "addr_from").(string); !strings.Contains(got, tc.note) {
+			t.Errorf("%s: addr_from in the start-up line: got %q, want it to contain %q", tc.name, got, tc.note)
 		}
 	}
 }
