@@ -19,7 +19,7 @@ import (
 	"loginsvc/internal/store"
 )
 
-const sessionsUsage = "usage: server sessions list [--user NAME] [--json] | show ID [--json] | revoke ID | revoke --user NAME | count [--by-user] (needs REDIS_URL)"
+const sessionsUsage = "usage: server sessions list [--user NAME] [--json] | show ID [--json] | revoke ID | revoke --user NAME | count [--by-user] (needs REDIS_URL; server sessions COMMAND --help explains one)"
 
 // runSessions runs the session subcommands against the Redis at REDIS_URL.
 // Every argument is checked before Redis is opened, so a typo is a usage
@@ -29,7 +29,7 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 		return usageError{sessionsUsage}
 	}
 	if len(args) == 1 && isHelp(args[0]) {
-		return helpRequested{sessionsUsage + "\n"}
+		return helpRequested{overview(sessionsVerbs)}
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("server sessions "+cmd, flag.ContinueOnError)
@@ -52,7 +52,11 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 	default:
 		return usageError{sessionsUsage}
 	}
-	ids, err := parseFlags(fs, args, wantIDs > 0, sessionsUsage)
+	verb := "sessions " + cmd
+	if err := verbHelp(verb, args); err != nil {
+		return err
+	}
+	ids, err := parseFlags(fs, args, wantIDs > 0, usageLine(verb))
 	if err != nil {
 		return err
 	}
@@ -60,9 +64,9 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 	case cmd == "revoke" && *user != "" && len(ids) == 0:
 		// revoke --user NAME
 	case len(ids) != wantIDs:
-		return usageError{sessionsUsage}
+		return verbUsageError(verb, "")
 	case cmd == "revoke" && *user != "":
-		return usageError{"revoke takes an ID or --user NAME, not both: " + sessionsUsage}
+		return verbUsageError(verb, "revoke takes an ID or --user NAME, not both")
 	}
 
 	op, err := openOperator(getenv, "sessions")

@@ -554,24 +554,6 @@ func TestSessionsUsageErrors(t *testing.T) {
 	}
 }
 
-// Asking a subcommand for help is an answer (exit 0, usage on stdout),
-// without Redis.
-func TestSubcommandHelp(t *testing.T) {
-	t.Parallel()
-	for _, args := range [][]string{{"sessions", "--help"}, {"sessions", "list", "-h"}, {"sessions", "help"}, {"user", "--help"}, {"user", "mfa", "--help"}, {"user", "mfa", "status", "-h"}} {
-		out, err := cliCmd(t, "", "", args...)
-		if err != nil {
-			t.Errorf("server %s: got %v, want nil", strings.Join(args, " "), err)
-		}
-		if want := "usage: server " + args[0]; !strings.HasPrefix(out, want) {
-			t.Errorf("server %s: got %q, want it to start with %q", strings.Join(args, " "), out, want)
-		}
-		if want := "mfa status NAME"; args[0] == "user" && !strings.Contains(out, want) {
-			t.Errorf("server %s: got %q, want it to start with %q", strings.Join(args, " "), out, want)
-		}
-	}
-}
-
 // A public id may start with "-": it is the id wherever it stands, before
 // or after a flag (CI met "show --json -Z7Ea6vMq9EIi7V8" read as a flag).
 func TestIDsStartingWithADashAreIDs(t *testing.T) {

@@ -135,6 +135,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			b.WriteString("       server user add|passwd|delete|unlock NAME | user list | user mfa status NAME [--json] | user mfa reset NAME [--yes]\n")
 			b.WriteString("       server sessions list [--user NAME] [--json] | show ID [--json] | revoke ID | revoke --user NAME | count [--by-user]\n")
 			b.WriteString("       server healthcheck\n")
+			b.WriteString("Each command's --help gives its arguments, what it changes and an example: server user add --help.\n")
 			b.WriteString("The user and sessions commands work on the Redis at REDIS_URL; unknown users and ids exit 1.\n")
 			b.WriteString("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD are read from the environment only, so the password stays out of ps.\n")
 			b.WriteString("DEVICE_COOKIE_KEY (environment only; required with REDIS_URL): base64 or hex of at least 32 random bytes, the same on every replica;\n")
