@@ -325,14 +325,22 @@ func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// readyz serves GET /readyz: 200 while this replica can serve logins (Redis
-// answers and shutdown has not begun), else 503.
+// readyz serves GET /readyz: 200 while this replica can serve logins (its
+// start-up work is done, Redis answers and shutdown has not begun), else
+// 503.
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if a.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("shutting down\n"))
+		return
+	}
+	if !a.started() {
+		// Expected for a moment at every start: not worth a warning.
+		a.log.Debug("not ready", "reason", "starting", "request_id", requestID(r.Context()))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready\n"))
 		return
 	}
 	if err := a.backend.Ping(r.Context()); err != nil {
@@ -345,6 +353,19 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	a.wasReady.Store(true)
 	_, _ = w.Write([]byte("ready\n"))
+}
+
+// started reports whether Config.Started is closed (or unset).
+func (a *App) started() bool {
+	if a.cfg.Started == nil {
+		return true
+	}
+	select {
+	case <-a.cfg.Started:
+		return true
+	default:
+		return false
+	}
 }
 
 // redirectTo answers with a permanent redirect that keeps the method (308),
