@@ -59,7 +59,7 @@ example:
   REDIS_URL=redis://127.0.0.1:6379/0 server user mfa reset alice --yes
 `,
 	"sessions list": `usage: server sessions list [--user NAME] [--json]
-Prints one line per session: id, user, created, last seen, idle expiry,
+Prints one line per session: id, user, created, last seen, idle expiry (IDLE EXPIRES),
 address, kind, amr, device. All sessions are streamed with SCAN; --user
 lists one user's from its index. --json: one JSON object a line. Changes
 nothing.
