@@ -437,3 +437,44 @@ func attr(kv []any, key string) any {
 	}
 	return kv[i+1]
 }
+
+// --help names each flag's kind (a duration as duration, a number as int,
+// a boolean bare, as the flag package shows its own), states one default
+// per flag, and --version prints the module and revision; both exit 0.
+func TestHelpShowsKindsAndVersion(t *testing.T) {
+	var out strings.Builder
+	if err := run(t.Context(), []string{"--help"}, env{}.getenv, strings.NewReader(""), &out); err != nil {
+		t.Fatalf("run --help: %v", err)
+	}
+	help := out.String()
+	for _, want := range []string{
+		"\n  -session-lifetime duration\n", "\n  -session-idle-timeout duration\n", "\n  -shutdown-drain duration\n",
+		"\n  -login-window duration\n", "\n  -reauth-max-age duration\n", "\n  -login-max-failures int\n",
+		"\n  -max-sessions-per-user int\n", "\n  -addr host:port\n", "\n  -cookie-secure\n", "\n  -require-two-factor\n", "\n  -version\n",
+	} {
+		if !strings.Contains(help, want) {
+			t.Errorf("--help lacks %q:\n%s", want, help)
+		}
+	}
+	if strings.Contains(help, " string\n") {
+		t.Errorf("--help still shows a flag as string:\n%s", help)
+	}
+	_, addrLine, _ := strings.Cut(help, "\n  -addr host:port\n")
+	addrLine, _, _ = strings.Cut(addrLine, "\n")
+	if n := strings.Count(addrLine, "default"); n != 1 {
+		t.Errorf("-addr's description states %d defaults, want 1: %q", n, addrLine)
+	}
+	// A boolean may be given alone; the check is still parseConfig's.
+	if cfg, err := parseConfig([]string{"--cookie-secure", "--require-two-factor"}, env{}.getenv); err != nil || !cfg.CookieSecure || !cfg.RequireTwoFactor {
+		t.Errorf("--cookie-secure --require-two-factor: got secure %v, two factor %v, err %v; want both true", cfg.CookieSecure, cfg.RequireTwoFactor, err)
+	}
+	checkUsageError(t, func() error { _, err := parseConfig([]string{"--session-lifetime=soon"}, env{}.getenv); return err }(), "SESSION_LIFETIME")
+
+	out.Reset()
+	if err := run(t.Context(), []string{"--version"}, env{}.getenv, strings.NewReader(""), &out); err != nil {
+		t.Fatalf("run --version: %v", err)
+	}
+	if got := out.String(); !strings.Contains(got, " revision ") || !strings.Contains(got, "go1.") {
+		t.Errorf("--version: got %q, want the module, its version, the VCS revision and Go's version", got)
+	}
+}
