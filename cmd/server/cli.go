@@ -20,13 +20,14 @@ import (
 	"loginsvc/internal/store"
 )
 
-const userUsage = "usage: server user add|passwd|delete|unlock NAME | user list | user mfa status NAME [--json] | user mfa reset NAME [--yes] (needs REDIS_URL)"
+const userUsage = "usage: server user add|passwd|delete|unlock NAME | user list | user mfa status NAME [--json] | user mfa reset NAME [--yes] (needs REDIS_URL; server user COMMAND --help explains one)"
 
 // runUser runs the user management subcommands against the Redis at
-// REDIS_URL.
+// REDIS_URL. Every argument is checked before Redis is opened: --help, a
+// missing name or a name that starts with '-' changes nothing.
 func runUser(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 1 && isHelp(args[0]) { //nolint:gosec // G602 false positive: len(args) == 1 is checked first
-		return helpRequested{userUsage + "\n"}
+		return helpRequested{overview(userVerbs)}
 	}
 	if len(args) == 0 {
 		return usageError{userUsage}
@@ -37,8 +38,24 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	wantArgs := map[string]int{"add": 1, "passwd": 1, "delete": 1, "unlock": 1, "list": 0}
 	n, ok := wantArgs[cmd]
-	if !ok || len(args) != n {
+	if !ok {
 		return usageError{userUsage}
+	}
+	verb := "user " + cmd
+	if err := verbHelp(verb, args); err != nil {
+		return err
+	}
+	args, err := nameArgs(verb, args)
+	if err != nil {
+		return err
+	}
+	if len(args) != n {
+		return verbUsageError(verb, "")
+	}
+	if cmd == "add" {
+		if err := newNameError(args[0]); err != nil {
+			return err
+		}
 	}
 	op, err := openOperator(getenv, "user")
 	if err != nil {

@@ -24,7 +24,7 @@ func runMFA(ctx context.Context, args []string, getenv func(string) string, stdi
 		return usageError{userUsage}
 	}
 	if len(args) == 1 && isHelp(args[0]) {
-		return helpRequested{userUsage + "\n"}
+		return helpRequested{overview(userVerbs[len(userVerbs)-2:])}
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("server user mfa "+cmd, flag.ContinueOnError)
@@ -38,12 +38,16 @@ func runMFA(ctx context.Context, args []string, getenv func(string) string, stdi
 	default:
 		return usageError{userUsage}
 	}
-	names, err := parseFlags(fs, args, false, userUsage)
+	verb := "user mfa " + cmd
+	if err := verbHelp(verb, args); err != nil {
+		return err
+	}
+	names, err := parseFlags(fs, args, false, usageLine(verb))
 	if err != nil {
 		return err
 	}
 	if len(names) != 1 {
-		return usageError{userUsage}
+		return verbUsageError(verb, "")
 	}
 	// A reset cannot be undone: a script (stdin not a terminal) must say
 	// --yes, so a stray line in a pipe never resets anyone.

@@ -19,7 +19,7 @@ import (
 	"loginsvc/internal/store"
 )
 
-const sessionsUsage = "usage: server sessions list [--user NAME] [--json] | show ID [--json] | revoke ID | revoke --user NAME | count [--by-user] (needs REDIS_URL)"
+const sessionsUsage = "usage: server sessions list [--user NAME] [--json] | show ID [--json] | revoke ID | revoke --user NAME | count [--by-user] (needs REDIS_URL; server sessions COMMAND --help explains one)"
 
 // runSessions runs the session subcommands against the Redis at REDIS_URL.
 // Every argument is checked before Redis is opened, so a typo is a usage
@@ -29,7 +29,7 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 		return usageError{sessionsUsage}
 	}
 	if len(args) == 1 && isHelp(args[0]) {
-		return helpRequested{sessionsUsage + "\n"}
+		return helpRequested{overview(sessionsVerbs)}
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("server sessions "+cmd, flag.ContinueOnError)
@@ -52,7 +52,11 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 	default:
 		return usageError{sessionsUsage}
 	}
-	ids, err := parseFlags(fs, args, wantIDs > 0, sessionsUsage)
+	verb := "sessions " + cmd
+	if err := verbHelp(verb, args); err != nil {
+		return err
+	}
+	ids, err := parseFlags(fs, args, wantIDs > 0, usageLine(verb))
 	if err != nil {
 		return err
 	}
@@ -60,9 +64,9 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 	case cmd == "revoke" && *user != "" && len(ids) == 0:
 		// revoke --user NAME
 	case len(ids) != wantIDs:
-		return usageError{sessionsUsage}
+		return verbUsageError(verb, "")
 	case cmd == "revoke" && *user != "":
-		return usageError{"revoke takes an ID or --user NAME, not both: " + sessionsUsage}
+		return verbUsageError(verb, "revoke takes an ID or --user NAME, not both")
 	}
 
 	op, err := openOperator(getenv, "sessions")
@@ -207,8 +211,8 @@ func showSession(ctx context.Context, op *operator, id string, asJSON bool, w io
 		{"user", printable(r.User)},
 		{"created", when(r.CreatedAt, now, "")},
 		{"last seen", when(r.LastSeenAt, now, "")},
-		{"expires", when(r.ExpiresAt, now, "if unused: idle timeout or absolute deadline, whichever comes first")},
-		{"ends", when(r.EndsAt, now, "absolute deadline: login + lifetime")},
+		{"expires", when(r.EndsAt, now, "absolute deadline: login + lifetime")},
+		{"idle expires", when(r.ExpiresAt, now, "if unused: idle timeout or absolute deadline, whichever comes first")},
 		{"ip", printable(r.IP)},
 		{"kind", sessionKind(r)},
 		{"amr", printable(amrText(r.AMR))},
@@ -216,7 +220,7 @@ func showSession(ctx context.Context, op *operator, id string, asJSON bool, w io
 		{"user agent", printable(r.UserAgent)},
 		{"device", printable(r.Device.String())},
 	} {
-		if _, err := fmt.Fprintf(w, "%-11s %s\n", f.name+":", f.value); err != nil {
+		if _, err := fmt.Fprintf(w, "%-13s %s\n", f.name+":", f.value); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
 	}
@@ -326,17 +330,22 @@ func newSessionPrinter(w io.Writer, asJSON bool) *sessionPrinter {
 }
 
 // sessionJSON is the --json form of a session. Times are RFC 3339 in UTC;
-// a time the session does not record is null.
+// a time the session does not record is null. The names mean what they
+// mean in /api/whoami and in the Redis record: expires_at is the absolute
+// deadline, idle_expires_at when the session ends if unused.
 type sessionJSON struct {
 	ID         string     `json:"id"`
 	User       string     `json:"user"`
 	CreatedAt  *time.Time `json:"created_at"`
 	LastSeenAt *time.Time `json:"last_seen_at"`
-	ExpiresAt  *time.Time `json:"expires_at"`
-	EndsAt     *time.Time `json:"ends_at"`
-	IP         string     `json:"ip"`
-	UserAgent  string     `json:"user_agent"`
-	Device     string     `json:"device"`
+	// ExpiresAt is the absolute deadline, login + SESSION_LIFETIME.
+	ExpiresAt *time.Time `json:"expires_at"`
+	// IdleExpiresAt is when the session ends if unused: the earlier of
+	// the idle timeout and the absolute deadline.
+	IdleExpiresAt *time.Time `json:"idle_expires_at"`
+	IP            string     `json:"ip"`
+	UserAgent     string     `json:"user_agent"`
+	Device        string     `json:"device"`
 	// Kind is "browser" (a cookie) or "api" (a bearer token from POST
 	// /api/login).
 	Kind string `json:"kind"`
@@ -375,14 +384,14 @@ func (p *sessionPrinter) print(r session.Record) error {
 		return p.json.Encode(sessionJSON{
 			ID: r.ID, User: r.User,
 			CreatedAt: jsonTime(r.CreatedAt), LastSeenAt: jsonTime(r.LastSeenAt),
-			ExpiresAt: jsonTime(r.ExpiresAt), EndsAt: jsonTime(r.EndsAt),
+			ExpiresAt: jsonTime(r.EndsAt), IdleExpiresAt: jsonTime(r.ExpiresAt),
 			IP: r.IP, UserAgent: r.UserAgent, Device: r.Device.String(), Kind: sessionKind(r),
 			AMR: r.AMR, AuthTime: jsonTime(r.AuthTime),
 		})
 	}
 	if !p.started {
 		p.started = true
-		if _, err := fmt.Fprintf(p.w, textRow, "ID", "USER", "CREATED", "LAST SEEN", "EXPIRES", "IP", "KIND", "AMR", "DEVICE"); err != nil {
+		if _, err := fmt.Fprintf(p.w, textRow, "ID", "USER", "CREATED", "LAST SEEN", "IDLE EXPIRES", "IP", "KIND", "AMR", "DEVICE"); err != nil {
 			return err
 		}
 	}

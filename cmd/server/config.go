@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +27,8 @@ import (
 // config is the whole configuration. Every field comes from a flag whose
 // default is the environment variable of the same meaning.
 type config struct {
-	Addr                  string        // ADDR, default ":8080"
+	Addr                  string        // ADDR, default ":8080" with REDIS_URL, "127.0.0.1:8080" without
+	AddrNote              string        // where Addr came from, for the start-up line: REDIS_URL widens the default
 	RedisURL              string        // REDIS_URL, default "" (embedded in-memory Redis)
 	RedisFailoverWait     time.Duration // REDIS_FAILOVER_WAIT, default 10s: how long a write waits for Sentinel or Cluster to promote a replica; 0: not at all
 	SessionLifetime       time.Duration // SESSION_LIFETIME, default 24h, absolute from login
@@ -103,37 +105,38 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if getenv("REDIS_URL") == "" && !hasFlag(args, "redis-url") {
 		defaultAddr = "127.0.0.1:8080"
 	}
-	addr := fs.String("addr", env("ADDR", defaultAddr), "listen address (ADDR); default :8080, or 127.0.0.1:8080 with the embedded Redis")
-	redisURL := fs.String("redis-url", env("REDIS_URL", ""), "redis://[user:pass@]host:port/db, redis+sentinel://[user:pass@]host:26379,.../MASTER[/db] or redis+cluster://[user:pass@]host:7000,... (REDIS_URL); rediss...:// for TLS; empty: embedded in-memory Redis")
-	failoverWait := fs.String("redis-failover-wait", env("REDIS_FAILOVER_WAIT", store.DefaultFailoverWait.String()), "how long a login, logout or other write waits for Sentinel or Cluster to promote a replica, 0 to 13s; 0: fail at once (REDIS_FAILOVER_WAIT)")
-	lifetime := fs.String("session-lifetime", env("SESSION_LIFETIME", "24h"), "absolute session lifetime from login (SESSION_LIFETIME)")
-	idle := fs.String("session-idle-timeout", env("SESSION_IDLE_TIMEOUT", "30m"), "idle timeout, 0 disables (SESSION_IDLE_TIMEOUT)")
-	cookieName := fs.String("session-cookie-name", env("SESSION_COOKIE_NAME", "session_id"), "session cookie name (SESSION_COOKIE_NAME)")
-	secure := fs.String("cookie-secure", env("COOKIE_SECURE", "false"), "mark the cookie Secure; set true behind TLS (COOKIE_SECURE)")
-	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (LOG_LEVEL)")
-	instance := fs.String("instance-id", env("INSTANCE_ID", ""), "replica name in X-Served-By (INSTANCE_ID), default the host name")
-	proxies := fs.String("trusted-proxies", env("TRUSTED_PROXIES", ""), "comma-separated CIDRs (your load balancer, your forward-auth proxy) whose X-Forwarded-For, -Proto, -Host and -Uri are believed (TRUSTED_PROXIES)")
-	drain := fs.String("shutdown-drain", env("SHUTDOWN_DRAIN", "5s"), "how long to keep serving after SIGTERM with /readyz at 503 (SHUTDOWN_DRAIN)")
-	maxFailures := fs.String("login-max-failures", env("LOGIN_MAX_FAILURES", "10"), "failed logins per account per window (LOGIN_MAX_FAILURES)")
-	maxFailuresIP := fs.String("login-max-failures-per-ip", env("LOGIN_MAX_FAILURES_PER_IP", "50"), "failed logins per client address per window (LOGIN_MAX_FAILURES_PER_IP)")
-	window := fs.String("login-window", env("LOGIN_WINDOW", "15m"), "sliding window for failed logins (LOGIN_WINDOW)")
-	maxAttemptsIP := fs.String("login-max-attempts-per-ip", env("LOGIN_MAX_ATTEMPTS_PER_IP", "300"), "login attempts, successful ones too, per client address per window (LOGIN_MAX_ATTEMPTS_PER_IP)")
-	maxSessions := fs.String("max-sessions-per-user", env("MAX_SESSIONS_PER_USER", "100"), "live sessions per user; a login past it ends the oldest (MAX_SESSIONS_PER_USER)")
-	allowedHosts := fs.String("auth-allowed-hosts", env("AUTH_ALLOWED_HOSTS", ""), "comma-separated hosts (host or host:port) a login may return to, besides this one (AUTH_ALLOWED_HOSTS)")
-	loginURL := fs.String("auth-login-url", env("AUTH_LOGIN_URL", "/login/"), "where forward auth sends a browser to log in: a path, or this service's absolute URL (AUTH_LOGIN_URL)")
-	cookieDomain := fs.String("cookie-domain", env("COOKIE_DOMAIN", ""), "Domain of the session cookie, shared by sibling subdomains; default host-only (COOKIE_DOMAIN)")
-	sessionCache := fs.String("session-cache", env("SESSION_CACHE", "on"), "on or off: serve recently read sessions from memory while Redis reports their changes (SESSION_CACHE)")
-	logFormat := fs.String("log-format", env("LOG_FORMAT", "text"), "text or json, one line per event (LOG_FORMAT)")
-	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", defaultMetricsAddr), "listen address of /metrics (and /debug/pprof/ with PPROF=on), never the public one; off disables (METRICS_ADDR)")
-	pprof := fs.String("pprof", env("PPROF", "off"), "on or off: serve Go's profiles at /debug/pprof/ on METRICS_ADDR, unauthenticated to whoever reaches it (PPROF)")
-	requireTwoFactor := fs.String("require-two-factor", env("REQUIRE_TWO_FACTOR", "false"), "true: every user must set up a second factor before using the service (REQUIRE_TWO_FACTOR)")
-	reauthMaxAge := fs.String("reauth-max-age", env("REAUTH_MAX_AGE", "10m"), "how recent the last full sign-in must be to change a password or a second factor (REAUTH_MAX_AGE)")
-	twoFactorHosts := fs.String("auth-two-factor-hosts", env("AUTH_TWO_FACTOR_HOSTS", ""), "comma-separated protected apps' hosts (host or host:port) whose forward-auth checks accept two-factor sessions only (AUTH_TWO_FACTOR_HOSTS)")
-	totpIssuer := fs.String("totp-issuer", env("TOTP_ISSUER", auth.DefaultTOTPIssuer), "the name authenticator apps show above this service's codes (TOTP_ISSUER)")
-	eventsStream := fs.String("events-stream", env("EVENTS_STREAM", "on"), "on or off: also write every security event to the service-wide stream `events` (one Redis key; users' own streams are always written) (EVENTS_STREAM)")
-	eventsMaxLen := fs.String("events-maxlen", env("EVENTS_MAXLEN", strconv.Itoa(activity.DefaultServiceWide)), "about how many events the service-wide stream keeps (MAXLEN ~) (EVENTS_MAXLEN)")
-	rpID := fs.String("webauthn-rp-id", env("WEBAUTHN_RP_ID", ""), "passkeys' relying party: a domain such as example.com; default the host of an absolute AUTH_LOGIN_URL, else each request's host (WEBAUTHN_RP_ID)")
-	origins := fs.String("webauthn-origins", env("WEBAUTHN_ORIGINS", ""), "comma-separated origins passkeys may be used on, such as https://auth.example.com; default any on WEBAUTHN_RP_ID or its subdomains (WEBAUTHN_ORIGINS)")
+	addr := kindFlag(fs, "addr", "host:port", env("ADDR", defaultAddr), "listen address (ADDR); without REDIS_URL loopback only, with it every interface")
+	redisURL := kindFlag(fs, "redis-url", "url", env("REDIS_URL", ""), "redis://[user:pass@]host:port/db, redis+sentinel://[user:pass@]host:26379,.../MASTER[/db] or redis+cluster://[user:pass@]host:7000,... (REDIS_URL); rediss...:// for TLS; empty: embedded in-memory Redis")
+	failoverWait := kindFlag(fs, "redis-failover-wait", "duration", env("REDIS_FAILOVER_WAIT", store.DefaultFailoverWait.String()), "how long a login, logout or other write waits for Sentinel or Cluster to promote a replica, 0 to 13s; 0: fail at once (REDIS_FAILOVER_WAIT)")
+	lifetime := kindFlag(fs, "session-lifetime", "duration", env("SESSION_LIFETIME", "24h"), "absolute session lifetime from login (SESSION_LIFETIME)")
+	idle := kindFlag(fs, "session-idle-timeout", "duration", env("SESSION_IDLE_TIMEOUT", "30m"), "idle timeout, 0 disables (SESSION_IDLE_TIMEOUT)")
+	cookieName := kindFlag(fs, "session-cookie-name", "name", env("SESSION_COOKIE_NAME", "session_id"), "session cookie name (SESSION_COOKIE_NAME)")
+	secure := boolFlag(fs, "cookie-secure", env("COOKIE_SECURE", "false"), "mark the cookie Secure; set true behind TLS (COOKIE_SECURE)")
+	logLevel := kindFlag(fs, "log-level", "level", env("LOG_LEVEL", "info"), "debug, info, warn or error (LOG_LEVEL)")
+	instance := kindFlag(fs, "instance-id", "name", env("INSTANCE_ID", ""), "replica name in X-Served-By (INSTANCE_ID), default the host name")
+	proxies := kindFlag(fs, "trusted-proxies", "CIDRs", env("TRUSTED_PROXIES", ""), "comma-separated CIDRs (your load balancer, your forward-auth proxy) whose X-Forwarded-For, -Proto, -Host and -Uri are believed (TRUSTED_PROXIES)")
+	drain := kindFlag(fs, "shutdown-drain", "duration", env("SHUTDOWN_DRAIN", "5s"), "how long to keep serving after SIGTERM with /readyz at 503 (SHUTDOWN_DRAIN)")
+	maxFailures := kindFlag(fs, "login-max-failures", "int", env("LOGIN_MAX_FAILURES", "10"), "failed logins per account per window (LOGIN_MAX_FAILURES)")
+	maxFailuresIP := kindFlag(fs, "login-max-failures-per-ip", "int", env("LOGIN_MAX_FAILURES_PER_IP", "50"), "failed logins per client address per window (LOGIN_MAX_FAILURES_PER_IP)")
+	window := kindFlag(fs, "login-window", "duration", env("LOGIN_WINDOW", "15m"), "sliding window for failed logins (LOGIN_WINDOW)")
+	maxAttemptsIP := kindFlag(fs, "login-max-attempts-per-ip", "int", env("LOGIN_MAX_ATTEMPTS_PER_IP", "300"), "login attempts, successful ones too, per client address per window (LOGIN_MAX_ATTEMPTS_PER_IP)")
+	maxSessions := kindFlag(fs, "max-sessions-per-user", "int", env("MAX_SESSIONS_PER_USER", "100"), "live sessions per user; a login past it ends the oldest (MAX_SESSIONS_PER_USER)")
+	allowedHosts := kindFlag(fs, "auth-allowed-hosts", "hosts", env("AUTH_ALLOWED_HOSTS", ""), "comma-separated hosts (host or host:port) a login may return to, besides this one (AUTH_ALLOWED_HOSTS)")
+	loginURL := kindFlag(fs, "auth-login-url", "url", env("AUTH_LOGIN_URL", "/login/"), "where forward auth sends a browser to log in: a path, or this service's absolute URL (AUTH_LOGIN_URL)")
+	cookieDomain := kindFlag(fs, "cookie-domain", "domain", env("COOKIE_DOMAIN", ""), "Domain of the session cookie, shared by sibling subdomains; default host-only (COOKIE_DOMAIN)")
+	sessionCache := kindFlag(fs, "session-cache", "on|off", env("SESSION_CACHE", "on"), "on or off: serve recently read sessions from memory while Redis reports their changes (SESSION_CACHE)")
+	logFormat := kindFlag(fs, "log-format", "text|json", env("LOG_FORMAT", "text"), "text or json, one line per event (LOG_FORMAT)")
+	metricsAddr := kindFlag(fs, "metrics-addr", "host:port", env("METRICS_ADDR", defaultMetricsAddr), "listen address of /metrics (and /debug/pprof/ with PPROF=on), never the public one; off disables (METRICS_ADDR)")
+	pprof := kindFlag(fs, "pprof", "on|off", env("PPROF", "off"), "on or off: serve Go's profiles at /debug/pprof/ on METRICS_ADDR, unauthenticated to whoever reaches it (PPROF)")
+	requireTwoFactor := boolFlag(fs, "require-two-factor", env("REQUIRE_TWO_FACTOR", "false"), "true: every user must set up a second factor before using the service (REQUIRE_TWO_FACTOR)")
+	reauthMaxAge := kindFlag(fs, "reauth-max-age", "duration", env("REAUTH_MAX_AGE", "10m"), "how recent the last full sign-in must be to change a password or a second factor (REAUTH_MAX_AGE)")
+	twoFactorHosts := kindFlag(fs, "auth-two-factor-hosts", "hosts", env("AUTH_TWO_FACTOR_HOSTS", ""), "comma-separated protected apps' hosts (host or host:port) whose forward-auth checks accept two-factor sessions only (AUTH_TWO_FACTOR_HOSTS)")
+	totpIssuer := kindFlag(fs, "totp-issuer", "name", env("TOTP_ISSUER", auth.DefaultTOTPIssuer), "the name authenticator apps show above this service's codes (TOTP_ISSUER)")
+	eventsStream := kindFlag(fs, "events-stream", "on|off", env("EVENTS_STREAM", "on"), "on or off: also write every security event to the service-wide stream `events` (one Redis key; users' own streams are always written) (EVENTS_STREAM)")
+	eventsMaxLen := kindFlag(fs, "events-maxlen", "int", env("EVENTS_MAXLEN", strconv.Itoa(activity.DefaultServiceWide)), "about how many events the service-wide stream keeps (MAXLEN ~) (EVENTS_MAXLEN)")
+	rpID := kindFlag(fs, "webauthn-rp-id", "domain", env("WEBAUTHN_RP_ID", ""), "passkeys' relying party: a domain such as example.com; default the host of an absolute AUTH_LOGIN_URL, else each request's host (WEBAUTHN_RP_ID)")
+	origins := kindFlag(fs, "webauthn-origins", "origins", env("WEBAUTHN_ORIGINS", ""), "comma-separated origins passkeys may be used on, such as https://auth.example.com; default any on WEBAUTHN_RP_ID or its subdomains (WEBAUTHN_ORIGINS)")
+	version := fs.Bool("version", false, "print the module version and VCS revision, then exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
@@ -141,6 +144,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			b.WriteString("       server user add|passwd|delete|unlock NAME | user list | user mfa status NAME [--json] | user mfa reset NAME [--yes]\n")
 			b.WriteString("       server sessions list [--user NAME] [--json] | show ID [--json] | revoke ID | revoke --user NAME | count [--by-user]\n")
 			b.WriteString("       server healthcheck\n")
+			b.WriteString("Each command's --help gives its arguments, what it changes and an example: server user add --help.\n")
 			b.WriteString("The user and sessions commands work on the Redis at REDIS_URL; unknown users and ids exit 1.\n")
 			b.WriteString("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD are read from the environment only, so the password stays out of ps.\n")
 			b.WriteString("DEVICE_COOKIE_KEY (environment only; required with REDIS_URL): base64 or hex of at least 32 random bytes, the same on every replica;\n")
@@ -150,11 +154,13 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			if f := fs.Lookup("redis-url"); f != nil {
 				f.DefValue = maskURL(f.DefValue)
 			}
-			fs.SetOutput(&b)
-			fs.PrintDefaults()
+			printFlags(&b, fs)
 			return config{}, helpRequested{b.String()}
 		}
 		return config{}, usageError{"invalid flags: " + err.Error()}
+	}
+	if *version {
+		return config{}, helpRequested{versionText()}
 	}
 	if fs.NArg() > 0 {
 		return config{}, usageError{fmt.Sprintf("unexpected argument %q: want no arguments, or a subcommand (user, sessions, healthcheck)", fs.Arg(0))}
@@ -167,6 +173,16 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		InstanceID:        *instance,
 		BootstrapUser:     getenv("BOOTSTRAP_USER"),
 		BootstrapPassword: getenv("BOOTSTRAP_PASSWORD"),
+	}
+	switch {
+	case getenv("ADDR") != "" || hasFlag(args, "addr"):
+		c.AddrNote = "ADDR"
+	case c.RedisURL != "":
+		// Silently going from loopback to every interface surprised
+		// people trying REDIS_URL on a laptop: the start-up line says so.
+		c.AddrNote = "default with REDIS_URL: all interfaces (without REDIS_URL 127.0.0.1:8080); set ADDR=127.0.0.1:8080 for loopback only"
+	default:
+		c.AddrNote = "default with the embedded Redis: loopback only"
 	}
 	var err error
 	if _, port, e := net.SplitHostPort(c.Addr); e != nil || port == "" {
@@ -382,6 +398,88 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	return c, nil
 }
 
+// rawFlag is a flag kept as the text given, so that parseConfig's checks
+// can name the variable on one line (exit 2) as they always did, while
+// --help shows what kind of value it takes: kind, or nothing for a
+// boolean, which may be given alone (--cookie-secure).
+type rawFlag struct {
+	text    string
+	kind    string // "duration", "int", "host:port"; "" for a boolean
+	boolean bool
+}
+
+func (f *rawFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.text
+}
+
+func (f *rawFlag) Set(v string) error { f.text = v; return nil }
+
+// IsBoolFlag lets a boolean be given without a value.
+func (f *rawFlag) IsBoolFlag() bool { return f.boolean }
+
+// kindFlag defines a flag whose --help line names kind ("duration",
+// "int", "host:port"), as flag.Duration's would, and returns its text.
+func kindFlag(fs *flag.FlagSet, name, kind, def, usage string) *string {
+	f := &rawFlag{text: def, kind: kind}
+	fs.Var(f, name, usage)
+	return &f.text
+}
+
+// boolFlag defines a boolean flag (true or false, or alone for true) and
+// returns its text.
+func boolFlag(fs *flag.FlagSet, name, def, usage string) *string {
+	f := &rawFlag{text: def, boolean: true}
+	fs.Var(f, name, usage)
+	return &f.text
+}
+
+// printFlags is flag.PrintDefaults with each flag's kind (rawFlag.kind)
+// after its name, where PrintDefaults would say "value", and the default
+// stated once, by the flag package's rule: the environment's value.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		line := "  -" + f.Name
+		if rf, ok := f.Value.(*rawFlag); ok && rf.kind != "" {
+			line += " " + rf.kind
+		}
+		line += "\n    \t" + f.Usage
+		isBool := false
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok {
+			isBool = b.IsBoolFlag()
+		}
+		if f.DefValue != "" && !(isBool && f.DefValue == "false") {
+			line += " (default " + f.DefValue + ")"
+		}
+		_, _ = io.WriteString(w, line+"\n")
+	})
+}
+
+// versionText is --version's answer: the module version and the VCS
+// revision the binary was built from (go build stamps both), and Go's.
+func versionText() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "server: no build information\n"
+	}
+	version, revision, modified := bi.Main.Version, "unknown (built without VCS stamping)", ""
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.time":
+			revision += " " + s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = " (modified)"
+			}
+		}
+	}
+	return fmt.Sprintf("%s %s revision %s%s %s\n", cmp.Or(bi.Main.Path, "loginsvc"), cmp.Or(version, "(devel)"), revision, modified, bi.GoVersion)
+}
+
 // decodeKey reads a key given as hex or base64 (standard or URL alphabet,
 // padded or not); anything else decodes to nothing.
 func decodeKey(s string) []byte {
@@ -532,7 +630,7 @@ func (c config) logAttrs() []any {
 		proxies[i] = p.String()
 	}
 	return []any{
-		"addr", c.Addr, "redis_url", redisURL,
+		"addr", c.Addr, "addr_from", c.AddrNote, "redis_url", redisURL,
 		"session_lifetime", c.SessionLifetime.String(), "session_idle_timeout", c.SessionIdle.String(),
 		"cookie_name", c.CookieName, "cookie_secure", c.CookieSecure, "log_level", c.LogLevel.String(),
 		"instance_id", c.InstanceID, "trusted_proxies", strings.Join(proxies, ","),

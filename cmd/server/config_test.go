@@ -17,11 +17,15 @@ func TestDefaultAddrIsLoopbackOnlyWithTheEmbeddedRedis(t *testing.T) {
 		args []string
 		vars env
 		want string
+		// note is what the start-up line says of where addr came from:
+		// REDIS_URL's wider default must not go unsaid.
+		note string
 	}{
-		{"embedded", nil, env{}, "127.0.0.1:8080"},
-		{"REDIS_URL set", nil, env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": testDeviceCookieKey}, ":8080"},
-		{"--redis-url set", []string{"--redis-url=redis://redis:6379/0"}, env{"DEVICE_COOKIE_KEY": testDeviceCookieKey}, ":8080"},
-		{"explicit ADDR wins", nil, env{"ADDR": ":9000"}, ":9000"},
+		{"embedded", nil, env{}, "127.0.0.1:8080", "loopback only"},
+		{"REDIS_URL set", nil, env{"REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": testDeviceCookieKey}, ":8080", "default with REDIS_URL: all interfaces"},
+		{"--redis-url set", []string{"--redis-url=redis://redis:6379/0"}, env{"DEVICE_COOKIE_KEY": testDeviceCookieKey}, ":8080", "default with REDIS_URL: all interfaces"},
+		{"explicit ADDR wins", nil, env{"ADDR": ":9000"}, ":9000", "ADDR"},
+		{"explicit ADDR wins with REDIS_URL", nil, env{"ADDR": "127.0.0.1:9000", "REDIS_URL": "redis://redis:6379/0", "DEVICE_COOKIE_KEY": testDeviceCookieKey}, "127.0.0.1:9000", "ADDR"},
 	} {
 		cfg, err := parseConfig(tc.args, tc.vars.getenv)
 		if err != nil {
@@ -29,6 +33,9 @@ func TestDefaultAddrIsLoopbackOnlyWithTheEmbeddedRedis(t *testing.T) {
 		}
 		if cfg.Addr != tc.want {
 			t.Errorf("%s: Addr got %q, want %q", tc.name, cfg.Addr, tc.want)
+		}
+		if got, _ := attr(cfg.logAttrs(), "addr_from").(string); !strings.Contains(got, tc.note) {
+			t.Errorf("%s: addr_from in the start-up line: got %q, want it to contain %q", tc.name, got, tc.note)
 		}
 	}
 }
@@ -429,4 +436,45 @@ func attr(kv []any, key string) any {
 		return nil
 	}
 	return kv[i+1]
+}
+
+// --help names each flag's kind (a duration as duration, a number as int,
+// a boolean bare, as the flag package shows its own), states one default
+// per flag, and --version prints the module and revision; both exit 0.
+func TestHelpShowsKindsAndVersion(t *testing.T) {
+	var out strings.Builder
+	if err := run(t.Context(), []string{"--help"}, env{}.getenv, strings.NewReader(""), &out); err != nil {
+		t.Fatalf("run --help: %v", err)
+	}
+	help := out.String()
+	for _, want := range []string{
+		"\n  -session-lifetime duration\n", "\n  -session-idle-timeout duration\n", "\n  -shutdown-drain duration\n",
+		"\n  -login-window duration\n", "\n  -reauth-max-age duration\n", "\n  -login-max-failures int\n",
+		"\n  -max-sessions-per-user int\n", "\n  -addr host:port\n", "\n  -cookie-secure\n", "\n  -require-two-factor\n", "\n  -version\n",
+	} {
+		if !strings.Contains(help, want) {
+			t.Errorf("--help lacks %q:\n%s", want, help)
+		}
+	}
+	if strings.Contains(help, " string\n") {
+		t.Errorf("--help still shows a flag as string:\n%s", help)
+	}
+	_, addrLine, _ := strings.Cut(help, "\n  -addr host:port\n")
+	addrLine, _, _ = strings.Cut(addrLine, "\n")
+	if n := strings.Count(addrLine, "default"); n != 1 {
+		t.Errorf("-addr's description states %d defaults, want 1: %q", n, addrLine)
+	}
+	// A boolean may be given alone; the check is still parseConfig's.
+	if cfg, err := parseConfig([]string{"--cookie-secure", "--require-two-factor"}, env{}.getenv); err != nil || !cfg.CookieSecure || !cfg.RequireTwoFactor {
+		t.Errorf("--cookie-secure --require-two-factor: got secure %v, two factor %v, err %v; want both true", cfg.CookieSecure, cfg.RequireTwoFactor, err)
+	}
+	checkUsageError(t, func() error { _, err := parseConfig([]string{"--session-lifetime=soon"}, env{}.getenv); return err }(), "SESSION_LIFETIME")
+
+	out.Reset()
+	if err := run(t.Context(), []string{"--version"}, env{}.getenv, strings.NewReader(""), &out); err != nil {
+		t.Fatalf("run --version: %v", err)
+	}
+	if got := out.String(); !strings.Contains(got, " revision ") || !strings.Contains(got, "go1.") {
+		t.Errorf("--version: got %q, want the module, its version, the VCS revision and Go's version", got)
+	}
 }

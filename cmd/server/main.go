@@ -23,6 +23,9 @@
 //	                               how many sessions (per user, sorted by name)
 //	server healthcheck             exit 0 if this host's /readyz answers 200
 //
+// Every command answers -h/--help with its arguments, what it changes and
+// an example (cli_usage.go).
+//
 // Unknown users and session ids exit 1 with one line on stderr; usage
 // mistakes exit 2.
 package main
@@ -59,36 +62,47 @@ func main() {
 // run is the whole program; it returns instead of exiting so tests can run
 // it in-process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "user", "sessions":
-			var err error
-			if args[0] == "user" {
-				err = runUser(ctx, args[1:], getenv, stdin, stdout)
-			} else {
-				err = runSessions(ctx, args[1:], getenv, stdout)
-			}
-			var help helpRequested
-			if errors.As(err, &help) {
-				_, _ = io.WriteString(stdout, help.usage)
-				return nil
-			}
-			return err
-		case "healthcheck":
-			if len(args) > 1 {
-				return usageError{fmt.Sprintf("unexpected argument %q: usage: server healthcheck (checks http://127.0.0.1:<port of ADDR>/readyz)", args[1])}
-			}
-			return runHealthcheck(ctx, getenv)
+	var err error
+	if cmd := command(args); cmd != nil {
+		err = cmd(ctx, args[1:], getenv, stdin, stdout)
+	} else {
+		var cfg config
+		if cfg, err = parseConfig(args, getenv); err == nil {
+			return serve(ctx, cfg, stdout)
 		}
 	}
-	cfg, err := parseConfig(args, getenv)
+	// -h/--help is an answer, not an error, for every command.
 	var help helpRequested
 	if errors.As(err, &help) {
 		_, _ = io.WriteString(stdout, help.usage)
 		return nil
 	}
-	if err != nil {
-		return err
+	return err
+}
+
+// command is the subcommand args name (user, sessions, healthcheck), nil
+// when they are flags for the server.
+func command(args []string) func(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 {
+		return nil
 	}
-	return serve(ctx, cfg, stdout)
+	switch args[0] {
+	case "user":
+		return runUser
+	case "sessions":
+		return func(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout io.Writer) error {
+			return runSessions(ctx, args, getenv, stdout)
+		}
+	case "healthcheck":
+		return func(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, _ io.Writer) error {
+			if err := verbHelp("healthcheck", args); err != nil {
+				return err
+			}
+			if len(args) > 0 {
+				return verbUsageError("healthcheck", fmt.Sprintf("unexpected argument %q", args[0]))
+			}
+			return runHealthcheck(ctx, getenv)
+		}
+	}
+	return nil
 }

@@ -158,3 +158,34 @@ func TestServeRefusesATakenMetricsAddr(t *testing.T) {
 		t.Fatalf("run with METRICS_ADDR taken: got %v, want an error naming METRICS_ADDR", err)
 	}
 }
+
+// At LOG_LEVEL=info the health checks a balancer and compose send every
+// few seconds leave no request line (they are logged at debug), while
+// other requests still do and the checks still count in /metrics; at
+// LOG_LEVEL=debug they are logged again.
+func TestHealthChecksAreNotLoggedAtInfo(t *testing.T) {
+	t.Parallel()
+	for _, level := range []string{"info", "debug"} {
+		t.Run(level, func(t *testing.T) {
+			t.Parallel()
+			metricsAddr := testkit.FreeAddr(t)
+			s := startServer(t, env{"REDIS_URL": redistest.Start(t).URL(), "LOG_LEVEL": level, "METRICS_ADDR": metricsAddr})
+			s.waitStatus(t, "/readyz", http.StatusOK)
+			c := testkit.Client(t, nil)
+			get(t, c, s.base+"/healthz")
+			get(t, c, s.base+"/login/")
+			s.waitLog(t, `path=/login/`)
+			logs := s.out.String()
+			for _, path := range []string{"/readyz", "/healthz"} {
+				logged := strings.Contains(logs, "msg=request method=GET path="+path+" ")
+				if want := level == "debug"; logged != want {
+					t.Errorf("LOG_LEVEL=%s: request line of GET %s logged: got %v, want %v; log:\n%s", level, path, logged, want, logs)
+				}
+			}
+			_, metrics := get(t, c, "http://"+metricsAddr+"/metrics")
+			if !strings.Contains(metrics, `route="GET /readyz"`) {
+				t.Errorf("LOG_LEVEL=%s: /metrics does not count GET /readyz", level)
+			}
+		})
+	}
+}

@@ -124,6 +124,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 
+	// /readyz waits for prepareRedis: a login sent on its first 200 must
+	// find the bootstrap user.
+	prepared := make(chan struct{})
 	app, err := web.New(web.Config{
 		InstanceID:      cfg.InstanceID,
 		CookieSecure:    cfg.CookieSecure,
@@ -135,6 +138,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		WebAuthnRPID:    cfg.WebAuthnRPID,
 		WebAuthnOrigins: cfg.WebAuthnOrigins,
 		ReauthMaxAge:    cfg.ReauthMaxAge,
+		Started:         prepared,
 	}, log, sessions, authSvc, rdb)
 	if err != nil {
 		return err
@@ -166,7 +170,10 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	go prepareRedis(ctx, log, rdb, authSvc, cfg, embedded, out)
+	go func() {
+		defer close(prepared)
+		prepareRedis(ctx, log, rdb, authSvc, cfg, embedded, out)
+	}()
 
 	select {
 	case err := <-serveErr:
@@ -241,8 +248,10 @@ func serveMetrics(cfg config, m *metrics.Metrics, log *slog.Logger) (*http.Serve
 
 // prepareRedis waits for Redis with backoff, then creates the bootstrap
 // user (or, on the embedded Redis, a demo user). The server already
-// listens meanwhile: /healthz is 200 and /readyz stays 503 until Redis
-// answers.
+// listens meanwhile: /healthz is 200 and /readyz stays 503 until this
+// returns (serve closes web.Config.Started then), so ready means that
+// the bootstrap user can log in. A user that could not be created is
+// logged as an error; the replica still becomes ready for the others.
 func prepareRedis(ctx context.Context, log *slog.Logger, rdb *store.Redis, authSvc *auth.Service, cfg config, embedded bool, stdout io.Writer) {
 	if err := authSvc.WarmUp(); err != nil {
 		log.Error("dummy password hash not made: the first login of an unknown name will take longer", "err", err)

@@ -254,3 +254,31 @@ func TestServeReplicasBootstrapOnce(t *testing.T) {
 		}
 	}
 }
+
+// Ready means ready: a login sent the moment /readyz first answers 200
+// succeeds, because readiness waits for the bootstrap user. (It used to
+// be created 10-300 ms after that first 200, and such a login failed as
+// a wrong password.) /readyz is asked as fast as a balancer could.
+func TestReadyMeansTheBootstrapUserCanLogIn(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, bootstrapEnv(redistest.Start(t).URL()))
+	probe := testkit.Client(t, nil)
+	deadline := time.Now().Add(testkit.WaitTimeout)
+	for {
+		s.failIfExited(t)
+		resp, err := probe.Get(s.base + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz not 200 within %v", testkit.WaitTimeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if got := postLogin(t, testkit.Browser(t), s.base, adminUser, adminPassword); got != http.StatusSeeOther {
+		t.Fatalf("POST /login/ as the bootstrap user right after the first 200 of /readyz: got %d, want %d", got, http.StatusSeeOther)
+	}
+}

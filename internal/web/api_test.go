@@ -49,7 +49,7 @@ func (ta *testApp) apiLogin(t *testing.T) string {
 // wantJSONError fails unless p is a JSON error with code.
 func wantJSONError(t *testing.T, what string, p page, code string) {
 	t.Helper()
-	var got map[string]string
+	var got map[string]any
 	if err := json.Unmarshal([]byte(p.body), &got); err != nil || got["error"] != code || !strings.HasPrefix(p.header.Get("Content-Type"), "application/json") {
 		t.Errorf("%s: got %d, Content-Type %q, body %q; want JSON {\"error\": %q}", what, p.status, p.header.Get("Content-Type"), p.body, code)
 	}
@@ -177,6 +177,11 @@ func TestAPIErrorsAreJSON(t *testing.T) {
 		wantJSONError(t, tc.name, p, tc.code)
 		if tc.status == 429 && p.header.Get("Retry-After") == "" {
 			t.Errorf("%s: no Retry-After", tc.name)
+		}
+		// The body repeats it for clients that show the error, and says
+		// nothing else: no account, no limit.
+		if want := `{"error":"throttled","retry_after":` + p.header.Get("Retry-After") + "}\n"; tc.status == 429 && p.body != want {
+			t.Errorf("%s: got body %q, want %q", tc.name, p.body, want)
 		}
 	}
 }

@@ -52,6 +52,11 @@ type Config struct {
 	// authentication must be before a sensitive action (a password or
 	// factor change). Default DefaultReauthMaxAge.
 	ReauthMaxAge time.Duration
+	// Started, if set, is closed when the start-up work that logins need
+	// is done (cmd/server: the bootstrap user exists); /readyz answers 503
+	// until then, so a balancer or compose never sends a login that must
+	// fail. Nil: nothing to wait for.
+	Started <-chan struct{}
 }
 
 // DefaultReauthMaxAge is REAUTH_MAX_AGE's default: long enough to change

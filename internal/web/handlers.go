@@ -49,6 +49,8 @@ type loginPage struct {
 	Form loginForm
 	// Error is the catalog key of the form's error, "" for none.
 	Error string
+	// Pause, when the answer is throttled, replaces Error's text.
+	Pause *pause
 	Next  string
 	// Passkeys offers "Sign in with a passkey" (the page's host can be a
 	// relying party).
@@ -81,7 +83,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	res, err := a.auth.Login(r.Context(), a.loginRequest(r, form.Username, r.PostForm.Get("password"), ""))
 	if err != nil {
 		a.refuse(w, r, stepPassword, err, func(status int) {
-			a.render(w, r, status, "login.html", loginPage{Form: form, Error: msgInvalidLogin, Next: next, Passkeys: a.passkeysHere(r)})
+			a.render(w, r, status, "login.html", loginPage{Form: form, Error: msgInvalidLogin, Pause: pauseOf(err, true), Next: next, Passkeys: a.passkeysHere(r)})
 		})
 		return
 	}
@@ -182,9 +184,10 @@ func (a *App) refuse(w http.ResponseWriter, r *http.Request, step string, err er
 			"step", step, "request_id", requestID(ctx), "err", err)
 		show(http.StatusBadRequest)
 	case errors.As(err, &throttled):
-		// Same page and message as a wrong password: the status and
-		// Retry-After tell a well-behaved client to wait, the body tells
-		// an attacker nothing about the account.
+		// The page says attempts are paused and for about how long
+		// (pauseOf), the status and Retry-After tell a well-behaved
+		// client to wait. Every account, existing or not, is throttled
+		// alike, so the answer tells an attacker nothing about it.
 		a.log.Warn("login throttled", "step", step, "limit", throttled.Limit, "user", throttled.User, "retry_after", throttled.RetryAfter.Round(time.Second).String(),
 			"request_id", requestID(ctx), "client", a.clientIP(r).String())
 		a.cfg.Observer.Login(LoginThrottled)
@@ -325,14 +328,22 @@ func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// readyz serves GET /readyz: 200 while this replica can serve logins (Redis
-// answers and shutdown has not begun), else 503.
+// readyz serves GET /readyz: 200 while this replica can serve logins (its
+// start-up work is done, Redis answers and shutdown has not begun), else
+// 503.
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if a.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("shutting down\n"))
+		return
+	}
+	if !a.started() {
+		// Expected for a moment at every start: not worth a warning.
+		a.log.Debug("not ready", "reason", "starting", "request_id", requestID(r.Context()))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready\n"))
 		return
 	}
 	if err := a.backend.Ping(r.Context()); err != nil {
@@ -345,6 +356,19 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	a.wasReady.Store(true)
 	_, _ = w.Write([]byte("ready\n"))
+}
+
+// started reports whether Config.Started is closed (or unset).
+func (a *App) started() bool {
+	if a.cfg.Started == nil {
+		return true
+	}
+	select {
+	case <-a.cfg.Started:
+		return true
+	default:
+		return false
+	}
 }
 
 // redirectTo answers with a permanent redirect that keeps the method (308),
@@ -375,7 +399,37 @@ func (a *App) notFound(w http.ResponseWriter, r *http.Request) {
 // setRetryAfter tells a throttled client how long to wait, in whole
 // seconds rounded up.
 func setRetryAfter(w http.ResponseWriter, throttled *auth.ThrottledError) {
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(throttled.RetryAfter.Seconds()))))
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(throttled)))
+}
+
+func retryAfterSeconds(throttled *auth.ThrottledError) int {
+	return int(math.Ceil(throttled.RetryAfter.Seconds()))
+}
+
+// pause is what a throttled page says instead of its error (the "paused"
+// template of layout.html): a locked-out owner typing the right password
+// must not read "invalid username or password" and retype it for the
+// whole window.
+type pause struct {
+	// Minutes is Retry-After in minutes rounded up; 0 when under a minute.
+	Minutes int
+	// Login adds that a device signed in on before can usually still sign
+	// in (its device cookie escapes the account's lockout): said on the
+	// sign-in steps, not to a user already signed in here.
+	Login bool
+}
+
+// pauseOf is err's pause, nil when err is not a throttled answer.
+func pauseOf(err error, login bool) *pause {
+	var throttled *auth.ThrottledError
+	if !errors.As(err, &throttled) {
+		return nil
+	}
+	p := &pause{Login: login}
+	if s := retryAfterSeconds(throttled); s >= 60 {
+		p.Minutes = (s + 59) / 60
+	}
+	return p
 }
 
 // currentUser is the logged-in user's name, or "" when not logged in.

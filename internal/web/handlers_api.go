@@ -257,7 +257,12 @@ func (a *App) apiLogin(w http.ResponseWriter, r *http.Request) {
 			case errors.Is(err, auth.ErrInvalidCode):
 				writeJSONError(w, http.StatusUnauthorized, codeInvalidCode)
 			case status == http.StatusTooManyRequests:
-				writeJSONError(w, status, codeThrottled)
+				// retry_after repeats the Retry-After header in the body,
+				// for clients that show the error: the same for every
+				// account, existing or not.
+				var throttled *auth.ThrottledError
+				errors.As(err, &throttled)
+				writeJSON(w, status, map[string]any{"error": codeThrottled, "retry_after": retryAfterSeconds(throttled)})
 			default:
 				writeJSONError(w, http.StatusUnauthorized, codeInvalidCredentials)
 			}

@@ -135,7 +135,7 @@ func (a *App) passkeySignIn(w http.ResponseWriter, r *http.Request) {
 	res, err := a.auth.PasskeySignIn(r.Context(), req)
 	if err != nil {
 		a.refuse(w, r, stepPasskey, err, func(status int) {
-			a.render(w, r, status, "login.html", loginPage{Error: msgInvalidPasskey, Next: a.nextOf(r, next), Passkeys: a.passkeysHere(r)})
+			a.render(w, r, status, "login.html", loginPage{Error: msgInvalidPasskey, Pause: pauseOf(err, true), Next: a.nextOf(r, next), Passkeys: a.passkeysHere(r)})
 		})
 		return
 	}

@@ -14,13 +14,16 @@ type passwordPage struct {
 	// Error is the catalog key of the form's error, "" for none; ErrorKind
 	// is its stable marker (data-error).
 	Error, ErrorKind string
+	// Pause, when the current password's check is throttled, replaces
+	// Error's text.
+	Pause *pause
 	// MinChars and MaxBytes are the rules a new password must follow.
 	MinChars, MaxBytes int
 }
 
 // The password form's errors, by marker.
 var passwordErrors = map[string]string{
-	// current: wrong or throttled, one message like a refused login.
+	// current: wrong, or throttled (then the page shows its pause).
 	"current":  msg("password.error.current"),
 	"weak":     msg("password.error.weak"),
 	"mismatch": msg("password.error.mismatch"),
@@ -43,8 +46,8 @@ func (a *App) passwordForm(w http.ResponseWriter, r *http.Request) {
 }
 
 // changePassword serves POST /password/ (current_password, new_password,
-// confirm_password). The current password is checked like a login: the
-// same throttle, one message whether it was wrong or throttled. On success
+// confirm_password). The current password is checked like a login, under
+// the same throttle; a throttled check says for about how long. On success
 // every other session of the user ends, this one continues under a new
 // token (the one used with the old password is worthless), and the
 // redirect's flash says how many sessions were signed out.
@@ -93,7 +96,9 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.log.Warn("password change throttled", "limit", throttled.Limit, "user", throttled.User, "retry_after", throttled.RetryAfter.Round(time.Second).String(),
 			"request_id", requestID(ctx), "client", a.clientIP(r).String())
 		setRetryAfter(w, throttled)
-		a.render(w, r, http.StatusTooManyRequests, "password.html", newPasswordPage("current"))
+		p := newPasswordPage("current")
+		p.Pause = pauseOf(err, false)
+		a.render(w, r, http.StatusTooManyRequests, "password.html", p)
 		return
 	case err != nil:
 		a.serverError(w, r, err)

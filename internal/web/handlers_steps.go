@@ -53,6 +53,8 @@ type codePage struct {
 	User string
 	// Error is the catalog key of the form's error, "" for none.
 	Error string
+	// Pause, when the answer is throttled, replaces Error's text.
+	Pause *pause
 	// Next is where a success goes.
 	Next string
 	// Recovery shows the recovery-code field instead of the app's code.
@@ -144,7 +146,7 @@ func (a *App) secondStep(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.refuse(w, r, stepCode, err, func(status int) {
 			user, _ := a.auth.PendingUser(r.Context(), token)
-			p := codePage{User: user, Error: stepError(r), Next: next, Recovery: recovery, Action: "/login/code/", Enrolled: true, PasskeyOptions: "/login/code/passkey/options"}
+			p := codePage{User: user, Error: stepError(r), Pause: pauseOf(err, true), Next: next, Recovery: recovery, Action: "/login/code/", Enrolled: true, PasskeyOptions: "/login/code/passkey/options"}
 			if a.factorsOnPage(w, r, &p) {
 				a.render(w, r, status, "code.html", p)
 			}
@@ -210,7 +212,7 @@ func (a *App) stepUp(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.refuse(w, r, stepUp, err, func(status int) {
 			p := codePage{
-				User: a.currentUser(r.Context()), Error: stepError(r), Next: next, Recovery: recovery,
+				User: a.currentUser(r.Context()), Error: stepError(r), Pause: pauseOf(err, false), Next: next, Recovery: recovery,
 				Action: "/login/step-up/", Enrolled: true, App: appHost(r, next), PasskeyOptions: "/login/step-up/passkey/options",
 			}
 			if a.factorsOnPage(w, r, &p) {
@@ -240,10 +242,10 @@ func (a *App) elevated(w http.ResponseWriter, r *http.Request, step string, res 
 // the user has one) again, before a sensitive action; next is that
 // action's page.
 func (a *App) reauthForm(w http.ResponseWriter, r *http.Request) {
-	a.showReauth(w, r, http.StatusOK, "", r.URL.Query().Get("recovery") == "1")
+	a.showReauth(w, r, http.StatusOK, "", nil, r.URL.Query().Get("recovery") == "1")
 }
 
-func (a *App) showReauth(w http.ResponseWriter, r *http.Request, status int, errKey string, recovery bool) {
+func (a *App) showReauth(w http.ResponseWriter, r *http.Request, status int, errKey string, paused *pause, recovery bool) {
 	ctx := r.Context()
 	cur, _ := a.sessions.Current(ctx)
 	enrolled, err := a.auth.HasSecondFactor(ctx, cur.User)
@@ -256,7 +258,7 @@ func (a *App) showReauth(w http.ResponseWriter, r *http.Request, status int, err
 		next = r.PostForm.Get("next")
 	}
 	p := codePage{
-		User: cur.User, Error: errKey, Next: safeNext(next), Recovery: recovery, Action: "/reauth/",
+		User: cur.User, Error: errKey, Pause: paused, Next: safeNext(next), Recovery: recovery, Action: "/reauth/",
 		Enrolled: enrolled, Password: true, PasskeyOptions: "/reauth/passkey/options",
 	}
 	if enrolled && !a.factorsOnPage(w, r, &p) {
@@ -274,7 +276,7 @@ func (a *App) reauth(w http.ResponseWriter, r *http.Request) {
 	recovery := r.PostForm.Get("recovery") == "1"
 	res, err := a.auth.Reauthenticate(r.Context(), a.passkeyRequest(r))
 	if err != nil {
-		a.refuse(w, r, stepReauth, err, func(status int) { a.showReauth(w, r, status, msgReauthInvalid, recovery) })
+		a.refuse(w, r, stepReauth, err, func(status int) { a.showReauth(w, r, status, msgReauthInvalid, pauseOf(err, false), recovery) })
 		return
 	}
 	a.elevated(w, r, stepReauth, res, safeNext(r.PostForm.Get("next")))

@@ -141,9 +141,10 @@ func saneRequestID(s string) bool {
 
 // logRequests gives every request an id (a sane incoming X-Request-Id, as
 // a load balancer or a caller tracing a request sets it, else a new one;
-// echoed in X-Request-Id), then logs one line per request and tells the
-// Observer. It logs the path and the route pattern, never the query,
-// headers, cookies or form, so no token or password reaches the log.
+// echoed in X-Request-Id), then logs one line per request (at debug for
+// the health checks, see requestLogLevel) and tells the Observer. It logs
+// the path and the route pattern, never the query, headers, cookies or
+// form, so no token or password reaches the log.
 func (a *App) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -169,12 +170,25 @@ func (a *App) logRequests(next http.Handler) http.Handler {
 			route = r.Pattern
 		}
 		a.cfg.Observer.Request(route, rec.status, elapsed)
-		a.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		a.log.LogAttrs(r.Context(), requestLogLevel(r), "request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
 			slog.Int("status", rec.status), slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 			slog.String("client", a.clientIP(r).String()), slog.String("replica", a.cfg.InstanceID),
 			slog.String("request_id", id))
 	})
+}
+
+// requestLogLevel is debug for the health checks, info for the rest. A
+// balancer, compose and Kubernetes ask /readyz and /healthz every few
+// seconds on every replica: at info they were most of the log when idle.
+// They still count in the metrics (Observer.Request), where a check that
+// fails or slows down shows; a readiness failure's reason is logged at
+// warn by readyz itself.
+func requestLogLevel(r *http.Request) slog.Level {
+	if r.Method == http.MethodGet && (r.URL.Path == "/readyz" || r.URL.Path == "/healthz") {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // noteRoute wraps a mux nested inside the top one, so that the request log

@@ -131,6 +131,11 @@ func TestPasswordChangeIsThrottledLikeLogin(t *testing.T) {
 		if got := passwordError(tc.p.body); got != "current" {
 			t.Errorf("%s: got form error %q, want the same %q as a wrong password", tc.name, got, "current")
 		}
+		// It says the check is paused, and for about how long; not that
+		// another device would work: this one is signed in already.
+		if want := "checking is paused for about 15 minutes"; !strings.Contains(tc.p.body, want) || strings.Contains(tc.p.body, "device you have signed in on") {
+			t.Errorf("%s: got page without %q (or with the sign-in device line):\n%s", tc.name, want, tc.p.body)
+		}
 	}
 	if p := b.post(ta.url("/login/"), aliceForm(false)); p.status != http.StatusTooManyRequests {
 		t.Errorf("login from the same browser after the password form's failures: got status %d, want 429 (one throttle)", p.status)

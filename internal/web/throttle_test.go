@@ -77,7 +77,7 @@ func TestBruteForceAcrossReplicasIsCapped(t *testing.T) {
 	}
 	wrong := formPost("/login/", url.Values{"username": {aliceName}, "password": {"not-alices-password"}})
 
-	var refused string // the body of the first 400
+	var refused, paused string // the bodies of the first 400 and 429
 	for i := range 100 {
 		ta := replicas[i%2]
 		p := ta.send(t, wrong)
@@ -95,8 +95,12 @@ func TestBruteForceAcrossReplicasIsCapped(t *testing.T) {
 			continue
 		}
 		ta.wantThrottled(t, what, p, window)
-		if p.body != refused {
-			t.Fatalf("%s: 429 body differs from the 400 body for the same form:\n429:\n%s\n400:\n%s", what, p.body, refused)
+		if paused == "" {
+			paused = p.body
+			wantPaused(t, what, p.body, "15 minutes")
+		}
+		if p.body != paused {
+			t.Fatalf("%s: 429 body differs from the first 429's:\n%s\nfirst:\n%s", what, p.body, paused)
 		}
 	}
 
@@ -105,8 +109,8 @@ func TestBruteForceAcrossReplicasIsCapped(t *testing.T) {
 		p := ta.send(t, formPost("/login/", aliceForm(false)))
 		what := "right password on " + p.header.Get("X-Served-By")
 		ta.wantThrottled(t, what, p, window)
-		if p.body != refused {
-			t.Fatalf("%s: 429 body differs from the 400 body:\n%s", what, p.body)
+		if p.body != paused {
+			t.Fatalf("%s: 429 body differs from the wrong password's 429:\n%s", what, p.body)
 		}
 	}
 
@@ -294,13 +298,29 @@ func TestThrottleFailsClosedWhenRedisIsDown(t *testing.T) {
 	}
 }
 
+// wantPaused fails unless body is a throttled page: it says attempts are
+// paused for about minutes (not "invalid username or password", which
+// had a locked-out owner retype a right password for the whole window)
+// and that a device used before can still sign in.
+func wantPaused(t *testing.T, what, body, minutes string) {
+	t.Helper()
+	for _, want := range []string{"signing in is paused for about " + minutes, "A device you have signed in on before can usually still sign in"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("%s: 429 page lacks %q:\n%s", what, want, body)
+		}
+	}
+	if strings.Contains(body, invalidLogin) {
+		t.Errorf("%s: 429 page says %q, want the pause alone", what, invalidLogin)
+	}
+}
+
 // TestEnumerationUnknownWrongAndThrottledLookTheSame: a refused login must
 // not tell whether the account exists. The form echoes the username, so
 // the answers are compared for ONE username and form: while the account
 // does not exist, after it is created (wrong password), once throttled, and
 // once throttled after the account is deleted again. Only the account's
-// existence differs, so any difference but the status (400 vs 429) is an
-// oracle.
+// existence differs, so any difference between two 400s or two 429s is an
+// oracle (a 429 says attempts are paused, the same for both).
 func TestEnumerationUnknownWrongAndThrottledLookTheSame(t *testing.T) {
 	t.Parallel()
 	const perUser = 2
@@ -333,11 +353,15 @@ func TestEnumerationUnknownWrongAndThrottledLookTheSame(t *testing.T) {
 		if tc.p.status != tc.want {
 			t.Errorf("%s: got status %d, want %d", tc.name, tc.p.status, tc.want)
 		}
-		if !strings.Contains(tc.p.body, invalidLogin) {
+		same := unknown
+		if tc.want == http.StatusTooManyRequests {
+			same = throttled
+			wantPaused(t, tc.name, tc.p.body, "15 minutes")
+		} else if !strings.Contains(tc.p.body, invalidLogin) {
 			t.Errorf("%s: got body without %q", tc.name, invalidLogin)
 		}
-		if tc.p.body != unknown.body {
-			t.Errorf("%s: body differs from the unknown user's:\n%s\nunknown user:\n%s", tc.name, tc.p.body, unknown.body)
+		if tc.p.body != same.body {
+			t.Errorf("%s: body differs from the same status's for the other case:\n%s\nother:\n%s", tc.name, tc.p.body, same.body)
 		}
 		if got := tc.p.header.Values("Set-Cookie"); len(got) != 0 {
 			t.Errorf("%s: got Set-Cookie %q, want none", tc.name, got)
@@ -557,5 +581,44 @@ func TestFullHashingQueueAnswers503(t *testing.T) {
 	}
 	if busy == 0 {
 		t.Fatalf("%d concurrent logins with one hashing slot and a 1ms wait: no 503, want some", clients)
+	}
+}
+
+// A throttled answer under a minute says "less than a minute", in the
+// reader's language (您, the polite form, in Chinese), on the sign-in page
+// and on the second step's code page alike.
+func TestThrottledPagesSayHowLongInEachLanguage(t *testing.T) {
+	t.Parallel()
+	const window = 30 * time.Second
+	ta := newTestApp(t, redistest.Start(t), withLimits(auth.Limits{PerUser: 1, PerIP: 1000, Window: window}))
+	wrong := formPost("/login/", url.Values{"username": {aliceName}, "password": {"not-alices-password"}})
+	if p := ta.send(t, wrong); p.status != http.StatusBadRequest {
+		t.Fatalf("first wrong password: got %d, want 400", p.status)
+	}
+	for _, tc := range []struct{ lang, want string }{
+		{"en", "signing in is paused for less than a minute"},
+		{"zh-CN", "登录已暂停，不到 1 分钟即可再试。您以前登录过的设备通常仍可登录。"},
+	} {
+		p := ta.send(t, formPost("/login/", aliceForm(false)).with("Accept-Language", tc.lang))
+		ta.wantThrottled(t, tc.lang, p, window)
+		if !strings.Contains(p.body, tc.want) {
+			t.Errorf("%s: 429 page lacks %q:\n%s", tc.lang, tc.want, p.body)
+		}
+	}
+}
+
+// The pause in minutes is Retry-After rounded up, and "less than a
+// minute" below 60 s.
+func TestPauseRoundsUp(t *testing.T) {
+	for _, tc := range []struct {
+		wait time.Duration
+		want int
+	}{{500 * time.Millisecond, 0}, {59 * time.Second, 0}, {59*time.Second + time.Millisecond, 1}, {60 * time.Second, 1}, {61 * time.Second, 2}, {14*time.Minute + 59*time.Second, 15}, {15 * time.Minute, 15}} {
+		if got := pauseOf(&auth.ThrottledError{RetryAfter: tc.wait}, true).Minutes; got != tc.want {
+			t.Errorf("pause of Retry-After %v: got %d minutes, want %d", tc.wait, got, tc.want)
+		}
+	}
+	if pauseOf(auth.ErrInvalidCredentials, true) != nil {
+		t.Errorf("pause of a wrong password: got one, want nil")
 	}
 }
