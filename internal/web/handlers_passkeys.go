@@ -106,7 +106,8 @@ func (a *App) writeOptions(w http.ResponseWriter, r *http.Request, opts []byte, 
 	case err == nil:
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		_, _ = w.Write(opts)
+		_, _ = w.Write(opts) //nolint:gosec // G705: JSON that go-webauthn marshalled, served as application/json, never HTML
+
 	case errors.Is(err, auth.ErrPasskeysUnavailable), errors.Is(err, auth.ErrNotEnrolled):
 		writeJSONError(w, http.StatusNotFound, codeNotFound)
 	case errors.Is(err, auth.ErrPendingExpired), errors.Is(err, auth.ErrInvalidCredentials):

@@ -64,17 +64,18 @@ type codePage struct {
 	// Enrolled is false on the step-up page of a user without a second
 	// factor: it offers to set one up instead.
 	Enrolled bool
-	// Password asks for the password too (re-authentication).
-	Password bool
+	// Reauth marks the re-authentication page, which asks for the
+	// password too.
+	Reauth bool
 	// App is the host of the protected app a step-up returns to, for "to
 	// continue to app.example.com"; "" for this site.
 	App string
 	// TOTP says the user has an authenticator app (its code field is
 	// shown); Passkey that they have a passkey this page can ask for.
 	TOTP, Passkey bool
-	// PasskeyOptions is where the page's script fetches the passkey
+	// CeremonyURL is where the page's script fetches the passkey
 	// ceremony's options.
-	PasskeyOptions string
+	CeremonyURL string
 }
 
 var (
@@ -99,7 +100,7 @@ func (a *App) secondStepForm(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	p := codePage{User: user, Next: next, Recovery: r.URL.Query().Get("recovery") == "1", Action: "/login/code/", Enrolled: true, PasskeyOptions: "/login/code/passkey/options"}
+	p := codePage{User: user, Next: next, Recovery: r.URL.Query().Get("recovery") == "1", Action: "/login/code/", Enrolled: true, CeremonyURL: "/login/code/passkey/options"}
 	if !a.factorsOnPage(w, r, &p) {
 		return
 	}
@@ -146,7 +147,7 @@ func (a *App) secondStep(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.refuse(w, r, stepCode, err, func(status int) {
 			user, _ := a.auth.PendingUser(r.Context(), token)
-			p := codePage{User: user, Error: stepError(r), Pause: pauseOf(err, true), Next: next, Recovery: recovery, Action: "/login/code/", Enrolled: true, PasskeyOptions: "/login/code/passkey/options"}
+			p := codePage{User: user, Error: stepError(r), Pause: pauseOf(err, true), Next: next, Recovery: recovery, Action: "/login/code/", Enrolled: true, CeremonyURL: "/login/code/passkey/options"}
 			if a.factorsOnPage(w, r, &p) {
 				a.render(w, r, status, "code.html", p)
 			}
@@ -184,7 +185,7 @@ func (a *App) stepUpForm(w http.ResponseWriter, r *http.Request) {
 	}
 	p := codePage{
 		User: cur.User, Next: next, Recovery: r.URL.Query().Get("recovery") == "1", Action: "/login/step-up/",
-		Enrolled: enrolled, App: appHost(r, next), PasskeyOptions: "/login/step-up/passkey/options",
+		Enrolled: enrolled, App: appHost(r, next), CeremonyURL: "/login/step-up/passkey/options",
 	}
 	if enrolled && !a.factorsOnPage(w, r, &p) {
 		return
@@ -213,7 +214,7 @@ func (a *App) stepUp(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, r, stepUp, err, func(status int) {
 			p := codePage{
 				User: a.currentUser(r.Context()), Error: stepError(r), Pause: pauseOf(err, false), Next: next, Recovery: recovery,
-				Action: "/login/step-up/", Enrolled: true, App: appHost(r, next), PasskeyOptions: "/login/step-up/passkey/options",
+				Action: "/login/step-up/", Enrolled: true, App: appHost(r, next), CeremonyURL: "/login/step-up/passkey/options",
 			}
 			if a.factorsOnPage(w, r, &p) {
 				a.render(w, r, status, "code.html", p)
@@ -259,7 +260,7 @@ func (a *App) showReauth(w http.ResponseWriter, r *http.Request, status int, err
 	}
 	p := codePage{
 		User: cur.User, Error: errKey, Pause: paused, Next: safeNext(next), Recovery: recovery, Action: "/reauth/",
-		Enrolled: enrolled, Password: true, PasskeyOptions: "/reauth/passkey/options",
+		Enrolled: enrolled, Reauth: true, CeremonyURL: "/reauth/passkey/options",
 	}
 	if enrolled && !a.factorsOnPage(w, r, &p) {
 		return
