@@ -10,17 +10,24 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// TestBrowserForwardAuthBehindNginx drives headless Chromium to an app
-// protected by nginx with deploy/nginx-forward-auth.conf, as a user would:
-// the app's URL shows the login form, logging in lands back on the very
-// URL asked for with the app greeting the user it was told about, and
-// after "Log out" the app's URL asks for a login again.
-func TestBrowserForwardAuthBehindNginx(t *testing.T) {
+// TestBrowserForwardAuthBehindProxies drives headless Chromium to an app
+// protected by each proxy of the README (nginx, Traefik, Caddy) with its
+// snippet, as a user would: the app's URL shows the login form, logging in
+// lands back on the very URL asked for with the app greeting the user it
+// was told about and holding none of the service's cookies, and after
+// "Log out" the app's URL asks for a login again.
+func TestBrowserForwardAuthBehindProxies(t *testing.T) {
 	if _, err := os.Stat(browserExecPath); err != nil {
 		t.Fatalf("chromium not found at %s (%v): run ./scripts/test.sh, which installs it", browserExecPath, err)
 	}
+	for _, gw := range gateways {
+		t.Run(gw.Name, func(t *testing.T) { testBrowserForwardAuthBehind(t, gw) })
+	}
+}
+
+func testBrowserForwardAuthBehind(t *testing.T, gw gateway) {
 	start := time.Now()
-	s := startForwardAuthSite(t)
+	s := startForwardAuthSite(t, gw)
 	b := newBrowserTab(t)
 	original := s.URL + "/private/report?id=7"
 	loginPage := s.URL + "/login/?next=" + url.QueryEscape(original)
@@ -42,11 +49,17 @@ func TestBrowserForwardAuthBehindNginx(t *testing.T) {
 	if ck := b.sessionCookie(s.URL); ck == nil || !ck.HTTPOnly {
 		t.Fatalf("after login: session cookie %+v, want an HttpOnly one", ck)
 	}
+	// The browser holds the session and device cookies; the app got
+	// neither.
+	got := strings.Fields(browserRun(b, "read the cookies the app saw", chromedp.Text(chromedp.CSS("#cookies"))))
+	if ours := serviceCookiesIn(got); len(ours) > 0 {
+		t.Fatalf("the app got the service's cookies %q, want none", ours)
+	}
 
 	resp = b.navigate("open the logout page", chromedp.Navigate(s.URL+"/logout/"))
 	b.wantDocument("logout page", resp, s.URL+"/logout/", 200)
 	b.navigate("log out", chromedp.Click(`#logout-submit`))
 	resp = b.navigate("open the protected app again", chromedp.Navigate(original))
 	b.wantDocument("protected app after logout", resp, loginPage, 200)
-	t.Logf("Chromium through nginx forward auth: login, app, logout in %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("Chromium through %s forward auth: login, app, logout in %v", gw.Name, time.Since(start).Round(time.Millisecond))
 }

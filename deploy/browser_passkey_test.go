@@ -757,7 +757,7 @@ func TestBrowserPasskeyWithoutUserVerificationRefused(t *testing.T) {
 // back to the app, which is now told "pwd hwk user".
 func TestPasskeyStepUpThroughNginx(t *testing.T) {
 	requireChromium(t)
-	s := startForwardAuthSite(t, withTwoFactorApp(), withLocalhost())
+	s := startForwardAuthSite(t, nginxGateway, withTwoFactorApp(), withLocalhost())
 	b := newPasskeyTab(t)
 	oneFactorApp := s.URL + "/reports/?year=2026"
 	twoFactorApp := s.TwoFactorURL + "/admin/users?page=2"

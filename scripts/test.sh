@@ -2,8 +2,13 @@
 # The project's single test command: ./scripts/test.sh [go test flags...]
 #
 # 1. Makes sure the native tools the tests run are installed (redis-server,
-#    haproxy, chromium, nginx, and gcc for -race), installing the missing ones with
-#    apt when run as root.
+#    haproxy, chromium, nginx, caddy, and gcc for -race), installing the
+#    missing ones with apt when run as root. Builds Traefik v3 from the Go
+#    module proxy (scripts/traefik-cli.sh, cached in
+#    /var/cache/loginsvc/traefik-VERSION; about 10 minutes the first time,
+#    in the background while the Docker steps run) and exports it as
+#    TRAEFIK_BIN: deploy's forward-auth tests run nginx, Traefik and Caddy
+#    with the README's snippets.
 # 2. Makes the Docker Engine ready for deploy's TestComposeStack, which runs
 #    the real `docker compose up --build`: builds the Compose v2 CLI plugin
 #    (scripts/compose-cli.sh) and the local STAND-IN images for the upstream
@@ -41,7 +46,7 @@ done
 export PATH
 
 # ---------------------------------------------------------------------------
-step "native tools: redis-server, redis-cli, haproxy, chromium, gcc, nginx, wrk, curl, openssl"
+step "native tools: redis-server, redis-cli, haproxy, chromium, gcc, nginx, caddy, wrk, curl, openssl"
 
 # tool -> Debian package
 declare -A pkg_for=(
@@ -51,11 +56,12 @@ declare -A pkg_for=(
 	[chromium]=chromium
 	[gcc]=gcc # go test -race needs cgo
 	[nginx]=nginx # forward auth (auth_request) in front of replicas, with deploy/nginx-forward-auth.conf
+	[caddy]=caddy # forward auth (forward_auth) in front of replicas, with deploy/Caddyfile.forward-auth
 	[wrk]=wrk # scripts/bench.sh, whose smoke runs below; it also uses curl and openssl
 	[curl]=curl
 	[openssl]=openssl
 )
-tools=(redis-server redis-cli haproxy chromium gcc nginx wrk curl openssl)
+tools=(redis-server redis-cli haproxy chromium gcc nginx caddy wrk curl openssl)
 
 missing_tools() {
 	local t
@@ -81,8 +87,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 		pkgs+=("${pkg_for[$t]}")
 	done
 
-	# Keep apt from starting a system haproxy, nginx or a second redis:
-	# the tests start their own, on loopback ports of their choosing.
+	# Keep apt from starting a system haproxy, nginx, caddy or a second
+	# redis: the tests start their own, on loopback ports of their choosing.
 	policy=/usr/sbin/policy-rc.d
 	own_policy=0
 	if [ ! -e "$policy" ]; then
@@ -117,6 +123,14 @@ if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
 	fc-list :lang=zh | grep -q . || die "still no CJK font after installing fonts-wqy-zenhei"
 fi
 printf '  %-13s %s\n' "CJK font" "$(fc-list :lang=zh family | head -n 1)"
+
+# ---------------------------------------------------------------------------
+# Traefik's first build is the longest step (about 10 minutes on 2 cores):
+# it starts now, under nice, and runs while Valkey, the images and the
+# compose and helm CLIs are made; it is waited for before the tests.
+traefik_log="$(mktemp)"
+./scripts/traefik-cli.sh >"$traefik_log.bin" 2>"$traefik_log" &
+traefik_pid=$!
 
 # ---------------------------------------------------------------------------
 step "Valkey 8 (bookworm-backports): valkey-server, valkey-cli"
@@ -179,6 +193,16 @@ rm -f "$compose_log"
 step "helm v4 (built from the Go module proxy, cached): HELM_BIN for deploy's Helm tests"
 HELM_BIN="$(./scripts/helm-cli.sh)" || die "helm CLI (scripts/helm-cli.sh)"
 export HELM_BIN
+
+# ---------------------------------------------------------------------------
+step "traefik v3 (built from the Go module proxy, cached): TRAEFIK_BIN for deploy's forward-auth tests"
+traefik_rc=0
+wait "$traefik_pid" || traefik_rc=$?
+cat "$traefik_log"
+TRAEFIK_BIN="$(cat "$traefik_log.bin")"
+rm -f "$traefik_log" "$traefik_log.bin"
+[ "$traefik_rc" -eq 0 ] && [ -x "$TRAEFIK_BIN" ] || die "traefik (scripts/traefik-cli.sh)"
+export TRAEFIK_BIN
 
 # ---------------------------------------------------------------------------
 step "go version"
