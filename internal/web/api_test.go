@@ -116,7 +116,7 @@ func TestAPISessionOnTheSessionsPage(t *testing.T) {
 		t.Fatalf("whoami on the other replica: got %d %s", p.status, p.body)
 	}
 
-	for _, lang := range []struct{ code, label string }{{"en", "API session"}, {"zh", "API 会话"}} {
+	for _, lang := range []struct{ code, label string }{{"en", "API session"}, {"zh", "API 令牌"}} {
 		br := newBrowser(t)
 		a.login(t, br, false)
 		page := br.getIn(a.url("/sessions/"), lang.code)

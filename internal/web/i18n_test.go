@@ -141,7 +141,7 @@ func TestBrokenCatalogsStopTheStart(t *testing.T) {
 	}{
 		{"key missing in zh", edit("locales/zh.json", `"nav.login": "登录",`, ""), `"nav.login" is missing`},
 		{"key only in zh", edit("locales/zh.json", `{`, `{"nav.extra": "多余",`), `"nav.extra" is not in en`},
-		{"placeholder renamed", edit("locales/zh.json", `"你好 {name}"`, `"你好 {user}"`), "placeholders"},
+		{"placeholder renamed", edit("locales/zh.json", `"您好，{name}"`, `"您好，{user}"`), "placeholders"},
 		{"empty text", edit("locales/zh.json", `"登录",`, `"",`), "is empty"},
 		{"duplicate key", edit("locales/en.json", `{`, `{"nav.login": "Sign in",`), "appears twice"},
 		{"not an object", edit("locales/en.json", `{`, `[{`), "JSON object"},
@@ -457,8 +457,8 @@ func TestLanguageSwitch(t *testing.T) {
 	// The choice sticks, whatever the browser asks for.
 	b.get(ta.url("/lang?to=zh&next=%2F"))
 	p = b.getIn(ta.url("/"), "en-US")
-	if got := greeting(p.body); !strings.Contains(p.body, `<html lang="zh-Hans">`) || got != "你好 alice" {
-		t.Fatalf("GET / after choosing Chinese: got greeting %q, want 你好 alice in a zh-Hans page", got)
+	if got := greeting(p.body); !strings.Contains(p.body, `<html lang="zh-Hans">`) || got != "您好，alice" {
+		t.Fatalf("GET / after choosing Chinese: got greeting %q, want 您好，alice in a zh-Hans page", got)
 	}
 	if n := len(ta.sessionKeys(t)); n != 1 {
 		t.Fatalf("after switching language: got %d session keys, want only the login's 1", n)

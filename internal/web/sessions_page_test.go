@@ -325,7 +325,7 @@ func TestLogoutShowsTheFlashOnce(t *testing.T) {
 
 	p = b.get(ta.url("/"))
 	wantFlash(t, "GET / after logout", p, "logged_out", "")
-	if !strings.Contains(p.body, `<html lang="zh-Hans">`) || greeting(p.body) != "你好" {
+	if !strings.Contains(p.body, `<html lang="zh-Hans">`) || greeting(p.body) != "您好" {
 		t.Errorf("GET / after logout: got greeting %q, want the page still in Chinese", greeting(p.body))
 	}
 	wantFlash(t, "GET / a second time", b.get(ta.url("/")), "", "")
