@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -15,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"loginsvc/internal/auth"
+	"loginsvc/internal/backend"
 	"loginsvc/internal/redistest"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
@@ -58,21 +58,35 @@ func openRedis(t *testing.T, url string) *store.Redis {
 	return rdb
 }
 
-// sessionManager is a session manager configured like the service's
-// defaults (24h lifetime, 30m idle timeout), on rdb.
-func sessionManager(rdb *store.Redis) *session.Manager {
-	return session.New(rdb.Sessions, session.Config{Lifetime: 24 * time.Hour, IdleTimeout: 30 * time.Minute}, slog.New(slog.DiscardHandler))
+// wired builds the services on rdb as the server does (backend.New),
+// with the service's session defaults (24h lifetime, 30m idle timeout)
+// and cfg's login limits.
+func wired(rdb *store.Redis, cfg auth.Config) (*backend.Backend, error) {
+	return backend.New(rdb, backend.Config{
+		Sessions: session.Config{Lifetime: 24 * time.Hour, IdleTimeout: 30 * time.Minute},
+		Auth:     cfg,
+	})
+}
+
+// sessionManager is the session manager the server would build on rdb.
+func sessionManager(t testing.TB, rdb *store.Redis) *session.Manager {
+	t.Helper()
+	b, err := wired(rdb, auth.Config{})
+	if err != nil {
+		t.Fatalf("wire the services: %v", err)
+	}
+	return b.Sessions
 }
 
 // authService checks passwords the way the running service does, with
 // cfg's limits.
 func authService(t *testing.T, rdb *store.Redis, cfg auth.Config) *auth.Service {
 	t.Helper()
-	svc, err := auth.NewService(rdb, sessionManager(rdb), cfg)
+	b, err := wired(rdb, cfg)
 	if err != nil {
 		t.Fatalf("auth service: %v", err)
 	}
-	return svc
+	return b.Auth
 }
 
 // checkPassword checks whether user can log in with password.
@@ -98,7 +112,7 @@ type testSession struct {
 // in its user's index. The user must exist.
 func startSession(t *testing.T, rdb *store.Redis, l session.Login) testSession {
 	t.Helper()
-	m := sessionManager(rdb)
+	m := sessionManager(t, rdb)
 	ctx, err := m.Load(context.Background(), "")
 	if err != nil {
 		t.Fatalf("load an empty session: %v", err)
@@ -129,7 +143,7 @@ func startSession(t *testing.T, rdb *store.Redis, l session.Login) testSession {
 // startAPISession starts an API session, as POST /api/login does.
 func startAPISession(t *testing.T, rdb *store.Redis, l session.Login) testSession {
 	t.Helper()
-	token, r, err := sessionManager(rdb).StartAPI(context.Background(), l)
+	token, r, err := sessionManager(t, rdb).StartAPI(context.Background(), l)
 	if err != nil {
 		t.Fatalf("start an API session for %q: %v", l.User, err)
 	}

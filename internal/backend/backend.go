@@ -47,13 +47,25 @@ type Backend struct {
 // Open checks cfg.RedisURL and builds the stores and services on it. It
 // does not connect: use Redis.WaitReady or Redis.Ping.
 func Open(cfg Config) (*Backend, error) {
-	log := cfg.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	rdb, err := store.Open(cfg.RedisURL, cfg.Timeouts)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	b, err := New(rdb, cfg)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// New builds the services on rdb, already open (cfg.RedisURL and
+// cfg.Timeouts are not read): for the tests that share one connection
+// among several wirings. Closing the Backend closes rdb.
+func New(rdb *store.Redis, cfg Config) (*Backend, error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	var sessions *session.Manager
 	acfg := cfg.Activity
@@ -66,7 +78,6 @@ func Open(cfg Config) (*Backend, error) {
 	acfgAuth.Activity = events
 	authSvc, err := auth.NewService(rdb, sessions, acfgAuth)
 	if err != nil {
-		_ = rdb.Close()
 		return nil, err
 	}
 	return &Backend{Redis: rdb, Sessions: sessions, Auth: authSvc, Activity: events}, nil
