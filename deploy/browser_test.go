@@ -106,9 +106,8 @@ func TestBrowserLoginLogout(t *testing.T) {
 	}
 
 	// The right password. The form kept the username: type both afresh.
+	b.blank(`input[name="username"]`, `input[name="password"]`)
 	b.do("type the right credentials",
-		chromedp.Clear(chromedp.CSS(`input[name="username"]`)),
-		chromedp.Clear(chromedp.CSS(`input[name="password"]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), testUser),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), testPassword),
 	)
@@ -280,6 +279,21 @@ func (b *browserTab) navigate(what string, a chromedp.Action[chromedp.Void]) *ne
 		b.t.Fatalf("%s: no document response", what)
 	}
 	return resp
+}
+
+// blank empties the inputs the CSS selectors name through their value
+// property. chromedp.Clear sets the value attribute, and the DOM event
+// that change sends races (under -race) with a following SendKeys that
+// reads the node's attributes inside chromedp; a property is no
+// attribute, so nothing is sent.
+func (b *browserTab) blank(sels ...string) {
+	b.t.Helper()
+	for _, sel := range sels {
+		js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.value = ""; return true; })()`, sel)
+		if ok := browserRun(b, "empty "+sel, chromedp.Evaluate[bool](js)); !ok {
+			b.t.Fatalf("empty %s: no such element", sel)
+		}
+	}
 }
 
 // do runs actions that return nothing.
@@ -703,12 +717,13 @@ func (b *browserTab) htmlLang() string {
 // fillPassword types into the password form: current, then next twice.
 func (b *browserTab) fillPassword(current, next string) {
 	b.t.Helper()
-	steps := make([]chromedp.Action[chromedp.Void], 0, 6)
+	steps := make([]chromedp.Action[chromedp.Void], 0, 3)
 	for _, f := range [...]struct{ name, value string }{
 		{"current_password", current}, {"new_password", next}, {"confirm_password", next},
 	} {
-		sel := chromedp.CSS(fmt.Sprintf(`#password-form input[name=%q]`, f.name))
-		steps = append(steps, chromedp.Clear(sel), chromedp.SendKeys(sel, f.value))
+		css := fmt.Sprintf(`#password-form input[name=%q]`, f.name)
+		b.blank(css)
+		steps = append(steps, chromedp.SendKeys(chromedp.CSS(css), f.value))
 	}
 	b.do("fill the password form", steps...)
 }

@@ -255,7 +255,8 @@ func (b *browserTab) logOut(home string) {
 // by typing value.
 func (b *browserTab) fill(sel, value string) {
 	b.t.Helper()
-	b.do("fill "+sel, chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), value))
+	b.blank(sel)
+	b.do("fill "+sel, chromedp.SendKeys(chromedp.CSS(sel), value))
 }
 
 // text returns the trimmed text of the first element that matches the
