@@ -83,6 +83,22 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// parseEvents reads EVENTS_STREAM and EVENTS_MAXLEN, for the server and
+// for the commands, which record events too (user add, sessions revoke).
+func parseEvents(stream, maxLen string) (on bool, n int, err error) {
+	switch stream {
+	case "on":
+		on = true
+	case "off":
+	default:
+		return false, 0, badVar("EVENTS_STREAM", "on or off", stream)
+	}
+	if n, err = strconv.Atoi(maxLen); err != nil || n < 1000 || n > 100_000_000 {
+		return false, 0, badVar("EVENTS_MAXLEN", "a whole number from 1000 to 100000000", maxLen)
+	}
+	return on, n, nil
+}
+
 func badVar(name, form, got string) error {
 	return usageError{fmt.Sprintf("invalid %s %q: want %s", name, got, form)}
 }
@@ -273,15 +289,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if err := c.parseWebAuthn(*rpID, *origins); err != nil {
 		return c, err
 	}
-	switch *eventsStream {
-	case "on":
-		c.EventsStream = true
-	case "off":
-	default:
-		return c, badVar("EVENTS_STREAM", "on or off", *eventsStream)
-	}
-	if c.EventsMaxLen, err = strconv.Atoi(*eventsMaxLen); err != nil || c.EventsMaxLen < 1000 || c.EventsMaxLen > 100_000_000 {
-		return c, badVar("EVENTS_MAXLEN", "a whole number from 1000 to 100000000", *eventsMaxLen)
+	if c.EventsStream, c.EventsMaxLen, err = parseEvents(*eventsStream, *eventsMaxLen); err != nil {
+		return c, err
 	}
 	if u, e := url.Parse(c.AuthLoginURL); e != nil || u.User != nil || u.Fragment != "" ||
 		!(strings.HasPrefix(c.AuthLoginURL, "/") && !strings.HasPrefix(c.AuthLoginURL, "//") && u.Host == "" ||
