@@ -235,8 +235,8 @@ func TestCommandsRecordEvents(t *testing.T) {
 	var kinds []string
 	for _, e := range eventLines(t, out) {
 		kinds = append(kinds, e.Kind+"/"+e.By)
-		if e.Replica != "cli" {
-			t.Errorf("%s: got replica %q, want cli", e.Kind, e.Replica)
+		if e.Replica != "cli" || e.Via != "cli" {
+			t.Errorf("%s: got replica %q via %q, want cli and cli", e.Kind, e.Replica, e.Via)
 		}
 	}
 	want := "[user_created/ session_revoked/operator user_deleted/operator]"

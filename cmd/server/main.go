@@ -43,6 +43,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/store"
 )
 
@@ -68,7 +69,8 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	var err error
 	if cmd := command(args); cmd != nil {
-		err = cmd(ctx, args[1:], getenv, stdin, stdout)
+		// Events the commands record say they came from the command line.
+		err = cmd(activity.WithActor(ctx, activity.Actor{Via: "cli"}), args[1:], getenv, stdin, stdout)
 	} else {
 		var cfg config
 		if cfg, err = parseConfig(args, getenv); err == nil {
