@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/term"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/auth"
 	"loginsvc/internal/backend"
 	"loginsvc/internal/session"
@@ -142,6 +144,9 @@ type operator struct {
 	sessions *session.Manager
 	auth     *auth.Service
 	backend  *backend.Backend
+	// eventsOn is EVENTS_STREAM: whether the service-wide stream is
+	// written (and so can be tailed).
+	eventsOn bool
 }
 
 // cliLifetime turns off the session manager's lifetime clamp in the
@@ -160,18 +165,37 @@ func openOperator(getenv func(string) string, what string) (*operator, error) {
 	if redisURL == "" {
 		return nil, usageError{fmt.Sprintf("invalid REDIS_URL \"\": %s commands need redis://host:port/db (the embedded Redis's address is printed when the server starts)", what)}
 	}
+	// The commands record events too (user add and delete, an operator's
+	// revocations, unlock): to the service-wide stream as the server
+	// would, so a SIEM following it sees what operators do.
+	eventsOn, eventsMaxLen, err := parseEvents(envOr(getenv, "EVENTS_STREAM", "on"), envOr(getenv, "EVENTS_MAXLEN", strconv.Itoa(activity.DefaultServiceWide)))
+	if err != nil {
+		return nil, err
+	}
+	if !eventsOn {
+		eventsMaxLen = 0
+	}
 	be, err := backend.Open(backend.Config{
 		RedisURL: redisURL,
 		Timeouts: store.Timeouts{Op: 5 * time.Second},
 		Sessions: session.Config{Lifetime: cliLifetime},
+		Activity: activity.Config{Replica: envOr(getenv, "INSTANCE_ID", "cli"), ServiceWide: eventsMaxLen},
 	})
 	if err != nil {
 		return nil, badVar("REDIS_URL", "redis://[user:pass@]host:port/db or rediss://...", maskURL(redisURL))
 	}
-	return &operator{rdb: be.Redis, sessions: be.Sessions, auth: be.Auth, backend: be}, nil
+	return &operator{rdb: be.Redis, sessions: be.Sessions, auth: be.Auth, backend: be, eventsOn: eventsOn}, nil
 }
 
 func (o *operator) close() { _ = o.backend.Close() }
+
+// envOr is getenv(name), or def when it is unset or empty.
+func envOr(getenv func(string) string, name, def string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return def
+}
 
 // isHelp reports whether arg asks for the usage text.
 func isHelp(arg string) bool {

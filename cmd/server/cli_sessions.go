@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/auth"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
@@ -234,7 +235,7 @@ func revokeSession(ctx context.Context, op *operator, id string, w io.Writer) er
 	if err != nil {
 		return err
 	}
-	switch err := op.sessions.Revoke(ctx, r.User, id); {
+	switch err := op.sessions.Revoke(activity.Because(ctx, activity.ByOperator), r.User, id); {
 	case errors.Is(err, session.ErrNotFound):
 		// Found by SCAN but not in its user's index: it ended in
 		// between, or it predates the index.
@@ -254,7 +255,7 @@ func revokeUserSessions(ctx context.Context, op *operator, user string, w io.Wri
 	if err != nil {
 		return err
 	}
-	n, err := op.sessions.RevokeAll(ctx, name, "")
+	n, err := op.sessions.RevokeAll(activity.Because(ctx, activity.ByOperator), name, "")
 	if err != nil {
 		return err
 	}

@@ -85,6 +85,18 @@ sorted by name. Changes nothing.
 example:
   REDIS_URL=redis://127.0.0.1:6379/0 server sessions count --by-user
 `,
+	"events tail": `usage: server events tail [--user NAME] [--json] [--follow] [-n N]
+Prints the last N (default 20) security events, oldest first, one a line:
+time, kind, user, session, address, replica, then the device and the
+details (method, amr, by, count, left, new_device, via). They come from the
+service-wide stream "events", or with --user from NAME's own stream
+user:{NAME}:events. --json: one JSON object a line (id, time, user, kind,
+session, device, ip, replica and the details). --follow: then waits for
+new service-wide events (of NAME only, with --user) and prints each as it
+comes, until interrupted. Changes nothing. Exit 1 if there is no such user.
+example:
+  REDIS_URL=redis://127.0.0.1:6379/0 server events tail --user alice --json --follow
+`,
 	"healthcheck": `usage: server healthcheck
 Exits 0 if http://127.0.0.1:<port of ADDR>/readyz answers 200 within 2s,
 else 1: the container health check of an image without a shell or curl.

@@ -41,6 +41,9 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 		{[]string{"sessions", "show", "-h"}, "usage: server sessions show ID [--json]\n"},
 		{[]string{"sessions", "revoke", "--user", "alice", "--help"}, "usage: server sessions revoke ID | revoke --user NAME\n"},
 		{[]string{"sessions", "count", "-h"}, "usage: server sessions count [--by-user]\n"},
+		{[]string{"events", "--help"}, "usage: server events tail"},
+		{[]string{"events", "tail", "--help"}, "usage: server events tail [--user NAME] [--json] [--follow] [-n N]\n"},
+		{[]string{"events", "tail", "--user", "alice", "-h"}, "usage: server events tail [--user NAME] [--json] [--follow] [-n N]\n"},
 		{[]string{"healthcheck", "--help"}, "usage: server healthcheck\n"},
 		{[]string{"healthcheck", "-h"}, "usage: server healthcheck\n"},
 	} {

@@ -83,6 +83,22 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// parseEvents reads EVENTS_STREAM and EVENTS_MAXLEN, for the server and
+// for the commands, which record events too (user add, sessions revoke).
+func parseEvents(stream, maxLen string) (on bool, n int, err error) {
+	switch stream {
+	case "on":
+		on = true
+	case "off":
+	default:
+		return false, 0, badVar("EVENTS_STREAM", "on or off", stream)
+	}
+	if n, err = strconv.Atoi(maxLen); err != nil || n < 1000 || n > 100_000_000 {
+		return false, 0, badVar("EVENTS_MAXLEN", "a whole number from 1000 to 100000000", maxLen)
+	}
+	return on, n, nil
+}
+
 func badVar(name, form, got string) error {
 	return usageError{fmt.Sprintf("invalid %s %q: want %s", name, got, form)}
 }
@@ -143,9 +159,10 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			b.WriteString("usage: server [flags]   (every flag also reads the environment variable named in its description)\n")
 			b.WriteString("       server user add|passwd|delete|unlock NAME | user list | user mfa status NAME [--json] | user mfa reset NAME [--yes]\n")
 			b.WriteString("       server sessions list [--user NAME] [--json] | show ID [--json] | revoke ID | revoke --user NAME | count [--by-user]\n")
+			b.WriteString("       server events tail [--user NAME] [--json] [--follow] [-n N]\n")
 			b.WriteString("       server healthcheck\n")
 			b.WriteString("Each command's --help gives its arguments, what it changes and an example: server user add --help.\n")
-			b.WriteString("The user and sessions commands work on the Redis at REDIS_URL; unknown users and ids exit 1.\n")
+			b.WriteString("The user, sessions and events commands work on the Redis at REDIS_URL; unknown users and ids exit 1.\n")
 			b.WriteString("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD are read from the environment only, so the password stays out of ps.\n")
 			b.WriteString("DEVICE_COOKIE_KEY (environment only; required with REDIS_URL): base64 or hex of at least 32 random bytes, the same on every replica;\n")
 			b.WriteString("  a comma-separated list: the first key signs, every listed key is accepted; rotate with OLD,NEW then NEW,OLD then NEW.\n\nflags:\n")
@@ -163,7 +180,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return config{}, helpRequested{versionText()}
 	}
 	if fs.NArg() > 0 {
-		return config{}, usageError{fmt.Sprintf("unexpected argument %q: want no arguments, or a subcommand (user, sessions, healthcheck)", fs.Arg(0))}
+		return config{}, usageError{fmt.Sprintf("unexpected argument %q: want no arguments, or a subcommand (user, sessions, events, healthcheck)", fs.Arg(0))}
 	}
 
 	c := config{
@@ -273,15 +290,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if err := c.parseWebAuthn(*rpID, *origins); err != nil {
 		return c, err
 	}
-	switch *eventsStream {
-	case "on":
-		c.EventsStream = true
-	case "off":
-	default:
-		return c, badVar("EVENTS_STREAM", "on or off", *eventsStream)
-	}
-	if c.EventsMaxLen, err = strconv.Atoi(*eventsMaxLen); err != nil || c.EventsMaxLen < 1000 || c.EventsMaxLen > 100_000_000 {
-		return c, badVar("EVENTS_MAXLEN", "a whole number from 1000 to 100000000", *eventsMaxLen)
+	if c.EventsStream, c.EventsMaxLen, err = parseEvents(*eventsStream, *eventsMaxLen); err != nil {
+		return c, err
 	}
 	if u, e := url.Parse(c.AuthLoginURL); e != nil || u.User != nil || u.Fragment != "" ||
 		!(strings.HasPrefix(c.AuthLoginURL, "/") && !strings.HasPrefix(c.AuthLoginURL, "//") && u.Host == "" ||

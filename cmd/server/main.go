@@ -1,6 +1,7 @@
 // Command server is the login service: it serves the login pages, keeps
 // sessions in Redis, and lets an operator manage users and sessions from
-// the command line (against the same REDIS_URL).
+// the command line (against the same REDIS_URL), and follow the security
+// events.
 //
 //	server                         run the service (configured by environment or flags)
 //	server user add NAME           create a user (password from stdin or a prompt)
@@ -21,6 +22,9 @@
 //	                               end every session of a user, print how many
 //	server sessions count [--by-user]
 //	                               how many sessions (per user, sorted by name)
+//	server events tail [--user NAME] [--json] [--follow] [-n N]
+//	                               the last N (20) security events, oldest first: service-wide, or
+//	                               one user's own; --follow then prints new ones (XREAD BLOCK)
 //	server healthcheck             exit 0 if this host's /readyz answers 200
 //
 // Every command answers -h/--help with its arguments, what it changes and
@@ -39,6 +43,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/store"
 )
 
@@ -64,7 +69,8 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	var err error
 	if cmd := command(args); cmd != nil {
-		err = cmd(ctx, args[1:], getenv, stdin, stdout)
+		// Events the commands record say they came from the command line.
+		err = cmd(activity.WithActor(ctx, activity.Actor{Via: "cli"}), args[1:], getenv, stdin, stdout)
 	} else {
 		var cfg config
 		if cfg, err = parseConfig(args, getenv); err == nil {
@@ -80,7 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	return err
 }
 
-// command is the subcommand args name (user, sessions, healthcheck), nil
+// command is the subcommand args name (user, sessions, events, healthcheck), nil
 // when they are flags for the server.
 func command(args []string) func(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -92,6 +98,10 @@ func command(args []string) func(ctx context.Context, args []string, getenv func
 	case "sessions":
 		return func(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout io.Writer) error {
 			return runSessions(ctx, args, getenv, stdout)
+		}
+	case "events":
+		return func(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout io.Writer) error {
+			return runEvents(ctx, args, getenv, stdout)
 		}
 	case "healthcheck":
 		return func(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, _ io.Writer) error {

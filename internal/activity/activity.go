@@ -147,8 +147,10 @@ type Config struct {
 	Replica string
 	// PerUser caps each user's stream (MAXLEN ~). Default 200.
 	PerUser int
-	// ServiceWide caps the service-wide stream (EVENTS_MAXLEN); 0 turns
-	// it off (EVENTS_STREAM=off). Default DefaultServiceWide.
+	// ServiceWide caps the service-wide stream (EVENTS_MAXLEN); 0, the
+	// zero value, turns it off (EVENTS_STREAM=off), so every caller sets
+	// it: the server and the CLI to EVENTS_MAXLEN (DefaultServiceWide
+	// unless set).
 	ServiceWide int
 	// Describe summarises a user agent ("Firefox 133 on Linux"); it runs
 	// on the writer, never on the request.

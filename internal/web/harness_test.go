@@ -22,6 +22,7 @@ import (
 	"github.com/alexedwards/argon2id"
 	"github.com/redis/go-redis/v9"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/auth"
 	"loginsvc/internal/backend"
 	"loginsvc/internal/redistest"
@@ -150,6 +151,7 @@ type testApp struct {
 	logs     *testkit.Buffer
 	settings appSettings
 	rdb      *store.Redis
+	be       *backend.Backend
 }
 
 // aliceHash is alice's password hashed as auth.AddUser would hash it.
@@ -191,7 +193,11 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 			Limits: s.limits, HashConcurrency: s.hashSlots, HashWait: s.hashWait,
 			DeviceKey: deviceKey, OldDeviceKeys: oldDeviceKeys,
 		},
-		Log: log,
+		// As serve.go with the default EVENTS_MAXLEN, but without
+		// Activity.Start: events are written before the request that
+		// records them returns, so a test reads them at once.
+		Activity: activity.Config{Replica: s.instanceID, ServiceWide: activity.DefaultServiceWide},
+		Log:      log,
 	})
 	if err != nil {
 		t.Fatalf("backend.Open(%q): %v", rs.URL(), err)
@@ -246,6 +252,7 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 		logs:     logs,
 		settings: s,
 		rdb:      rdb,
+		be:       be,
 	}
 }
 

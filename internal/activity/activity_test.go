@@ -1,0 +1,122 @@
+package activity_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"loginsvc/internal/activity"
+	"loginsvc/internal/redistest"
+	"loginsvc/internal/store"
+)
+
+// open is store.Open with the production timeouts, closed when the test
+// ends.
+func open(t testing.TB, url string) *store.Redis {
+	t.Helper()
+	rdb, err := store.Open(url, store.Timeouts{})
+	if err != nil {
+		t.Fatalf("store.Open(%q): %v", url, err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// The caps hold under 10,000 events: a user's stream stays near 200
+// entries and the service-wide one near its cap. MAXLEN ~ trims only
+// whole macro nodes (100 entries by default), so "near" is a bound, not
+// an exact length.
+func TestCapsHoldUnderManyEvents(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := open(t, srv.URL())
+	const serviceWide, perUser = 1000, 200
+	// Without Start, Record writes before it returns: no event is dropped
+	// for a full queue, so every one of the 10,000 reaches Redis.
+	log := activity.New(rdb.Events, activity.Config{ServiceWide: serviceWide}, nil)
+	users := []string{"alice", "bob", "carol", "dave"}
+	var wg sync.WaitGroup
+	for _, user := range users {
+		wg.Go(func() {
+			for i := range 10_000 / len(users) {
+				log.Record(context.Background(), activity.Event{User: user, Kind: activity.SignIn, Fields: map[string]string{"count": fmt.Sprint(i)}})
+			}
+		})
+	}
+	wg.Wait()
+	if n := log.Dropped(); n != 0 {
+		t.Fatalf("dropped %d events writing to a live Redis, want 0", n)
+	}
+	c := srv.Client(t)
+	for _, tc := range []struct {
+		key      string
+		min, max int64
+	}{
+		{"events", serviceWide, serviceWide + 200},
+		{"user:{alice}:events", perUser, perUser + 100},
+		{"user:{dave}:events", perUser, perUser + 100},
+	} {
+		n, err := c.XLen(context.Background(), tc.key).Result()
+		if err != nil {
+			t.Fatalf("XLEN %s: %v", tc.key, err)
+		}
+		if n < tc.min || n > tc.max {
+			t.Errorf("XLEN %s after 10,000 events: got %d, want %d to %d", tc.key, n, tc.min, tc.max)
+		}
+	}
+	// The newest are the ones kept.
+	recent, err := log.Recent(context.Background(), "alice", time.Unix(0, 0), 1)
+	if err != nil || len(recent) != 1 || recent[0].Fields["count"] != "2499" {
+		t.Errorf("alice's newest event: got %+v, %v, want count 2499", recent, err)
+	}
+}
+
+// counter is an Observer counting events recorded and dropped.
+type counter struct{ recorded, dropped atomic.Int64 }
+
+func (c *counter) EventRecorded(string) { c.recorded.Add(1) }
+func (c *counter) EventDropped(string)  { c.dropped.Add(1) }
+
+// With Redis down, Record still never blocks: the queue fills, and what
+// does not fit is dropped and counted, not waited for. The bound is
+// generous (this is behaviour, not a speed target): a Record that waited
+// for Redis even once per event would take far longer.
+func TestRecordNeverBlocksWhenRedisIsDown(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := open(t, srv.URL())
+	srv.Stop(t)
+	obs := &counter{}
+	log := activity.New(rdb.Events, activity.Config{ServiceWide: 1000, Observe: obs}, nil)
+	log.Start()
+	t.Cleanup(log.Close)
+
+	const n = 10_000
+	start := time.Now()
+	for i := range n {
+		log.Record(context.Background(), activity.Event{User: "alice", Kind: activity.SignIn, Fields: map[string]string{"count": fmt.Sprint(i)}})
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("10,000 Records with Redis down took %v, want well under 2s (Record must not wait for Redis)", took)
+	}
+	if d := log.Dropped(); d <= 0 {
+		t.Errorf("Dropped() after 10,000 Records with Redis down: got %d, want > 0", d)
+	}
+	if d := obs.dropped.Load(); d <= 0 {
+		t.Errorf("observer's dropped count: got %d, want > 0 (the metric)", d)
+	}
+	if r := obs.recorded.Load(); r != 0 {
+		t.Errorf("observer's recorded count with Redis down: got %d, want 0", r)
+	}
+	// Close returns within its bound even though nothing can be written.
+	done := make(chan struct{})
+	go func() { log.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close with Redis down: still waiting after 10s, want it to give up after a few seconds")
+	}
+}
