@@ -27,8 +27,9 @@ const (
 	SecondStepFailed = "second_step_failed"
 	// LockoutStarted: the account's failed logins reached the limit.
 	LockoutStarted = "lockout_started"
-	// LockoutLifted: an operator unlocked the account, or a new password
-	// lifted the lockout.
+	// LockoutLifted: an operator unlocked the account (server user
+	// unlock). A lockout that ends with its window, or with a new
+	// password, is not recorded.
 	LockoutLifted = "lockout_lifted"
 	// SignOut: the user logged out.
 	SignOut = "sign_out"
