@@ -363,3 +363,37 @@ func TestTwoFactorHostsAskForASecondFactor(t *testing.T) {
 	wantMethods("after the step-up, the two-factor app", ta.send(t, withCookie(secure, c.Value)), "pwd otp")
 	wantAnonymous(t, "the token from before the step-up", ta.send(t, withCookie(secure, token)), "https://secure.example.test/login/?next="+url.QueryEscape(target))
 }
+
+// TestEnvoyExtAuthReadsTheOriginalPathAfterThePrefix: Envoy's external
+// authorization over HTTP (Envoy Gateway's SecurityPolicy extAuth.http,
+// path /auth/envoy) sends the check to the prefix plus the request's own
+// path and query, with the request's own method: any method is a check,
+// the rest of the path is the app's URL (from a trusted proxy only), and
+// a browser without a session is sent to log in and back there.
+func TestEnvoyExtAuthReadsTheOriginalPathAfterThePrefix(t *testing.T) {
+	ta := newForwardApp(t)
+	cookie := ta.login(t, newBrowser(t), false)
+	envoy := func(method, path string) rawRequest {
+		r := getRaw(path).with("X-Forwarded-Proto", "https").with("X-Forwarded-Host", "app.example.test")
+		r.method = method
+		return r
+	}
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut} {
+		p := ta.send(t, envoy(method, "/auth/envoy/docs/page?x=1").with("Cookie", testCookieName+"="+cookie))
+		wantIdentity(t, method+" /auth/envoy/docs/page", p, aliceName)
+	}
+	want := "https://app.example.test/login/?next=" + url.QueryEscape("https://app.example.test/docs/page?x=1")
+	p := ta.send(t, envoy(http.MethodPost, "/auth/envoy/docs/page?x=1").with("Accept", "text/html"))
+	if p.status != http.StatusFound || p.header.Get("Location") != want {
+		t.Errorf("a browser without a session: got %d to %q, want 302 to %q", p.status, p.header.Get("Location"), want)
+	}
+	p = ta.send(t, envoy(http.MethodGet, "/auth/envoy/"))
+	wantAnonymous(t, "a script without a session, at the app's root", p, "https://app.example.test/login/?next="+url.QueryEscape("https://app.example.test/"))
+
+	// From a peer outside TRUSTED_PROXIES the path names no return target.
+	untrusted := newTestApp(t, redistest.Start(t), withForwardAuth("", "app.example.test"))
+	p = untrusted.send(t, envoy(http.MethodGet, "/auth/envoy/docs/page?x=1"))
+	if got := p.header.Get("X-Auth-Login-URL"); p.status != http.StatusUnauthorized || strings.Contains(got, "next=") {
+		t.Errorf("an untrusted peer: got %d with login URL %q, want 401 without a return target", p.status, got)
+	}
+}

@@ -45,6 +45,27 @@ func (a *App) forward(w http.ResponseWriter, r *http.Request) {
 	a.forwardAuth(w, r, true)
 }
 
+// envoy serves /auth/envoy/{path...}, any method, for Envoy's external
+// authorization over HTTP (Envoy Gateway's SecurityPolicy extAuth.http
+// with path /auth/envoy): Envoy sends the check to that prefix plus the
+// request's own path and query, with the request's own method and Host.
+// From a trusted proxy that path and Host are the original URL (as
+// X-Forwarded-Uri and -Host are for the others); the answer is /auth/forward's.
+func (a *App) envoy(w http.ResponseWriter, r *http.Request) {
+	if a.trusted(parseAddr(r.RemoteAddr)) {
+		r = r.Clone(r.Context())
+		uri := strings.TrimPrefix(r.URL.EscapedPath(), "/auth/envoy")
+		if r.URL.RawQuery != "" {
+			uri += "?" + r.URL.RawQuery
+		}
+		r.Header.Set("X-Forwarded-Uri", uri)
+		if r.Header.Get("X-Forwarded-Host") == "" {
+			r.Header.Set("X-Forwarded-Host", r.Host)
+		}
+	}
+	a.forwardAuth(w, r, true)
+}
+
 func (a *App) forwardAuth(w http.ResponseWriter, r *http.Request, redirectBrowsers bool) {
 	w.Header().Add("Vary", "Cookie, Authorization")
 	ctx, err := a.identify(r)

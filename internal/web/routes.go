@@ -133,6 +133,8 @@ func (a *App) forwardAuthRoutes() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /auth/verify", a.verify)
 	m.HandleFunc("GET /auth/forward", a.forward)
+	// Envoy's ext_authz: any method, the original path after the prefix.
+	m.HandleFunc("/auth/envoy/", a.envoy)
 	m.Handle("/auth/verify", methodNotAllowed("GET, HEAD"))
 	m.Handle("/auth/forward", methodNotAllowed("GET, HEAD"))
 	m.HandleFunc("/auth/", a.notFound)
