@@ -160,6 +160,67 @@ func TestEveryStoreOperationWorksOnCluster(t *testing.T) {
 			t.Fatalf("DeletePending: %v", err)
 		}
 	}
+	eventsAndPasskeysOnCluster(t, rdb, users)
+}
+
+// eventsAndPasskeysOnCluster runs the security event streams, notices,
+// passkeys and ceremonies of users user-00... on the Cluster: each user's
+// stream in its own slot, the service-wide stream one key, a handle's
+// lookup in the handle's slot.
+func eventsAndPasskeysOnCluster(t *testing.T, rdb *store.Redis, users int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range users {
+		name := fmt.Sprintf("user-%02d", i)
+		e := store.Event{User: name, Kind: "sign_in", Time: time.Now(), Fields: []string{"time", time.Now().UTC().Format(time.RFC3339Nano), "user", name, "kind", "sign_in"}}
+		if err := rdb.Events.Add(ctx, e, 200, 1000); err != nil {
+			t.Fatalf("Events.Add(%s): %v", name, err)
+		}
+		got, err := rdb.Events.OfUser(ctx, name, time.Now().Add(-time.Minute), 10)
+		if err != nil || len(got) != 1 || got[0].User != name {
+			t.Fatalf("Events.OfUser(%s): got %+v, %v; want its one event", name, got, err)
+		}
+		if err := rdb.Events.SetNotice(ctx, name, "sign_in", time.Minute); err != nil {
+			t.Fatalf("SetNotice(%s): %v", name, err)
+		}
+		if n, err := rdb.Events.TakeNotice(ctx, name); err != nil || n != "sign_in" {
+			t.Fatalf("TakeNotice(%s): got %q, %v", name, n, err)
+		}
+		handle := fmt.Sprintf("handle-of-%s", name)
+		if h, err := rdb.Factors.WebAuthnHandle(ctx, name, handle); err != nil || h != handle {
+			t.Fatalf("WebAuthnHandle(%s): got %q, %v", name, h, err)
+		}
+		if u, ok, err := rdb.Factors.HandleUser(ctx, handle); err != nil || !ok || u != name {
+			t.Fatalf("HandleUser(%s): got %q %v, %v", handle, u, ok, err)
+		}
+		if err := rdb.Factors.AddPasskey(ctx, name, "cred", `{"n":1}`); err != nil {
+			t.Fatalf("AddPasskey(%s): %v", name, err)
+		}
+		if err := rdb.Factors.UpdatePasskey(ctx, name, "cred", `{"n":1}`, `{"n":2}`); err != nil {
+			t.Fatalf("UpdatePasskey(%s): %v", name, err)
+		}
+		if err := rdb.Factors.PutCeremony(ctx, "c-"+name, []byte("x"), time.Minute); err != nil {
+			t.Fatalf("PutCeremony: %v", err)
+		}
+		if _, ok, err := rdb.Factors.TakeCeremony(ctx, "c-"+name); err != nil || !ok {
+			t.Fatalf("TakeCeremony: got %v, %v", ok, err)
+		}
+		if err := rdb.Factors.DeleteAll(ctx, name); err != nil {
+			t.Fatalf("DeleteAll(%s): %v", name, err)
+		}
+		if _, ok, err := rdb.Factors.HandleUser(ctx, handle); err != nil || ok {
+			t.Fatalf("HandleUser(%s) after DeleteAll: got %v, %v; want none", handle, ok, err)
+		}
+		if err := rdb.Events.DeleteUser(ctx, name); err != nil {
+			t.Fatalf("Events.DeleteUser(%s): %v", name, err)
+		}
+	}
+	if last, err := rdb.Events.Last(ctx, 100); err != nil || len(last) != users {
+		t.Fatalf("Events.Last: got %d, %v; want %d", len(last), err, users)
+	}
+	if batch, err := rdb.Events.Read(ctx, "0", 100, 0); err != nil || len(batch) != users {
+		t.Fatalf("Events.Read from 0: got %d, %v; want %d", len(batch), err, users)
+	}
 }
 
 // factorsOnCluster runs every user-scoped Factors operation for name,
