@@ -108,8 +108,12 @@ redis_calls() {
 # metric SERIES: the value of one series (name and labels, as exported)
 # at the server's /metrics, or nothing.
 metric() {
-	curl -s "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null |
-		awk -v n="$1" 'index($0, n " ") == 1 { print $NF; exit }'
+	# Read whole, then searched: piped into an awk that exits at its match,
+	# curl met a closed pipe once /metrics outgrew the pipe's buffer, and
+	# pipefail turned that into a failed benchmark.
+	local all
+	all="$(curl -s "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null)" || return 0
+	awk -v n="$1" 'index($0, n " ") == 1 { print $NF; exit }' <<<"$all"
 }
 
 # served: logged-in page views the server has answered (its own count: wrk
