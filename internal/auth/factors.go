@@ -302,22 +302,27 @@ func (s *Service) RemoveTOTP(ctx context.Context) (int, error) {
 	if !removed {
 		return 0, ErrNotEnrolled
 	}
-	// Recovery codes stand in for a second factor: with none left they
-	// go too.
+	return s.afterFactorRemoved(ctx, cur, SecondStepTOTP)
+}
+
+// afterFactorRemoved ends what removing one of cur's second factors
+// (method) ends: the recovery codes, which stand in for a second factor,
+// when none is left; the user's other sessions. The session keeps the
+// methods it signed in with: what went is a way to sign in next time. It
+// returns how many sessions ended.
+func (s *Service) afterFactorRemoved(ctx context.Context, cur session.Record, method string) (int, error) {
 	if second, err := s.HasSecondFactor(ctx, cur.User); err != nil {
 		return 0, err
 	} else if !second {
 		if _, err := s.factors.DeleteRecovery(ctx, cur.User); err != nil {
-			return 0, fmt.Errorf("remove totp of %q: %w", cur.User, err)
+			return 0, fmt.Errorf("remove %s of %q: %w", method, cur.User, err)
 		}
 	}
-	// The session keeps the methods it signed in with: what went is a
-	// way to sign in next time.
 	ended, err := s.afterFactorChange(ctx, cur, cur.AMR)
 	if err != nil {
 		return ended, err
 	}
-	s.noteFactorChange(ctx, activity.FactorRemoved, SecondStepTOTP)
+	s.noteFactorChange(ctx, activity.FactorRemoved, method)
 	return ended, nil
 }
 

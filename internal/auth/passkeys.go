@@ -468,19 +468,7 @@ func (s *Service) RemovePasskey(ctx context.Context, id string) (int, error) {
 	if !removed {
 		return 0, ErrNotEnrolled
 	}
-	if second, err := s.HasSecondFactor(ctx, cur.User); err != nil {
-		return 0, err
-	} else if !second {
-		if _, err := s.factors.DeleteRecovery(ctx, cur.User); err != nil {
-			return 0, fmt.Errorf("remove passkey of %q: %w", cur.User, err)
-		}
-	}
-	ended, err := s.afterFactorChange(ctx, cur, cur.AMR)
-	if err != nil {
-		return ended, err
-	}
-	s.noteFactorChange(ctx, activity.FactorRemoved, SecondStepPasskey)
-	return ended, nil
+	return s.afterFactorRemoved(ctx, cur, SecondStepPasskey)
 }
 
 // BeginPasskeyLogin returns the options (JSON, for the browser's

@@ -9,6 +9,9 @@ import "github.com/redis/go-redis/v9"
 // connection pool before restarting Redis under it.
 func ClientOf(r *Redis) *redis.Client { return r.client.(*redis.Client) }
 
+// KeySlot is a key's Cluster hash slot, for the slot test.
+var KeySlot = keySlot
+
 // UserKey is the key of a user record, for the Cluster slot test.
 var UserKey = userKey
 
