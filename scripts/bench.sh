@@ -445,8 +445,8 @@ one_run() {
 }
 
 # side_table TITLE FILE CEILING PEER SYSTEM...: the rounds, then the table.
-# A SYSTEM is NAME|URL|COOKIE|PID; CEILING and PEER name systems ("" for
-# no peer).
+# A SYSTEM is NAME, URL, COOKIE and PID joined by the unit separator, \x1f (a cookie may hold
+# "|": oauth2-proxy's does); CEILING and PEER name systems ("" for no peer).
 side_table() {
 	local title="$1" file="$2" ceiling="$3" peerName="$4" r i sys name url cookie pid
 	shift 4
@@ -460,7 +460,7 @@ side_table() {
 			for ((i = ${#systems[@]} - 1; i >= 0; i--)); do order+=("${systems[$i]}"); done
 		fi
 		for sys in "${order[@]}"; do
-			IFS='|' read -r name url cookie pid <<<"$sys"
+			IFS=$'\x1f' read -r name url cookie pid <<<"$sys"
 			printf '==> %s, round %d/%d: %s\n' "$title" "$r" "$rounds" "$name" >&2
 			one_run "$file" "$name" "$url" "$cookie" "$pid"
 		done
@@ -469,7 +469,7 @@ side_table() {
 	printf '| %-34s | %9s | %9s | %9s | %7s | %7s | %6s | %9s | %9s |\n' system 'req/s' 'x ceiling' 'x o2proxy' 'p50 ms' 'p99 ms' errors 'CPU us/req' 'redis/req'
 	printf '|%s|\n' '------------------------------------|-----------|-----------|-----------|---------|---------|--------|------------|-----------'
 	local names=()
-	for sys in "${systems[@]}"; do IFS='|' read -r name _ <<<"$sys"; names+=("$name"); done
+	for sys in "${systems[@]}"; do IFS=$'\x1f' read -r name _ <<<"$sys"; names+=("$name"); done
 	for name in "${names[@]}"; do
 		awk -F'\t' -v name="$name" -v ceil="$ceiling" -v peer="$peerName" '
 			function median(a, k,   j, m, t) {
@@ -548,22 +548,22 @@ else
 	[ -n "$o2p_cookie" ] || die "oauth2-proxy sign-in gave no cookie: $(tail -5 "$work/oauth2-proxy.log")"
 	[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $o2p_cookie" "http://127.0.0.1:$p_o2p/oauth2/auth")" = 202 ] ||
 		die "oauth2-proxy's /oauth2/auth does not accept its own cookie"
-	o2p_row=("oauth2-proxy $o2p_version on Redis|http://127.0.0.1:$p_o2p/oauth2/auth|$o2p_cookie|$pid_o2p")
+	o2p_row=("oauth2-proxy $o2p_version on Redis"$'\x1f'"http://127.0.0.1:$p_o2p/oauth2/auth"$'\x1f'"$o2p_cookie"$'\x1f'"$pid_o2p")
 fi
 o2p_name=""
 [ "${#o2p_row[@]}" -eq 0 ] || o2p_name="oauth2-proxy $o2p_version on Redis"
 
 check_tables="$(
 	side_table "GET /auth/verify (forward-auth check)" "$work/rounds-verify" "Go handler, no session (ceiling)" "$o2p_name" \
-		"Go handler, no session (ceiling)|http://127.0.0.1:$p_ceil/||$pid_ceil" \
-		"service, SESSION_CACHE=on|$sv_on/auth/verify|session_id=$tok_on|$pid_on" \
-		"service, SESSION_CACHE=off|$sv_off/auth/verify|session_id=$tok_off|$pid_off" \
+		"Go handler, no session (ceiling)"$'\x1f'"http://127.0.0.1:$p_ceil/"$'\x1f'""$'\x1f'"$pid_ceil" \
+		"service, SESSION_CACHE=on"$'\x1f'"$sv_on/auth/verify"$'\x1f'"session_id=$tok_on"$'\x1f'"$pid_on" \
+		"service, SESSION_CACHE=off"$'\x1f'"$sv_off/auth/verify"$'\x1f'"session_id=$tok_off"$'\x1f'"$pid_off" \
 		"${o2p_row[@]}"
 	side_table "GET / logged in (the page)" "$work/rounds-page" "Go handler, no session (ceiling)" "" \
-		"Go handler, no session (ceiling)|http://127.0.0.1:$p_page/||$pid_page" \
-		"Go handler + one GET|http://127.0.0.1:$p_oneget/||$pid_oneget" \
-		"service, SESSION_CACHE=on|$sv_on/|session_id=$tok_on|$pid_on" \
-		"service, SESSION_CACHE=off|$sv_off/|session_id=$tok_off|$pid_off"
+		"Go handler, no session (ceiling)"$'\x1f'"http://127.0.0.1:$p_page/"$'\x1f'""$'\x1f'"$pid_page" \
+		"Go handler + one GET"$'\x1f'"http://127.0.0.1:$p_oneget/"$'\x1f'""$'\x1f'"$pid_oneget" \
+		"service, SESSION_CACHE=on"$'\x1f'"$sv_on/"$'\x1f'"session_id=$tok_on"$'\x1f'"$pid_on" \
+		"service, SESSION_CACHE=off"$'\x1f'"$sv_off/"$'\x1f'"session_id=$tok_off"$'\x1f'"$pid_off"
 )"
 printf '%s\n' "$check_tables"
 if [ "$smoke" -eq 1 ]; then
