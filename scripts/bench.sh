@@ -17,7 +17,18 @@
 # hit rate (from /metrics, when the server exports it), and a burst of 50
 # concurrent logins (errors, p50, peak RSS of the server).
 #
-# --smoke runs each step for about a second: it checks the harness, and
+# Then, side by side, one table per endpoint (GET /auth/verify, the
+# forward-auth check; GET / logged in): every system up at once, driven in
+# BENCH_ROUNDS rounds (3) of alternating order, with the median req/s, its
+# ratio to the ceiling and to oauth2-proxy, p50, p99, the server's CPU per
+# request (/proc) and Redis commands per request. The check's peer is
+# oauth2-proxy v7.15.6 on the same Redis (its Redis session store, htpasswd
+# login, GET /oauth2/auth), built once with go install from the Go module
+# proxy into /var/cache/loginsvc/oauth2-proxy-v7.15.6 (OAUTH2_PROXY_BIN
+# names another binary).
+#
+# --smoke runs each step for about a second, one round, and skips
+# oauth2-proxy (never built by the smoke, which the test command runs): it checks the harness, and
 # fails only if a step cannot run (a process does not start, wrk is
 # missing), never because of a figure. scripts/test.sh runs it.
 #
@@ -395,5 +406,177 @@ server's start-up line says is in effect ("session cache on|off"), "?" if it say
 from the server's /metrics (loginsvc_session_cache_hits_total over hits + misses).
 inval. delay: from a logout (Delete) on one replica to another replica's cache
 dropping the session, over the tries of BenchmarkCacheInvalidationDelay (internal/store).
+NOTE
+
+# ---------------------------------------------------------------------------
+# Side by side: one table per endpoint, every system up at once and driven in
+# turn, in rounds whose order alternates (a machine shared with others drifts:
+# each system sees early and late slots), medians over the rounds. The server
+# CPU per request is from /proc (utime + stime of the process that answered),
+# steadier than req/s on a loaded machine.
+rounds="${BENCH_ROUNDS:-3}"
+[ "$smoke" -eq 1 ] && rounds=1
+o2p_version=v7.15.6
+o2p_bin="${OAUTH2_PROXY_BIN:-/var/cache/loginsvc/oauth2-proxy-$o2p_version/oauth2-proxy}"
+
+# cpu_ticks PID: user + system clock ticks the process has used.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# one_run FILE NAME URL COOKIE PID: one timed wrk run, as a line of FILE.
+one_run() {
+	local file="$1" name="$2" url="$3" cookie="$4" pid="$5" out line t0 t1 c0 c1 n
+	if [ "$warmup" -gt 0 ]; then
+		BENCH_COOKIE="$cookie" wrk -t"$threads" -c"$connections" -d1s -s "$work/main.lua" "$url" >/dev/null ||
+			die "wrk warm-up of $url failed"
+	fi
+	c0="$(redis_calls)"
+	t0="$(cpu_ticks "$pid")"
+	out="$(BENCH_COOKIE="$cookie" wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$work/main.lua" "$url")" ||
+		die "wrk $url failed: $out"
+	t1="$(cpu_ticks "$pid")"
+	c1="$(redis_calls)"
+	line="$(grep '^BENCH ' <<<"$out")" || die "wrk printed no summary for $url: $out"
+	n="$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")"
+	# The INFO of "before" is one of the commands counted.
+	awk -v name="$name" -v line="$line" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" -v n="$n" -v c0="$c0" -v c1="$c1" 'BEGIN {
+		split(line, f, /[ =]/)
+		for (i = 1; i < length(f); i++) v[f[i]] = f[i + 1]
+		if (n == 0) n = 1
+		printf "%s\t%s\t%s\t%s\t%s\t%.1f\t%.3f\n", name, v["rps"], v["p50_ms"], v["p99_ms"], v["errors"], (t1 - t0) / hz * 1e6 / n, (c1 - c0 - 1) / n
+	}' >>"$file"
+}
+
+# side_table TITLE FILE CEILING PEER SYSTEM...: the rounds, then the table.
+# A SYSTEM is NAME, URL, COOKIE and PID joined by the unit separator, \x1f (a cookie may hold
+# "|": oauth2-proxy's does); CEILING and PEER name systems ("" for no peer).
+side_table() {
+	local title="$1" file="$2" ceiling="$3" peerName="$4" r i sys name url cookie pid
+	shift 4
+	local systems=("$@") order
+	: >"$file"
+	for r in $(seq "$rounds"); do
+		order=()
+		if [ $((r % 2)) -eq 1 ]; then
+			for i in "${!systems[@]}"; do order+=("${systems[$i]}"); done
+		else
+			for ((i = ${#systems[@]} - 1; i >= 0; i--)); do order+=("${systems[$i]}"); done
+		fi
+		for sys in "${order[@]}"; do
+			IFS=$'\x1f' read -r name url cookie pid <<<"$sys"
+			printf '==> %s, round %d/%d: %s\n' "$title" "$r" "$rounds" "$name" >&2
+			one_run "$file" "$name" "$url" "$cookie" "$pid"
+		done
+	done
+	printf '\n%s: median of %d round(s), alternating order\n' "$title" "$rounds"
+	printf '| %-34s | %9s | %9s | %9s | %7s | %7s | %6s | %9s | %9s |\n' system 'req/s' 'x ceiling' 'x o2proxy' 'p50 ms' 'p99 ms' errors 'CPU us/req' 'redis/req'
+	printf '|%s|\n' '------------------------------------|-----------|-----------|-----------|---------|---------|--------|------------|-----------'
+	local names=()
+	for sys in "${systems[@]}"; do IFS=$'\x1f' read -r name _ <<<"$sys"; names+=("$name"); done
+	for name in "${names[@]}"; do
+		awk -F'\t' -v name="$name" -v ceil="$ceiling" -v peer="$peerName" '
+			function median(a, k,   j, m, t) {
+				for (j = 1; j <= k; j++) for (m = j + 1; m <= k; m++) if (a[m] < a[j]) { t = a[j]; a[j] = a[m]; a[m] = t }
+				return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+			}
+			{ k = ++cnt[$1]; rps[$1, k] = $2; p50[$1, k] = $3; p99[$1, k] = $4; err[$1] += $5; cpu[$1, k] = $6; cmd[$1, k] = $7 }
+			END {
+				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = rps[name, j]; mr = median(a, cnt[name])
+				split("", a); for (j = 1; j <= cnt[ceil]; j++) a[j] = rps[ceil, j]; cr = median(a, cnt[ceil])
+				pr = 0; if (peer != "" && cnt[peer] > 0) { split("", a); for (j = 1; j <= cnt[peer]; j++) a[j] = rps[peer, j]; pr = median(a, cnt[peer]) }
+				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = p50[name, j]; m50 = median(a, cnt[name])
+				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = p99[name, j]; m99 = median(a, cnt[name])
+				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = cpu[name, j]; mc = median(a, cnt[name])
+				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = cmd[name, j]; md = median(a, cnt[name])
+				printf "| %-34s | %9.0f | %9s | %9s | %7.2f | %7.2f | %6d | %10.1f | %9.3f |\n", name, mr,
+					(cr > 0 ? sprintf("%.2f", mr / cr) : "n/a"), (pr > 0 ? sprintf("%.2f", mr / pr) : "n/a"), m50, m99, err[name], mc, md
+			}' "$file"
+	done
+}
+
+printf '\n==> side by side: starting every system\n' >&2
+: >"$work/empty"
+p_ceil="$(free_port)"
+"$work/benchpeer" serve -addr "127.0.0.1:$p_ceil" -body "$work/empty" >"$work/peer-ceiling.log" 2>&1 &
+pid_ceil=$!
+pids+=("$pid_ceil")
+p_page="$(free_port)"
+"$work/benchpeer" serve -addr "127.0.0.1:$p_page" -body "$work/page.html" >"$work/peer-page.log" 2>&1 &
+pid_page=$!
+pids+=("$pid_page")
+for p in "$p_ceil" "$p_page"; do wait_http "http://127.0.0.1:$p/" || die "benchpeer on $p did not start"; done
+
+start_service on || die "the service did not start with SESSION_CACHE=on"
+login
+sv_on="http://127.0.0.1:$port" pid_on="$server_pid" tok_on="$token"
+start_service off || die "the service did not start with SESSION_CACHE=off"
+login
+sv_off="http://127.0.0.1:$port" pid_off="$server_pid" tok_off="$token"
+# The one-GET peer reads the session just made.
+p_oneget="$(free_port)"
+"$work/benchpeer" serve -addr "127.0.0.1:$p_oneget" -body "$work/page.html" -redis "$redis_url" -key "$hash" >"$work/peer-oneget.log" 2>&1 &
+pid_oneget=$!
+pids+=("$pid_oneget")
+wait_http "http://127.0.0.1:$p_oneget/" || die "benchpeer one-GET did not start: $(cat "$work/peer-oneget.log")"
+
+# The peer: oauth2-proxy, built once from the Go module proxy into a cache
+# outside the repository, on the same Redis (its Redis session store) with
+# an htpasswd login, so no identity provider is needed. Its check is
+# GET /oauth2/auth (202 with the cookie of POST /oauth2/sign_in). The smoke
+# run never builds it: the test command runs the smoke on every CI run.
+o2p_row=()
+if [ "$smoke" -eq 1 ]; then
+	note "smoke: oauth2-proxy skipped (the full run builds it once into $(dirname "$o2p_bin"))"
+else
+	if [ ! -x "$o2p_bin" ]; then
+		note "building oauth2-proxy $o2p_version into $(dirname "$o2p_bin") (once)"
+		mkdir -p "$(dirname "$o2p_bin")"
+		GOFLAGS=-mod=mod GOBIN="$(dirname "$o2p_bin")" go install "github.com/oauth2-proxy/oauth2-proxy/v7@$o2p_version" ||
+			die "building oauth2-proxy failed"
+	fi
+	o2p_password="bench-$RANDOM-$RANDOM"
+	# {SHA}: one of the two hash forms its htpasswd reader takes (bcrypt
+	# is the other); the hash's cost is paid once, at sign-in.
+	printf 'bench:{SHA}%s\n' "$(printf %s "$o2p_password" | openssl dgst -sha1 -binary | base64)" >"$work/htpasswd"
+	p_o2p="$(free_port)"
+	"$o2p_bin" --http-address="127.0.0.1:$p_o2p" --provider=google --client-id=bench --client-secret=bench \
+		--cookie-secret="$(openssl rand -hex 16)" --cookie-secure=false --email-domain='*' \
+		--htpasswd-file="$work/htpasswd" --upstream=static://200 --request-logging=true \
+		--session-store-type=redis --redis-connection-url="$redis_url" >"$work/oauth2-proxy.log" 2>&1 &
+	pid_o2p=$!
+	pids+=("$pid_o2p")
+	wait_http "http://127.0.0.1:$p_o2p/ping" || die "oauth2-proxy did not start: $(tail -5 "$work/oauth2-proxy.log")"
+	o2p_cookie="$(curl -s -D - -o /dev/null --data-urlencode username=bench --data-urlencode "password=$o2p_password" \
+		"http://127.0.0.1:$p_o2p/oauth2/sign_in" | tr -d '\r' | sed -nE 's/^[Ss]et-[Cc]ookie: (_oauth2_proxy=[^;]+).*/\1/p' | head -1)"
+	[ -n "$o2p_cookie" ] || die "oauth2-proxy sign-in gave no cookie: $(tail -5 "$work/oauth2-proxy.log")"
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $o2p_cookie" "http://127.0.0.1:$p_o2p/oauth2/auth")" = 202 ] ||
+		die "oauth2-proxy's /oauth2/auth does not accept its own cookie"
+	o2p_row=("oauth2-proxy $o2p_version on Redis"$'\x1f'"http://127.0.0.1:$p_o2p/oauth2/auth"$'\x1f'"$o2p_cookie"$'\x1f'"$pid_o2p")
+fi
+o2p_name=""
+[ "${#o2p_row[@]}" -eq 0 ] || o2p_name="oauth2-proxy $o2p_version on Redis"
+
+check_tables="$(
+	side_table "GET /auth/verify (forward-auth check)" "$work/rounds-verify" "Go handler, no session (ceiling)" "$o2p_name" \
+		"Go handler, no session (ceiling)"$'\x1f'"http://127.0.0.1:$p_ceil/"$'\x1f'""$'\x1f'"$pid_ceil" \
+		"service, SESSION_CACHE=on"$'\x1f'"$sv_on/auth/verify"$'\x1f'"session_id=$tok_on"$'\x1f'"$pid_on" \
+		"service, SESSION_CACHE=off"$'\x1f'"$sv_off/auth/verify"$'\x1f'"session_id=$tok_off"$'\x1f'"$pid_off" \
+		"${o2p_row[@]}"
+	side_table "GET / logged in (the page)" "$work/rounds-page" "Go handler, no session (ceiling)" "" \
+		"Go handler, no session (ceiling)"$'\x1f'"http://127.0.0.1:$p_page/"$'\x1f'""$'\x1f'"$pid_page" \
+		"Go handler + one GET"$'\x1f'"http://127.0.0.1:$p_oneget/"$'\x1f'""$'\x1f'"$pid_oneget" \
+		"service, SESSION_CACHE=on"$'\x1f'"$sv_on/"$'\x1f'"session_id=$tok_on"$'\x1f'"$pid_on" \
+		"service, SESSION_CACHE=off"$'\x1f'"$sv_off/"$'\x1f'"session_id=$tok_off"$'\x1f'"$pid_off"
+)"
+printf '%s\n' "$check_tables"
+if [ "$smoke" -eq 1 ]; then
+	printf '(smoke: oauth2-proxy not run, so no x o2proxy column figures)\n'
+fi
+printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+cat <<'NOTE'
+ceiling: a Go handler answering with no session (an empty 200 for the check,
+the page's bytes for GET /). CPU us/req: the answering process's utime +
+stime over wrk's requests. redis/req: INFO commandstats delta per request,
+all systems share one Redis (the idle ones add their few health pings).
+oauth2-proxy answers 202 with Gap-Auth, counted as success.
 NOTE
 printf 'bench took %ds\n' "$SECONDS"

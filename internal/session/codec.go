@@ -26,6 +26,10 @@ type JSONCodec struct {
 	// Lifetime is the absolute session lifetime counted from login. Zero
 	// turns that clamp off (the recorded absolute deadline still holds).
 	Lifetime time.Duration
+
+	// memo, when set (the Manager's codec), remembers decoded documents
+	// (memo.go).
+	memo *docMemo
 }
 
 type sessionDoc struct {
@@ -48,6 +52,36 @@ func (c JSONCodec) Encode(deadline time.Time, values map[string]any) ([]byte, er
 // Decode implements scs.Codec. Anything that is not a session document is
 // an error; the web layer treats such a session as absent.
 func (c JSONCodec) Decode(b []byte) (time.Time, map[string]any, error) {
+	if c.memo == nil {
+		return c.decode(b)
+	}
+	d, err := c.doc(b)
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	return d.deadline, d.cloneValues(), nil
+}
+
+// doc is Decode's result as the memo keeps it: decoded once per distinct
+// document, shared, never changed.
+func (c JSONCodec) doc(b []byte) (*doc, error) {
+	if c.memo != nil {
+		if d := c.memo.get(b); d != nil {
+			return d, nil
+		}
+	}
+	deadline, values, err := c.decode(b)
+	if err != nil {
+		return nil, err
+	}
+	d := newDoc(deadline, values)
+	if c.memo != nil {
+		c.memo.put(b, d)
+	}
+	return d, nil
+}
+
+func (c JSONCodec) decode(b []byte) (time.Time, map[string]any, error) {
 	if len(b) > maxSessionBytes {
 		return time.Time{}, nil, errors.New("decode session: too large")
 	}

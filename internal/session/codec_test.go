@@ -338,3 +338,25 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// The memo's decoded documents are shared: each Decode hands out a map of
+// its own, so a request's Put never shows in another request's session.
+func TestDecodeMemoHandsOutCopies(t *testing.T) {
+	c := JSONCodec{Lifetime: time.Hour, memo: newDocMemo()}
+	b, err := c.Encode(time.Now().Add(time.Minute), map[string]any{fieldUsername: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, first, err := c.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first[fieldUsername] = "mallory"
+	_, second, err := c.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := second[fieldUsername]; got != "alice" {
+		t.Errorf("username after another decode's map was changed: got %v, want alice", got)
+	}
+}

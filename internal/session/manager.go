@@ -74,9 +74,9 @@ type Manager struct {
 // remembered.
 func New(sessions *store.SessionStore, cfg Config, log *slog.Logger) *Manager {
 	cfg = cfg.withDefaults()
-	codec := JSONCodec{Lifetime: cfg.Lifetime}
+	codec := JSONCodec{Lifetime: cfg.Lifetime, memo: newDocMemo()}
 	sm := scs.New()
-	sm.Store = scsStore{sessions: sessions, max: cfg.MaxPerUser, idle: cfg.IdleTimeout}
+	sm.Store = scsStore{sessions: sessions, max: cfg.MaxPerUser, idle: cfg.IdleTimeout, codec: codec}
 	sm.Codec = codec
 	sm.Lifetime = cfg.Lifetime
 	// scs's own idle timeout rewrites the whole session on every request.
@@ -101,6 +101,15 @@ func (m *Manager) DescribeUserAgent(ua string) string {
 		return ""
 	}
 	return m.devices.describe(ua).String()
+}
+
+// Device is what rec's user agent says about its device, for a page
+// that shows it: the request's own record (Current) leaves it out.
+func (m *Manager) Device(rec Record) Device {
+	if rec.Device != (Device{}) {
+		return rec.Device
+	}
+	return m.devices.describe(rec.UserAgent)
 }
 
 // CookieName is the session cookie's name.
@@ -259,7 +268,26 @@ func (m *Manager) load(parent context.Context, token string, bearer bool) (conte
 
 // isAPI reports whether the loaded session is an API session.
 func (m *Manager) isAPI(ctx context.Context) bool {
+	if _, d := m.stored(ctx); d != nil {
+		return d.base.API
+	}
 	return m.scs.GetString(ctx, fieldKind) == kindAPI
+}
+
+// stored is the request's decoded document (see request.doc) while scs
+// holds it unchanged, else nil: then only scs knows the session's values.
+func (m *Manager) stored(ctx context.Context) (*request, *doc) {
+	r := requestOf(ctx)
+	if r == nil {
+		return nil, nil
+	}
+	r.mu.Lock()
+	d := r.doc
+	r.mu.Unlock()
+	if d == nil || m.scs.Status(ctx) != scs.Unmodified {
+		return r, nil
+	}
+	return r, d
 }
 
 // loaded applies the session rules to a session just read: its user is
@@ -268,14 +296,25 @@ func (m *Manager) isAPI(ctx context.Context) bool {
 func (m *Manager) loaded(loaded context.Context) (context.Context, error) {
 	// Known before anything deletes the session, so that it also leaves
 	// its user's index.
-	user := m.scs.GetString(loaded, fieldUsername)
-	if r := requestOf(loaded); r != nil {
+	r, d := m.stored(loaded)
+	var (
+		user     string
+		deadline time.Time
+		indexed  bool
+	)
+	if d != nil {
+		user, deadline, indexed = d.base.User, d.deadline, d.indexed
+	} else {
+		user, deadline = m.scs.GetString(loaded, fieldUsername), m.scs.Deadline(loaded)
+		_, indexed = timeValue(m.values(loaded), fieldExpiresAt)
+	}
+	if r != nil {
 		r.mu.Lock()
 		r.user = user
 		r.presented = m.scs.Token(loaded)
 		r.mu.Unlock()
 	}
-	if !m.scs.Deadline(loaded).After(time.Now()) {
+	if !deadline.After(time.Now()) {
 		// Past its absolute lifetime (for example after SESSION_LIFETIME
 		// was shortened): end it now rather than serve it once more.
 		if err := m.scs.Destroy(loaded); err != nil {
@@ -284,7 +323,7 @@ func (m *Manager) loaded(loaded context.Context) (context.Context, error) {
 		m.cfg.Events.SessionsEnded("expired", 1)
 		return loaded, nil
 	}
-	if _, indexed := timeValue(m.values(loaded), fieldExpiresAt); user != "" && !indexed {
+	if user != "" && !indexed {
 		// A login stored before the per-user index existed (or by plain
 		// scs/redisstore): no index knows it, so a password change,
 		// delete or "sign out everywhere" could not end it. It ends now,
@@ -310,7 +349,13 @@ func (m *Manager) RequireTwoFactor() bool { return m.cfg.RequireTwoFactor }
 // view costs one Redis read and no write.
 func (m *Manager) touch(ctx context.Context) {
 	now := time.Now().UTC()
-	if seen, ok := timeValue(m.values(ctx), fieldLastSeenAt); ok && now.Sub(seen) < m.touchEvery() {
+	var seen time.Time
+	if _, d := m.stored(ctx); d != nil {
+		seen = d.lastSeen
+	} else {
+		seen, _ = timeValue(m.values(ctx), fieldLastSeenAt)
+	}
+	if !seen.IsZero() && now.Sub(seen) < m.touchEvery() {
 		return
 	}
 	m.scs.Put(ctx, fieldLastSeenAt, now.Format(time.RFC3339Nano))

@@ -61,7 +61,10 @@ type Record struct {
 	IP string
 	// UserAgent is the browser's User-Agent header at login, cut to 256 bytes.
 	UserAgent string
-	// Device summarises UserAgent.
+	// Device summarises UserAgent. List, Find and Each fill it in; the
+	// request's own record (Current, Check) leaves it empty, since parsing
+	// a user agent is wasted on the forward-auth check that every request
+	// to every app pays: a page that shows it asks Manager.Device.
 	Device Device
 	// API marks a session started by POST /api/login: its token is a
 	// bearer token for scripts, never a cookie.
@@ -113,16 +116,18 @@ func isBase64URLOfLen(s string, n int) bool {
 }
 
 // recordOf builds a Record from decoded values.
-func recordOf(hash string, deadline time.Time, values map[string]any, expires time.Time, d devices) Record {
+func recordOf(hash string, deadline time.Time, values map[string]any, expires time.Time) Record {
 	str := func(k string) string { s, _ := values[k].(string); return s }
 	r := Record{
-		ID:        publicID(hash),
 		User:      str(fieldUsername),
 		IP:        str(fieldLoginIP),
 		UserAgent: str(fieldUserAgent),
 		EndsAt:    deadline,
 		ExpiresAt: expires,
 		API:       str(fieldKind) == kindAPI,
+	}
+	if hash != "" { // "": a memo's document, read under any hash
+		r.ID = publicID(hash)
 	}
 	r.CreatedAt, _ = timeValue(values, fieldLoginAt)
 	r.LastSeenAt, _ = timeValue(values, fieldLastSeenAt)
@@ -137,7 +142,6 @@ func recordOf(hash string, deadline time.Time, values map[string]any, expires ti
 	if r.AuthTime.IsZero() {
 		r.AuthTime = r.CreatedAt
 	}
-	r.Device = d.describe(r.UserAgent)
 	return r
 }
 

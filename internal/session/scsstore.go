@@ -44,6 +44,11 @@ type request struct {
 	// bearer marks a request that named its session with a bearer token
 	// (LoadToken): only an API session loads, and no cookie is written.
 	bearer bool
+	// doc is the stored document FindCtx read, decoded (shared, never
+	// changed): while scs reports the session unmodified, it is what scs
+	// holds, and the verbs read their fields from it (Manager.stored)
+	// instead of asking scs for each and parsing times again.
+	doc *doc
 	// current is the session as Current decoded it, kept so that a
 	// request decodes its record once however often it asks; every verb
 	// that changes the session forgets it.
@@ -67,6 +72,7 @@ func forget(ctx context.Context) {
 	if r := requestOf(ctx); r != nil {
 		r.mu.Lock()
 		r.current = nil
+		r.doc = nil
 		r.mu.Unlock()
 	}
 }
@@ -85,6 +91,9 @@ type scsStore struct {
 	// idle is the idle timeout: every save ends the key at the earlier of
 	// the absolute deadline scs passes and now + idle.
 	idle time.Duration
+	// codec decodes what FindCtx reads, once (scs's Decode of the same
+	// bytes then finds it in the codec's memo).
+	codec JSONCodec
 }
 
 // FindCtx implements scs.CtxStore.
@@ -94,8 +103,13 @@ func (s scsStore) FindCtx(ctx context.Context, hash string) ([]byte, bool, error
 		return nil, false, err
 	}
 	if r := requestOf(ctx); r != nil {
+		d, err := s.codec.doc(b)
+		if err != nil {
+			d = nil // scs's Decode fails on it too, and Load says why
+		}
 		r.mu.Lock()
 		r.loaded = hash
+		r.doc = d
 		r.mu.Unlock()
 	}
 	return b, true, nil

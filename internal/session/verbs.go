@@ -181,6 +181,17 @@ func (m *Manager) User(ctx context.Context) string {
 // ExpiresAt is the idle deadline as of this request: the last save (which
 // is the last-seen time) plus the idle timeout.
 func (m *Manager) Current(ctx context.Context) (Record, bool) {
+	if r, d := m.stored(ctx); d != nil {
+		// The document as read: its record was built when it was first
+		// decoded, by this replica, for any request.
+		if d.base.User == "" {
+			return Record{}, false
+		}
+		r.mu.Lock()
+		hash := r.loaded
+		r.mu.Unlock()
+		return d.record(hash, m.cfg.IdleTimeout), true
+	}
 	if m.User(ctx) == "" {
 		return Record{}, false
 	}
@@ -200,7 +211,7 @@ func (m *Manager) Current(ctx context.Context) (Record, bool) {
 	if seen, ok := timeValue(values, fieldLastSeenAt); ok && m.cfg.IdleTimeout > 0 {
 		expires = seen.Add(m.cfg.IdleTimeout)
 	}
-	rec := recordOf(hash, m.scs.Deadline(ctx), values, expires, m.devices)
+	rec := recordOf(hash, m.scs.Deadline(ctx), values, expires)
 	if r != nil {
 		r.mu.Lock()
 		r.current = &rec
@@ -275,7 +286,9 @@ func (m *Manager) decode(st store.Stored) (Record, bool) {
 	if err != nil {
 		return Record{}, false
 	}
-	return recordOf(st.Hash, deadline, values, st.Expires, m.devices), true
+	rec := recordOf(st.Hash, deadline, values, st.Expires)
+	rec.Device = m.devices.describe(rec.UserAgent)
+	return rec, true
 }
 
 // Revoke ends user's session id. A user can only ever name their own

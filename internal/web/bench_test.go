@@ -69,14 +69,17 @@ func BenchmarkForwardAuthVerify(b *testing.B) {
 		name   string
 		header func(token string) (string, string)
 		token  func(ta *testApp) string
+		opts   []appOption
 	}{
 		{"cookie", func(token string) (string, string) { return "Cookie", testCookieName + "=" + token },
-			func(ta *testApp) string { return ta.login(b, newBrowser(b), false) }},
+			func(ta *testApp) string { return ta.login(b, newBrowser(b), false) }, nil},
 		{"bearer", func(token string) (string, string) { return "Authorization", "Bearer " + token },
-			func(ta *testApp) string { return ta.apiLoginB(b) }},
+			func(ta *testApp) string { return ta.apiLoginB(b) }, nil},
+		{"cookie_cache_on", func(token string) (string, string) { return "Cookie", testCookieName + "=" + token },
+			func(ta *testApp) string { return ta.login(b, newBrowser(b), false) }, []appOption{withSessionCache()}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			ta := newTestApp(b, redistest.Start(b))
+			ta := newTestApp(b, redistest.Start(b), bc.opts...)
 			k, v := bc.header(bc.token(ta))
 			client := testkit.Client(b, nil)
 			verify := func() {

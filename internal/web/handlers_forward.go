@@ -66,8 +66,12 @@ func (a *App) envoy(w http.ResponseWriter, r *http.Request) {
 	a.forwardAuth(w, r, true)
 }
 
+// varyCredentials is every forward-auth answer's Vary: see constHeader.
+var varyCredentials = constHeader("Cookie, Authorization")
+
 func (a *App) forwardAuth(w http.ResponseWriter, r *http.Request, redirectBrowsers bool) {
-	w.Header().Add("Vary", "Cookie, Authorization")
+	h := w.Header()
+	h["Vary"] = varyCredentials
 	ctx, err := a.identify(r)
 	if err != nil {
 		a.serverError(w, r, err)
@@ -90,11 +94,12 @@ func (a *App) forwardAuth(w http.ResponseWriter, r *http.Request, redirectBrowse
 		a.serverError(w, r, err)
 		return
 	}
-	h := w.Header()
-	h.Set(headerRemoteUser, cur.User)
-	h.Set(headerRequestUser, cur.User)
-	h.Set(headerSessionID, cur.ID)
-	h.Set(headerAuthMethods, joinMethods(cur.AMR))
+	// The names are in canonical form; one array backs the four values.
+	v := [...]string{cur.User, cur.ID, joinMethods(cur.AMR)}
+	h[headerRemoteUser] = v[0:1:1]
+	h[headerRequestUser] = v[0:1:1]
+	h[headerSessionID] = v[1:2:2]
+	h[headerAuthMethods] = v[2:3:3]
 	w.WriteHeader(http.StatusOK)
 }
 

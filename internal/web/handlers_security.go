@@ -127,7 +127,7 @@ func (a *App) securityPage(w http.ResponseWriter, r *http.Request) {
 		// The page is still worth showing without its history.
 		a.log.Warn("security activity not shown", "user", cur.User, "request_id", requestID(ctx), "err", err)
 	}
-	deviceName, err := a.templates.locales.forRequest(r).device(cur.Device)
+	deviceName, err := a.templates.locales.forRequest(r).device(a.sessions.Device(cur))
 	if err != nil {
 		deviceName = ""
 	}

@@ -148,34 +148,49 @@ func saneRequestID(s string) bool {
 func (a *App) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := r.Header.Get("X-Request-Id")
-		if !saneRequestID(id) {
+		// One allocation for what the log learns about the request: the
+		// status, the route, and the id's header value.
+		rec := &loggedRequest{statusRecorder: statusRecorder{ResponseWriter: w}}
+		rec.id[0] = r.Header.Get("X-Request-Id")
+		if !saneRequestID(rec.id[0]) {
 			var b [8]byte
 			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
+			rec.id[0] = hex.EncodeToString(b[:])
 		}
-		w.Header().Set("X-Request-Id", id)
-		rec := &statusRecorder{ResponseWriter: w}
-		info := &requestInfo{id: id}
-		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
-		next.ServeHTTP(rec, r)
+		id := rec.id[0]
+		w.Header()["X-Request-Id"] = rec.id[:1:1]
+		rec.info.id = id
+		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, &rec.info))
+		next.ServeHTTP(&rec.statusRecorder, r)
 		elapsed := time.Since(start)
 		if rec.status == 0 {
 			rec.status = http.StatusOK // a handler that wrote nothing
 		}
 		// The outermost mux set r.Pattern on this very request; an inner
 		// one (noteRoute) knows the more precise "POST /login/{$}".
-		route := info.route
+		route := rec.info.route
 		if route == "" {
 			route = r.Pattern
 		}
 		a.cfg.Observer.Request(route, rec.status, elapsed)
-		a.log.LogAttrs(r.Context(), requestLogLevel(r), "request",
+		level := requestLogLevel(r)
+		if !a.log.Enabled(r.Context(), level) {
+			return
+		}
+		a.log.LogAttrs(r.Context(), level, "request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
 			slog.Int("status", rec.status), slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 			slog.String("client", a.clientIP(r).String()), slog.String("replica", a.cfg.InstanceID),
 			slog.String("request_id", id))
 	})
+}
+
+// loggedRequest is logRequests' state for one request, allocated once.
+type loggedRequest struct {
+	statusRecorder
+	info requestInfo
+	// id backs the X-Request-Id header's value.
+	id [1]string
 }
 
 // requestLogLevel is debug for the health checks, info for the rest. A
@@ -207,19 +222,36 @@ func noteRoute(mux http.Handler) http.Handler {
 // securityHeaders sets the headers every response carries: which replica
 // answered, and the browser hardening headers.
 func (a *App) securityHeaders(next http.Handler) http.Handler {
+	// The values never change: each response shares them instead of
+	// allocating its own (Header.Set would). They are full slices (len ==
+	// cap), so a handler's Header.Add appends to a copy, never to these.
+	servedBy := constHeader(a.cfg.InstanceID)
+	hsts := a.cfg.CookieSecure
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Served-By", a.cfg.InstanceID)
-		h.Set("Content-Security-Policy", contentSecurityPolicy)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "same-origin")
-		if a.cfg.CookieSecure {
-			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		h["X-Served-By"] = servedBy
+		h["Content-Security-Policy"] = cspValue
+		h["X-Content-Type-Options"] = nosniffValue
+		h["X-Frame-Options"] = denyValue
+		h["Referrer-Policy"] = sameOriginValue
+		if hsts {
+			h["Strict-Transport-Security"] = hstsValue
 		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// constHeader is a header value that responses share: see securityHeaders.
+func constHeader(v string) []string { return []string{v}[:1:1] }
+
+var (
+	cspValue        = constHeader(contentSecurityPolicy)
+	nosniffValue    = constHeader("nosniff")
+	denyValue       = constHeader("DENY")
+	sameOriginValue = constHeader("same-origin")
+	hstsValue       = constHeader("max-age=63072000; includeSubDomains")
+	noStoreValue    = constHeader("no-store")
+)
 
 // contentSecurityPolicy allows this site's own style sheet, images and
 // one script file (the passkey ceremonies, /static/passkeys.js) and the
@@ -229,7 +261,7 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; connect-sr
 // noStore keeps pages that may show user data out of every cache.
 func noStore(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
+		w.Header()["Cache-Control"] = noStoreValue
 		next.ServeHTTP(w, r)
 	})
 }
@@ -251,6 +283,12 @@ var passkeyForms = map[string]bool{
 // read into memory.
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == http.NoBody {
+			// No body to bound (the server says so for a request
+			// without one: every GET a proxy or script sends).
+			next.ServeHTTP(w, r)
+			return
+		}
 		limit := int64(maxFormBytes)
 		if passkeyForms[r.URL.Path] {
 			limit = maxPasskeyFormBytes
