@@ -173,18 +173,12 @@ func forwardAuthHeaders(t testing.TB) []string {
 		t.Fatal("internal/web: no method forwardAuth: update forwardAuthHeaders")
 	}
 	var headers []string
-	for _, stmt := range body.List {
-		es, ok := stmt.(*ast.ExprStmt)
+	// A header is set as h.Set(CONST, …) or, sharing a value, h[CONST] = …;
+	// only constants of the package count (not "Vary" and the like).
+	add := func(e ast.Expr) {
+		id, ok := e.(*ast.Ident)
 		if !ok {
-			continue
-		}
-		call, ok := es.X.(*ast.CallExpr)
-		if !ok || calledName(call) != "Set" || len(call.Args) != 2 {
-			continue
-		}
-		id, ok := call.Args[0].(*ast.Ident)
-		if !ok {
-			continue
+			return
 		}
 		v, ok := consts[id.Name]
 		if !ok {
@@ -192,8 +186,22 @@ func forwardAuthHeaders(t testing.TB) []string {
 		}
 		headers = append(headers, v)
 	}
+	for _, stmt := range body.List {
+		switch st := stmt.(type) {
+		case *ast.ExprStmt:
+			if call, ok := st.X.(*ast.CallExpr); ok && calledName(call) == "Set" && len(call.Args) == 2 {
+				add(call.Args[0])
+			}
+		case *ast.AssignStmt:
+			if len(st.Lhs) == 1 {
+				if ix, ok := st.Lhs[0].(*ast.IndexExpr); ok {
+					add(ix.Index)
+				}
+			}
+		}
+	}
 	if len(headers) == 0 {
-		t.Fatal("internal/web forwardAuth: no header.Set(CONST, …) at the top level of its body: update forwardAuthHeaders")
+		t.Fatal("internal/web forwardAuth: no header.Set(CONST, …) or h[CONST] = … at the top level of its body: update forwardAuthHeaders")
 	}
 	return headers
 }
