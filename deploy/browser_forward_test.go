@@ -11,7 +11,7 @@ import (
 )
 
 // TestBrowserForwardAuthBehindProxies drives headless Chromium to an app
-// protected by each proxy of the README (nginx, Traefik, Caddy) with its
+// protected by each proxy of docs/forward-auth.md (nginx, Traefik, Caddy) with its
 // snippet, as a user would: the app's URL shows the login form, logging in
 // lands back on the very URL asked for with the app greeting the user it
 // was told about and holding none of the service's cookies, and after

@@ -747,7 +747,7 @@ func TestBrowserPasskeyWithoutUserVerificationRefused(t *testing.T) {
 	}
 }
 
-// TestPasskeyStepUpThroughNginx runs the README's nginx snippet in front
+// TestPasskeyStepUpThroughNginx runs docs/forward-auth.md's nginx snippet in front
 // of one app on two localhost ports, the second in AUTH_TWO_FACTOR_HOSTS.
 // The user logs in with the password (one factor) and then adds a passkey
 // on the security page, through nginx: adding a factor leaves the session

@@ -16,7 +16,7 @@ import (
 	"loginsvc/internal/testkit"
 )
 
-// compose.sentinel.yml, layered on docker-compose.yml as the README says:
+// compose.sentinel.yml, layered on docker-compose.yml as docs/running.md says:
 // the app is pointed at the three Sentinels by a URL the service accepts,
 // the replica follows the master by its fixed address, which is the one
 // every Sentinel watches, and nothing is published beyond the lb's port.
@@ -87,7 +87,7 @@ func TestComposeSentinelOverride(t *testing.T) {
 	}
 }
 
-// TestComposeSentinelFailover brings the README's Sentinel stack up for
+// TestComposeSentinelFailover brings docs/running.md's Sentinel stack up for
 // real (docker-compose.yml with compose.sentinel.yml, on the Docker
 // Engine) and does what its comment tells users to try: kill the master
 // container. Then the app serves again through the published port without

@@ -10,9 +10,9 @@
 // haproxy.cfg, its server-template lines replaced by loopback addresses.
 // docker-compose.yml is also parsed and checked with compose-go.
 //
-// Forward auth runs for real behind the three proxies the README
-// documents, each with its snippet from this directory (the very text the
-// README shows): Debian's nginx (nginx-forward-auth.conf and
+// Forward auth runs for real behind the three proxies docs/forward-auth.md
+// documents, each with its snippet from this directory (the very text that
+// page shows): Debian's nginx (nginx-forward-auth.conf and
 // nginx-forward-auth-cookies.conf), Debian's Caddy (Caddyfile.forward-auth)
 // and Traefik v3 (traefik-forward-auth.yml), which ../scripts/traefik-cli.sh
 // builds from the Go module proxy (TRAEFIK_BIN).

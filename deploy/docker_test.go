@@ -119,7 +119,7 @@ func (s *composeStack) replicas(t testing.TB) []string {
 	return ids
 }
 
-// redisCLI runs redis-cli in the redis container, as the README tells
+// redisCLI runs redis-cli in the redis container, as docs/running.md tells
 // operators to.
 func (s *composeStack) redisCLI(t testing.TB, args ...string) string {
 	t.Helper()
@@ -128,7 +128,7 @@ func (s *composeStack) redisCLI(t testing.TB, args ...string) string {
 
 // startComposeStack checks the tools, then brings the stack up with
 // `docker compose up -d --build --wait` and registers `down -v`. overrides
-// are compose files layered on docker-compose.yml, as the README layers
+// are compose files layered on docker-compose.yml, as docs/running.md layers
 // them; extraEnv ("NAME=value") goes to every compose command, after the
 // test's own.
 func startComposeStack(t *testing.T, overrides []string, extraEnv ...string) *composeStack {
@@ -483,7 +483,7 @@ func (s *composeStack) lbID(t testing.TB) string {
 }
 
 // loadUsers logs in admin twice and a second user, created with the
-// service's CLI inside a replica (password on stdin) as the README says,
+// service's CLI inside a replica (password on stdin) as docs/running.md says,
 // and creates the user poster for the login load.
 func (s *composeStack) loadUsers(t *testing.T, posterPassword string) []loadUser {
 	t.Helper()

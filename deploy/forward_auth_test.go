@@ -1,7 +1,7 @@
 package deploy
 
 // Forward auth through real reverse proxies: nginx, Traefik and Caddy
-// (gateways_test.go), each running its README snippet from deploy/, in
+// (gateways_test.go), each running its docs/forward-auth.md snippet from deploy/, in
 // front of two replicas of the service and of a small protected app that
 // echoes the identity headers and cookies it receives.
 
@@ -246,7 +246,7 @@ func (s *forwardAuthSite) wantRedirect(t *testing.T, what string, resp *http.Res
 	}
 }
 
-// TestForwardAuthThroughProxies runs each proxy of the README (nginx,
+// TestForwardAuthThroughProxies runs each proxy of docs/forward-auth.md (nginx,
 // Traefik, Caddy) with its snippet in front of two replicas and the app:
 // an anonymous request goes to the login form and back, the app sees the
 // user and never a forged identity header nor one of the service's
@@ -401,10 +401,11 @@ func testForwardAuthThrough(t *testing.T, gw gateway) {
 	t.Logf("%s forward auth: session %s served by 2 replicas; logout and revoke took effect on the next check", gw.Name, sessionID)
 }
 
-// TestProxySnippetsAreTheREADMEs keeps every proxy snippet the README
-// shows the file the tests run.
+// TestProxySnippetsAreTheREADMEs keeps every proxy snippet that
+// docs/forward-auth.md (the README's page on protecting other apps) shows
+// the file the tests run.
 func TestProxySnippetsAreTheREADMEs(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/forward-auth.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,13 +416,13 @@ func TestProxySnippetsAreTheREADMEs(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !strings.Contains(string(readme), "```"+sn.Fence+"\n"+string(snippet)+"```\n") {
-				t.Errorf("README.md does not show deploy/%s verbatim in a ```%s block", sn.Path, sn.Fence)
+				t.Errorf("docs/forward-auth.md does not show deploy/%s verbatim in a ```%s block", sn.Path, sn.Fence)
 			}
 		}
 	}
 }
 
-// TestForwardAuthStepUpThroughProxies runs each proxy's README snippet in
+// TestForwardAuthStepUpThroughProxies runs each proxy's docs/forward-auth.md snippet in
 // front of one app on two ports: s.URL accepts any session,
 // s.TwoFactorURL is in AUTH_TWO_FACTOR_HOSTS. A user without a second
 // factor logs in with the password. The one-factor app lets the session

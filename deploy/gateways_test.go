@@ -1,8 +1,8 @@
 package deploy
 
-// The three reverse proxies the README puts in front of the service for
+// The three reverse proxies docs/forward-auth.md puts in front of the service for
 // forward auth, each run for real with its snippet from deploy/ (the very
-// file the README shows), only the addresses substituted: Debian's nginx
+// file that page shows), only the addresses substituted: Debian's nginx
 // and Caddy, and Traefik built from the Go module proxy by
 // scripts/traefik-cli.sh (TRAEFIK_BIN).
 
@@ -31,7 +31,7 @@ type gateway struct {
 	// Name names the proxy (and its subtests).
 	Name string
 	// Snippets are the files of deploy/ the proxy runs, each shown
-	// verbatim in a README block fenced with its language.
+	// verbatim in a docs/forward-auth.md block fenced with its language.
 	Snippets []readmeSnippet
 	// DeniedScript is the status a request without a live session gets
 	// when it does not accept text/html: nginx's error_page turns every
@@ -53,10 +53,10 @@ type gateway struct {
 	start func(t *testing.T, s *forwardAuthSite, dir string, listen []string) (proc *testkit.Process, report func() string)
 }
 
-// readmeSnippet is a file of deploy/ that the README shows verbatim.
+// readmeSnippet is a file of deploy/ that docs/forward-auth.md shows verbatim.
 type readmeSnippet struct {
 	Path  string // relative to deploy/
-	Fence string // the language of the README's ``` block
+	Fence string // the language of its ``` block there
 }
 
 // The snippets, in deploy/.
@@ -97,7 +97,7 @@ var (
 		KeepsAppCookies: true,
 		start:           startCaddy,
 	}
-	// gateways are the proxies the README documents, every one tested.
+	// gateways are the proxies docs/forward-auth.md documents, every one tested.
 	gateways = []gateway{nginxGateway, traefikGateway, caddyGateway}
 )
 
@@ -128,7 +128,7 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 // startNginx runs Debian's nginx with the two nginx snippets included, as
-// the README's example http { } block does.
+// docs/forward-auth.md's example http { } block does.
 func startNginx(t *testing.T, s *forwardAuthSite, dir string, listen []string) (*testkit.Process, func() string) {
 	t.Helper()
 	nginxBin, err := exec.LookPath("nginx")

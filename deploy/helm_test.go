@@ -165,32 +165,33 @@ func TestHelmRefuses(t *testing.T) {
 	}
 }
 
-// TestHelmReadmeIngressNginx checks the README's ingress-nginx annotations,
+// TestHelmReadmeIngressNginx checks the ingress-nginx annotations of
+// docs/forward-auth.md ("Forward auth on Kubernetes"),
 // which no template renders: the auth-url path is a GET route of the
 // service, and the response headers are the ones it answers with.
 func TestHelmReadmeIngressNginx(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "forward-auth.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	readme := string(raw)
 	m := regexp.MustCompile(`nginx\.ingress\.kubernetes\.io/auth-url: "([^"]+)"`).FindStringSubmatch(readme)
 	if m == nil {
-		t.Fatal(`README: no nginx.ingress.kubernetes.io/auth-url: "…" annotation`)
+		t.Fatal(`docs/forward-auth.md: no nginx.ingress.kubernetes.io/auth-url: "…" annotation`)
 	}
 	u, err := url.Parse(m[1])
 	if err != nil {
-		t.Fatalf("README auth-url %q: %v", m[1], err)
+		t.Fatalf("docs/forward-auth.md auth-url %q: %v", m[1], err)
 	}
 	if !hasGETRoute(webRoutes(t), u.Path) {
-		t.Errorf("README auth-url path %s is not a GET route in internal/web/routes.go", u.Path)
+		t.Errorf("docs/forward-auth.md auth-url path %s is not a GET route in internal/web/routes.go", u.Path)
 	}
 	m = regexp.MustCompile(`nginx\.ingress\.kubernetes\.io/auth-response-headers: "([^"]+)"`).FindStringSubmatch(readme)
 	if m == nil {
-		t.Fatal(`README: no nginx.ingress.kubernetes.io/auth-response-headers: "…" annotation`)
+		t.Fatal(`docs/forward-auth.md: no nginx.ingress.kubernetes.io/auth-response-headers: "…" annotation`)
 	}
 	if got, want := strings.Split(m[1], ","), forwardAuthHeaders(t); !slices.Equal(got, want) {
-		t.Errorf("README auth-response-headers %q, want the service's %q", got, want)
+		t.Errorf("docs/forward-auth.md auth-response-headers %q, want the service's %q", got, want)
 	}
 }
 
@@ -331,7 +332,7 @@ func checkProbes(t *testing.T, r *rendered, ctr corev1.Container, routes map[str
 	for _, p := range []struct {
 		kind  string
 		probe *corev1.Probe
-		path  string // the endpoint meant for it (README, "Endpoints")
+		path  string // the endpoint meant for it (docs/api.md, "Endpoints")
 	}{
 		{"readiness", ctr.ReadinessProbe, "/readyz"},
 		{"liveness", ctr.LivenessProbe, "/healthz"},

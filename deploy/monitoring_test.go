@@ -56,7 +56,7 @@ type promError struct{ msg string }
 func (e *promError) Error() string { return "prometheus: " + e.msg }
 
 // TestComposeMonitoring runs the compose file with its monitoring profile,
-// as the README says, and checks what an operator would: Prometheus scrapes
+// as docs/operations.md says, and checks what an operator would: Prometheus scrapes
 // every replica (up = 1 for each, named by loginsvc_replica_info), counts
 // the requests sent through the lb, the replicas' metrics port is not
 // published, and the replicas log JSON lines, one per request.
@@ -104,7 +104,7 @@ func TestComposeMonitoring(t *testing.T) {
 		slices.Sort(names)
 		return slices.Equal(names, ids), "replicas " + strings.Join(names, ",") + ", want " + strings.Join(ids, ",")
 	})
-	// The README's query: page views per second, by replica.
+	// docs/operations.md's query: page views per second, by replica.
 	testkit.Eventually(t, "the request counter holds the page views", 30*time.Second, func() (bool, string) {
 		got, err := promQuery(prom, `sum(loginsvc_http_requests_total{route="GET /{$}",status="200"})`)
 		if err != nil {
@@ -116,7 +116,7 @@ func TestComposeMonitoring(t *testing.T) {
 		return got[0].value >= views, "sum = " + strconv.FormatFloat(got[0].value, 'f', -1, 64)
 	})
 	if _, err := promQuery(prom, `sum by (instance) (rate(loginsvc_http_requests_total[1m]))`); err != nil {
-		t.Errorf("the README's rate query: %v", err)
+		t.Errorf("docs/operations.md's rate query: %v", err)
 	}
 
 	for _, id := range ids {

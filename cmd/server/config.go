@@ -622,7 +622,7 @@ func maskQueryPasswords(raw string) string {
 // forwardAuthWithoutProxy reports whether forward auth is configured
 // (AUTH_ALLOWED_HOSTS, AUTH_TWO_FACTOR_HOSTS or an absolute
 // AUTH_LOGIN_URL) while no proxy is trusted (TRUSTED_PROXIES empty): the
-// setup the README's nginx snippet fails silently in.
+// setup the nginx snippet of docs/forward-auth.md fails silently in.
 func (c config) forwardAuthWithoutProxy() bool {
 	absoluteLogin := c.AuthLoginURL != "" && !strings.HasPrefix(c.AuthLoginURL, "/")
 	return len(c.TrustedProxies) == 0 && (len(c.AuthAllowedHosts) > 0 || len(c.AuthTwoFactorHosts) > 0 || absoluteLogin)
