@@ -39,7 +39,7 @@ func testBrowserForwardAuthBehind(t *testing.T, gw gateway) {
 		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), testUser),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), testPassword),
 	)
-	resp = b.navigate("submit the login form", chromedp.Click(`//button[normalize-space()="Log in"]`))
+	resp = b.navigate("submit the login form", chromedp.Click(`//button[normalize-space()="Sign in"]`))
 	if resp.URL != original || resp.Status != 200 {
 		t.Fatalf("after login: got %s with status %d, want the app's %s with 200", resp.URL, resp.Status, original)
 	}

@@ -36,8 +36,8 @@ func TestLoginDoesNotAdoptAPlantedToken(t *testing.T) {
 		// logs in.
 		before string
 	}{
-		{"random well-formed token", randomToken(t), "hello"},
-		{"another login's live token", attackerToken, "hello mallory"},
+		{"random well-formed token", randomToken(t), "Hello"},
+		{"another login's live token", attackerToken, "Hello, mallory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ta.wantGreeting(t, tc.planted, tc.before)
@@ -52,8 +52,8 @@ func TestLoginDoesNotAdoptAPlantedToken(t *testing.T) {
 			if got := victim.tokenInJar(ta.url("/")); got != token {
 				t.Fatalf("after login: browser holds %q, want the new token %q", got, token)
 			}
-			ta.wantGreeting(t, token, "hello alice")
-			ta.wantGreeting(t, tc.planted, "hello")
+			ta.wantGreeting(t, token, "Hello, alice")
+			ta.wantGreeting(t, tc.planted, "Hello")
 			if ta.exists(t, testkit.SessionKey(tc.planted)) {
 				t.Fatalf("after login: the planted token's key %s exists, want none", testkit.SessionKey(tc.planted))
 			}
@@ -128,8 +128,8 @@ func TestTokensOfEndedSessionsMeanLoggedOut(t *testing.T) {
 
 			before := ta.keys(t)
 			p := replay(t, http.MethodGet, ta.url("/"), token)
-			if got := greeting(p.body); p.status != http.StatusOK || got != "hello" {
-				t.Fatalf("GET / with the ended session's token: got status %d, greeting %q; want 200, %q", p.status, got, "hello")
+			if got := greeting(p.body); p.status != http.StatusOK || got != "Hello" {
+				t.Fatalf("GET / with the ended session's token: got status %d, greeting %q; want 200, %q", p.status, got, "Hello")
 			}
 			if got := p.header.Values("Set-Cookie"); len(got) != 0 {
 				t.Fatalf("got Set-Cookie %q, want none", got)
@@ -154,9 +154,9 @@ func TestShortenedLifetimeEndsOlderSessions(t *testing.T) {
 		t.Fatalf("precondition: key %s gone, want Redis to still hold it (lifetime 1h when saved)", testkit.SessionKey(token))
 	}
 
-	short.wantGreeting(t, token, "hello")
+	short.wantGreeting(t, token, "Hello")
 	if short.exists(t, testkit.SessionKey(token)) {
 		t.Fatalf("after use past the shortened lifetime: key %s exists, want it deleted", testkit.SessionKey(token))
 	}
-	long.wantGreeting(t, token, "hello")
+	long.wantGreeting(t, token, "Hello")
 }

@@ -94,7 +94,7 @@ func TestPasswordChangeRefusals(t *testing.T) {
 		})
 	}
 	// Nothing changed: the same cookie, the old password.
-	ta.wantGreeting(t, token, "hello alice")
+	ta.wantGreeting(t, token, "Hello, alice")
 	ta.login(t, newBrowser(t), false)
 }
 
@@ -169,13 +169,13 @@ func TestPasswordChangeEndsOtherSessionsAndRenewsThisOne(t *testing.T) {
 
 	// This browser carries on under the new token; the old one, and every
 	// other session of alice's, on either replica, is anonymous.
-	ta.wantGreeting(t, renewed, "hello alice")
-	ta.wantGreeting(t, old, "hello")
+	ta.wantGreeting(t, renewed, "Hello, alice")
+	ta.wantGreeting(t, old, "Hello")
 	for _, token := range elsewhere {
-		ta.wantGreeting(t, token, "hello")
-		other.wantGreeting(t, token, "hello")
+		ta.wantGreeting(t, token, "Hello")
+		other.wantGreeting(t, token, "Hello")
 	}
-	ta.wantGreeting(t, bob, "hello bob")
+	ta.wantGreeting(t, bob, "Hello, bob")
 
 	p = me.get(ta.url("/password/"))
 	wantFlash(t, "GET /password/ after the change", p, "password_changed", "2")
@@ -292,7 +292,7 @@ func TestPasswordChangeCheckedBeforeTheOperatorsResetLoses(t *testing.T) {
 	if !strings.Contains(p.body, "changed somewhere else") || strings.Contains(p.body, "has been changed") {
 		t.Errorf("POST /password/: got no message that the password changed elsewhere, or one of success; body:\n%s", p.body)
 	}
-	ta.wantGreeting(t, token, "hello")
+	ta.wantGreeting(t, token, "Hello")
 	if cur := attacker.get(ta.url("/password/")); cur.status == http.StatusOK {
 		t.Errorf("GET /password/ from the attacker's browser after the refusal: got 200, want to be sent to log in")
 	}

@@ -98,15 +98,15 @@ func TestLoginPastTheCapEndsTheOldestSession(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	if p := browsers[0].get(ta.url("/")); p.status != http.StatusOK || greeting(p.body) != "hello" {
-		t.Fatalf("GET / in the first browser after %d newer logins: got status %d, greeting %q; want 200, %q", maxSessions, p.status, greeting(p.body), "hello")
+	if p := browsers[0].get(ta.url("/")); p.status != http.StatusOK || greeting(p.body) != "Hello" {
+		t.Fatalf("GET / in the first browser after %d newer logins: got status %d, greeting %q; want 200, %q", maxSessions, p.status, greeting(p.body), "Hello")
 	}
 	if ta.exists(t, testkit.SessionKey(tokens[0])) {
 		t.Errorf("after the third login: the first session's key %s exists, want it ended", testkit.SessionKey(tokens[0]))
 	}
 	for i, b := range browsers[1:] {
-		if got := greeting(b.get(ta.url("/")).body); got != "hello alice" {
-			t.Errorf("GET / in browser %d: got greeting %q, want %q", i+2, got, "hello alice")
+		if got := greeting(b.get(ta.url("/")).body); got != "Hello, alice" {
+			t.Errorf("GET / in browser %d: got greeting %q, want %q", i+2, got, "Hello, alice")
 		}
 	}
 	_, second := ta.sessionsOf(t, browsers[1])
@@ -159,8 +159,8 @@ func TestRevokeEndsTheSessionOnEveryReplicaAtOnce(t *testing.T) {
 	a.revokeVia(t, mine, lostID)
 	// The very next request with the revoked cookie is anonymous, on the
 	// replica that did not revoke it as on the one that did.
-	b.wantGreeting(t, lost, "hello")
-	a.wantGreeting(t, lost, "hello")
+	b.wantGreeting(t, lost, "Hello")
+	a.wantGreeting(t, lost, "Hello")
 	if p := replay(t, http.MethodGet, b.url("/sessions/"), lost); p.status != http.StatusSeeOther {
 		t.Errorf("GET /sessions/ on b with the revoked cookie: got status %d, want 303 to the login form", p.status)
 	}
@@ -202,10 +202,10 @@ func TestRevokeOthersLeavesOnlyThisSession(t *testing.T) {
 		t.Fatalf("POST /sessions/revoke-others: got %d to %q, want 303 to /sessions/", p.status, p.header.Get("Location"))
 	}
 	for _, token := range others {
-		ta.wantGreeting(t, token, "hello")
+		ta.wantGreeting(t, token, "Hello")
 	}
-	ta.wantGreeting(t, mine, "hello alice")
-	ta.wantGreeting(t, bob, "hello bob")
+	ta.wantGreeting(t, mine, "Hello, alice")
+	ta.wantGreeting(t, bob, "Hello, bob")
 
 	p = me.get(ta.url("/sessions/"))
 	wantFlash(t, "GET /sessions/ after revoke-others", p, "others_revoked", "3")
@@ -238,7 +238,7 @@ func TestUsersCannotRevokeOthersSessions(t *testing.T) {
 			}
 		}
 	}
-	ta.wantGreeting(t, bobToken, "hello bob")
+	ta.wantGreeting(t, bobToken, "Hello, bob")
 	if rows, _ := ta.sessionsOf(t, bob); len(rows) != 1 || rows[0].id != bobID {
 		t.Fatalf("bob's sessions after alice's attempts: got %v, want his one session %s", rows, bobID)
 	}
@@ -257,7 +257,7 @@ func TestRevokingThisSessionLogsOut(t *testing.T) {
 	if p.status != http.StatusSeeOther || p.cookie == nil || p.cookie.MaxAge >= 0 {
 		t.Fatalf("revoke this session: got status %d, session cookie %v; want 303 clearing the cookie", p.status, p.cookie)
 	}
-	ta.wantGreeting(t, token, "hello")
+	ta.wantGreeting(t, token, "Hello")
 }
 
 func TestIndexShowsAccountLinksAndWhenTheSessionEnds(t *testing.T) {
@@ -349,7 +349,7 @@ func TestFlashCookieValues(t *testing.T) {
 		// Refused: unknown kinds, counts where none belong, and counts
 		// that are missing, signed, padded, huge or not numbers.
 		{"", "", 0},
-		{"hello", "", 0},
+		{"Hello", "", 0},
 		{"logged_out.1", "", 0},
 		{"others_revoked", "", 0},
 		{"others_revoked.", "", 0},
