@@ -56,7 +56,7 @@ const (
 // right one logs in with an HttpOnly, SameSite=Lax session cookie that every
 // replica honours; the sessions page lists a second device and signs it out;
 // the password page refuses a wrong current password and then changes it,
-// signing the other device out (see browserAccountPages); "Log out" ends the
+// signing the other device out (see browserAccountPages); "Sign out" ends the
 // session in the browser and in Redis. The browser talks to the load
 // balancer only.
 func TestBrowserLoginLogout(t *testing.T) {
@@ -82,7 +82,7 @@ func TestBrowserLoginLogout(t *testing.T) {
 	resp := b.navigate("open /", chromedp.Navigate(home))
 	b.wantDocument("GET /", resp, home, 200)
 	b.wantHeading("Hello")
-	resp = b.navigate(`click the "Log in" link`, chromedp.Click(`//a[normalize-space()="Sign in"]`))
+	resp = b.navigate(`click the "Sign in" link`, chromedp.Click(`//a[normalize-space()="Sign in"]`))
 	b.wantDocument("login form", resp, base+"/login/", 200)
 	b.do("find the login form",
 		chromedp.WaitVisible(chromedp.CSS(`input[name="username"]`)),
@@ -174,8 +174,8 @@ func TestBrowserLoginLogout(t *testing.T) {
 	// the browser logged in and no other session behind.
 	browserAccountPages(t, c, b)
 
-	// Log out: the browser drops the cookie and Redis the session.
-	resp = b.navigate(`click "Log out"`, chromedp.Click(`//button[normalize-space()="Sign out"]`))
+	// Sign out: the browser drops the cookie and Redis the session.
+	resp = b.navigate(`click "Sign out"`, chromedp.Click(`//button[normalize-space()="Sign out"]`))
 	b.wantDocument("after logout", resp, home, 200)
 	b.wantHeading("Hello")
 	if got := b.sessionCookie(base); got != nil {

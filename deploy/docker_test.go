@@ -459,7 +459,7 @@ func TestComposeStack(t *testing.T) {
 			if got := s.redisCLI(t, "EXISTS", testkit.SessionKey(ck.Value)); got != "1" {
 				t.Errorf("redis-cli EXISTS of the browser's session: %s, want 1", got)
 			}
-			resp = b.navigate(`click "Log out"`, chromedp.Click(`//button[normalize-space()="Sign out"]`))
+			resp = b.navigate(`click "Sign out"`, chromedp.Click(`//button[normalize-space()="Sign out"]`))
 			b.wantDocument("after logout", resp, home, 200)
 			b.wantHeading("Hello")
 			t.Logf("headless Chromium logged in through %s; reloads served by %v; logged out", s.base, servers)
