@@ -15,7 +15,7 @@ import (
 // snippet, as a user would: the app's URL shows the login form, logging in
 // lands back on the very URL asked for with the app greeting the user it
 // was told about and holding none of the service's cookies, and after
-// "Log out" the app's URL asks for a login again.
+// "Sign out" the app's URL asks for a login again.
 func TestBrowserForwardAuthBehindProxies(t *testing.T) {
 	if _, err := os.Stat(browserExecPath); err != nil {
 		t.Fatalf("chromium not found at %s (%v): run ./scripts/test.sh, which installs it", browserExecPath, err)
@@ -39,7 +39,7 @@ func testBrowserForwardAuthBehind(t *testing.T, gw gateway) {
 		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), testUser),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), testPassword),
 	)
-	resp = b.navigate("submit the login form", chromedp.Click(`//button[normalize-space()="Log in"]`))
+	resp = b.navigate("submit the login form", chromedp.Click(`//button[normalize-space()="Sign in"]`))
 	if resp.URL != original || resp.Status != 200 {
 		t.Fatalf("after login: got %s with status %d, want the app's %s with 200", resp.URL, resp.Status, original)
 	}

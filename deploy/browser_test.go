@@ -48,7 +48,7 @@ const (
 	// browserNewPassword is what the browser changes testPassword to.
 	browserNewPassword = "browser-changed-it-4Rt8-not-a-secret"
 	// browserInvalidLogin is the one message of every refused login.
-	browserInvalidLogin = "invalid username or password"
+	browserInvalidLogin = "Incorrect username or password."
 )
 
 // TestBrowserLoginLogout drives a real headless Chromium through haproxy in
@@ -56,7 +56,7 @@ const (
 // right one logs in with an HttpOnly, SameSite=Lax session cookie that every
 // replica honours; the sessions page lists a second device and signs it out;
 // the password page refuses a wrong current password and then changes it,
-// signing the other device out (see browserAccountPages); "Log out" ends the
+// signing the other device out (see browserAccountPages); "Sign out" ends the
 // session in the browser and in Redis. The browser talks to the load
 // balancer only.
 func TestBrowserLoginLogout(t *testing.T) {
@@ -78,11 +78,11 @@ func TestBrowserLoginLogout(t *testing.T) {
 		clusterUp.Sub(start).Round(time.Millisecond), time.Since(clusterUp).Round(time.Millisecond))
 	defer func() { t.Logf("browser session took %v", time.Since(clusterUp).Round(time.Millisecond)) }()
 
-	// Logged out: "hello" and a link to the login form.
+	// Logged out: "Hello" and a link to the login form.
 	resp := b.navigate("open /", chromedp.Navigate(home))
 	b.wantDocument("GET /", resp, home, 200)
-	b.wantHeading("hello")
-	resp = b.navigate(`click the "Log in" link`, chromedp.Click(`//a[normalize-space()="Log in"]`))
+	b.wantHeading("Hello")
+	resp = b.navigate(`click the "Sign in" link`, chromedp.Click(`//a[normalize-space()="Sign in"]`))
 	b.wantDocument("login form", resp, base+"/login/", 200)
 	b.do("find the login form",
 		chromedp.WaitVisible(chromedp.CSS(`input[name="username"]`)),
@@ -96,7 +96,7 @@ func TestBrowserLoginLogout(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), testUser),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), testPassword+"-wrong"),
 	)
-	resp = b.navigate("submit a wrong password", chromedp.Click(`//button[normalize-space()="Log in"]`))
+	resp = b.navigate("submit a wrong password", chromedp.Click(`//button[normalize-space()="Sign in"]`))
 	b.wantDocument("wrong password", resp, base+"/login/", 400)
 	if msg := browserRun(b, "read the error", chromedp.Text(chromedp.CSS(`p.error`))); strings.TrimSpace(msg) != browserInvalidLogin {
 		t.Fatalf("wrong password: error %q, want %q", msg, browserInvalidLogin)
@@ -111,9 +111,9 @@ func TestBrowserLoginLogout(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), testUser),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), testPassword),
 	)
-	resp = b.navigate("submit the login form", chromedp.Click(`//button[normalize-space()="Log in"]`))
+	resp = b.navigate("submit the login form", chromedp.Click(`//button[normalize-space()="Sign in"]`))
 	b.wantDocument("after login", resp, home, 200)
-	b.wantHeading("hello admin")
+	b.wantHeading("Hello, admin")
 	t.Logf("logged in; home page served by %s", browserServedBy(resp))
 
 	// The session cookie is in the browser, HttpOnly and SameSite=Lax, and
@@ -155,7 +155,7 @@ func TestBrowserLoginLogout(t *testing.T) {
 		what := fmt.Sprintf("reload %d", i+1)
 		resp := b.navigate(what, chromedp.Reload())
 		b.wantDocument(what, resp, home, 200)
-		b.wantHeading("hello admin")
+		b.wantHeading("Hello, admin")
 		id := browserServedBy(resp)
 		seen[id] = true
 		servers = append(servers, id)
@@ -174,10 +174,10 @@ func TestBrowserLoginLogout(t *testing.T) {
 	// the browser logged in and no other session behind.
 	browserAccountPages(t, c, b)
 
-	// Log out: the browser drops the cookie and Redis the session.
-	resp = b.navigate(`click "Log out"`, chromedp.Click(`//button[normalize-space()="Log out"]`))
+	// Sign out: the browser drops the cookie and Redis the session.
+	resp = b.navigate(`click "Sign out"`, chromedp.Click(`//button[normalize-space()="Sign out"]`))
 	b.wantDocument("after logout", resp, home, 200)
-	b.wantHeading("hello")
+	b.wantHeading("Hello")
 	if got := b.sessionCookie(base); got != nil {
 		t.Errorf("after logout the browser still holds %s: %+v", sessionCookie, *got)
 	}
@@ -216,7 +216,7 @@ func TestBrowserLoginLogout(t *testing.T) {
 	// Every replica now sees a logged-out browser.
 	resp = b.navigate("reload after logout", chromedp.Reload())
 	b.wantDocument("reload after logout", resp, home, 200)
-	b.wantHeading("hello")
+	b.wantHeading("Hello")
 }
 
 // browserTab is one tab of a headless Chromium that a test drives.
@@ -570,7 +570,7 @@ func browserAccountPages(t *testing.T, c *cluster, b *browserTab) {
 	}
 	resp = b.navigate("click the header's brand link", chromedp.Click(chromedp.CSS(`header a.brand`)))
 	b.wantDocument("home after the password change", resp, base+"/", 200)
-	b.wantHeading("hello " + testUser)
+	b.wantHeading("Hello, " + testUser)
 	if u, ok := b.attr(`#header-user`, "data-user"); u != testUser {
 		t.Errorf("after the password change the header names %q (present %v), want %q", u, ok, testUser)
 	}

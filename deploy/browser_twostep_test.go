@@ -240,11 +240,11 @@ func (b *browserTab) submitLogin(user, password string) *network.Response {
 	return b.navigate("submit the login form", chromedp.Click(chromedp.CSS(`form[action="/login/"] button[type="submit"]`)))
 }
 
-// logOut clicks the header's "Log out" and checks that it lands on home
+// logOut clicks the header's "Sign out" and checks that it lands on home
 // without a session cookie.
 func (b *browserTab) logOut(home string) {
 	b.t.Helper()
-	resp := b.navigate(`click the header's "Log out"`, chromedp.Click(chromedp.CSS(`#nav-logout`)))
+	resp := b.navigate(`click the header's "Sign out"`, chromedp.Click(chromedp.CSS(`#nav-logout`)))
 	b.wantDocument("after logout", resp, home, 200)
 	if ck := b.sessionCookie(strings.TrimSuffix(home, "/")); ck != nil {
 		b.t.Fatalf("after logout the browser still holds %s: %+v", sessionCookie, *ck)

@@ -430,20 +430,20 @@ func TestComposeStack(t *testing.T) {
 			b := newBrowserTab(t)
 			resp := b.navigate("open /", chromedp.Navigate(home))
 			b.wantDocument("GET /", resp, home, 200)
-			b.wantHeading("hello")
+			b.wantHeading("Hello")
 			resp = b.navigate("open the login form", chromedp.Navigate(s.base+"/login/"))
 			b.wantDocument("login form", resp, s.base+"/login/", 200)
 			b.do("type the credentials",
 				chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), testUser),
 				chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), testPassword),
 			)
-			resp = b.navigate("submit the login form", chromedp.Click(`//button[normalize-space()="Log in"]`))
+			resp = b.navigate("submit the login form", chromedp.Click(`//button[normalize-space()="Sign in"]`))
 			b.wantDocument("after login", resp, home, 200)
-			b.wantHeading("hello " + testUser)
+			b.wantHeading("Hello, " + testUser)
 			var servers []string
 			for i := range 4 {
 				resp := b.navigate(fmt.Sprintf("reload %d", i+1), chromedp.Reload())
-				b.wantHeading("hello " + testUser)
+				b.wantHeading("Hello, " + testUser)
 				servers = append(servers, browserServedBy(resp))
 				if !slices.Contains(ids, browserServedBy(resp)) {
 					t.Errorf("reload %d served by %q, not one of the replicas %v", i+1, browserServedBy(resp), ids)
@@ -459,9 +459,9 @@ func TestComposeStack(t *testing.T) {
 			if got := s.redisCLI(t, "EXISTS", testkit.SessionKey(ck.Value)); got != "1" {
 				t.Errorf("redis-cli EXISTS of the browser's session: %s, want 1", got)
 			}
-			resp = b.navigate(`click "Log out"`, chromedp.Click(`//button[normalize-space()="Log out"]`))
+			resp = b.navigate(`click "Sign out"`, chromedp.Click(`//button[normalize-space()="Sign out"]`))
 			b.wantDocument("after logout", resp, home, 200)
-			b.wantHeading("hello")
+			b.wantHeading("Hello")
 			t.Logf("headless Chromium logged in through %s; reloads served by %v; logged out", s.base, servers)
 		}},
 	}

@@ -287,7 +287,7 @@ func checkKept(t *testing.T, bases []string, users []loadUser, apis []apiUser, m
 	}
 	for i, c := range ended {
 		status, _, body, err := tryGet(c, bases[i%len(bases)]+"/", nil)
-		if err != nil || status != http.StatusOK || strings.Contains(body, "hello "+endedWho[i]) {
+		if err != nil || status != http.StatusOK || strings.Contains(body, "Hello, "+endedWho[i]) {
 			t.Errorf("a logout acknowledged before the failover came back: %s's old cookie, GET / %d, %v", endedWho[i], status, err)
 		}
 	}

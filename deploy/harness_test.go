@@ -470,12 +470,12 @@ func (j fixedJar) Cookies(*url.URL) []*http.Cookie     { return j }
 
 // loggedIn reports whether an index page body shows user logged in.
 func loggedIn(body, user string) bool {
-	return strings.Contains(body, "hello "+user)
+	return strings.Contains(body, "Hello, "+user)
 }
 
 // loggedOut reports whether an index page body is the logged-out one.
 func loggedOut(body string) bool {
-	return strings.Contains(body, "<h1>hello</h1>") && !strings.Contains(body, "hello "+testUser)
+	return strings.Contains(body, "<h1>Hello</h1>") && !strings.Contains(body, "Hello, "+testUser)
 }
 
 // sessionValues reads and decodes the session of a cookie from Redis; ok is
@@ -556,7 +556,7 @@ func loggedInGet(u loadUser, base string) (servedBy, failure string) {
 	case status != http.StatusOK:
 		return by, fmt.Sprintf("status %d from %q: %s", status, by, firstLine(body))
 	case !loggedIn(body, u.user):
-		return by, fmt.Sprintf("200 from %q without %q", by, "hello "+u.user)
+		return by, fmt.Sprintf("200 from %q without %q", by, "Hello, "+u.user)
 	}
 	return by, ""
 }

@@ -125,7 +125,7 @@ func wantLoggedIn(t testing.TB, client *http.Client, base, user string) {
 func wantLoggedOut(t testing.TB, client *http.Client, base, who string) {
 	t.Helper()
 	status, by, body, err := tryGet(client, base+"/", nil)
-	if err != nil || status != http.StatusOK || strings.Contains(body, "hello "+who) {
-		t.Errorf("GET %s/ with %s's ended session (served by %q): status %d, %v, still logged in %v; want 200 logged out", base, who, by, status, err, strings.Contains(body, "hello "+who))
+	if err != nil || status != http.StatusOK || strings.Contains(body, "Hello, "+who) {
+		t.Errorf("GET %s/ with %s's ended session (served by %q): status %d, %v, still logged in %v; want 200 logged out", base, who, by, status, err, strings.Contains(body, "Hello, "+who))
 	}
 }

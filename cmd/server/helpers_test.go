@@ -161,8 +161,8 @@ func login(t *testing.T, base, user, password string) *http.Client {
 		t.Fatalf("POST /login/ as %q: got status %d, want %d", user, got, http.StatusSeeOther)
 	}
 	status, body := get(t, c, base+"/")
-	if status != http.StatusOK || !strings.Contains(body, "hello "+user) {
-		t.Fatalf("GET / after login as %q: got status %d and body\n%s\nwant 200 and %q", user, status, body, "hello "+user)
+	if status != http.StatusOK || !strings.Contains(body, "Hello, "+user) {
+		t.Fatalf("GET / after login as %q: got status %d and body\n%s\nwant 200 and %q", user, status, body, "Hello, "+user)
 	}
 	return c
 }

@@ -50,8 +50,8 @@ func TestServeLogsInAndDrainsOnShutdown(t *testing.T) {
 	})
 	// ...while the server still answers everything else, logged-in
 	// sessions included.
-	if status, body := get(t, browser, s.base+"/"); status != http.StatusOK || !strings.Contains(body, "hello admin") {
-		t.Errorf("GET / during the drain: got status %d body\n%s\nwant 200 and hello admin", status, body)
+	if status, body := get(t, browser, s.base+"/"); status != http.StatusOK || !strings.Contains(body, "Hello, admin") {
+		t.Errorf("GET / during the drain: got status %d body\n%s\nwant 200 and Hello, admin", status, body)
 	}
 	if status, _ := get(t, probe, s.base+"/healthz"); status != http.StatusOK {
 		t.Errorf("GET /healthz during the drain: got status %d, want 200", status)

@@ -38,7 +38,7 @@ func startLoggedInCache(t *testing.T, redisURL, value string) (*testServer, *htt
 		browser = login(t, s.base, adminUser, adminPassword)
 	}
 	for range 3 {
-		if _, body := get(t, browser, s.base+"/"); !strings.Contains(body, "hello "+adminUser) {
+		if _, body := get(t, browser, s.base+"/"); !strings.Contains(body, "Hello, "+adminUser) {
 			t.Fatalf("GET / after login: not logged in\n%s", body)
 		}
 	}
@@ -52,7 +52,7 @@ func loggedOutWithin(t *testing.T, browser *http.Client, s *testServer, user, wh
 	start := time.Now()
 	for {
 		_, body := get(t, browser, s.base+"/")
-		if !strings.Contains(body, "hello "+user) {
+		if !strings.Contains(body, "Hello, "+user) {
 			return
 		}
 		if time.Since(start) > delay {

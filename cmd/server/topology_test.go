@@ -50,7 +50,7 @@ func TestServeOnEveryTopology(t *testing.T) {
 			if resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("POST /logout/: got %d, want 303", resp.StatusCode)
 			}
-			if _, body := get(t, browser, s.base+"/"); strings.Contains(body, "hello "+adminUser) {
+			if _, body := get(t, browser, s.base+"/"); strings.Contains(body, "Hello, "+adminUser) {
 				t.Errorf("GET / after logout: still logged in")
 			}
 		})

@@ -74,3 +74,30 @@ func (m *Manager) SetNotice(ctx context.Context, notice string) {
 		forget(ctx)
 	}
 }
+
+// EndedElsewhere says why the session this request's cookie named was
+// ended by someone else, once: activity.ByUser (from another device),
+// ByPasswordChange, ByFactorChange, ByOperator, ByUserDeleted or
+// store.EndedByCap. It is "" for a request that is logged in, sent no
+// cookie, or whose session ended on its own (timed out) or was logged
+// out by this browser, and on the second asking. It costs one Redis
+// command, and only for a cookie that named no session, so only the
+// pages a signed-out browser lands on (home, login) ask.
+func (m *Manager) EndedElsewhere(ctx context.Context) (string, error) {
+	r := requestOf(ctx)
+	if r == nil || m.User(ctx) != "" {
+		return "", nil
+	}
+	r.mu.Lock()
+	hash := r.missing
+	r.missing = ""
+	r.mu.Unlock()
+	if hash == "" {
+		return "", nil
+	}
+	why, err := m.sessions.TakeEnded(ctx, hash)
+	if err != nil {
+		return "", fmt.Errorf("why the session ended: %w", err)
+	}
+	return why, nil
+}

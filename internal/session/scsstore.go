@@ -53,6 +53,10 @@ type request struct {
 	// request decodes its record once however often it asks; every verb
 	// that changes the session forgets it.
 	current *Record
+	// missing is the stored token a cookie named and Redis did not hold
+	// (ended, timed out): EndedElsewhere asks the store why, on the pages
+	// that say so.
+	missing string
 }
 
 // storedSession names one stored session and the user whose index holds
@@ -99,8 +103,16 @@ type scsStore struct {
 // FindCtx implements scs.CtxStore.
 func (s scsStore) FindCtx(ctx context.Context, hash string) ([]byte, bool, error) {
 	b, found, err := s.sessions.Find(ctx, hash)
-	if err != nil || !found {
+	if err != nil {
 		return nil, false, err
+	}
+	if !found {
+		if r := requestOf(ctx); r != nil {
+			r.mu.Lock()
+			r.missing = hash
+			r.mu.Unlock()
+		}
+		return nil, false, nil
 	}
 	if r := requestOf(ctx); r != nil {
 		d, err := s.codec.doc(b)

@@ -293,14 +293,17 @@ func (m *Manager) decode(st store.Stored) (Record, bool) {
 
 // Revoke ends user's session id. A user can only ever name their own
 // sessions: an id of someone else's is ErrNotFound, as is a malformed one.
+// The browser that held it is told on its next page why it was signed
+// out (EndedElsewhere), by ctx's activity reason.
 func (m *Manager) Revoke(ctx context.Context, user, id string) error {
 	if !validID(id) {
 		return ErrNotFound
 	}
-	n, err := m.sessions.EndOfUser(ctx, user, func(hash string) bool { return publicID(hash) == id })
+	by := activity.ReasonOf(ctx, activity.ByUser)
+	n, err := m.sessions.EndOfUser(ctx, user, by, func(hash string) bool { return publicID(hash) == id })
 	m.cfg.Events.SessionsEnded("revoke", n)
 	if n > 0 {
-		m.cfg.Activity.Record(ctx, activity.Event{User: user, Kind: activity.SessionRevoked, Session: id, Fields: map[string]string{"by": activity.ReasonOf(ctx, activity.ByUser), "count": "1"}})
+		m.cfg.Activity.Record(ctx, activity.Event{User: user, Kind: activity.SessionRevoked, Session: id, Fields: map[string]string{"by": by, "count": "1"}})
 	}
 	if err != nil {
 		return fmt.Errorf("revoke session of %q: %w", user, err)
@@ -312,12 +315,14 @@ func (m *Manager) Revoke(ctx context.Context, user, id string) error {
 }
 
 // RevokeAll ends every session of user except the one whose id is except
-// ("" ends all), and returns how many it ended.
+// ("" ends all), and returns how many it ended. Their browsers are told
+// why, as by Revoke.
 func (m *Manager) RevokeAll(ctx context.Context, user, except string) (int, error) {
-	n, err := m.sessions.EndOfUser(ctx, user, func(hash string) bool { return except == "" || publicID(hash) != except })
+	by := activity.ReasonOf(ctx, activity.ByUser)
+	n, err := m.sessions.EndOfUser(ctx, user, by, func(hash string) bool { return except == "" || publicID(hash) != except })
 	m.cfg.Events.SessionsEnded("revoke", n)
 	if n > 0 {
-		m.cfg.Activity.Record(ctx, activity.Event{User: user, Kind: activity.SessionRevoked, Fields: map[string]string{"by": activity.ReasonOf(ctx, activity.ByUser), "count": strconv.Itoa(n)}})
+		m.cfg.Activity.Record(ctx, activity.Event{User: user, Kind: activity.SessionRevoked, Fields: map[string]string{"by": by, "count": strconv.Itoa(n)}})
 	}
 	if err != nil {
 		return n, fmt.Errorf("end sessions of %q: %w", user, err)

@@ -115,7 +115,7 @@ func TestCacheNeverServesItsOwnReplicaTheOldSession(t *testing.T) {
 			}
 		}, ""},
 		{"end of user (password change, revoke all)", func(t *testing.T, h string) {
-			if _, err := rdb.Sessions.EndOfUser(ctx, "alice", func(string) bool { return true }); err != nil {
+			if _, err := rdb.Sessions.EndOfUser(ctx, "alice", "", func(string) bool { return true }); err != nil {
 				t.Fatalf("EndOfUser: %v", err)
 			}
 		}, ""},

@@ -69,7 +69,7 @@ func TestEmbeddedServerAnswersOurStores(t *testing.T) {
 	if err := st.Update(ctx, hash, []byte("doc"), owner.Until); !errors.Is(err, store.ErrSessionGone) {
 		t.Errorf("Update after Delete: got %v, want %v", err, store.ErrSessionGone)
 	}
-	if n, err := st.EndOfUser(ctx, "alice", func(string) bool { return true }); err != nil || n != 1 {
+	if n, err := st.EndOfUser(ctx, "alice", "", func(string) bool { return true }); err != nil || n != 1 {
 		t.Errorf("EndOfUser: got %d, %v; want 1", n, err)
 	}
 	if n, err := st.Count(ctx); err != nil || n != 0 {

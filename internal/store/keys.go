@@ -28,6 +28,9 @@ import "strings"
 //	throttle:device:{<nonce>}    failed logins with one device cookie (sorted set)
 //	throttle:lockout:{<name>}    the account's lockout was recorded as an event (string, TTL = the lockout)
 //	user:{<name>}:notice     a notice for the user's next login (string: the event's kind, TTL 30 days)
+//	session-ended:<hash>     why someone else ended that session (string: user, password_change, factor_change,
+//	                         operator, user_deleted or cap; PXAT = the session's absolute deadline), read once
+//	                         (GETDEL) by the next page its browser opens
 //
 // Sessions keep scs/redisstore's prefix so the two stores are
 // interchangeable; <hash> is base64url(sha256(cookie token)) because the
@@ -52,7 +55,8 @@ import "strings"
 //	  past the cap      ZRANGE index, EXISTS per session (pipeline, one per slot), ZREM, then as EndOfUser
 //	Sessions.Update     SET XX on one key
 //	Sessions.Delete     DEL session, then ZREM index: split, session first
-//	Sessions.EndOfUser  ZRANGE index, DEL per session (never a multi-key DEL), then ZREM: split, sessions first
+//	Sessions.EndOfUser  ZRANGE index, DEL per session (never a multi-key DEL), then ZREM: split, sessions first;
+//	                    then SET session-ended:<hash> per ended session (best effort, one key each)
 //	Sessions.OfUser     ZREMRANGEBYSCORE, ZRANGE, GET+PTTL per session, ZREM of the gone: reads, then pruning only
 //	Each, Count, Lookup SCAN on every primary (scanBatches), reads on the node that holds the batch
 //	Users.Create, SetPassword, Delete   one key (scripts with one key)
@@ -96,6 +100,7 @@ const (
 	userEventsSuffix        = ":events"
 	userNoticeSuffix        = ":notice"
 	throttleLockoutPrefix   = "throttle:lockout:"
+	sessionEndedPrefix      = "session-ended:"
 )
 
 // EventsKey is the service-wide stream of security events, which
@@ -105,6 +110,10 @@ const EventsKey = "events"
 // SessionKey is the key of the session whose stored token (already hashed
 // by the session manager) is hash.
 func SessionKey(hash string) string { return SessionPrefix + hash }
+
+// sessionEndedKey is the key of the note a session ended by someone else
+// leaves for its browser. It has no hash tag, as the session key has none.
+func sessionEndedKey(hash string) string { return sessionEndedPrefix + hash }
 
 // sessionPattern matches every session key, for SCAN.
 func sessionPattern() string { return SessionPrefix + "*" }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -265,26 +266,26 @@ func (s *SessionStore) joinScript(ctx context.Context, c redis.Cmdable, hash str
 // browser. The oldest live sessions other than keep are then ended.
 func (s *SessionStore) endOverCap(ctx context.Context, user, keep string, max int) (int, error) {
 	index := UserSessionsKey(user)
-	hashes, err := s.client.ZRange(ctx, index, 0, -1).Result() // oldest first
+	members, err := s.client.ZRangeWithScores(ctx, index, 0, -1).Result() // oldest first
 	if err != nil {
 		return 0, unavailable("read session index", err)
 	}
 	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, h := range hashes {
-			p.Exists(ctx, SessionKey(h))
+		for _, m := range members {
+			p.Exists(ctx, SessionKey(memberHash(m)))
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, unavailable("check sessions", err)
 	}
-	var live []string
+	var live []redis.Z
 	var gone []any
-	for i, h := range hashes {
-		switch {
+	for i, m := range members {
+		switch h := memberHash(m); {
 		case h == keep:
 		case cmds[i].(*redis.IntCmd).Val() == 1:
-			live = append(live, h)
+			live = append(live, m)
 		default:
 			gone = append(gone, h)
 		}
@@ -298,7 +299,7 @@ func (s *SessionStore) endOverCap(ctx context.Context, user, keep string, max in
 	if excess <= 0 {
 		return 0, nil
 	}
-	return s.deleteMembers(ctx, user, live[:excess])
+	return s.endMembers(ctx, user, live[:excess], EndedByCap)
 }
 
 // Delete ends one session: its key first, then its index entry (see
@@ -322,15 +323,72 @@ func (s *SessionStore) Delete(ctx context.Context, hash, user string) error {
 	})
 }
 
-// deleteMembers deletes the given sessions of user, keys first, then their
-// index entries, and returns how many keys existed.
-func (s *SessionStore) deleteMembers(ctx context.Context, user string, hashes []string) (int, error) {
-	if len(hashes) == 0 {
-		return 0, nil
+// endMembers deletes the given members of user's index (deleteMembers)
+// and, when why is not "", leaves each session that existed a note for
+// its browser's next page (see TakeEnded), until the session's absolute
+// deadline (its score), when the browser's cookie ends at the latest.
+// The notes are a courtesy: writing them cannot fail the revocation.
+func (s *SessionStore) endMembers(ctx context.Context, user string, members []redis.Z, why string) (int, error) {
+	hashes := make([]string, len(members))
+	for i, m := range members {
+		hashes[i] = memberHash(m)
 	}
-	n := 0
+	ended, err := s.deleteMembers(ctx, user, hashes)
+	if why == "" || len(ended) == 0 {
+		return len(ended), err
+	}
+	now := time.Now()
+	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range members {
+			until := time.UnixMilli(int64(m.Score))
+			if !until.After(now) || !slices.Contains(ended, memberHash(m)) {
+				continue
+			}
+			p.SetArgs(ctx, sessionEndedKey(memberHash(m)), why, redis.SetArgs{ExpireAt: until})
+		}
+		return nil
+	})
+	return len(ended), err
+}
+
+// memberHash is the stored token an index member names.
+func memberHash(m redis.Z) string {
+	h, _ := m.Member.(string)
+	return h
+}
+
+// Why sessions were ended by someone other than their own browser, as
+// TakeEnded reports it. EndOfUser's callers pass their own reasons (the
+// activity's "by" values); the cap is the store's own.
+const EndedByCap = "cap"
+
+// TakeEnded returns why the session stored under hash was ended by
+// someone else (EndOfUser's why, or EndedByCap), and forgets it: the
+// browser that held it is told once, on its next page. "" when no note
+// is left: the session timed out, was logged out by its own browser, or
+// never existed.
+func (s *SessionStore) TakeEnded(ctx context.Context, hash string) (string, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	why, err := s.client.GetDel(ctx, sessionEndedKey(hash)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", unavailable("read why a session ended", err)
+	}
+	return why, nil
+}
+
+// deleteMembers deletes the given sessions of user, keys first, then their
+// index entries, and returns those whose keys existed.
+func (s *SessionStore) deleteMembers(ctx context.Context, user string, hashes []string) ([]string, error) {
+	if len(hashes) == 0 {
+		return nil, nil
+	}
+	var ended []string
 	err := s.durably(ctx, "delete sessions", func(ctx context.Context, c redis.Cmdable) error {
-		n = 0 // counted again if a failover makes this run twice
+		ended = ended[:0] // counted again if a failover makes this run twice
 		// One DEL per key: session keys have no common hash tag, so a
 		// multi-key DEL would be refused by a Cluster.
 		cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -347,8 +405,10 @@ func (s *SessionStore) deleteMembers(ctx context.Context, user string, hashes []
 		if err != nil {
 			return unavailable("delete sessions", err)
 		}
-		for _, cmd := range cmds {
-			n += int(cmd.(*redis.IntCmd).Val())
+		for i, cmd := range cmds {
+			if cmd.(*redis.IntCmd).Val() == 1 {
+				ended = append(ended, hashes[i])
+			}
 		}
 		members := make([]any, len(hashes))
 		for i, h := range hashes {
@@ -359,7 +419,7 @@ func (s *SessionStore) deleteMembers(ctx context.Context, user string, hashes []
 		}
 		return nil
 	})
-	return n, err
+	return ended, err
 }
 
 // OfUser returns the live sessions in user's index. Members past their
@@ -431,21 +491,22 @@ func (s *SessionStore) read(ctx context.Context, c redis.Cmdable, hashes []strin
 
 // EndOfUser ends the sessions in user's index for which end reports true
 // (it is given each stored token) and returns how many live sessions it
-// ended.
-func (s *SessionStore) EndOfUser(ctx context.Context, user string, end func(hash string) bool) (int, error) {
+// ended. why, unless "", is what each ended session's browser is told on
+// its next page (TakeEnded): someone else ended it, and why.
+func (s *SessionStore) EndOfUser(ctx context.Context, user, why string, end func(hash string) bool) (int, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	hashes, err := s.client.ZRange(ctx, UserSessionsKey(user), 0, -1).Result()
+	members, err := s.client.ZRangeWithScores(ctx, UserSessionsKey(user), 0, -1).Result()
 	if err != nil {
 		return 0, unavailable("read session index", err)
 	}
-	chosen := hashes[:0]
-	for _, h := range hashes {
-		if end(h) {
-			chosen = append(chosen, h)
+	chosen := members[:0]
+	for _, m := range members {
+		if end(memberHash(m)) {
+			chosen = append(chosen, m)
 		}
 	}
-	return s.deleteMembers(ctx, user, chosen)
+	return s.endMembers(ctx, user, chosen, why)
 }
 
 // Each calls fn for every session in Redis, walking the keyspace with SCAN

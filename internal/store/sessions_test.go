@@ -360,7 +360,7 @@ func TestEndOfUserEndsTheChosenSessions(t *testing.T) {
 	}
 	end := map[string]bool{hashes[0]: true, hashes[1]: true, hashes[2]: true}
 
-	n, err := rdb.Sessions.EndOfUser(ctx, "alice", func(h string) bool { return end[h] })
+	n, err := rdb.Sessions.EndOfUser(ctx, "alice", "", func(h string) bool { return end[h] })
 	if err != nil || n != 2 {
 		t.Fatalf("EndOfUser: got %d, %v; want 2 live sessions ended", n, err)
 	}
@@ -373,8 +373,62 @@ func TestEndOfUserEndsTheChosenSessions(t *testing.T) {
 		}
 	}
 
-	if n, err := rdb.Sessions.EndOfUser(ctx, "nobody", func(string) bool { return true }); err != nil || n != 0 {
+	if n, err := rdb.Sessions.EndOfUser(ctx, "nobody", "", func(string) bool { return true }); err != nil || n != 0 {
 		t.Errorf("EndOfUser of a user with no index: got %d, %v; want 0, nil", n, err)
+	}
+}
+
+// A session ended by someone else (EndOfUser with a reason, the cap)
+// leaves its browser a note of why, read once, that lives no longer than
+// the session's cookie could; a session that had already gone, or one
+// ended without a reason, leaves none.
+func TestEndedSessionsLeaveANoteForTheirBrowser(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, rdb, raw := openRedis(t)
+	until := time.Now().Add(time.Hour)
+	owner := addUser(t, rdb, "alice", until)
+	hashes := make([]string, 4)
+	for i := range hashes {
+		hashes[i] = newHash()
+		if _, err := rdb.Sessions.Create(ctx, hashes[i], []byte("doc"), owner.Until, owner, 100); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+	}
+	if err := raw.Del(ctx, store.SessionKey(hashes[1])).Err(); err != nil { // timed out before
+		t.Fatalf("DEL: %v", err)
+	}
+	if n, err := rdb.Sessions.EndOfUser(ctx, "alice", "operator", func(h string) bool { return h != hashes[3] }); err != nil || n != 2 {
+		t.Fatalf("EndOfUser: got %d, %v; want 2", n, err)
+	}
+	if _, err := rdb.Sessions.EndOfUser(ctx, "alice", "", func(h string) bool { return h == hashes[3] }); err != nil {
+		t.Fatalf("EndOfUser without a reason: %v", err)
+	}
+	for i, want := range []string{"operator", "", "operator", ""} {
+		if want != "" {
+			ttl, err := raw.PTTL(ctx, "session-ended:"+hashes[i]).Result()
+			if err != nil || ttl <= 0 || ttl > time.Until(until)+time.Second {
+				t.Errorf("session %d's note: got PTTL %v (%v), want at most the session's deadline, %v away", i, ttl, err, time.Until(until))
+			}
+		}
+		if got, err := rdb.Sessions.TakeEnded(ctx, hashes[i]); err != nil || got != want {
+			t.Errorf("TakeEnded(session %d): got %q, %v; want %q", i, got, err, want)
+		}
+		if got, _ := rdb.Sessions.TakeEnded(ctx, hashes[i]); got != "" {
+			t.Errorf("TakeEnded(session %d) again: got %q, want it told once", i, got)
+		}
+	}
+
+	// Over the cap, the oldest session's browser is told why.
+	owner = addUser(t, rdb, "bob", until)
+	first, second := newHash(), newHash()
+	for _, h := range []string{first, second} {
+		if _, err := rdb.Sessions.Create(ctx, h, []byte("doc"), owner.Until, owner, 1); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+	}
+	if got, err := rdb.Sessions.TakeEnded(ctx, first); err != nil || got != store.EndedByCap {
+		t.Errorf("TakeEnded(the session the cap ended): got %q, %v; want %q", got, err, store.EndedByCap)
 	}
 }
 
@@ -469,9 +523,10 @@ func TestSessionStoreFailsFastWhileRedisIsFrozen(t *testing.T) {
 		{"Create", func() error { _, err := st.Create(ctx, newHash(), []byte("doc"), owner.Until, owner, 100); return err }},
 		{"Delete", func() error { return st.Delete(ctx, newHash(), "alice") }},
 		{"OfUser", func() error { _, err := st.OfUser(ctx, "alice"); return err }},
-		{"EndOfUser", func() error { _, err := st.EndOfUser(ctx, "alice", func(string) bool { return true }); return err }},
+		{"EndOfUser", func() error { _, err := st.EndOfUser(ctx, "alice", "", func(string) bool { return true }); return err }},
 		{"Each", func() error { return st.Each(ctx, func(store.Stored) error { return nil }) }},
 		{"Count", func() error { _, err := st.Count(ctx); return err }},
+		{"TakeEnded", func() error { _, err := st.TakeEnded(ctx, hash); return err }},
 	}
 
 	srv.Freeze(t)

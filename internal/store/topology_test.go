@@ -65,7 +65,7 @@ func TestEveryStoreOperationWorksOnCluster(t *testing.T) {
 	if err := rdb.Sessions.Delete(ctx, "never-was", "capped"); err != nil {
 		t.Fatalf("Delete of an unknown session: %v", err)
 	}
-	if n, err := rdb.Sessions.EndOfUser(ctx, "capped", func(string) bool { return true }); err != nil || n != 3 {
+	if n, err := rdb.Sessions.EndOfUser(ctx, "capped", "", func(string) bool { return true }); err != nil || n != 3 {
 		t.Fatalf("EndOfUser(capped): got %d, %v; want 3", n, err)
 	}
 
@@ -98,8 +98,12 @@ func TestEveryStoreOperationWorksOnCluster(t *testing.T) {
 		t.Fatalf("Delete: %v", err)
 	}
 	keep := all[name][1]
-	if n, err := rdb.Sessions.EndOfUser(ctx, name, func(h string) bool { return h != keep }); err != nil || n != 1 {
+	if n, err := rdb.Sessions.EndOfUser(ctx, name, "user", func(h string) bool { return h != keep }); err != nil || n != 1 {
 		t.Fatalf("EndOfUser(others): got %d, %v; want 1", n, err)
+	}
+	// The ended session's note, in its own slot, for its browser.
+	if why, err := rdb.Sessions.TakeEnded(ctx, all[name][2]); err != nil || why != "user" {
+		t.Fatalf("TakeEnded: got %q, %v; want user", why, err)
 	}
 	if err := rdb.Users.SetPassword(ctx, name, hashB); err != nil {
 		t.Fatalf("SetPassword: %v", err)
@@ -326,7 +330,7 @@ func TestRevocationsWaitForAReplicaOnSentinel(t *testing.T) {
 	if testkit.Exists(t, onReplica, store.SessionKey(h1)) {
 		t.Errorf("right after Delete returned, the replica still holds the session")
 	}
-	if n, err := rdb.Sessions.EndOfUser(ctx, "alice", func(h string) bool { return h != h3 }); err != nil || n != 1 {
+	if n, err := rdb.Sessions.EndOfUser(ctx, "alice", "", func(h string) bool { return h != h3 }); err != nil || n != 1 {
 		t.Fatalf("EndOfUser: got %d, %v; want 1", n, err)
 	}
 	if testkit.Exists(t, onReplica, store.SessionKey(h2)) {

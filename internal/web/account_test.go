@@ -178,6 +178,6 @@ func TestAccountFormsRefuseCrossSitePosts(t *testing.T) {
 			t.Errorf("cross-site POST %s: got status %d, want 403", path, p.status)
 		}
 	}
-	ta.wantGreeting(t, other, "hello alice")
+	ta.wantGreeting(t, other, "Hello, alice")
 	ta.loginAs(t, newBrowser(t), aliceName, alicePassword, "")
 }

@@ -91,10 +91,10 @@ func TestAPILoginWhoamiLogout(t *testing.T) {
 		}
 		wantJSONError(t, tc.name, p, "unauthorized")
 	}
-	if p := sendWithCookie(t, http.MethodGet, ta.url("/"), testCookieName+"="+token); greeting(p.body) != "hello" {
-		t.Errorf("GET / with the API token as the cookie: got greeting %q, want %q (a page must not ride a script's token)", greeting(p.body), "hello")
+	if p := sendWithCookie(t, http.MethodGet, ta.url("/"), testCookieName+"="+token); greeting(p.body) != "Hello" {
+		t.Errorf("GET / with the API token as the cookie: got greeting %q, want %q (a page must not ride a script's token)", greeting(p.body), "Hello")
 	}
-	ta.wantGreeting(t, cookie, "hello "+aliceName) // the refused logout ended nothing
+	ta.wantGreeting(t, cookie, "Hello, "+aliceName) // the refused logout ended nothing
 
 	if p := ta.send(t, bearer(jsonPost("/api/logout", ""), token)); p.status != http.StatusNoContent {
 		t.Fatalf("POST /api/logout: got %d %s, want 204", p.status, p.body)

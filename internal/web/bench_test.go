@@ -40,7 +40,7 @@ func BenchmarkLoggedInPageView(b *testing.B) {
 				req := newRequest(b, http.MethodGet, ta.url("/"), nil)
 				req.Header.Set("Cookie", testCookieName+"="+token)
 				p := doRequest(b, client, req)
-				if p.status != http.StatusOK || greeting(p.body) != "hello "+aliceName {
+				if p.status != http.StatusOK || greeting(p.body) != "Hello, "+aliceName {
 					b.Fatalf("GET /: got %d, greeting %q; want 200 showing %s logged in", p.status, greeting(p.body), aliceName)
 				}
 			}

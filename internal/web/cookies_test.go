@@ -248,8 +248,8 @@ func TestUnusableCookiesMeanLoggedOut(t *testing.T) {
 			if p.status != http.StatusOK {
 				t.Fatalf("got status %d, want 200; body:\n%s", p.status, p.body)
 			}
-			if got := greeting(p.body); got != "hello" {
-				t.Fatalf("got greeting %q, want %q", got, "hello")
+			if got := greeting(p.body); got != "Hello" {
+				t.Fatalf("got greeting %q, want %q", got, "Hello")
 			}
 			if got := p.header.Values("Set-Cookie"); len(got) != 0 {
 				t.Fatalf("got Set-Cookie %q, want none", got)
@@ -258,7 +258,7 @@ func TestUnusableCookiesMeanLoggedOut(t *testing.T) {
 		})
 	}
 	// None of that touched the real session.
-	ta.wantGreeting(t, live, "hello alice")
+	ta.wantGreeting(t, live, "Hello, alice")
 }
 
 func TestSecureCookieAndHSTS(t *testing.T) {
@@ -367,14 +367,14 @@ func TestSessionIDNotAcceptedFromURLOrForm(t *testing.T) {
 		if p.status != http.StatusSeeOther {
 			t.Errorf("POST /logout/ with form field %s: got status %d, want 303", name, p.status)
 		}
-		ta.wantGreeting(t, token, "hello alice")
+		ta.wantGreeting(t, token, "Hello, alice")
 		// Nor does a login form field adopt the token.
 		p = ta.send(t, formPost("/login/", url.Values{"username": {aliceName}, "password": {"wrong"}, name: {token}}))
 		if c := ta.sessionCookie(p); c != nil || p.status != http.StatusBadRequest {
 			t.Errorf("POST /login/ wrong password with form field %s: got status %d, cookie %v; want 400 without a cookie", name, p.status, c)
 		}
 	}
-	ta.wantGreeting(t, token, "hello alice")
+	ta.wantGreeting(t, token, "Hello, alice")
 }
 
 // TestPlantedCookieCannotDefeatLogout: another service on the same host
@@ -393,7 +393,7 @@ func TestPlantedCookieCannotDefeatLogout(t *testing.T) {
 	if key := testkit.SessionKey(token); ta.exists(t, key) {
 		t.Errorf("POST /logout/ with a planted cookie first: the real session's key %s still exists, want it deleted", key)
 	}
-	ta.wantGreeting(t, token, "hello")
+	ta.wantGreeting(t, token, "Hello")
 }
 
 // TestPlantedSessionCannotStandInForTheVictims: an attacker's own valid
@@ -421,7 +421,7 @@ func TestPlantedSessionCannotStandInForTheVictims(t *testing.T) {
 			what := "the attacker's " + attacker.name + " session, the " + first + " cookie first"
 			header := testCookieName + "=" + order[0] + "; " + testCookieName + "=" + order[1]
 			p := sendWithCookie(t, http.MethodGet, ta.url("/"), header)
-			if got, want := greeting(p.body), "hello"; p.status != http.StatusOK || got != want {
+			if got, want := greeting(p.body), "Hello"; p.status != http.StatusOK || got != want {
 				t.Errorf("GET / with %s: got status %d, greeting %q; want 200, %q", what, p.status, got, want)
 			}
 			p = ta.send(t, forwarded("/auth/verify", "app.example.test", "/").with("Cookie", header))
@@ -429,7 +429,7 @@ func TestPlantedSessionCannotStandInForTheVictims(t *testing.T) {
 		}
 	}
 	// The victim's own cookie alone still names the victim.
-	ta.wantGreeting(t, victim, "hello "+aliceName)
+	ta.wantGreeting(t, victim, "Hello, "+aliceName)
 
 	// Logout from such a browser ends every session it carried.
 	p := sendWithCookie(t, http.MethodPost, ta.url("/logout/"), testCookieName+"="+newer+"; "+testCookieName+"="+victim)

@@ -53,8 +53,8 @@ func TestPanicInAHandlerIsAGeneric500(t *testing.T) {
 	home := func(t *testing.T) {
 		t.Helper()
 		p := doRequest(t, client, newRequest(t, http.MethodGet, srv.URL+"/", nil))
-		if p.status != http.StatusOK || greeting(p.body) != "hello" {
-			t.Fatalf("GET / after the panic: got status %d, greeting %q; want 200, %q", p.status, greeting(p.body), "hello")
+		if p.status != http.StatusOK || greeting(p.body) != "Hello" {
+			t.Fatalf("GET / after the panic: got status %d, greeting %q; want 200, %q", p.status, greeting(p.body), "Hello")
 		}
 	}
 	check := func(t *testing.T, p page, logged string, logsBefore int) {

@@ -27,7 +27,7 @@ func TestIdleTimeout(t *testing.T) {
 	// The login's own save happened after a slow password check, at an
 	// instant the test cannot see; this request re-saves at a known one.
 	prevSent := time.Now()
-	ta.wantGreeting(t, token, "hello alice")
+	ta.wantGreeting(t, token, "Hello, alice")
 	lastAnswer := time.Now()
 
 	// Used every 300ms, the session outlives its idle timeout twice over.
@@ -40,8 +40,8 @@ func TestIdleTimeout(t *testing.T) {
 		if gap := lastAnswer.Sub(prevSent); gap >= idle {
 			t.Fatalf("could not use the session every %v: %v passed between sending one request and the answer to the next, want < idle %v", every, gap, idle)
 		}
-		if got := greeting(p.body); got != "hello alice" {
-			t.Fatalf("%v after login, used every %v: got greeting %q, want %q", sent.Sub(start), every, got, "hello alice")
+		if got := greeting(p.body); got != "Hello, alice" {
+			t.Fatalf("%v after login, used every %v: got greeting %q, want %q", sent.Sub(start), every, got, "Hello, alice")
 		}
 		prevSent = sent
 	}
@@ -49,7 +49,7 @@ func TestIdleTimeout(t *testing.T) {
 
 	// Left alone for longer than the idle timeout, it is gone.
 	time.Sleep(idle + idle/2 - time.Since(lastAnswer))
-	ta.wantGreeting(t, token, "hello")
+	ta.wantGreeting(t, token, "Hello")
 	if ta.exists(t, testkit.SessionKey(token)) {
 		t.Fatalf("after %v idle: key %s exists, want it expired", idle+idle/2, testkit.SessionKey(token))
 	}
@@ -84,17 +84,17 @@ func TestAbsoluteLifetimeEndsASessionInUse(t *testing.T) {
 				answered := time.Now()
 				got := greeting(p.body)
 				switch {
-				case got != "hello alice" && got != "hello":
+				case got != "Hello, alice" && got != "Hello":
 					t.Fatalf("at %v: got status %d, body:\n%s", sent.Sub(loginSent), p.status, p.body)
-				case got == "hello" && firstOut.IsZero():
+				case got == "Hello" && firstOut.IsZero():
 					firstOut = sent
-				case got == "hello alice" && !firstOut.IsZero():
+				case got == "Hello, alice" && !firstOut.IsZero():
 					t.Fatalf("at %v: logged in again, after being logged out at %v", sent.Sub(loginSent), firstOut.Sub(loginSent))
 				}
-				if got == "hello" && answered.Before(loginSent.Add(lifetime)) {
+				if got == "Hello" && answered.Before(loginSent.Add(lifetime)) {
 					t.Fatalf("request answered %v after login: got logged out, want alive until the lifetime %v", answered.Sub(loginSent), lifetime)
 				}
-				if got == "hello alice" && sent.After(loginAnswered.Add(lifetime)) {
+				if got == "Hello, alice" && sent.After(loginAnswered.Add(lifetime)) {
 					t.Fatalf("request sent %v after login: got logged in, want the session ended by its lifetime %v", sent.Sub(loginSent), lifetime)
 				}
 				time.Sleep(200 * time.Millisecond)

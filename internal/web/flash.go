@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"loginsvc/internal/activity"
+	"loginsvc/internal/store"
 )
 
 // A flash is a one-time message for the page a redirect lands on ("You
@@ -115,4 +118,37 @@ func (a *App) flashCookie(value string, maxAge int) *http.Cookie {
 		Name: flashCookie, Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: a.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
 	}
+}
+
+// endedMessages say why a browser's session was ended by someone else
+// (session.Manager.EndedElsewhere), by reason. A reason not listed (one
+// added later) gets the plain "from another device".
+var endedMessages = map[string]string{
+	activity.ByUser:           msg("flash.ended.user"),
+	activity.ByPasswordChange: msg("flash.ended.password_change"),
+	activity.ByFactorChange:   msg("flash.ended.factor_change"),
+	activity.ByOperator:       msg("flash.ended.operator"),
+	activity.ByUserDeleted:    msg("flash.ended.operator"),
+	store.EndedByCap:          msg("flash.ended.cap"),
+}
+
+// endedFlash is the message for a browser whose session someone else
+// ended (another device, an administrator, a password change), for the
+// page it lands on next: nil when its session ended here or on its own.
+// It is said once. A Redis failure only loses the message: the page
+// itself does not need it.
+func (a *App) endedFlash(r *http.Request) *flash {
+	why, err := a.sessions.EndedElsewhere(r.Context())
+	if err != nil {
+		a.log.Warn("could not read why a session ended", "err", err, "request_id", requestID(r.Context()))
+		return nil
+	}
+	if why == "" {
+		return nil
+	}
+	m, ok := endedMessages[why]
+	if !ok {
+		m = endedMessages[activity.ByUser]
+	}
+	return &flash{Kind: "ended_elsewhere", Message: m}
 }

@@ -43,8 +43,8 @@ func TestLoginLogoutFlow(t *testing.T) {
 	if p.status != http.StatusOK {
 		t.Fatalf("GET /: got status %d, want 200", p.status)
 	}
-	if got := greeting(p.body); got != "hello" {
-		t.Fatalf("GET / before login: got greeting %q, want %q", got, "hello")
+	if got := greeting(p.body); got != "Hello" {
+		t.Fatalf("GET / before login: got greeting %q, want %q", got, "Hello")
 	}
 	if !strings.Contains(p.body, `<a href="/login/">`) {
 		t.Fatalf("GET / before login: got no link to /login/, want one; body:\n%s", p.body)
@@ -89,8 +89,8 @@ func TestLoginLogoutFlow(t *testing.T) {
 
 	// Logged in: the name and a log-out form that posts.
 	p = b.get(ta.url("/"))
-	if got := greeting(p.body); got != "hello alice" {
-		t.Fatalf("GET / after login: got greeting %q, want %q", got, "hello alice")
+	if got := greeting(p.body); got != "Hello, alice" {
+		t.Fatalf("GET / after login: got greeting %q, want %q", got, "Hello, alice")
 	}
 	if !logoutForm.MatchString(p.body) {
 		t.Fatalf("GET / after login: got no form posting to /logout/, want one; body:\n%s", p.body)
@@ -119,12 +119,12 @@ func TestLoginLogoutFlow(t *testing.T) {
 	if got := b.tokenInJar(ta.url("/")); got != "" {
 		t.Fatalf("after logout: the browser still holds cookie %q, want none", got)
 	}
-	if got := greeting(b.get(ta.url("/")).body); got != "hello" {
-		t.Fatalf("GET / after logout: got greeting %q, want %q", got, "hello")
+	if got := greeting(b.get(ta.url("/")).body); got != "Hello" {
+		t.Fatalf("GET / after logout: got greeting %q, want %q", got, "Hello")
 	}
 
 	// The old cookie, replayed, is worthless and its session is gone.
-	ta.wantGreeting(t, token, "hello")
+	ta.wantGreeting(t, token, "Hello")
 	if ta.exists(t, testkit.SessionKey(token)) {
 		t.Fatalf("after logout: Redis key %s still exists, want it deleted", testkit.SessionKey(token))
 	}
@@ -147,7 +147,7 @@ func TestGetLogoutOnlyShowsTheButton(t *testing.T) {
 		t.Fatalf("GET /logout/: got the session cookie cleared (%v), want it kept", p.cookie)
 	}
 
-	ta.wantGreeting(t, token, "hello alice")
+	ta.wantGreeting(t, token, "Hello, alice")
 	if !ta.exists(t, testkit.SessionKey(token)) {
 		t.Fatalf("after GET /logout/: Redis key %s is gone, want it kept", testkit.SessionKey(token))
 	}
@@ -180,7 +180,7 @@ func TestSlashlessPathsRedirectKeepingTheMethod(t *testing.T) {
 	if p.status != http.StatusSeeOther || p.cookie == nil {
 		t.Fatalf("POST to the 308 target: got status %d and cookie %v, want 303 with a session cookie", p.status, p.cookie)
 	}
-	ta.wantGreeting(t, p.cookie.Value, "hello alice")
+	ta.wantGreeting(t, p.cookie.Value, "Hello, alice")
 }
 
 func TestLoginRedirectsOnlyWithinTheSite(t *testing.T) {

@@ -22,17 +22,33 @@ type indexPage struct {
 	EndsAt time.Time
 }
 
-// index serves GET /: "hello NAME", when this session ends and links to
-// the account pages, or "hello" with a link to the login form.
+// index serves GET /: "Hello, NAME", when this session ends and links to
+// the account pages, or "Hello" with a link to the login form, under "You
+// were signed out from another device" (or why else) when someone else
+// ended the session this browser's cookie named.
 func (a *App) index(w http.ResponseWriter, r *http.Request) {
 	var p indexPage
-	if cur, ok := a.sessions.Current(r.Context()); ok {
-		p.EndsAt = cur.EndsAt
-		if a.sessions.IdleTimeout() > 0 {
-			p.IdleEnds = cur.ExpiresAt
-		}
+	cur, ok := a.sessions.Current(r.Context())
+	if !ok {
+		a.renderSignedOut(w, r, "index.html", p)
+		return
+	}
+	p.EndsAt = cur.EndsAt
+	if a.sessions.IdleTimeout() > 0 {
+		p.IdleEnds = cur.ExpiresAt
 	}
 	a.render(w, r, http.StatusOK, "index.html", p)
+}
+
+// renderSignedOut renders a page for a browser that is not logged in: with
+// the message saying its session was ended elsewhere, if it was, else
+// with the flash its cookie carries.
+func (a *App) renderSignedOut(w http.ResponseWriter, r *http.Request, page string, data any) {
+	if f := a.endedFlash(r); f != nil {
+		a.renderNotice(w, r, http.StatusOK, page, data, f)
+		return
+	}
+	a.render(w, r, http.StatusOK, page, data)
 }
 
 // rememberChecked is the value the login form's "Remember me" checkbox
@@ -52,18 +68,30 @@ type loginPage struct {
 	// Pause, when the answer is throttled, replaces Error's text.
 	Pause *pause
 	Next  string
+	// App is the host of the protected app the login returns to (next,
+	// once checked), for "Sign in to continue to APP"; "" for this site.
+	App string
 	// Passkeys offers "Sign in with a passkey" (the page's host can be a
 	// relying party).
 	Passkeys bool
 }
 
-// loginForm serves GET /login/.
-func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
-	next := r.URL.Query().Get("next")
-	if a.safeReturn(r, next) == "/" {
+// newLoginPage is the login form returning to next, which is kept only if
+// it is a place a login may return to (safeReturn); the app it names is
+// shown, since people look for it before they type a password.
+func (a *App) newLoginPage(r *http.Request, next string) loginPage {
+	back := a.safeReturn(r, next)
+	if back == "/" {
 		next = ""
 	}
-	a.render(w, r, http.StatusOK, "login.html", loginPage{Next: next, Passkeys: a.passkeysHere(r)})
+	return loginPage{Next: next, App: appHost(r, back), Passkeys: a.passkeysHere(r)}
+}
+
+// loginForm serves GET /login/: the form, under "You were signed out from
+// another device" (or why else) for a browser whose session someone else
+// ended, which the pages it asked for send here.
+func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
+	a.renderSignedOut(w, r, "login.html", a.newLoginPage(r, r.URL.Query().Get("next")))
 }
 
 // msgInvalidLogin is the one message for every refused login: it never
@@ -83,7 +111,9 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	res, err := a.auth.Login(r.Context(), a.loginRequest(r, form.Username, r.PostForm.Get("password"), ""))
 	if err != nil {
 		a.refuse(w, r, stepPassword, err, func(status int) {
-			a.render(w, r, status, "login.html", loginPage{Form: form, Error: msgInvalidLogin, Pause: pauseOf(err, true), Next: next, Passkeys: a.passkeysHere(r)})
+			p := a.newLoginPage(r, next)
+			p.Form, p.Error, p.Pause = form, msgInvalidLogin, pauseOf(err, true)
+			a.render(w, r, status, "login.html", p)
 		})
 		return
 	}

@@ -19,6 +19,11 @@ type passwordPage struct {
 	Pause *pause
 	// MinChars and MaxBytes are the rules a new password must follow.
 	MinChars, MaxBytes int
+	// Changed shows the success state instead of the form: the page a
+	// successful change redirects to, with its flash. A form under "your
+	// password has been changed" reads as an invitation to change it
+	// again.
+	Changed bool
 }
 
 // The password form's errors, by marker.
@@ -40,9 +45,14 @@ func newPasswordPage(errorKind string) passwordPage {
 	}
 }
 
-// passwordForm serves GET /password/.
+// passwordForm serves GET /password/: the form, or, right after a
+// successful change (its flash), the success state without the form. A
+// later visit (the flash is shown once) gets the form again.
 func (a *App) passwordForm(w http.ResponseWriter, r *http.Request) {
-	a.render(w, r, http.StatusOK, "password.html", newPasswordPage(""))
+	f := a.takeFlash(w, r)
+	p := newPasswordPage("")
+	p.Changed = f != nil && f.Kind == "password_changed"
+	a.renderView(w, r, http.StatusOK, "password.html", p, f)
 }
 
 // changePassword serves POST /password/ (current_password, new_password,

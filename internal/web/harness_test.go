@@ -510,8 +510,8 @@ func randomToken(t testing.TB) string {
 
 var h1 = regexp.MustCompile(`<h1>([^<]*)</h1>`)
 
-// greeting is the page's heading: "hello alice" when logged in as alice,
-// "hello" when not logged in.
+// greeting is the page's heading: "Hello, alice" when logged in as alice,
+// "Hello" when not logged in.
 func greeting(body string) string {
 	m := h1.FindStringSubmatch(body)
 	if m == nil {

@@ -147,7 +147,7 @@ func TestBrokenCatalogsStopTheStart(t *testing.T) {
 		{"not an object", edit("locales/en.json", `{`, `[{`), "JSON object"},
 		{"catalog file missing", func(m fstest.MapFS) { delete(m, "locales/zh.json") }, "read catalog zh"},
 		{"message the Go code uses missing everywhere", func(m fstest.MapFS) {
-			edit("locales/en.json", `"flash.logged_out": "You have been logged out.",`, "")(m)
+			edit("locales/en.json", `"flash.logged_out": "You've been signed out.",`, "")(m)
 			edit("locales/zh.json", `"flash.logged_out": "您已退出登录。",`, "")(m)
 		}, `no message "flash.logged_out"`},
 		{"template names an unknown key", edit("index.html", `{{t "index.logged_in"}}`, `{{t "index.no_such_key"}}`), `no message "index.no_such_key"`},
@@ -484,7 +484,7 @@ func TestRelativeTimes(t *testing.T) {
 		{3 * time.Hour, "3 hours ago", "3 小时前"},
 		{30 * time.Hour, "1 day ago", "1 天前"},
 		{72 * time.Hour, "3 days ago", "3 天前"},
-		{-20 * time.Second, "in less than a minute", "不到 1 分钟后"},
+		{-20 * time.Second, "in less than a minute", "1 分钟内"},
 		{-30*time.Minute + time.Millisecond, "in 30 minutes", "30 分钟后"},
 		{-24 * time.Hour, "in 1 day", "1 天后"},
 		{-2 * time.Hour, "in 2 hours", "2 小时后"},

@@ -86,8 +86,8 @@ func TestHostileRequestsNeverBreakTheServer(t *testing.T) {
 	aliceBody := aliceForm(false).Encode()
 
 	const (
-		loggedOut      = "hello"
-		loggedIn       = "hello alice"
+		loggedOut      = "Hello"
+		loggedIn       = "Hello, alice"
 		badRequest     = "Bad request"
 		tooLarge       = "Request too large"
 		crossSiteText  = "This form was sent from another site"
@@ -175,8 +175,8 @@ func TestHostileRequestsNeverBreakTheServer(t *testing.T) {
 		// Odd methods and paths.
 		{name: "POST /", req: formPost("/", aliceForm(false)), want: 405, text: methodRejected},
 		{name: "PUT /login/", req: rawRequest{method: http.MethodPut, path: "/login/", body: aliceBody}, want: 405, text: methodRejected},
-		{name: "8 KB path", req: rawRequest{method: http.MethodGet, path: "/" + strings.Repeat("a", 8192)}, want: 404, text: "Not found"},
-		{name: "encoded NUL in the path", req: rawRequest{method: http.MethodGet, path: "/%00"}, want: 404, text: "Not found"},
+		{name: "8 KB path", req: rawRequest{method: http.MethodGet, path: "/" + strings.Repeat("a", 8192)}, want: 404, text: "Page not found"},
+		{name: "encoded NUL in the path", req: rawRequest{method: http.MethodGet, path: "/%00"}, want: 404, text: "Page not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(ta.sessionKeys(t))
@@ -216,11 +216,11 @@ func TestHostileRequestsNeverBreakTheServer(t *testing.T) {
 
 	// Refused cross-site logouts left alice logged in; the server still
 	// answers and a normal login still works.
-	ta.wantGreeting(t, live, "hello alice")
-	if got := greeting(sendWithCookie(t, http.MethodGet, ta.url("/"), "").body); got != "hello" {
-		t.Fatalf("GET / without a cookie after the table: got greeting %q, want %q", got, "hello")
+	ta.wantGreeting(t, live, "Hello, alice")
+	if got := greeting(sendWithCookie(t, http.MethodGet, ta.url("/"), "").body); got != "Hello" {
+		t.Fatalf("GET / without a cookie after the table: got greeting %q, want %q", got, "Hello")
 	}
-	ta.wantGreeting(t, ta.login(t, newBrowser(t), false), "hello alice")
+	ta.wantGreeting(t, ta.login(t, newBrowser(t), false), "Hello, alice")
 }
 
 // TestHostileBinaryCookieOnTheWire sends a Cookie header with control
@@ -251,8 +251,8 @@ func TestHostileBinaryCookieOnTheWire(t *testing.T) {
 		t.Fatalf("got status line %q, want 400; reply:\n%s", status, reply)
 	}
 	t.Logf("net/http's own answer (the app never sees the request): %q", reply)
-	if got := greeting(sendWithCookie(t, http.MethodGet, ta.url("/"), "").body); got != "hello" {
-		t.Fatalf("GET / afterwards: got greeting %q, want %q", got, "hello")
+	if got := greeting(sendWithCookie(t, http.MethodGet, ta.url("/"), "").body); got != "Hello" {
+		t.Fatalf("GET / afterwards: got greeting %q, want %q", got, "Hello")
 	}
 }
 

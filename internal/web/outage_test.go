@@ -25,7 +25,7 @@ func checkUnavailablePage(t testing.TB, what string, p page) {
 	}
 	checkNoGoErrorText(t, what, p.body)
 	lower := strings.ToLower(p.body)
-	for _, leak := range []string{"i/o timeout", "127.0.0.1", "hello", aliceName} {
+	for _, leak := range []string{"i/o timeout", "127.0.0.1", "Hello", aliceName} {
 		if strings.Contains(lower, leak) {
 			t.Errorf("%s: got body containing %q, want no error detail or page content:\n%s", what, leak, p.body)
 		}
@@ -46,7 +46,7 @@ func TestRedisStoppedAndRestarted(t *testing.T) {
 	rs := redistest.Start(t, redistest.WithAOF())
 	ta := newTestApp(t, rs)
 	token := ta.login(t, newBrowser(t), false)
-	ta.wantGreeting(t, token, "hello alice")
+	ta.wantGreeting(t, token, "Hello, alice")
 
 	rs.Stop(t)
 
@@ -66,8 +66,8 @@ func TestRedisStoppedAndRestarted(t *testing.T) {
 	wantStatus(t, "GET /healthz, Redis stopped", sendWithCookie(t, http.MethodGet, ta.url("/healthz"), ""), http.StatusOK)
 	wantStatus(t, "GET /readyz, Redis stopped", sendWithCookie(t, http.MethodGet, ta.url("/readyz"), ""), http.StatusServiceUnavailable)
 	// A page that needs no session still works.
-	if p := sendWithCookie(t, http.MethodGet, ta.url("/"), ""); p.status != http.StatusOK || greeting(p.body) != "hello" {
-		t.Fatalf("GET / without a cookie, Redis stopped: got status %d, greeting %q; want 200, %q", p.status, greeting(p.body), "hello")
+	if p := sendWithCookie(t, http.MethodGet, ta.url("/"), ""); p.status != http.StatusOK || greeting(p.body) != "Hello" {
+		t.Fatalf("GET / without a cookie, Redis stopped: got status %d, greeting %q; want 200, %q", p.status, greeting(p.body), "Hello")
 	}
 
 	rs.Restart(t)
@@ -86,7 +86,7 @@ func TestRedisStoppedAndRestarted(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("/readyz was 200 %v after Redis answered PING again", time.Since(restarted).Round(time.Millisecond))
-	ta.wantGreeting(t, token, "hello alice")
+	ta.wantGreeting(t, token, "Hello, alice")
 }
 
 func TestRedisFrozen(t *testing.T) {
@@ -95,7 +95,7 @@ func TestRedisFrozen(t *testing.T) {
 	rs := redistest.Start(t)
 	ta := newTestApp(t, rs)
 	token := ta.login(t, newBrowser(t), false)
-	ta.wantGreeting(t, token, "hello alice")
+	ta.wantGreeting(t, token, "Hello, alice")
 
 	rs.Freeze(t)
 	frozen := true
@@ -136,8 +136,8 @@ func TestRedisFrozen(t *testing.T) {
 	for {
 		p := replay(t, http.MethodGet, ta.url("/"), token)
 		if p.status == http.StatusOK {
-			if got := greeting(p.body); got != "hello alice" {
-				t.Fatalf("after Thaw: got greeting %q, want %q", got, "hello alice")
+			if got := greeting(p.body); got != "Hello, alice" {
+				t.Fatalf("after Thaw: got greeting %q, want %q", got, "Hello, alice")
 			}
 			break
 		}

@@ -94,7 +94,7 @@ func TestPasswordChangeRefusals(t *testing.T) {
 		})
 	}
 	// Nothing changed: the same cookie, the old password.
-	ta.wantGreeting(t, token, "hello alice")
+	ta.wantGreeting(t, token, "Hello, alice")
 	ta.login(t, newBrowser(t), false)
 }
 
@@ -169,13 +169,13 @@ func TestPasswordChangeEndsOtherSessionsAndRenewsThisOne(t *testing.T) {
 
 	// This browser carries on under the new token; the old one, and every
 	// other session of alice's, on either replica, is anonymous.
-	ta.wantGreeting(t, renewed, "hello alice")
-	ta.wantGreeting(t, old, "hello")
+	ta.wantGreeting(t, renewed, "Hello, alice")
+	ta.wantGreeting(t, old, "Hello")
 	for _, token := range elsewhere {
-		ta.wantGreeting(t, token, "hello")
-		other.wantGreeting(t, token, "hello")
+		ta.wantGreeting(t, token, "Hello")
+		other.wantGreeting(t, token, "Hello")
 	}
-	ta.wantGreeting(t, bob, "hello bob")
+	ta.wantGreeting(t, bob, "Hello, bob")
 
 	p = me.get(ta.url("/password/"))
 	wantFlash(t, "GET /password/ after the change", p, "password_changed", "2")
@@ -292,7 +292,7 @@ func TestPasswordChangeCheckedBeforeTheOperatorsResetLoses(t *testing.T) {
 	if !strings.Contains(p.body, "changed somewhere else") || strings.Contains(p.body, "has been changed") {
 		t.Errorf("POST /password/: got no message that the password changed elsewhere, or one of success; body:\n%s", p.body)
 	}
-	ta.wantGreeting(t, token, "hello")
+	ta.wantGreeting(t, token, "Hello")
 	if cur := attacker.get(ta.url("/password/")); cur.status == http.StatusOK {
 		t.Errorf("GET /password/ from the attacker's browser after the refusal: got 200, want to be sent to log in")
 	}
@@ -302,6 +302,65 @@ func TestPasswordChangeCheckedBeforeTheOperatorsResetLoses(t *testing.T) {
 	for _, pw := range []string{alicePassword, attackersPassword} {
 		if p := ta.send(t, formPost("/login/", url.Values{"username": {aliceName}, "password": {pw}})); p.status != http.StatusBadRequest {
 			t.Errorf("login with %q: got status %d, want 400", pw, p.status)
+		}
+	}
+}
+
+// After a successful change the page it lands on says so and shows no
+// form: an empty form under "your password has been changed" reads as an
+// invitation to change it again. A later visit gets the form back.
+func TestPasswordChangedPageShowsSuccessNotTheForm(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t))
+	for _, lang := range testLanguages {
+		t.Run(lang.code, func(t *testing.T) {
+			ta.addUser(t, "pw-"+lang.code, alicePassword)
+			b := newBrowser(t)
+			ta.loginAs(t, b, "pw-"+lang.code, alicePassword, "")
+			p := b.post(ta.url("/password/"), passwordForm(alicePassword, aliceNewPassword, aliceNewPassword))
+			if p.status != http.StatusSeeOther || p.header.Get("Location") != "/password/" {
+				t.Fatalf("POST /password/: got %d to %q, want 303 to /password/", p.status, p.header.Get("Location"))
+			}
+			p = b.getIn(ta.url("/password/"), lang.acceptLanguage)
+			wantFlash(t, "GET /password/ after the change", p, "password_changed", "0")
+			if strings.Contains(p.body, `id="password-form"`) || hasInput(p.body, "current_password") {
+				t.Errorf("GET /password/ after the change: got the form again, want the success state only; body:\n%s", p.body)
+			}
+			want := map[string]string{"en": "Password changed", "zh": "密码已修改"}[lang.code]
+			if got := greeting(p.body); got != want || !strings.Contains(p.body, `<a href="/" class="button primary" id="password-done">`) {
+				t.Errorf("GET /password/ after the change: got heading %q (and a Done link: %v), want %q with one; body:\n%s", got, strings.Contains(p.body, `id="password-done"`), want, p.body)
+			}
+			checkPageLanguage(t, "the changed page", p, lang.code, lang.html)
+
+			// The flash is shown once: the next visit is the form.
+			p = b.getIn(ta.url("/password/"), lang.acceptLanguage)
+			if k, _ := flashOf(p.body); k != "" || !hasInput(p.body, "current_password") {
+				t.Errorf("GET /password/ again: got flash %q, form %v; want no flash and the form", k, hasInput(p.body, "current_password"))
+			}
+		})
+	}
+}
+
+// An error names the field it is about (aria-describedby) and puts the
+// focus there, so a screen reader reads it with the field: the
+// confirmation for a mismatch, the new password for a weak one.
+func TestPasswordErrorIsTiedToItsField(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t))
+	b := newBrowser(t)
+	ta.login(t, b, false)
+	for _, tc := range []struct {
+		name  string
+		form  url.Values
+		field string
+	}{
+		{"mismatch", passwordForm(alicePassword, aliceNewPassword, aliceNewPassword+"x"), "confirm_password"},
+		{"weak", passwordForm(alicePassword, "short", "short"), "new_password"},
+		{"current", passwordForm("wrong-guess", aliceNewPassword, aliceNewPassword), "current_password"},
+	} {
+		p := b.post(ta.url("/password/"), tc.form)
+		if !hasInput(p.body, tc.field, `aria-invalid="true"`, `aria-describedby="password-error`, "autofocus") {
+			t.Errorf("%s: got no %s with aria-invalid, aria-describedby=password-error and autofocus; body:\n%s", tc.name, tc.field, p.body)
 		}
 	}
 }

@@ -31,7 +31,7 @@ func TestReplicasShareSessions(t *testing.T) {
 			token := tc.loginOn.login(t, newBrowser(t), false)
 
 			for _, r := range []*testApp{a, b} {
-				p := r.wantGreeting(t, token, "hello alice")
+				p := r.wantGreeting(t, token, "Hello, alice")
 				if got := p.header.Get("X-Served-By"); got != r.settings.instanceID {
 					t.Fatalf("GET / on %s: got X-Served-By %q, want %q", r.settings.instanceID, got, r.settings.instanceID)
 				}
@@ -42,7 +42,7 @@ func TestReplicasShareSessions(t *testing.T) {
 				t.Fatalf("POST /logout/ on %s: got status %d, want 303", tc.outOn.settings.instanceID, p.status)
 			}
 			for _, r := range []*testApp{a, b} {
-				r.wantGreeting(t, token, "hello")
+				r.wantGreeting(t, token, "Hello")
 			}
 			if a.exists(t, testkit.SessionKey(token)) {
 				t.Fatalf("after logout: key %s exists, want it deleted", testkit.SessionKey(token))
@@ -130,7 +130,7 @@ func TestLogoutIsNotUndoneByRequestsInFlight(t *testing.T) {
 				}
 			}
 
-			ta.wantGreeting(t, token, "hello")
+			ta.wantGreeting(t, token, "Hello")
 			time.Sleep(200 * time.Millisecond)
 			if ta.exists(t, testkit.SessionKey(token)) {
 				t.Fatalf("after logout and %d late saves: key %s exists, want it gone", inFlight, testkit.SessionKey(token))

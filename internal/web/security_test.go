@@ -299,13 +299,13 @@ func TestEnrolAnAuthenticatorApp(t *testing.T) {
 	}
 	// A factor change ends the other sessions (ASVS 7.4.3), and this one
 	// carries on under a new token that stands on two factors.
-	ta.wantGreeting(t, other, "hello")
+	ta.wantGreeting(t, other, "Hello")
 	after := b.tokenInJar(ta.url("/"))
 	if after == before {
 		t.Errorf("after enrolment: the browser kept token %q, want a new one", before)
 	}
-	ta.wantGreeting(t, before, "hello")
-	ta.wantGreeting(t, after, "hello "+aliceName)
+	ta.wantGreeting(t, before, "Hello")
+	ta.wantGreeting(t, after, "Hello, "+aliceName)
 	if got := ta.storedAMR(t, after); !slices.Equal(got, []string{"pwd", "otp"}) {
 		t.Errorf("session after enrolment: got amr %q, want [pwd otp]", got)
 	}
@@ -497,7 +497,7 @@ func TestRotatedDeviceKeyStillOpensSecrets(t *testing.T) {
 
 	rotated := newTestApp(t, rs, withDeviceKeys(newKey, oldKey), withInstanceID("rotated"))
 	token := rotated.loginTwoStep(t, newBrowser(t), ph.code())
-	rotated.wantGreeting(t, token, "hello "+aliceName)
+	rotated.wantGreeting(t, token, "Hello, "+aliceName)
 	sealedNew := rotated.sealedTOTP(t)
 	if sealedNew == sealedOld {
 		t.Fatalf("after a login on NEW,OLD: the secret is still sealed as %q, want it sealed again under NEW", sealedOld)

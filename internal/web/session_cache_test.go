@@ -35,7 +35,7 @@ func TestSessionCacheNeverServesAnEndedSession(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		tries int
-		// end ends the session lost (whose page says "hello alice") from
+		// end ends the session lost (whose page says "Hello, alice") from
 		// another browser, me, logged in as alice on a.
 		end func(t *testing.T, a *testApp, me *browser, lost string)
 	}{
@@ -73,21 +73,21 @@ func TestSessionCacheNeverServesAnEndedSession(t *testing.T) {
 				me := newBrowser(t)
 				a.login(t, me, false)
 				lost := a.login(t, newBrowser(t), false)
-				a.warm(t, lost, "hello alice")
-				b.warm(t, lost, "hello alice")
+				a.warm(t, lost, "Hello, alice")
+				b.warm(t, lost, "Hello, alice")
 
 				tc.end(t, a, me, lost)
-				if got := greeting(replay(t, http.MethodGet, a.url("/"), lost).body); got != "hello" {
-					t.Fatalf("try %d: GET / on the replica that ended the session, at once: got greeting %q, want %q", i+1, got, "hello")
+				if got := greeting(replay(t, http.MethodGet, a.url("/"), lost).body); got != "Hello" {
+					t.Fatalf("try %d: GET / on the replica that ended the session, at once: got greeting %q, want %q", i+1, got, "Hello")
 				}
 				start := time.Now()
 				for {
 					got := greeting(replay(t, http.MethodGet, b.url("/"), lost).body)
-					if got == "hello" {
+					if got == "Hello" {
 						break
 					}
 					if time.Since(start) > time.Second {
-						t.Fatalf("try %d: GET / on the other replica %v after: got greeting %q, want %q", i+1, time.Since(start), got, "hello")
+						t.Fatalf("try %d: GET / on the other replica %v after: got greeting %q, want %q", i+1, time.Since(start), got, "Hello")
 					}
 				}
 				if i == 0 {
@@ -106,7 +106,7 @@ func TestSessionCacheAnswers503WhileRedisIsFrozen(t *testing.T) {
 	rs := redistest.Start(t)
 	ta := newTestApp(t, rs, withSessionCache())
 	token := ta.login(t, newBrowser(t), false)
-	ta.warm(t, token, "hello alice")
+	ta.warm(t, token, "Hello, alice")
 
 	rs.Freeze(t)
 	frozen := true
@@ -144,13 +144,13 @@ func TestSessionCacheAnswers503WhileRedisIsFrozen(t *testing.T) {
 	start = time.Now()
 	for {
 		p := replay(t, http.MethodGet, ta.url("/"), token)
-		if p.status == http.StatusOK && greeting(p.body) == "hello alice" {
+		if p.status == http.StatusOK && greeting(p.body) == "Hello, alice" {
 			break
 		}
 		if time.Since(start) > 5*time.Second {
-			t.Fatalf("after Thaw: got status %d, greeting %q; want 200, hello alice within 5s", p.status, greeting(p.body))
+			t.Fatalf("after Thaw: got status %d, greeting %q; want 200, Hello, alice within 5s", p.status, greeting(p.body))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	ta.warm(t, token, "hello alice")
+	ta.warm(t, token, "Hello, alice")
 }

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"loginsvc/internal/activity"
 	"loginsvc/internal/redistest"
 	"loginsvc/internal/testkit"
 )
@@ -55,13 +58,13 @@ func TestSessionsPageListsEachBrowser(t *testing.T) {
 			}
 		}
 	}
-	// Each row has its IP and times with the exact time on hover.
+	// Each row has its IP and times with the exact time beside them.
 	for _, row := range []string{rowF, rowC} {
 		if !strings.Contains(row, `<dd data-field="ip">127.0.0.1</dd>`) {
 			t.Errorf("session row: got no IP 127.0.0.1, want it:\n%s", row)
 		}
 		if n := len(timeTag.FindAllString(row, -1)); n != 2 {
-			t.Errorf("session row: got %d <time datetime title> tags, want 2 (created, last seen):\n%s", n, row)
+			t.Errorf("session row: got %d <time datetime> tags with their exact time, want 2 (created, last seen):\n%s", n, row)
 		}
 	}
 	// Other sessions can be signed out; this one is marked instead.
@@ -98,15 +101,15 @@ func TestLoginPastTheCapEndsTheOldestSession(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	if p := browsers[0].get(ta.url("/")); p.status != http.StatusOK || greeting(p.body) != "hello" {
-		t.Fatalf("GET / in the first browser after %d newer logins: got status %d, greeting %q; want 200, %q", maxSessions, p.status, greeting(p.body), "hello")
+	if p := browsers[0].get(ta.url("/")); p.status != http.StatusOK || greeting(p.body) != "Hello" {
+		t.Fatalf("GET / in the first browser after %d newer logins: got status %d, greeting %q; want 200, %q", maxSessions, p.status, greeting(p.body), "Hello")
 	}
 	if ta.exists(t, testkit.SessionKey(tokens[0])) {
 		t.Errorf("after the third login: the first session's key %s exists, want it ended", testkit.SessionKey(tokens[0]))
 	}
 	for i, b := range browsers[1:] {
-		if got := greeting(b.get(ta.url("/")).body); got != "hello alice" {
-			t.Errorf("GET / in browser %d: got greeting %q, want %q", i+2, got, "hello alice")
+		if got := greeting(b.get(ta.url("/")).body); got != "Hello, alice" {
+			t.Errorf("GET / in browser %d: got greeting %q, want %q", i+2, got, "Hello, alice")
 		}
 	}
 	_, second := ta.sessionsOf(t, browsers[1])
@@ -120,7 +123,9 @@ func TestLoginPastTheCapEndsTheOldestSession(t *testing.T) {
 	}
 }
 
-var timeTag = regexp.MustCompile(`<time datetime="[0-9TZ:-]+" title="[^"]+">[^<]+</time>`)
+// timeTag is a relative time with its exact time beside it, visible (not
+// in a title, which keyboard and touch users never reach).
+var timeTag = regexp.MustCompile(`<time datetime="[0-9TZ:-]+">[^<]+</time> <span class="exact note">\(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)</span>`)
 
 // sessionItem is the <li> of session id on a sessions page.
 func sessionItem(t *testing.T, body, id string) string {
@@ -159,8 +164,8 @@ func TestRevokeEndsTheSessionOnEveryReplicaAtOnce(t *testing.T) {
 	a.revokeVia(t, mine, lostID)
 	// The very next request with the revoked cookie is anonymous, on the
 	// replica that did not revoke it as on the one that did.
-	b.wantGreeting(t, lost, "hello")
-	a.wantGreeting(t, lost, "hello")
+	b.wantGreeting(t, lost, "Hello")
+	a.wantGreeting(t, lost, "Hello")
 	if p := replay(t, http.MethodGet, b.url("/sessions/"), lost); p.status != http.StatusSeeOther {
 		t.Errorf("GET /sessions/ on b with the revoked cookie: got status %d, want 303 to the login form", p.status)
 	}
@@ -202,10 +207,10 @@ func TestRevokeOthersLeavesOnlyThisSession(t *testing.T) {
 		t.Fatalf("POST /sessions/revoke-others: got %d to %q, want 303 to /sessions/", p.status, p.header.Get("Location"))
 	}
 	for _, token := range others {
-		ta.wantGreeting(t, token, "hello")
+		ta.wantGreeting(t, token, "Hello")
 	}
-	ta.wantGreeting(t, mine, "hello alice")
-	ta.wantGreeting(t, bob, "hello bob")
+	ta.wantGreeting(t, mine, "Hello, alice")
+	ta.wantGreeting(t, bob, "Hello, bob")
 
 	p = me.get(ta.url("/sessions/"))
 	wantFlash(t, "GET /sessions/ after revoke-others", p, "others_revoked", "3")
@@ -238,7 +243,7 @@ func TestUsersCannotRevokeOthersSessions(t *testing.T) {
 			}
 		}
 	}
-	ta.wantGreeting(t, bobToken, "hello bob")
+	ta.wantGreeting(t, bobToken, "Hello, bob")
 	if rows, _ := ta.sessionsOf(t, bob); len(rows) != 1 || rows[0].id != bobID {
 		t.Fatalf("bob's sessions after alice's attempts: got %v, want his one session %s", rows, bobID)
 	}
@@ -257,7 +262,7 @@ func TestRevokingThisSessionLogsOut(t *testing.T) {
 	if p.status != http.StatusSeeOther || p.cookie == nil || p.cookie.MaxAge >= 0 {
 		t.Fatalf("revoke this session: got status %d, session cookie %v; want 303 clearing the cookie", p.status, p.cookie)
 	}
-	ta.wantGreeting(t, token, "hello")
+	ta.wantGreeting(t, token, "Hello")
 }
 
 func TestIndexShowsAccountLinksAndWhenTheSessionEnds(t *testing.T) {
@@ -349,7 +354,7 @@ func TestFlashCookieValues(t *testing.T) {
 		// Refused: unknown kinds, counts where none belong, and counts
 		// that are missing, signed, padded, huge or not numbers.
 		{"", "", 0},
-		{"hello", "", 0},
+		{"Hello", "", 0},
 		{"logged_out.1", "", 0},
 		{"others_revoked", "", 0},
 		{"others_revoked.", "", 0},
@@ -383,5 +388,116 @@ func TestUnknownFlashIsIgnoredAndCleared(t *testing.T) {
 	wantFlash(t, "GET / with a bogus flash", p, "", "")
 	if c := cookieSet(p, flashCookie); c == nil || c.MaxAge >= 0 {
 		t.Fatalf("GET / with a bogus flash: got flash cookie %v, want it cleared", c)
+	}
+}
+
+// endedTexts are what a browser whose session someone else ended reads on
+// its next page, by language and reason.
+var endedTexts = map[string]map[string]string{
+	"en": {
+		"device":   "You were signed out from another device.",
+		"password": "You were signed out because your password was changed.",
+		"operator": "You were signed out by an administrator.",
+	},
+	"zh": {
+		"device":   "您已在其他设备上被退出登录。",
+		"password": "您的密码已被修改，因此您已退出登录。",
+		"operator": "管理员已将您退出登录。",
+	},
+}
+
+// A browser whose session was ended elsewhere (from the sessions page of
+// another device, by a password change there, by an administrator) is
+// told so on the next page it opens, home or the login form the page it
+// asked for sends it to, in its language; once. A session that ended on
+// its own (it timed out) or was logged out by this browser gets no such
+// message: it would not be true.
+func TestEndedSessionsNextPageSaysItWasSignedOutElsewhere(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, redistest.Start(t))
+	ctx := context.Background()
+	for _, lang := range testLanguages {
+		for i, tc := range []struct {
+			name string
+			// end ends the session of victim (token), alice logged in on
+			// other too, and returns the text victim's next page must
+			// show ("" for none).
+			end func(t *testing.T, user string, victim *browser, token string, other *browser) string
+		}{
+			{"revoked from another device", func(t *testing.T, _ string, _ *browser, _ string, other *browser) string {
+				if p := other.post(ta.url("/sessions/revoke-others"), url.Values{}); p.status != http.StatusSeeOther {
+					t.Fatalf("POST /sessions/revoke-others: got %d, want 303", p.status)
+				}
+				return "device"
+			}},
+			{"password changed on another device", func(t *testing.T, user string, _ *browser, _ string, other *browser) string {
+				if p := other.post(ta.url("/password/"), passwordForm(alicePassword, aliceNewPassword, aliceNewPassword)); p.status != http.StatusSeeOther {
+					t.Fatalf("POST /password/: got %d, want 303", p.status)
+				}
+				return "password"
+			}},
+			{"ended by an administrator", func(t *testing.T, user string, _ *browser, _ string, _ *browser) string {
+				if _, err := ta.app.sessions.RevokeAll(activity.Because(ctx, activity.ByOperator), user, ""); err != nil {
+					t.Fatalf("RevokeAll: %v", err)
+				}
+				return "operator"
+			}},
+			{"timed out", func(t *testing.T, _ string, _ *browser, token string, _ *browser) string {
+				// As Redis drops a key at its idle deadline.
+				if err := ta.check.Del(ctx, testkit.SessionKey(token)).Err(); err != nil {
+					t.Fatal(err)
+				}
+				return ""
+			}},
+			{"logged out here, old cookie replayed", func(t *testing.T, _ string, victim *browser, token string, _ *browser) string {
+				victim.post(ta.url("/logout/"), url.Values{})
+				victim.get(ta.url("/")) // the "signed out" flash
+				victim.setToken(ta.url("/"), token)
+				return ""
+			}},
+		} {
+			t.Run(lang.code+"/"+tc.name, func(t *testing.T) {
+				user := fmt.Sprintf("ended-%s-%d", lang.code, i)
+				ta.addUser(t, user, alicePassword)
+				victim, other := newBrowser(t), newBrowser(t)
+				token := ta.loginAs(t, victim, user, alicePassword, "")
+				ta.loginAs(t, other, user, alicePassword, "")
+				want := tc.end(t, user, victim, token, other)
+
+				// A page that needs a login sends it to the login form,
+				// which says why.
+				p := victim.getIn(ta.url("/sessions/"), lang.acceptLanguage)
+				if p.status != http.StatusSeeOther {
+					t.Fatalf("GET /sessions/ after the end: got %d, want 303 to the login form", p.status)
+				}
+				p = victim.getIn(ta.url(p.header.Get("Location")), lang.acceptLanguage)
+				kind, _ := flashOf(p.body)
+				if want == "" {
+					if kind != "" {
+						t.Fatalf("login form: got flash %q, want none; body:\n%s", kind, p.body)
+					}
+					return
+				}
+				text := endedTexts[lang.code][want]
+				if kind != "ended_elsewhere" || !strings.Contains(p.body, text) {
+					t.Fatalf("login form: got flash %q, want ended_elsewhere saying %q; body:\n%s", kind, text, p.body)
+				}
+				checkPageLanguage(t, "the login form", p, lang.code, lang.html)
+				// Once: home says nothing more.
+				if p := victim.getIn(ta.url("/"), lang.acceptLanguage); strings.Contains(p.body, text) {
+					t.Errorf("GET / next: got %q again, want it said once", text)
+				}
+			})
+		}
+	}
+	// Home says it too, when that is where the browser goes first.
+	ta.addUser(t, "ended-home", alicePassword)
+	victim, other := newBrowser(t), newBrowser(t)
+	ta.loginAs(t, victim, "ended-home", alicePassword, "")
+	ta.loginAs(t, other, "ended-home", alicePassword, "")
+	other.post(ta.url("/sessions/revoke-others"), url.Values{})
+	p := victim.get(ta.url("/"))
+	if kind, _ := flashOf(p.body); kind != "ended_elsewhere" || greeting(p.body) != "Hello" || !strings.Contains(p.body, endedTexts["en"]["device"]) {
+		t.Errorf("GET / after the end: got flash %q, greeting %q; want ended_elsewhere, Hello; body:\n%s", kind, greeting(p.body), p.body)
 	}
 }

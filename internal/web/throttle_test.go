@@ -157,7 +157,7 @@ func TestBruteForceLockoutEndsWithTheWindow(t *testing.T) {
 			t.Fatalf("after the window, wrong password %d: got status %d, want 400", i+1, p.status)
 		}
 	}
-	ta.wantGreeting(t, ta.login(t, newBrowser(t), false), "hello alice")
+	ta.wantGreeting(t, ta.login(t, newBrowser(t), false), "Hello, alice")
 	if ta.exists(t, userKey) {
 		t.Fatalf("after a successful login: %s exists, want the account's failures reset", userKey)
 	}
@@ -299,7 +299,7 @@ func TestThrottleFailsClosedWhenRedisIsDown(t *testing.T) {
 }
 
 // wantPaused fails unless body is a throttled page: it says attempts are
-// paused for about minutes (not "invalid username or password", which
+// paused for about minutes (not "Incorrect username or password.", which
 // had a locked-out owner retype a right password for the whole window)
 // and that a device used before can still sign in.
 func wantPaused(t *testing.T, what, body, minutes string) {
@@ -507,7 +507,7 @@ func TestOwnersBrowserLogsInWhileAnAttackerKeepsTheAccountLocked(t *testing.T) {
 	ta.wantThrottled(t, "alice's right password from a client without a device cookie", ta.send(t, formPost("/login/", aliceForm(false)).with("X-Forwarded-For", "192.0.2.50")), window)
 
 	token := ta.login(t, owner, false)
-	ta.wantGreeting(t, token, "hello "+aliceName)
+	ta.wantGreeting(t, token, "Hello, "+aliceName)
 
 	bobForm := url.Values{"username": {"bob"}, "password": {bobPassword}}
 	p := owner.do(newRequest(t, http.MethodPost, ta.url("/login/"), bobForm))

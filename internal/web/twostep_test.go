@@ -52,8 +52,8 @@ func TestTwoStepLogin(t *testing.T) {
 	if p := b.get(ta.url("/sessions/")); p.status != http.StatusSeeOther || p.header.Get("Location") != "/login/?next=%2Fsessions%2F" {
 		t.Errorf("GET /sessions/ between the steps: got %d to %q, want 303 to the login", p.status, p.header.Get("Location"))
 	}
-	if p := b.get(ta.url("/")); greeting(p.body) != "hello" {
-		t.Errorf("GET / between the steps: got greeting %q, want %q", greeting(p.body), "hello")
+	if p := b.get(ta.url("/")); greeting(p.body) != "Hello" {
+		t.Errorf("GET / between the steps: got greeting %q, want %q", greeting(p.body), "Hello")
 	}
 	if p := b.get(ta.url("/auth/verify")); p.status != http.StatusUnauthorized || p.header.Get("Remote-User") != "" {
 		t.Errorf("GET /auth/verify between the steps: got %d, Remote-User %q; want 401 and no user", p.status, p.header.Get("Remote-User"))
@@ -61,7 +61,7 @@ func TestTwoStepLogin(t *testing.T) {
 	if p := ta.send(t, bearer(getRaw("/api/whoami"), pending)); p.status != http.StatusUnauthorized {
 		t.Errorf("GET /api/whoami with the pending token: got %d, want 401", p.status)
 	}
-	ta.wantGreeting(t, pending, "hello")
+	ta.wantGreeting(t, pending, "Hello")
 
 	if p := b.get(ta.url("/login/code/")); p.status != http.StatusOK || !hasInput(p.body, "code") || !strings.Contains(p.body, aliceName) {
 		t.Fatalf("GET /login/code/: got %d, want 200 with a code field for %s; body:\n%s", p.status, aliceName, p.body)
@@ -81,7 +81,7 @@ func TestTwoStepLogin(t *testing.T) {
 	if token.Value == pending {
 		t.Errorf("the right code: the session token is the pending token, want a new one")
 	}
-	ta.wantGreeting(t, token.Value, "hello "+aliceName)
+	ta.wantGreeting(t, token.Value, "Hello, "+aliceName)
 	if got := ta.storedAMR(t, token.Value); !slices.Equal(got, []string{"pwd", "otp"}) {
 		t.Errorf("two-step session: got amr %q, want [pwd otp]", got)
 	}
@@ -224,7 +224,7 @@ func TestCodeGuessesAreThrottled(t *testing.T) {
 	ta.wantThrottled(t, "the password from another address", ta.send(t, formPost("/login/", aliceForm(false)).with("X-Forwarded-For", "192.0.2.9")), window)
 
 	token := ta.loginTwoStep(t, owner, ph.code())
-	ta.wantGreeting(t, token, "hello "+aliceName)
+	ta.wantGreeting(t, token, "Hello, "+aliceName)
 }
 
 // TestRequireTwoFactor: under REQUIRE_TWO_FACTOR a user without a second
@@ -365,7 +365,7 @@ func TestReauthenticationBeforeAPasswordChange(t *testing.T) {
 			if p := replay(t, http.MethodGet, ta.url("/password/"), old); p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), "/login/") {
 				t.Errorf("GET /password/ with the token from before: got %d to %q, want 303 to the login", p.status, p.header.Get("Location"))
 			}
-			ta.wantGreeting(t, old, "hello")
+			ta.wantGreeting(t, old, "Hello")
 		})
 	}
 }
