@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"sync/atomic"
 	"testing"
 
 	"loginsvc/internal/activity"
@@ -21,22 +20,24 @@ import (
 // -benchtime needs a few dozen.
 const benchUsers = 1000
 
-// runs names each benchmark run's users apart on a shared redis-server.
-var runs atomic.Int64
+// benchUser is one user of a login benchmark, the device cookie a
+// browser that signed in before would send, and the address the user
+// signs in from: each their own, as users are, so that the throttle's
+// per-address budget does not end the benchmark.
+type benchUser struct {
+	name, device string
+	ip           netip.Addr
+}
 
-// benchUser is one user of a login benchmark, and the device cookie a
-// browser that signed in before would send.
-type benchUser struct{ name, device string }
-
-// prepareUsers creates benchUsers users with password, with the hash
-// computed once and no events recorded.
-func prepareUsers(b *testing.B, w *withActivity, hash string) []benchUser {
+// prepareUsers creates benchUsers users of the run numbered run (which
+// names them apart from other runs' on a shared redis-server) with the
+// password of hash, computed once, and no events recorded.
+func prepareUsers(b *testing.B, w *withActivity, hash string, run int) []benchUser {
 	b.Helper()
 	ctx := context.Background()
-	run := runs.Add(1)
 	users := make([]benchUser, benchUsers)
 	for i := range users {
-		name := "r" + strconv.FormatInt(run, 10) + "u" + strconv.Itoa(i)
+		name := "r" + strconv.Itoa(run) + "u" + strconv.Itoa(i)
 		if err := w.rdb.Users.Create(ctx, name, hash); err != nil {
 			b.Fatalf("create %s: %v", name, err)
 		}
@@ -44,7 +45,7 @@ func prepareUsers(b *testing.B, w *withActivity, hash string) []benchUser {
 		if err != nil {
 			b.Fatalf("device cookie of %s: %v", name, err)
 		}
-		users[i] = benchUser{name, device}
+		users[i] = benchUser{name, device, netip.AddrFrom4([4]byte{10, byte(run), byte(i >> 8), byte(i)})}
 	}
 	return users
 }
@@ -73,6 +74,7 @@ func BenchmarkLoginEvents(b *testing.B) {
 	check := srv.Client(b)
 	const password = "a-long-enough-password-1"
 	hash := mustHash(b, password)
+	run := 0
 	for _, bc := range []struct {
 		name        string
 		activity    bool // an activity log at all
@@ -101,7 +103,8 @@ func BenchmarkLoginEvents(b *testing.B) {
 				events = rdb
 			}
 			w := wireActivity(b, rdb, events, activity.Config{ServiceWide: bc.serviceWide}, bc.start)
-			users := prepareUsers(b, w, hash)
+			run++
+			users := prepareUsers(b, w, hash, run)
 			// The device summary's parser is built at its first use: not
 			// a login's cost.
 			w.sessions.DescribeUserAgent(benchUserAgent)
@@ -119,7 +122,7 @@ func BenchmarkLoginEvents(b *testing.B) {
 				if bc.known {
 					devices = []string{u.device}
 				}
-				if _, err := w.formLogin(ctx, u.name, password, devices...); err != nil {
+				if _, err := w.formLogin(ctx, u.name, password, u.ip, devices...); err != nil {
 					b.Fatalf("login of %s: %v", u.name, err)
 				}
 			}
@@ -158,6 +161,7 @@ func BenchmarkRecordSignIn(b *testing.B) {
 	check := srv.Client(b)
 	const password = "a-long-enough-password-1"
 	hash := mustHash(b, password)
+	run := 0
 	for _, bc := range []struct {
 		name     string
 		activity bool
@@ -184,7 +188,8 @@ func BenchmarkRecordSignIn(b *testing.B) {
 				events = rdb
 			}
 			w := wireActivity(b, rdb, events, activity.Config{ServiceWide: activity.DefaultServiceWide}, true)
-			name := "r" + strconv.FormatInt(runs.Add(1), 10)
+			run++
+			name := "r" + strconv.Itoa(run)
 			if err := rdb.Users.Create(context.Background(), name, hash); err != nil {
 				b.Fatal(err)
 			}

@@ -100,17 +100,19 @@ func openStore(tb testing.TB, url string, t store.Timeouts) *store.Redis {
 }
 
 // formLogin is what POST /login/ asks of auth for a user without a
-// second factor: a fresh request's session, then Login, which checks the
-// password and starts the session.
-func (w *withActivity) formLogin(ctx context.Context, user, password string, deviceCookies ...string) (LoginResult, error) {
+// second factor, from ip: a fresh request's session, then Login, which
+// checks the password and starts the session.
+func (w *withActivity) formLogin(ctx context.Context, user, password string, ip netip.Addr, deviceCookies ...string) (LoginResult, error) {
 	ctx, err := w.sessions.Load(ctx, "")
 	if err != nil {
 		return LoginResult{}, err
 	}
-	ctx = activity.WithActor(ctx, activity.Actor{IP: netip.MustParseAddr("203.0.113.7"), UserAgent: benchUserAgent, Via: "web"})
-	return w.svc.Login(ctx, LoginRequest{Username: user, Password: password, IP: netip.MustParseAddr("203.0.113.7"),
-		UserAgent: benchUserAgent, DeviceCookies: deviceCookies})
+	ctx = activity.WithActor(ctx, activity.Actor{IP: ip, UserAgent: benchUserAgent, Via: "web"})
+	return w.svc.Login(ctx, LoginRequest{Username: user, Password: password, IP: ip, UserAgent: benchUserAgent, DeviceCookies: deviceCookies})
 }
+
+// testIP is the address of the tests' logins.
+var testIP = netip.MustParseAddr("203.0.113.7")
 
 // benchUserAgent is the browser of the tests' logins.
 const benchUserAgent = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
@@ -135,7 +137,7 @@ func TestLoginDoesNotWaitForTheEventWriter(t *testing.T) {
 	}
 	stalled.Freeze(t)
 
-	res, err := w.formLogin(context.Background(), "alice", password)
+	res, err := w.formLogin(context.Background(), "alice", password, testIP)
 	if err != nil || res.User != "alice" {
 		t.Fatalf("login with the events' Redis frozen: got %+v, %v; want alice logged in", res, err)
 	}
@@ -188,7 +190,7 @@ func TestOperatorActionsSayBy(t *testing.T) {
 	const password = "a-long-enough-password-1"
 	login := func(t *testing.T, user string) {
 		t.Helper()
-		if _, err := w.formLogin(context.Background(), user, password); err != nil {
+		if _, err := w.formLogin(context.Background(), user, password, testIP); err != nil {
 			t.Fatalf("login of %s: %v", user, err)
 		}
 	}
