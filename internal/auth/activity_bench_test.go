@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -150,9 +151,9 @@ func BenchmarkLoginEvents(b *testing.B) {
 // BenchmarkLoginEvents: auth's noteSignIn (the event built and queued,
 // the notice for the user's other sessions when the device is new, the
 // notice waiting for the account taken), and activity's Record alone
-// (the enqueue). The user has three other live sessions, which a
-// new-device sign-in leaves a notice on (one Redis write each, on the
-// request). The writer runs as in the server; at -benchtime of at most
+// (the enqueue). The user has three other live sessions (99 in
+// new_device_99_others, at the default cap), which a new-device sign-in
+// leaves a notice on (one Redis write each, on the request). The writer runs as in the server; at -benchtime of at most
 // 4096x its queue never fills (events-lost/op shows it if it did).
 //
 //	go test -run '^$' -bench RecordSignIn -benchmem -benchtime 2000x ./internal/auth
@@ -166,20 +167,25 @@ func BenchmarkRecordSignIn(b *testing.B) {
 		name     string
 		activity bool
 		call     func(ctx context.Context, w *withActivity, res LoginResult, sessionID string)
+		others   int // the user's other live sessions; 0: three
 	}{
 		{"record_only", true, func(ctx context.Context, w *withActivity, res LoginResult, sessionID string) {
 			w.log.Record(ctx, activity.Event{User: res.User, Kind: activity.SignIn, Session: sessionID,
 				Fields: map[string]string{"method": "password", "amr": "pwd", "new_device": "false"}})
-		}},
+		}, 0},
 		{"note_sign_in_known_device", true, func(ctx context.Context, w *withActivity, res LoginResult, sessionID string) {
 			w.svc.noteSignIn(ctx, activity.SignIn, res, true, sessionID)
-		}},
+		}, 0},
 		{"note_sign_in_new_device", true, func(ctx context.Context, w *withActivity, res LoginResult, sessionID string) {
 			w.svc.noteSignIn(ctx, activity.SignIn, res, false, sessionID)
-		}},
+		}, 0},
+		// At MAX_SESSIONS_PER_USER's default of 100: the worst case.
+		{"note_sign_in_new_device_99_others", true, func(ctx context.Context, w *withActivity, res LoginResult, sessionID string) {
+			w.svc.noteSignIn(ctx, activity.SignIn, res, false, sessionID)
+		}, 99},
 		{"note_sign_in_activity_off", false, func(ctx context.Context, w *withActivity, res LoginResult, sessionID string) {
 			w.svc.noteSignIn(ctx, activity.SignIn, res, false, sessionID)
-		}},
+		}, 0},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			rdb := openStore(b, srv.URL(), store.Timeouts{})
@@ -193,9 +199,10 @@ func BenchmarkRecordSignIn(b *testing.B) {
 			if err := rdb.Users.Create(context.Background(), name, hash); err != nil {
 				b.Fatal(err)
 			}
-			// Three other sessions, then this request's own.
+			// The other sessions, then this request's own.
+			others := cmp.Or(bc.others, 3)
 			var ctx context.Context
-			for range 4 {
+			for range others + 1 {
 				var err error
 				if ctx, err = w.sessions.Load(context.Background(), ""); err != nil {
 					b.Fatal(err)
