@@ -258,7 +258,7 @@ func TestOperatorActionsSayBy(t *testing.T) {
 			}
 			// The service-wide stream: the only one that keeps a deleted
 			// user's events.
-			all, err := w.log.Tail(context.Background(), 100)
+			all, err := w.log.Tail(context.Background(), 1000)
 			if err != nil {
 				t.Fatal(err)
 			}
