@@ -218,30 +218,66 @@ func TestEventsTailFollow(t *testing.T) {
 }
 
 // What operators do from the command line is in the service-wide stream,
-// said to be done by an operator.
+// said to be done by an operator (by=operator; a revocation a change
+// causes says which change), from the command line (replica and via cli).
 func TestCommandsRecordEvents(t *testing.T) {
 	t.Parallel()
 	redis := redistest.Start(t)
-	mustUserCmd(t, redis.URL(), "a password of alice\n", "add", "alice")
 	rdb := openRedis(t, redis.URL())
-	startSession(t, rdb, session.Login{User: "alice", IP: "203.0.113.7", UserAgent: firefoxUA})
-	mustSessionsCmd(t, redis.URL(), "revoke", "--user", "alice")
-	mustUserCmd(t, redis.URL(), "", "delete", "alice")
-
-	out, err := eventsCmd(t, redis.URL(), "tail", "--json")
-	if err != nil {
-		t.Fatalf("events tail: %v", err)
+	login := func(user string) testSession {
+		return startSession(t, rdb, session.Login{User: user, IP: "203.0.113.7", UserAgent: firefoxUA})
 	}
-	var kinds []string
-	for _, e := range eventLines(t, out) {
-		kinds = append(kinds, e.Kind+"/"+e.By)
-		if e.Replica != "cli" || e.Via != "cli" {
-			t.Errorf("%s: got replica %q via %q, want cli and cli", e.Kind, e.Replica, e.Via)
+	seen := 0
+	for _, tc := range []struct {
+		command string
+		run     func(user string)
+		want    string // kind/by of each event, in order
+	}{
+		{"user add", func(user string) { mustUserCmd(t, redis.URL(), "a password of "+user+"\n", "add", user) },
+			"[user_created/operator]"},
+		{"user passwd", func(user string) {
+			login(user)
+			mustUserCmd(t, redis.URL(), "a new password of "+user+"\n", "passwd", user)
+		}, "[password_changed/operator session_revoked/password_change]"},
+		{"user unlock", func(user string) { mustUserCmd(t, redis.URL(), "", "unlock", user) },
+			"[lockout_lifted/operator]"},
+		{"user mfa reset", func(user string) {
+			login(user)
+			mustMFACmd(t, redis.URL(), "reset", "--yes", user)
+		}, "[factors_reset/operator session_revoked/operator]"},
+		{"sessions revoke ID", func(user string) { mustSessionsCmd(t, redis.URL(), "revoke", login(user).Record.ID) },
+			"[session_revoked/operator]"},
+		{"sessions revoke --user", func(user string) {
+			login(user)
+			mustSessionsCmd(t, redis.URL(), "revoke", "--user", user)
+		}, "[session_revoked/operator]"},
+		{"user delete", func(user string) {
+			login(user)
+			mustUserCmd(t, redis.URL(), "", "delete", user)
+		}, "[user_deleted/operator session_revoked/user_deleted]"},
+	} {
+		user := strings.ToLower(strings.NewReplacer(" ", "", "-", "").Replace(tc.command))
+		if tc.command != "user add" {
+			mustUserCmd(t, redis.URL(), "a password of "+user+"\n", "add", user)
+			seen++
 		}
-	}
-	want := "[user_created/ session_revoked/operator user_deleted/operator]"
-	if fmt.Sprint(kinds) != want {
-		t.Errorf("events of user add, sessions revoke --user, user delete: got %v, want %s", kinds, want)
+		tc.run(user)
+		out, err := eventsCmd(t, redis.URL(), "tail", "--json", "-n", "1000")
+		if err != nil {
+			t.Fatalf("events tail: %v", err)
+		}
+		lines := eventLines(t, out)
+		var got []string
+		for _, e := range lines[seen:] {
+			got = append(got, e.Kind+"/"+e.By)
+			if e.User != user || e.Replica != "cli" || e.Via != "cli" {
+				t.Errorf("%s: %s of %q from replica %q via %q, want of %q from cli via cli", tc.command, e.Kind, e.User, e.Replica, e.Via, user)
+			}
+		}
+		seen = len(lines)
+		if fmt.Sprint(got) != tc.want {
+			t.Errorf("events of server %s: got %v, want %s", tc.command, got, tc.want)
+		}
 	}
 	var off strings.Builder
 	if err := run(context.Background(), []string{"events", "tail"}, env{"REDIS_URL": redis.URL(), "EVENTS_STREAM": "off"}.getenv, strings.NewReader(""), &off); err == nil || !strings.Contains(err.Error(), "EVENTS_STREAM=off") {

@@ -50,7 +50,9 @@ const (
 	RecoveryCodesRegenerated = "recovery_codes_regenerated"
 	// Reauthenticated: a full authentication before a sensitive action.
 	Reauthenticated = "reauthenticated"
-	// UserCreated, UserDeleted: by an operator (or the bootstrap).
+	// UserCreated, UserDeleted: by an operator (server user add, user
+	// delete) or, for UserCreated, by the bootstrap (a server creating
+	// BOOTSTRAP_USER or the demo user at start).
 	UserCreated = "user_created"
 	UserDeleted = "user_deleted"
 )
@@ -75,7 +77,10 @@ func Notable(e Event) bool {
 	return false
 }
 
-// Who caused a revocation or a change (the "by" field).
+// Who caused a revocation or a change (the "by" field). An operator is
+// whoever ran the command-line tools: the OS account that ran them is not
+// recorded, since in a container it is the image's user, not a person,
+// and "by" stays one of these words, which the security page translates.
 const (
 	ByUser           = "user"
 	ByOperator       = "operator"
@@ -83,6 +88,9 @@ const (
 	ByPasswordChange = "password_change"
 	ByFactorChange   = "factor_change"
 	ByUserDeleted    = "user_deleted"
+	// ByBootstrap is the server itself creating BOOTSTRAP_USER (or the
+	// embedded mode's demo user) at start: nobody ran a command.
+	ByBootstrap = "bootstrap"
 )
 
 // Event is one security event. It never holds a token, code, secret or
@@ -128,8 +136,9 @@ func ActorOf(ctx context.Context) Actor {
 	return a
 }
 
-// Because returns ctx saying why what follows ends sessions (ByUser...):
-// the session package records its revocations with it.
+// Because returns ctx saying who or what caused what follows (ByUser...):
+// the session package records its revocations with it, and auth the
+// creation of a user (ByOperator unless said otherwise).
 func Because(ctx context.Context, by string) context.Context {
 	return context.WithValue(ctx, byKey{}, by)
 }

@@ -245,15 +245,16 @@ func (s *Service) AddUser(ctx context.Context, username, password string) error 
 	if err := s.users.CreateUnique(ctx, name, Skeleton(name), hash); err != nil {
 		return fmt.Errorf("add user %q: %w", name, err)
 	}
-	s.record(ctx, name, activity.UserCreated, nil)
+	s.record(ctx, name, activity.UserCreated, map[string]string{"by": activity.ReasonOf(ctx, activity.ByOperator)})
 	return nil
 }
 
 // EnsureUser creates the user unless one with that name exists, and reports
 // whether it did. Replicas that start together may all call it; exactly one
-// creates the user and the existing password is never replaced.
+// creates the user and the existing password is never replaced. It is the
+// bootstrap's: the user_created it records says by bootstrap.
 func (s *Service) EnsureUser(ctx context.Context, username, password string) (bool, error) {
-	err := s.AddUser(ctx, username, password)
+	err := s.AddUser(activity.Because(ctx, activity.ByBootstrap), username, password)
 	if errors.Is(err, store.ErrUserExists) {
 		return false, nil
 	}
