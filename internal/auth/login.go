@@ -382,9 +382,6 @@ func (s *Service) secondProof(ctx context.Context, user string, req LoginRequest
 	if len(req.Credential) == 0 {
 		method, left, err := s.codeStep(ctx, user, req.Code, req.IP, req.DeviceCookies)
 		if err != nil {
-			if errors.Is(err, ErrInvalidCode) || errors.Is(err, ErrFactorUnreadable) {
-				s.record(ctx, user, activity.SecondStepFailed, map[string]string{"method": "code"})
-			}
 			return "", nil, 0, err
 		}
 		return method, []string{session.MethodOTP}, left, nil
@@ -414,7 +411,8 @@ func (s *Service) secondProof(ctx context.Context, user string, req LoginRequest
 
 // codeStep checks a second-factor code of user under the throttle. It
 // returns the method that matched ("totp" or "recovery") and, for a
-// recovery code, how many remain.
+// recovery code, how many remain. A refused code is recorded here, so the
+// form, step-up, re-authentication and the API record it alike.
 func (s *Service) codeStep(ctx context.Context, user, code string, ip netip.Addr, devices []string) (string, int, error) {
 	acct, err := s.accountOf(ctx, user, devices)
 	if err != nil {
@@ -425,6 +423,9 @@ func (s *Service) codeStep(ctx context.Context, user, code string, ip netip.Addr
 		return "", 0, err
 	}
 	method, left, err := s.checkCode(ctx, user, code)
+	if errors.Is(err, ErrInvalidCode) || errors.Is(err, ErrFactorUnreadable) {
+		s.record(ctx, user, activity.SecondStepFailed, map[string]string{"method": "code"})
+	}
 	switch {
 	case errors.Is(err, ErrInvalidCode):
 		return "", 0, err // counted: a failed login

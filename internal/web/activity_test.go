@@ -124,6 +124,11 @@ func TestEachActionRecordsItsEvent(t *testing.T) {
 				t.Fatalf("POST /login/code/ with a wrong code: got %d, want 400", p.status)
 			}
 		}, []wantEvent{ev(activity.SecondStepFailed)}},
+		{"an API login with the right password and a wrong code", r2, func(ta *testApp) {
+			if p := ta.send(t, jsonPost("/api/login", aliceTOTPJSON(ph.wrong()))); p.status != http.StatusUnauthorized {
+				t.Fatalf("POST /api/login with a wrong code: got %d, want 401; body %s", p.status, p.body)
+			}
+		}, []wantEvent{ev(activity.SecondStepFailed, "method", "code", "via", "api")}},
 		{"a recovery code for the code", r1, func(ta *testApp) {
 			if p := ta.secondStep(b2, url.Values{"code": {codes[0]}, "recovery": {"1"}}); p.status != http.StatusSeeOther {
 				t.Fatalf("POST /login/code/ with a recovery code: got %d, want 303", p.status)
