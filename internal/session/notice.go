@@ -3,10 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-
-	"loginsvc/internal/store"
 )
 
 // fieldNotice holds a one-time notice for the session's next page view:
@@ -25,7 +22,7 @@ func (m *Manager) Notify(ctx context.Context, user, except, notice string) (int,
 	if err != nil {
 		return 0, fmt.Errorf("notify sessions of %q: %w", user, err)
 	}
-	n := 0
+	changed := stored[:0]
 	for _, st := range stored {
 		if except != "" && publicID(st.Hash) == except {
 			continue
@@ -41,13 +38,14 @@ func (m *Manager) Notify(ctx context.Context, user, except, notice string) (int,
 		if err != nil {
 			continue
 		}
-		switch err := m.sessions.Update(ctx, st.Hash, b, st.Expires); {
-		case errors.Is(err, store.ErrSessionGone):
-		case err != nil:
-			return n, fmt.Errorf("notify sessions of %q: %w", user, err)
-		default:
-			n++
-		}
+		st.Data = b
+		changed = append(changed, st)
+	}
+	// One pipeline for all of them: a sign-in from a new device pays one
+	// round trip here, however many sessions the user has.
+	n, err := m.sessions.UpdateEach(ctx, changed)
+	if err != nil {
+		return n, fmt.Errorf("notify sessions of %q: %w", user, err)
 	}
 	return n, nil
 }

@@ -209,35 +209,52 @@ func TestUpdateSavesOnlyASessionThatStillExists(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}, store.ErrSessionGone},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			_, rdb, raw := openRedis(t)
-			owner := addUser(t, rdb, "alice", time.Now().Add(time.Hour))
-			hash := newHash()
-			if _, err := rdb.Sessions.Create(ctx, hash, []byte("v1"), time.Now().Add(time.Hour), owner, 100); err != nil {
-				t.Fatalf("Create: %v", err)
+	// update is Update, or UpdateEach with one session: the pipelined
+	// form (a notice to every session of a user) keeps the same promise.
+	type update func(rdb *store.Redis, hash string, b []byte, expiry time.Time) error
+	ways := map[string]update{
+		"Update": func(rdb *store.Redis, hash string, b []byte, expiry time.Time) error {
+			return rdb.Sessions.Update(ctx, hash, b, expiry)
+		},
+		"UpdateEach": func(rdb *store.Redis, hash string, b []byte, expiry time.Time) error {
+			n, err := rdb.Sessions.UpdateEach(ctx, []store.Stored{{Hash: hash, Data: b, Expires: expiry}})
+			if err == nil && n == 0 {
+				return store.ErrSessionGone
 			}
-			if _, found, err := rdb.Sessions.Find(ctx, hash); err != nil || !found {
-				t.Fatalf("Find: got found=%v, %v; want found", found, err)
-			}
-			tt.meanwhile(t, rdb, raw, hash)
+			return err
+		},
+	}
+	for way, update := range ways {
+		for _, tt := range tests {
+			t.Run(way+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				_, rdb, raw := openRedis(t)
+				owner := addUser(t, rdb, "alice", time.Now().Add(time.Hour))
+				hash := newHash()
+				if _, err := rdb.Sessions.Create(ctx, hash, []byte("v1"), time.Now().Add(time.Hour), owner, 100); err != nil {
+					t.Fatalf("Create: %v", err)
+				}
+				if _, found, err := rdb.Sessions.Find(ctx, hash); err != nil || !found {
+					t.Fatalf("Find: got found=%v, %v; want found", found, err)
+				}
+				tt.meanwhile(t, rdb, raw, hash)
 
-			expiry := time.Now().Add(10 * time.Minute)
-			err := rdb.Sessions.Update(ctx, hash, []byte("v2"), expiry)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("Update: got %v, want %v", err, tt.wantErr)
-			}
-			got, getErr := raw.Get(ctx, store.SessionKey(hash)).Result()
-			switch {
-			case tt.wantErr == nil && got != "v2":
-				t.Errorf("stored session: got %q (%v), want %q", got, getErr, "v2")
-			case tt.wantErr == nil && pexpireTime(t, raw, store.SessionKey(hash)) != expiry.UnixMilli():
-				t.Errorf("PEXPIRETIME after Update: got %d, want %d", pexpireTime(t, raw, store.SessionKey(hash)), expiry.UnixMilli())
-			case tt.wantErr != nil && !errors.Is(getErr, redis.Nil):
-				t.Errorf("stored session: got %q (%v), want no key", got, getErr)
-			}
-		})
+				expiry := time.Now().Add(10 * time.Minute)
+				err := update(rdb, hash, []byte("v2"), expiry)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("%s: got %v, want %v", way, err, tt.wantErr)
+				}
+				got, getErr := raw.Get(ctx, store.SessionKey(hash)).Result()
+				switch {
+				case tt.wantErr == nil && got != "v2":
+					t.Errorf("stored session: got %q (%v), want %q", got, getErr, "v2")
+				case tt.wantErr == nil && pexpireTime(t, raw, store.SessionKey(hash)) != expiry.UnixMilli():
+					t.Errorf("PEXPIRETIME after Update: got %d, want %d", pexpireTime(t, raw, store.SessionKey(hash)), expiry.UnixMilli())
+				case tt.wantErr != nil && !errors.Is(getErr, redis.Nil):
+					t.Errorf("stored session: got %q (%v), want no key", got, getErr)
+				}
+			})
+		}
 	}
 }
 
