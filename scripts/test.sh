@@ -250,12 +250,17 @@ go tool golangci-lint run ./... || die "golangci-lint"
 # govulncheck reports only the vulnerabilities whose code our packages can
 # reach (symbol level), in our dependencies and in the standard library of
 # the Go that runs it, go1.27.3 here. Pinned by version in the command, not
-# as a go.mod tool: go run pkg@version builds it with its own go.mod's
-# dependencies, so it moves none of ours. Exit 3 means it found some.
+# as a go.mod tool: go install pkg@version builds it with its own go.mod's
+# dependencies, so it moves none of ours. Installed, not `go run`, because
+# go run turns every exit code into 1, and govulncheck's 3 (it found some)
+# is what tells a finding from a failure to run.
 step "govulncheck v1.9.0 ./... (database built offline from golang.org/x/vulndb: scripts/vulndb.sh)"
 vulndb_dir="$(./scripts/vulndb.sh)" || die "vulnerability database (scripts/vulndb.sh)"
+govulncheck_dir="$(mktemp -d)"
+GOBIN="$govulncheck_dir" go install golang.org/x/vuln/cmd/govulncheck@v1.9.0 || die "go install golang.org/x/vuln/cmd/govulncheck@v1.9.0"
 govulncheck_rc=0
-go run golang.org/x/vuln/cmd/govulncheck@v1.9.0 -db "file://$vulndb_dir" ./... || govulncheck_rc=$?
+"$govulncheck_dir/govulncheck" -db "file://$vulndb_dir" ./... || govulncheck_rc=$?
+rm -rf "$govulncheck_dir"
 case "$govulncheck_rc" in
 0) ;;
 3) die "govulncheck: our code reaches the vulnerabilities above. A standard-library one: move to a Go that fixes it (GOTOOLCHAIN here, in .ci/run and the other scripts, and go.mod's go line); a module's: go get MODULE@FIXED-VERSION (\"Fixed in\") and go mod tidy" ;;
