@@ -3,12 +3,16 @@
 # docker/dockerfile from Docker Hub (failing offline or behind a mirror).
 
 # ---- build stage -------------------------------------------------------------
-FROM golang:1.26-bookworm AS build
+FROM golang:1.27-bookworm AS build
 WORKDIR /src
 
-# go.mod asks for go 1.26.8; if the 1.26 image ever lags behind it, let the go
-# command fetch the exact toolchain instead of failing (the image defaults to
-# GOTOOLCHAIN=local).
+# go.mod's go line, 1.27.3, is the minimum Go that builds the service (older
+# ones have standard-library vulnerabilities our code reaches). The image
+# defaults to GOTOOLCHAIN=local, which fails the build when its Go is older;
+# auto uses the image's Go when it is 1.27.3 or later, as the 1.27 image is
+# once it has been pulled anew, and otherwise fetches exactly go1.27.3 from
+# the Go module proxy: never an older standard library, never a failed build
+# for a stale local copy of the image.
 ENV GOTOOLCHAIN=auto
 
 # Dependencies first, so this layer is cached until go.mod/go.sum change.

@@ -47,7 +47,7 @@ const (
 var standInImages = []string{
 	"redis:7.4-alpine",
 	"haproxy:2.6",
-	"golang:1.26-bookworm",
+	"golang:1.27-bookworm",
 	"gcr.io/distroless/static-debian12:nonroot",
 	"prom/prometheus:v3.5.0", // the monitoring profile's
 }

@@ -44,6 +44,9 @@ if [ ! -x "$cached" ]; then
 	mkdir -p "$COMPOSE_CACHE"
 	# The version string `docker compose version` prints comes from this
 	# ldflag, as in upstream's Makefile.
+	# GOTOOLCHAIN=local: the machine's own Go builds this tool we merely
+	# run, not the project's go1.27.3 that scripts/test.sh exports, so the
+	# binary, cached by the tool's version alone, stays valid.
 	(cd "$work/src" && CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false" GOTOOLCHAIN=local \
 		nice -n 10 go build -trimpath \
 		-ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION" \

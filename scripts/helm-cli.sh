@@ -30,6 +30,9 @@ if [ ! -x "$cached" ]; then
 	# pkg@version` builds it as released, from outside any module: no
 	# go.mod or go.sum of this repository is touched. The version string
 	# `helm version` prints comes from this ldflag, as in upstream's Makefile.
+	# GOTOOLCHAIN=local: the machine's own Go builds this tool we merely
+	# run, not the project's go1.27.3 that scripts/test.sh exports, so the
+	# binary, cached by the tool's version alone, stays valid.
 	(cd "$work" && CGO_ENABLED=0 GOBIN="$work/bin" GOFLAGS="-mod=mod -buildvcs=false" GOTOOLCHAIN=local \
 		nice -n 10 go install -trimpath \
 		-ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \

@@ -14,8 +14,10 @@
 #   haproxy:2.6            Debian's haproxy 2.6 and bash, user haproxy, config
 #                          read from /usr/local/etc/haproxy/haproxy.cfg as
 #                          upstream's
-#   golang:1.26-bookworm   this machine's Go toolchain ($(go env GOROOT)) on a
-#                          Debian userland (dash, bash, coreutils)
+#   golang:1.27-bookworm   Go go1.27.3, the project's toolchain (the one the go
+#                          command fetches for GOTOOLCHAIN=go1.27.3 into the
+#                          module cache), on a Debian userland (dash, bash,
+#                          coreutils)
 #   gcr.io/distroless/static-debian12:nonroot
 #                          no shell: /etc/passwd with nonroot (65532), CA
 #                          certificates, tzdata, netbase, as distroless's
@@ -45,8 +47,13 @@ die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "stand-in images are assembled as root (file ownership inside the images)"
 command -v docker >/dev/null || die "docker CLI not found"
 command -v apt-get >/dev/null || die "apt-get not found: stand-ins are built from Debian packages"
-GOROOT="$(go env GOROOT)" || die "go not found"
-GOVERSION="$(go env GOVERSION)"
+# The golang image carries the project's Go, go1.27.3 (go.mod's go line;
+# scripts/test.sh exports the same GOTOOLCHAIN), not the machine's own: the
+# Dockerfile's build stage must build what the tests and govulncheck ran on.
+# Named here too, so the script gives the same image when run on its own.
+GOROOT="$(GOTOOLCHAIN=go1.27.3 go env GOROOT)" || die "go not found, or it cannot fetch go1.27.3"
+GOVERSION="$(GOTOOLCHAIN=go1.27.3 go env GOVERSION)"
+[ "${GOVERSION%.*}" = go1.27 ] || die "golang:1.27-bookworm needs a go1.27.x, got $GOVERSION from $GOROOT"
 [ -f /etc/ssl/certs/ca-certificates.crt ] || die "no /etc/ssl/certs/ca-certificates.crt on this machine"
 
 work="$(mktemp -d)"
@@ -201,10 +208,15 @@ golang_image() {
 	local dir="$1"
 	users "$dir"
 	mkdir -p "$dir/usr/local" "$dir/go/bin" "$dir/go/src"
-	# The toolchain without its own tests and API lists, which no build uses.
-	tar -C "$GOROOT/.." --exclude=go/test --exclude=go/api -c "$(basename "$GOROOT")" |
+	# The toolchain without its own tests and API lists, which no build uses
+	# (the module proxy's toolchain has neither).
+	local base
+	base="$(basename "$GOROOT")"
+	tar -C "$GOROOT/.." --exclude="$base/test" --exclude="$base/api" -c "$base" |
 		tar -C "$dir/usr/local" -x
-	[ "$(basename "$GOROOT")" = go ] || mv "$dir/usr/local/$(basename "$GOROOT")" "$dir/usr/local/go"
+	[ "$base" = go ] || mv "$dir/usr/local/$base" "$dir/usr/local/go"
+	# The module cache's copy is read-only; upstream's GOROOT is not.
+	chmod -R u+w "$dir/usr/local/go"
 	chmod 1777 "$dir/go"
 	import "$2" "$3" "$dir" \
 		"ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
@@ -244,6 +256,6 @@ prometheus_image() {
 echo "stand-in images (Debian bookworm builds of the same programs, NOT the upstream images):"
 build redis:7.4-alpine redis_image redis-server redis-tools dash
 build haproxy:2.6 haproxy_image haproxy bash
-build golang:1.26-bookworm golang_image dash bash coreutils
+build golang:1.27-bookworm golang_image dash bash coreutils
 build gcr.io/distroless/static-debian12:nonroot distroless_image tzdata netbase
 build prom/prometheus:v3.5.0 prometheus_image prometheus

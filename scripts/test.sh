@@ -21,14 +21,31 @@
 #    with the default values and every example values file, decoded strictly
 #    into the Kubernetes API types. No cluster runs here.
 # 3. gofmt, go vet, staticcheck, golangci-lint (pinned in go.mod, configured
-#    in .golangci.yml), then go test -race over every package, then the
+#    in .golangci.yml), govulncheck v1.9.0 against a vulnerability database
+#    built offline from a pinned golang.org/x/vulndb (scripts/vulndb.sh,
+#    cached in /var/cache/loginsvc/vulndb-VERSION; a reachable vulnerability
+#    fails the run), then go test -race over every package, then the
 #    Redis-facing packages again against Valkey 8 (bookworm-backports).
 # 4. A smoke run of the benchmark (scripts/bench.sh --smoke), which must
 #    run end to end; its figures are not judged.
 #
 # Extra arguments go to `go test`, e.g. ./scripts/test.sh -run TestCluster -v
 # Exits non-zero on the first failure. Nothing is skipped.
+#
+# Everything runs on Go go1.27.3 (GOTOOLCHAIN below), which the go command
+# fetches from the Go module proxy once; the tools we merely build and run
+# (Traefik, Helm, compose, the vulnerability database) stay on the machine's
+# own Go.
 set -euo pipefail
+
+# go.mod's go line is 1.27.3: go1.26.8, this machine's own Go, has 13
+# standard-library vulnerabilities reachable from our code (issue 17). The
+# machine's go ignores go.mod's version under its default GOTOOLCHAIN=local
+# and refuses the module instead, so this names the approved toolchain,
+# which the go command downloads once from the Go module proxy as a module
+# (golang.org/toolchain, about 76 MB) into the module cache. Keep it equal
+# to go.mod's go line: bump both together (grep -rn go1.27.3 .).
+export GOTOOLCHAIN=go1.27.3
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -44,6 +61,11 @@ for d in /usr/local/sbin /usr/sbin /sbin /usr/local/go/bin; do
 	esac
 done
 export PATH
+
+# Fetched now, before half an hour of other steps, and checked: a machine
+# that cannot get it fails here, saying why.
+step "go toolchain: GOTOOLCHAIN=$GOTOOLCHAIN"
+go version || die "cannot run Go $GOTOOLCHAIN: the go command fetches it from the Go module proxy (golang.org/toolchain); is the proxy reachable?"
 
 # ---------------------------------------------------------------------------
 step "native tools: redis-server, redis-cli, haproxy, chromium, gcc, nginx, caddy, wrk, curl, openssl"
@@ -205,14 +227,14 @@ rm -f "$traefik_log" "$traefik_log.bin"
 export TRAEFIK_BIN
 
 # ---------------------------------------------------------------------------
-step "go version"
-go version
-
-step "gofmt"
-unformatted="$(gofmt -l .)" || die "gofmt failed (syntax error?)"
+# GOTOOLCHAIN switches the go command only: the gofmt on PATH is the
+# machine's, so the one beside go1.27.3's go is named.
+gofmt="$(go env GOROOT)/bin/gofmt"
+step "gofmt ($gofmt)"
+unformatted="$("$gofmt" -l .)" || die "gofmt failed (syntax error?)"
 if [ -n "$unformatted" ]; then
 	printf '%s\n' "$unformatted" >&2
-	die "files above are not gofmt'ed: run gofmt -w on them"
+	die "files above are not gofmt'ed: run \"\$(go env GOROOT)/bin/gofmt\" -w on them"
 fi
 echo "ok"
 
@@ -224,6 +246,26 @@ go tool staticcheck ./... || die "staticcheck"
 
 step "golangci-lint run ./... (errcheck, gosec, govet, ineffassign, staticcheck, unused: .golangci.yml)"
 go tool golangci-lint run ./... || die "golangci-lint"
+
+# govulncheck reports only the vulnerabilities whose code our packages can
+# reach (symbol level), in our dependencies and in the standard library of
+# the Go that runs it, go1.27.3 here. Pinned by version in the command, not
+# as a go.mod tool: go install pkg@version builds it with its own go.mod's
+# dependencies, so it moves none of ours. Installed, not `go run`, because
+# go run turns every exit code into 1, and govulncheck's 3 (it found some)
+# is what tells a finding from a failure to run.
+step "govulncheck v1.9.0 ./... (database built offline from golang.org/x/vulndb: scripts/vulndb.sh)"
+vulndb_dir="$(./scripts/vulndb.sh)" || die "vulnerability database (scripts/vulndb.sh)"
+govulncheck_dir="$(mktemp -d)"
+GOBIN="$govulncheck_dir" go install golang.org/x/vuln/cmd/govulncheck@v1.9.0 || die "go install golang.org/x/vuln/cmd/govulncheck@v1.9.0"
+govulncheck_rc=0
+"$govulncheck_dir/govulncheck" -db "file://$vulndb_dir" ./... || govulncheck_rc=$?
+rm -rf "$govulncheck_dir"
+case "$govulncheck_rc" in
+0) ;;
+3) die "govulncheck: our code reaches the vulnerabilities above. A standard-library one: move to a Go that fixes it (GOTOOLCHAIN here, in .ci/run and the other scripts, and go.mod's go line); a module's: go get MODULE@FIXED-VERSION (\"Fixed in\") and go mod tidy" ;;
+*) die "govulncheck could not run (exit $govulncheck_rc)" ;;
+esac
 
 # go test's default -timeout is 10m per package binary, and deploy (compose
 # stack, Helm, the browser and proxy tests, the clusters) has passed 600 s
