@@ -205,7 +205,9 @@ func (f *failoverFigures) add(s failoverSample, from time.Time) {
 	if s.failure != "" {
 		f.failed++
 	}
-	if !s.start.Before(from) {
+	// In the window: every request that had not ended when Redis failed,
+	// so one in flight at the failure, which waited longest, counts.
+	if s.start.Add(s.took).After(from) {
 		f.window = append(f.window, s.took)
 	}
 }
@@ -223,8 +225,9 @@ func (f *failoverFigures) String() string {
 		f.requests, f.failed, f.inWindow, f.p50.Round(time.Millisecond), f.p99.Round(time.Millisecond), f.max.Round(time.Millisecond))
 }
 
-// report judges the samples; the window is from the failure of Redis to
-// the end of the load.
+// report judges the samples; the failover window is from the failure of
+// Redis to the end of the load, and holds the requests still in flight
+// at the failure.
 func (l *failoverLoad) report(from time.Time, apps []*replica) failoverReport {
 	l.mu.Lock()
 	defer l.mu.Unlock()
