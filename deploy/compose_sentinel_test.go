@@ -228,20 +228,22 @@ func TestComposeSentinelFailover(t *testing.T) {
 }
 
 // switchMaster is when the first Sentinel announced the promotion
-// (+switch-master) after since, by Docker's timestamps of their logs.
+// (+switch-master) after since, by Docker's timestamps of their logs,
+// which reach `docker compose logs` a moment after the Sentinels answer
+// with the new master.
 func (s *composeStack) switchMaster(t *testing.T, since time.Time) time.Time {
 	t.Helper()
-	out := s.must(t, "logs", "--no-color", "--timestamps", "--since", since.Format(time.RFC3339Nano), "sentinel-1", "sentinel-2", "sentinel-3")
 	var first time.Time
-	for _, m := range switchMasterRE.FindAllStringSubmatch(out, -1) {
-		at, err := time.Parse(time.RFC3339Nano, m[1])
-		if err == nil && (first.IsZero() || at.Before(first)) {
-			first = at
+	testkit.Eventually(t, "a Sentinel's +switch-master in its log", 15*time.Second, func() (bool, string) {
+		out := s.must(t, "logs", "--no-color", "--timestamps", "--since", since.Format(time.RFC3339Nano), "sentinel-1", "sentinel-2", "sentinel-3")
+		for _, m := range switchMasterRE.FindAllStringSubmatch(out, -1) {
+			at, err := time.Parse(time.RFC3339Nano, m[1])
+			if err == nil && (first.IsZero() || at.Before(first)) {
+				first = at
+			}
 		}
-	}
-	if first.IsZero() {
-		t.Fatalf("no Sentinel logged +switch-master since %v:\n%s", since, out)
-	}
+		return !first.IsZero(), "logs since the kill:\n" + out
+	})
 	return first
 }
 
