@@ -185,38 +185,72 @@ func (l *failoverLoad) stop() {
 
 // failoverReport is what a drill prints and asserts.
 type failoverReport struct {
-	byKind   map[string]int
-	failed   []string
-	inWindow int
-	p50, p99 time.Duration
-	max      time.Duration
-	apps     []*replica // whose warnings and errors a failure prints
+	all    failoverFigures
+	kinds  map[string]*failoverFigures
+	failed []string
+	apps   []*replica // whose warnings and errors a failure prints
 }
 
-// report judges the samples; the window is from the failure of Redis to
-// the end of the load.
+// failoverFigures are one kind's (or all kinds') requests, failures and
+// latencies in the failover window.
+type failoverFigures struct {
+	requests, failed int
+	inWindow         int
+	p50, p99, max    time.Duration
+	window           []time.Duration
+}
+
+func (f *failoverFigures) add(s failoverSample, from time.Time) {
+	f.requests++
+	if s.failure != "" {
+		f.failed++
+	}
+	// In the window: every request that had not ended when Redis failed,
+	// so one in flight at the failure, which waited longest, counts.
+	if s.start.Add(s.took).After(from) {
+		f.window = append(f.window, s.took)
+	}
+}
+
+func (f *failoverFigures) settle() {
+	slices.Sort(f.window)
+	f.inWindow = len(f.window)
+	if n := len(f.window); n > 0 {
+		f.p50, f.p99, f.max = f.window[n/2], f.window[min(n-1, n*99/100)], f.window[n-1]
+	}
+}
+
+func (f *failoverFigures) String() string {
+	return fmt.Sprintf("%d requests, failed %d; failover window: %d requests, p50 %v, p99 %v, max %v",
+		f.requests, f.failed, f.inWindow, f.p50.Round(time.Millisecond), f.p99.Round(time.Millisecond), f.max.Round(time.Millisecond))
+}
+
+// report judges the samples; the failover window is from the failure of
+// Redis to the end of the load, and holds the requests still in flight
+// at the failure.
 func (l *failoverLoad) report(from time.Time, apps []*replica) failoverReport {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := failoverReport{byKind: map[string]int{}, apps: apps}
-	var window []time.Duration
+	r := failoverReport{kinds: map[string]*failoverFigures{}, apps: apps}
 	for _, s := range l.samples {
 		if s.kind == "" {
 			continue
 		}
-		r.byKind[s.kind]++
+		k := r.kinds[s.kind]
+		if k == nil {
+			k = &failoverFigures{}
+			r.kinds[s.kind] = k
+		}
+		k.add(s, from)
+		r.all.add(s, from)
 		if s.failure != "" {
 			r.failed = append(r.failed, fmt.Sprintf("%s %s at +%v after %v: %s", s.kind, s.start.Format("15:04:05.000"),
 				s.start.Sub(from).Round(time.Millisecond), s.took.Round(time.Millisecond), s.failure))
 		}
-		if !s.start.Before(from) {
-			window = append(window, s.took)
-		}
 	}
-	slices.Sort(window)
-	r.inWindow = len(window)
-	if n := len(window); n > 0 {
-		r.p50, r.p99, r.max = window[n/2], window[min(n-1, n*99/100)], window[n-1]
+	r.all.settle()
+	for _, k := range r.kinds {
+		k.settle()
 	}
 	return r
 }
@@ -228,21 +262,21 @@ func (l *failoverLoad) madeSessions() []madeSession {
 	return slices.Clone(l.made)
 }
 
-// check prints the drill's figures and fails the test on any failed
-// request: a user would have seen it. Latencies are printed, not
-// asserted: they depend on the machine.
+// check prints the drill's figures, in all and per kind of request, and
+// fails the test on any failed request: a user would have seen it.
+// Latencies are printed, not asserted: they depend on the machine.
 func (r failoverReport) check(t *testing.T, drill string, promotion time.Duration) {
 	t.Helper()
-	kinds := make([]string, 0, len(r.byKind))
-	total := 0
-	for k, n := range r.byKind {
-		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
-		total += n
+	kinds := make([]string, 0, len(r.kinds))
+	for k := range r.kinds {
+		kinds = append(kinds, k)
 	}
 	slices.Sort(kinds)
-	t.Logf("%s: promotion after %.2fs; %d requests (%s); failed %d; failover window: %d requests, p50 %v, p99 %v, max %v",
-		drill, promotion.Seconds(), total, strings.Join(kinds, ", "), len(r.failed), r.inWindow,
-		r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.max.Round(time.Millisecond))
+	lines := []string{fmt.Sprintf("%s: promotion after %.2fs; all: %v", drill, promotion.Seconds(), &r.all)}
+	for _, k := range kinds {
+		lines = append(lines, fmt.Sprintf("  %-7s %v", k+":", r.kinds[k]))
+	}
+	t.Log(strings.Join(lines, "\n"))
 	if len(r.failed) > 0 {
 		for _, a := range r.apps {
 			for _, line := range strings.Split(a.Log(t), "\n") {
@@ -251,10 +285,10 @@ func (r failoverReport) check(t *testing.T, drill string, promotion time.Duratio
 				}
 			}
 		}
-		t.Errorf("%s: %d of %d requests failed; first ones:\n%s", drill, len(r.failed), total, strings.Join(r.failed[:min(len(r.failed), 10)], "\n"))
+		t.Errorf("%s: %d of %d requests failed; first ones:\n%s", drill, len(r.failed), r.all.requests, strings.Join(r.failed[:min(len(r.failed), 10)], "\n"))
 	}
-	if r.max > promotion+time.Second {
-		t.Logf("%s: the slowest request (%v) took longer than the promotion plus a second (%v)", drill, r.max.Round(time.Millisecond), (promotion + time.Second).Round(time.Millisecond))
+	if r.all.max > promotion+time.Second {
+		t.Logf("%s: the slowest request (%v) took longer than the promotion plus a second (%v)", drill, r.all.max.Round(time.Millisecond), (promotion + time.Second).Round(time.Millisecond))
 	}
 }
 

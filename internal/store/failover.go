@@ -188,7 +188,21 @@ func (f *failover) retry(ctx context.Context, attempt func(ctx context.Context) 
 // unreachable, frozen, demoted, loading, or the cluster is electing.
 func retryable(err error) bool {
 	switch {
-	case err == nil, errors.Is(err, redis.Nil), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case err == nil, errors.Is(err, redis.Nil), errors.Is(err, context.Canceled):
+		return false
+	}
+	// A network operation that failed: refused, reset, or timed out. A
+	// dial's timeout also says errors.Is context.DeadlineExceeded, and it
+	// is what a master whose address stopped answering gives (a killed
+	// container's address is a black hole, not a refusal): it must be
+	// waited through like a refusal. retry still ends at the call's own
+	// deadline.
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return true
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
 		return false
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):

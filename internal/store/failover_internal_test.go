@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -32,11 +34,18 @@ func TestKeySlotMatchesRedis(t *testing.T) {
 // failover errors are waited through; a missing key, a script error or
 // the caller's own deadline are not.
 func TestRetryableIsWhatAPromotionEnds(t *testing.T) {
+	// A dial that timed out, as to a killed container's address, which
+	// nothing answers: errors.Is calls it context.DeadlineExceeded too.
+	_, dialTimeout := (&net.Dialer{Timeout: time.Nanosecond}).Dial("tcp", "192.0.2.1:6379")
+	if !errors.Is(dialTimeout, context.DeadlineExceeded) {
+		t.Fatalf("a dial past its deadline: %v; want an i/o timeout", dialTimeout)
+	}
 	for _, c := range []struct {
 		err  error
 		want bool
 	}{
 		{fmt.Errorf("find: %w", syscall.ECONNREFUSED), true},
+		{fmt.Errorf("find: %w", dialTimeout), true},
 		{redis.Nil, false},
 		{context.DeadlineExceeded, false},
 		{errors.New("READONLY You can't write against a read only replica."), false}, // not a Redis reply

@@ -54,8 +54,10 @@ import "strings"
 //	                    split: if the script fails the session is deleted again, its token never handed out
 //	  past the cap      ZRANGE index, EXISTS per session (pipeline, one per slot), ZREM, then as EndOfUser
 //	Sessions.Update     SET XX on one key
-//	Sessions.Delete     DEL session, then ZREM index: split, session first
-//	Sessions.EndOfUser  ZRANGE index, DEL per session (never a multi-key DEL), then ZREM: split, sessions first;
+//	Sessions.UpdateEach SET XX per session, in one pipeline (one per slot on Cluster)
+//	Sessions.Delete     DEL session on its primary's own connection, WAIT 1 there, then ZREM index: split, session first
+//	Sessions.EndOfUser  ZRANGE index, DEL per session (never a multi-key DEL) grouped by primary, each group on
+//	                    its own connection and WAIT 1 there, then ZREM: split, sessions first;
 //	                    then SET session-ended:<hash> per ended session (best effort, one key each)
 //	Sessions.OfUser     ZREMRANGEBYSCORE, ZRANGE, GET+PTTL per session, ZREM of the gone: reads, then pruning only
 //	Each, Count, Lookup SCAN on every primary (scanBatches), reads on the node that holds the batch
@@ -70,8 +72,10 @@ import "strings"
 // between leaves the old sessions, which `server sessions revoke --user
 // NAME` ends (the CLI says the delete failed).
 //
-// Sentinel: the writes that end sessions (Delete, EndOfUser, the cap) wait
-// for one replica with WAIT 1 100 on their own connection (topology.go).
+// Sentinel and Cluster: the writes that end sessions (Delete, EndOfUser,
+// the cap) wait for one replica with WAIT 1 100 on their own connection
+// (topology.go): on Cluster, to the primary that holds each session key,
+// and only when that primary has a replica connected.
 
 const (
 	// SessionPrefix is scs/redisstore's default prefix, kept for

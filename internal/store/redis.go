@@ -26,8 +26,9 @@ type Timeouts struct {
 	// Op bounds one store operation including retries and pool waits.
 	// Default 800ms, so a page that needs Redis answers within a second.
 	Op time.Duration
-	// ReplicaAck bounds how long a revocation waits for a replica to
-	// confirm it, on Sentinel only (see topology.go). Default 100ms.
+	// ReplicaAck bounds how long a revocation (and, on Sentinel, a new
+	// session) waits for a replica to confirm it, on Sentinel and Cluster
+	// (see topology.go). Default 100ms.
 	ReplicaAck time.Duration
 	// FailoverWait bounds how long an operation that needs the master
 	// waits for Sentinel or Cluster to promote a replica (failover.go),

@@ -341,20 +341,16 @@ func (s *SessionStore) endOverCap(ctx context.Context, user, keep string, max in
 func (s *SessionStore) Delete(ctx context.Context, hash, user string) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	return s.durably(ctx, "delete session", func(ctx context.Context, c redis.Cmdable) error {
-		err := c.Del(ctx, SessionKey(hash)).Err()
-		s.cache.evict(hash)
-		if err != nil {
-			return unavailable("delete session", err)
-		}
-		if user == "" {
-			return nil
-		}
-		if err := c.ZRem(ctx, UserSessionsKey(user), hash).Err(); err != nil {
-			return unavailable("unindex session", err)
-		}
+	if _, err := s.revoke(ctx, "delete session", []string{hash}); err != nil {
+		return err
+	}
+	if user == "" {
 		return nil
-	})
+	}
+	if err := s.client.ZRem(ctx, UserSessionsKey(user), hash).Err(); err != nil {
+		return unavailable("unindex session", err)
+	}
+	return nil
 }
 
 // endMembers deletes the given members of user's index (deleteMembers)
@@ -414,45 +410,78 @@ func (s *SessionStore) TakeEnded(ctx context.Context, hash string) (string, erro
 	return why, nil
 }
 
-// deleteMembers deletes the given sessions of user, keys first, then their
-// index entries, and returns those whose keys existed.
+// deleteMembers deletes the given sessions of user, keys first (revoke),
+// then their index entries, and returns those whose keys existed.
 func (s *SessionStore) deleteMembers(ctx context.Context, user string, hashes []string) ([]string, error) {
 	if len(hashes) == 0 {
 		return nil, nil
 	}
-	var ended []string
-	err := s.durably(ctx, "delete sessions", func(ctx context.Context, c redis.Cmdable) error {
-		ended = ended[:0] // counted again if a failover makes this run twice
-		// One DEL per key: session keys have no common hash tag, so a
-		// multi-key DEL would be refused by a Cluster.
+	ended, err := s.revoke(ctx, "delete sessions", hashes)
+	if err != nil {
+		return ended, err
+	}
+	members := make([]any, len(hashes))
+	for i, h := range hashes {
+		members[i] = h
+	}
+	if err := s.client.ZRem(ctx, UserSessionsKey(user), members...).Err(); err != nil {
+		return ended, unavailable("unindex sessions", err)
+	}
+	return ended, nil
+}
+
+// revoke deletes the session keys of hashes, each with its own DEL
+// (session keys have no common hash tag, so a multi-key DEL would be
+// refused by a Cluster), in a way that outlives a failover of the master
+// (a replica confirms them: durably and durablyPerPrimary, topology.go),
+// and returns those that existed. The index is the caller's, after: a
+// session leaves Redis before it leaves the index.
+func (s *SessionStore) revoke(ctx context.Context, op string, hashes []string) ([]string, error) {
+	// Kept across tries: a DEL that a failover made run again finds the
+	// key gone and must not undo the count of the first.
+	existed := make([]bool, len(hashes))
+	keys := make([]string, len(hashes))
+	for i, h := range hashes {
+		keys[i] = SessionKey(h)
+	}
+	del := func(ctx context.Context, c redis.Cmdable, which []int) error {
 		cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, h := range hashes {
-				p.Del(ctx, SessionKey(h))
+			for _, i := range which {
+				p.Del(ctx, keys[i])
 			}
 			return nil
 		})
 		// Evicted whether Redis took the deletes or not: a session this
 		// replica may have ended must not be served from its memory.
-		for _, h := range hashes {
-			s.cache.evict(h)
+		for _, i := range which {
+			s.cache.evict(hashes[i])
 		}
 		if err != nil {
-			return unavailable("delete sessions", err)
+			return unavailable(op, err)
 		}
-		for i, cmd := range cmds {
+		for j, cmd := range cmds {
 			if cmd.(*redis.IntCmd).Val() == 1 {
-				ended = append(ended, hashes[i])
+				existed[which[j]] = true
 			}
 		}
-		members := make([]any, len(hashes))
-		for i, h := range hashes {
-			members[i] = h
-		}
-		if err := c.ZRem(ctx, UserSessionsKey(user), members...).Err(); err != nil {
-			return unavailable("unindex sessions", err)
-		}
 		return nil
-	})
+	}
+	var err error
+	if cc, ok := s.client.(*redis.ClusterClient); ok && s.ack.replicas > 0 {
+		err = s.durablyPerPrimary(ctx, cc, op, keys, del)
+	} else {
+		all := make([]int, len(keys))
+		for i := range all {
+			all[i] = i
+		}
+		err = s.durably(ctx, op, func(ctx context.Context, c redis.Cmdable) error { return del(ctx, c, all) })
+	}
+	var ended []string
+	for i, e := range existed {
+		if e {
+			ended = append(ended, hashes[i])
+		}
+	}
 	return ended, err
 }
 

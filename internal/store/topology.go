@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -312,16 +313,16 @@ func (r *Redis) Topology() string { return r.topology }
 // warnings are dropped.
 func (r *Redis) SetLogger(log *slog.Logger) { r.Sessions.ack.log = log }
 
-// ackReplicas is how many replicas a revocation waits for on Sentinel:
-// one is enough for Sentinel to promote a replica that has it (it promotes
-// the most up-to-date one).
+// ackReplicas is how many replicas a revocation waits for: one is enough
+// for Sentinel, and for a Cluster's election, to promote a replica that
+// has it (both promote the most up-to-date one).
 const ackReplicas = 1
 
 // replicaAck makes the writes that end sessions wait until a replica has
-// them (WAIT 1 <Timeouts.ReplicaAck>), on the topology that fails over to a replica: a
-// logout the user saw succeed must not come back when the master dies and
-// a replica takes over. replicas == 0 turns it off (standalone: no
-// failover; Cluster: see keys.go).
+// them (WAIT 1 <Timeouts.ReplicaAck>), on the topologies that fail over to
+// a replica: a logout the user saw succeed must not come back when the
+// master dies and a replica takes over. replicas == 0 turns it off
+// (standalone: no failover).
 type replicaAck struct {
 	replicas int
 	timeout  time.Duration
@@ -329,10 +330,28 @@ type replicaAck struct {
 }
 
 func ackFor(topology string, t Timeouts) replicaAck {
-	if topology == Sentinel {
+	if topology == Sentinel || topology == Cluster {
 		return replicaAck{replicas: ackReplicas, timeout: t.ReplicaAck}
 	}
 	return replicaAck{}
+}
+
+// wait WAITs on c, the connection that made the writes to confirm, and
+// logs (does not refuse) when no replica confirmed them in time.
+func (a replicaAck) wait(ctx context.Context, c *redis.Conn, op string) error {
+	n, err := c.Wait(ctx, a.replicas, a.timeout).Result()
+	if err != nil {
+		return unavailable(op+": wait for a replica", err)
+	}
+	if n < int64(a.replicas) && a.log != nil {
+		what := "revocation"
+		if op == "create session" {
+			what = "new session"
+		}
+		a.log.Warn(what+" not yet confirmed by a replica: a failover in the next moments could undo it",
+			"op", op, "replicas", n, "waited", a.timeout.String())
+	}
+	return nil
 }
 
 // durably runs write and, when writes that must outlive the master wait
@@ -343,7 +362,10 @@ func ackFor(topology string, t Timeouts) replicaAck {
 // the master and the call still succeeds: it is logged, not refused (see
 // the README, "Redis topologies"). A WAIT that fails outright (the master
 // went away and no new one came within the budget) is an error, so the
-// caller can say the logout may not have happened.
+// caller can say the logout may not have happened. On a Cluster write
+// runs on the cluster client and nothing waits: its keys may live on
+// several primaries (durablyPerPrimary is the Cluster's way, for writes
+// that name their keys).
 func (s *SessionStore) durably(ctx context.Context, op string, write func(ctx context.Context, c redis.Cmdable) error) error {
 	if s.ack.replicas == 0 {
 		return write(ctx, s.client)
@@ -358,18 +380,90 @@ func (s *SessionStore) durably(ctx context.Context, op string, write func(ctx co
 		if err := write(ctx, conn); err != nil {
 			return err
 		}
-		n, err := conn.Wait(ctx, s.ack.replicas, s.ack.timeout).Result()
-		if err != nil {
-			return unavailable(op+": wait for a replica", err)
-		}
-		if n < int64(s.ack.replicas) && s.ack.log != nil {
-			what := "revocation"
-			if op == "create session" {
-				what = "new session"
+		return s.ack.wait(ctx, conn, op)
+	})
+}
+
+// durablyPerPrimary is durably on a Redis Cluster for a write of keys
+// that may live on several primaries (revocations: session keys have no
+// common hash tag). The keys are grouped by the primary that holds them,
+// and each group is written (write(ctx, c, indexes into keys)) on a
+// connection of its own to that primary, then WAITed for there: WAIT
+// counts only that connection's writes on that node, which go-redis's
+// cluster routing cannot give (in a cluster pipeline a keyless WAIT goes
+// to any primary; inside MULTI, a TxPipeline, WAIT does not block).
+// A primary that the slot map lists without a replica is not waited on:
+// there is nothing to wait for, and a Cluster run without replicas would
+// pay ReplicaAck on every logout. If a failover interrupts, the groups not
+// yet confirmed run again (on their new primaries: a MOVED or a dead node
+// is retried, with the slot map reloaded); write must be safe to repeat.
+func (s *SessionStore) durablyPerPrimary(ctx context.Context, cc *redis.ClusterClient, op string, keys []string, write func(ctx context.Context, c redis.Cmdable, which []int) error) error {
+	pending := make([]int, len(keys))
+	for i := range pending {
+		pending[i] = i
+	}
+	return s.fo.retry(ctx, func(ctx context.Context) error {
+		groups := map[*redis.Client][]int{}
+		var order []*redis.Client
+		for _, i := range pending {
+			node, err := cc.MasterForKey(ctx, keys[i])
+			if err != nil {
+				return unavailable(op, err)
 			}
-			s.ack.log.Warn(what+" not yet confirmed by a replica: a failover in the next moments could undo it",
-				"op", op, "replicas", n, "waited", s.ack.timeout.String())
+			if _, ok := groups[node]; !ok {
+				order = append(order, node)
+			}
+			groups[node] = append(groups[node], i)
+		}
+		for _, node := range order {
+			which := groups[node]
+			if err := s.onPrimary(ctx, node, op, keys[which[0]], func(ctx context.Context, c redis.Cmdable) error {
+				return write(ctx, c, which)
+			}); err != nil {
+				return err
+			}
+			pending = slices.DeleteFunc(pending, func(i int) bool { return slices.Contains(which, i) })
 		}
 		return nil
 	})
+}
+
+// onPrimary runs write on a connection of its own to node, the primary
+// that holds key, then WAITs there if the primary has a replica
+// connected. Its own INFO says so: the slot map (CLUSTER SLOTS) lists a
+// replica only once the cluster's gossip has carried a replication
+// offset of it, seconds after it joined. A primary with no replica
+// connected has nothing to wait for; if the slot map knows one of it,
+// that is worth the same warning as a WAIT that timed out.
+func (s *SessionStore) onPrimary(ctx context.Context, node *redis.Client, op, key string, write func(ctx context.Context, c redis.Cmdable) error) error {
+	conn := node.Conn()
+	defer func() { _ = conn.Close() }()
+	if err := write(ctx, conn); err != nil {
+		return err
+	}
+	info, err := conn.Info(ctx, "replication").Result()
+	if err != nil {
+		return unavailable(op+": count the replicas", err)
+	}
+	if connectedReplicas(info) > 0 {
+		return s.ack.wait(ctx, conn, op)
+	}
+	if rr := s.fo.replicas; rr != nil && s.ack.log != nil {
+		if known, err := rr.listNodes(ctx, key); err == nil && len(known) > 0 {
+			s.ack.log.Warn("revocation not yet confirmed by a replica: a failover in the next moments could undo it",
+				"op", op, "replicas", 0, "primary", node.Options().Addr, "reason", "no replica connected")
+		}
+	}
+	return nil
+}
+
+// connectedReplicas is connected_slaves of INFO replication (0 if absent).
+func connectedReplicas(info string) int {
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "connected_slaves:"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
 }

@@ -360,3 +360,111 @@ func TestRevocationsWaitForAReplicaOnSentinel(t *testing.T) {
 		t.Errorf("log after an unconfirmed revocation: got\n%s\nwant a warning with replicas=0", got)
 	}
 }
+
+// On a Redis Cluster with replicas, a revocation returns once the replica
+// of the primary that holds the session has it (WAIT there, on the
+// connection of the DEL), so a kill -9 of that primary right after cannot
+// bring the session back: its replica is elected with the revocation. The
+// sessions not revoked are kept, and no revocation is logged as
+// unconfirmed.
+func TestRevocationsOutliveAClusterFailover(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cl := redistest.StartClusterWithReplicas(t, 3, 1)
+	// A generous wait for the replica, so a busy test machine cannot make
+	// it miss the production 100ms and turn the test into a race.
+	rdb, err := store.Open(cl.URL(), store.Timeouts{ReplicaAck: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	var logs testkit.Buffer
+	rdb.SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+	victim := cl.Primaries[0]
+	replica := cl.ReplicaOf(t, victim)
+	if replica == nil {
+		t.Fatalf("no replica follows %s", victim.Addr())
+	}
+	byKey, onReplica := cl.Client(t), replica.Client(t)
+	// A replica answers for its primary's keys only after READONLY, which
+	// holds for one connection.
+	onReplicaHolds := func(key string) bool {
+		t.Helper()
+		conn := onReplica.Conn()
+		defer func() { _ = conn.Close() }()
+		if err := conn.ReadOnly(ctx).Err(); err != nil {
+			t.Fatalf("READONLY on %s: %v", replica.Addr(), err)
+		}
+		return testkit.Exists(t, conn, key)
+	}
+
+	// Sessions of one user on every primary; those on the victim are the
+	// ones the failover could lose.
+	now := time.Now()
+	owner := addUser(t, rdb, "alice", now.Add(time.Hour))
+	var onIt, elsewhere []string
+	for i := 0; (len(onIt) < 6 || len(elsewhere) < 3) && i < 200; i++ {
+		h := newHash()
+		if _, err := rdb.Sessions.Create(ctx, h, []byte("doc"), now.Add(time.Hour), owner, 1000); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		node, err := byKey.MasterForKey(ctx, store.SessionKey(h))
+		if err != nil {
+			t.Fatalf("the primary of a session: %v", err)
+		}
+		if node.Options().Addr == victim.Addr() {
+			onIt = append(onIt, h)
+		} else {
+			elsewhere = append(elsewhere, h)
+		}
+	}
+	if len(onIt) < 6 || len(elsewhere) < 3 {
+		t.Fatalf("of 200 sessions, %d on %s and %d elsewhere; want 6 and 3", len(onIt), victim.Addr(), len(elsewhere))
+	}
+	one, many, keep := onIt[0], append([]string{onIt[1], onIt[2], onIt[3]}, elsewhere[0]), []string{onIt[4], onIt[5], elsewhere[1]}
+	// New sessions do not wait for a replica on Cluster (ADR 0005): the
+	// kept ones must be on it before the kill, or losing them would be
+	// Redis's promise, not the store's.
+	for _, h := range keep[:2] {
+		testkit.Eventually(t, replica.Addr()+" holds a kept session", 10*time.Second, func() (bool, string) {
+			return onReplicaHolds(store.SessionKey(h)), "not yet"
+		})
+	}
+
+	// One logout, then "log out my other sessions": each returns once the
+	// victim's replica agrees, with no sleep before the kill.
+	if err := rdb.Sessions.Delete(ctx, one, "alice"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if onReplicaHolds(store.SessionKey(one)) {
+		t.Errorf("right after Delete returned, %s still holds the session", replica.Addr())
+	}
+	if n, err := rdb.Sessions.EndOfUser(ctx, "alice", "", func(h string) bool { return slices.Contains(many, h) }); err != nil || n != len(many) {
+		t.Fatalf("EndOfUser: got %d, %v; want %d", n, err, len(many))
+	}
+	// On loopback the replica has a DEL microseconds after the reply
+	// anyway, so what makes this hold on a real network is checked too:
+	// the victim itself was asked to WAIT, once per revocation.
+	if n := commandCalls(t, victim.Client(t), "wait"); n < 2 {
+		t.Errorf("%s ran WAIT %d times; want one for Delete and one for EndOfUser's sessions on it", victim.Addr(), n)
+	}
+	victim.Kill(t)
+	testkit.Eventually(t, replica.Addr()+" elected in place of "+victim.Addr(), 30*time.Second, func() (bool, string) {
+		role := cl.Role(replica)
+		return role == "master", "role " + role
+	})
+
+	for _, h := range append([]string{one}, many...) {
+		if _, found, err := rdb.Sessions.Find(ctx, h); err != nil || found {
+			t.Errorf("a session revoked before the failover: Find found %v, %v; want gone", found, err)
+		}
+	}
+	for _, h := range keep {
+		if _, found, err := rdb.Sessions.Find(ctx, h); err != nil || !found {
+			t.Errorf("a session not revoked: Find found %v, %v; want it kept", found, err)
+		}
+	}
+	if strings.Contains(logs.String(), "not yet confirmed") {
+		t.Errorf("with a live replica, a revocation was logged as unconfirmed:\n%s", logs.String())
+	}
+}
