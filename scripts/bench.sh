@@ -38,7 +38,8 @@
 # their per-user index entries (benchpeer seed | redis-cli --pipe), Redis
 # memory per session (INFO memory before and after), then GET /auth/verify
 # with each request naming one of them at random, SESSION_CACHE=on and off
-# beside the ceiling, in alternating rounds.
+# beside the ceiling, in alternating rounds. BENCH_HOT=N asks about N of
+# them only (the sessions in use; the rest sit in Redis).
 #
 # Installs wrk (Debian package) when missing and run as root.
 set -euo pipefail
@@ -186,6 +187,10 @@ local tokens = {}
 local file = os.getenv("BENCH_TOKENS") or ""
 if file ~= "" then for line in io.lines(file) do tokens[#tokens + 1] = line end end
 local n = #tokens
+-- BENCH_HOT: only the first so many sessions are asked about (the ones in
+-- use), the rest just sit in Redis.
+local hot = tonumber(os.getenv("BENCH_HOT") or "")
+if hot and hot > 0 and hot < n then n = hot end
 local cookie = os.getenv("BENCH_COOKIE") or ""
 function init(args)
   -- Each thread its own sequence.
@@ -514,7 +519,9 @@ if [ "$scale" -eq 1 ]; then
 	bench_script="$work/random.lua"
 	metrics_port="$metrics_on"
 	hits0="$(metric loginsvc_session_cache_hits_total)" miss0="$(metric loginsvc_session_cache_misses_total)"
-	scale_table="$(side_table "GET /auth/verify, $n_sessions sessions, each request a random one" "$work/rounds-scale" \
+	asked="each request a random one"
+	[ -z "${BENCH_HOT:-}" ] || asked="each request one of $BENCH_HOT of them at random"
+	scale_table="$(side_table "GET /auth/verify, $n_sessions sessions, $asked" "$work/rounds-scale" \
 		"Go handler, no session (ceiling)" "" \
 		"Go handler, no session (ceiling)"$'\x1f'"http://127.0.0.1:$p_ceil/"$'\x1f'""$'\x1f'"$pid_ceil" \
 		"service, SESSION_CACHE=on"$'\x1f'"$sv_on/auth/verify"$'\x1f'"session_id="$'\x1f'"$pid_on" \
