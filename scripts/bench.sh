@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark: ./scripts/bench.sh [--smoke]
+# The benchmark: ./scripts/bench.sh [--smoke|--scale]
 #
 # Builds the server and cmd/benchpeer, starts a redis-server of its own on a
 # free loopback port, and drives with wrk (50 connections, 2 threads, all on
@@ -32,6 +32,15 @@
 # fails only if a step cannot run (a process does not start, wrk is
 # missing), never because of a figure. scripts/test.sh runs it.
 #
+# --scale (not part of the smoke, nor of the default run) is the scale
+# figure instead: BENCH_SESSIONS (1,000,000) sessions of BENCH_USERS
+# (100,000) users written straight into Redis in the service's format, with
+# their per-user index entries (benchpeer seed | redis-cli --pipe), Redis
+# memory per session (INFO memory before and after), then GET /auth/verify
+# with each request naming one of them at random, SESSION_CACHE=on and off
+# beside the ceiling, in alternating rounds. BENCH_HOT=N asks about N of
+# them only (the sessions in use; the rest sit in Redis).
+#
 # Installs wrk (Debian package) when missing and run as root.
 set -euo pipefail
 
@@ -47,11 +56,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 note() { printf '  %s\n' "$*" >&2; }
 
-smoke=0
+smoke=0 scale=0
 case "${1:-}" in
 --smoke) smoke=1 ;;
+--scale) scale=1 ;;
 "") ;;
-*) die "usage: scripts/bench.sh [--smoke]" ;;
+*) die "usage: scripts/bench.sh [--smoke|--scale]" ;;
 esac
 if [ "$smoke" -eq 1 ]; then
 	duration=1 warmup=0 count_duration=1 burst_n=5
@@ -175,6 +185,37 @@ function done(summary, latency, requests)
     latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 LUA
+bench_script="$work/main.lua"
+# --scale: each request names one of the seeded sessions at random (the
+# tokens in BENCH_TOKENS, one a line), so the session cache holds what a
+# replica's does under many users, not one hot session.
+cat >"$work/random.lua" <<'LUA'
+local tokens = {}
+local file = os.getenv("BENCH_TOKENS") or ""
+if file ~= "" then for line in io.lines(file) do tokens[#tokens + 1] = line end end
+local n = #tokens
+-- BENCH_HOT: only the first so many sessions are asked about (the ones in
+-- use), the rest just sit in Redis.
+local hot = tonumber(os.getenv("BENCH_HOT") or "")
+if hot and hot > 0 and hot < n then n = hot end
+local cookie = os.getenv("BENCH_COOKIE") or ""
+function init(args)
+  -- Each thread its own sequence.
+  math.randomseed(os.time() + math.floor(os.clock() * 1e6) + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
+end
+function request()
+  -- The ceiling gets no cookie (BENCH_COOKIE empty), as in the other runs.
+  if n == 0 or cookie == "" then return wrk.format() end
+  return wrk.format(nil, nil, { Cookie = cookie .. tokens[math.random(n)] })
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH requests=%d errors=%d rps=%.1f p50_ms=%.3f p99_ms=%.3f\n",
+    summary.requests, e.connect + e.read + e.write + e.status + e.timeout,
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+LUA
 # The counting pass parses every response in Lua, which slows wrk: it runs
 # apart from the timed one.
 cat >"$work/count.lua" <<'LUA'
@@ -229,6 +270,87 @@ drive() {
 	local not200
 	not200="$(sed -E 's/.*not200=([0-9]+).*/\1/' <<<"$line")"
 	r_errors=$((r_errors + not200))
+}
+
+# ---------------------------------------------------------------------------
+# The side-by-side runs (and --scale's): rounds of alternating order.
+rounds="${BENCH_ROUNDS:-3}"
+[ "$smoke" -eq 1 ] && rounds=1
+o2p_version=v7.15.6
+o2p_bin="${OAUTH2_PROXY_BIN:-/var/cache/loginsvc/oauth2-proxy-$o2p_version/oauth2-proxy}"
+
+# cpu_ticks PID: user + system clock ticks the process has used.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# one_run FILE NAME URL COOKIE PID: one timed wrk run, as a line of FILE.
+one_run() {
+	local file="$1" name="$2" url="$3" cookie="$4" pid="$5" out line t0 t1 c0 c1 n
+	if [ "$warmup" -gt 0 ]; then
+		BENCH_COOKIE="$cookie" wrk -t"$threads" -c"$connections" -d1s -s "$bench_script" "$url" >/dev/null ||
+			die "wrk warm-up of $url failed"
+	fi
+	c0="$(redis_calls)"
+	t0="$(cpu_ticks "$pid")"
+	out="$(BENCH_COOKIE="$cookie" wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$bench_script" "$url")" ||
+		die "wrk $url failed: $out"
+	t1="$(cpu_ticks "$pid")"
+	c1="$(redis_calls)"
+	line="$(grep '^BENCH ' <<<"$out")" || die "wrk printed no summary for $url: $out"
+	n="$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")"
+	# The INFO of "before" is one of the commands counted.
+	awk -v name="$name" -v line="$line" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" -v n="$n" -v c0="$c0" -v c1="$c1" 'BEGIN {
+		split(line, f, /[ =]/)
+		for (i = 1; i < length(f); i++) v[f[i]] = f[i + 1]
+		if (n == 0) n = 1
+		printf "%s\t%s\t%s\t%s\t%s\t%.1f\t%.3f\n", name, v["rps"], v["p50_ms"], v["p99_ms"], v["errors"], (t1 - t0) / hz * 1e6 / n, (c1 - c0 - 1) / n
+	}' >>"$file"
+}
+
+# side_table TITLE FILE CEILING PEER SYSTEM...: the rounds, then the table.
+# A SYSTEM is NAME, URL, COOKIE and PID joined by the unit separator, \x1f (a cookie may hold
+# "|": oauth2-proxy's does); CEILING and PEER name systems ("" for no peer).
+side_table() {
+	local title="$1" file="$2" ceiling="$3" peerName="$4" r i sys name url cookie pid
+	shift 4
+	local systems=("$@") order
+	: >"$file"
+	for r in $(seq "$rounds"); do
+		order=()
+		if [ $((r % 2)) -eq 1 ]; then
+			for i in "${!systems[@]}"; do order+=("${systems[$i]}"); done
+		else
+			for ((i = ${#systems[@]} - 1; i >= 0; i--)); do order+=("${systems[$i]}"); done
+		fi
+		for sys in "${order[@]}"; do
+			IFS=$'\x1f' read -r name url cookie pid <<<"$sys"
+			printf '==> %s, round %d/%d: %s\n' "$title" "$r" "$rounds" "$name" >&2
+			one_run "$file" "$name" "$url" "$cookie" "$pid"
+		done
+	done
+	printf '\n%s: median of %d round(s), alternating order\n' "$title" "$rounds"
+	printf '| %-34s | %9s | %9s | %9s | %7s | %7s | %6s | %9s | %9s |\n' system 'req/s' 'x ceiling' 'x o2proxy' 'p50 ms' 'p99 ms' errors 'CPU us/req' 'redis/req'
+	printf '|%s|\n' '------------------------------------|-----------|-----------|-----------|---------|---------|--------|------------|-----------'
+	local names=()
+	for sys in "${systems[@]}"; do IFS=$'\x1f' read -r name _ <<<"$sys"; names+=("$name"); done
+	for name in "${names[@]}"; do
+		awk -F'\t' -v name="$name" -v ceil="$ceiling" -v peer="$peerName" '
+			function median(a, k,   j, m, t) {
+				for (j = 1; j <= k; j++) for (m = j + 1; m <= k; m++) if (a[m] < a[j]) { t = a[j]; a[j] = a[m]; a[m] = t }
+				return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+			}
+			{ k = ++cnt[$1]; rps[$1, k] = $2; p50[$1, k] = $3; p99[$1, k] = $4; err[$1] += $5; cpu[$1, k] = $6; cmd[$1, k] = $7 }
+			END {
+				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = rps[name, j]; mr = median(a, cnt[name])
+				split("", a); for (j = 1; j <= cnt[ceil]; j++) a[j] = rps[ceil, j]; cr = median(a, cnt[ceil])
+				pr = 0; if (peer != "" && cnt[peer] > 0) { split("", a); for (j = 1; j <= cnt[peer]; j++) a[j] = rps[peer, j]; pr = median(a, cnt[peer]) }
+				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = p50[name, j]; m50 = median(a, cnt[name])
+				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = p99[name, j]; m99 = median(a, cnt[name])
+				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = cpu[name, j]; mc = median(a, cnt[name])
+				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = cmd[name, j]; md = median(a, cnt[name])
+				printf "| %-34s | %9.0f | %9s | %9s | %7.2f | %7.2f | %6d | %10.1f | %9.3f |\n", name, mr,
+					(cr > 0 ? sprintf("%.2f", mr / cr) : "n/a"), (pr > 0 ? sprintf("%.2f", mr / pr) : "n/a"), m50, m99, err[name], mc, md
+			}' "$file"
+	done
 }
 
 rows=()
@@ -355,6 +477,75 @@ add_burst_users() {
 # Every replica of a real deployment shares one; the bench's is its own.
 device_key="$(openssl rand -hex 32)"
 
+# ---------------------------------------------------------------------------
+# --scale: GET /auth/verify with BENCH_SESSIONS (1,000,000) live sessions in
+# Redis, written directly (benchpeer seed | redis-cli --pipe) in the format
+# the service stores, with their per-user index entries; Redis memory per
+# session from INFO memory before and after; then the ceiling and the
+# service with SESSION_CACHE=on and =off in alternating rounds, each request
+# naming a session at random.
+if [ "$scale" -eq 1 ]; then
+	n_sessions="${BENCH_SESSIONS:-1000000}"
+	n_users="${BENCH_USERS:-100000}"
+	printf '==> scale: a session to copy the format of\n' >&2
+	start_service off || die "the service did not start"
+	login
+	sv_off="http://127.0.0.1:$port" pid_off="$server_pid" metrics_off="$metrics_port"
+	redis-cli -p "$redis_port" GET "scs:session:$hash" | head -c -1 >"$work/template.json"
+	[ -s "$work/template.json" ] || die "the bench session is not at scs:session:$hash"
+	used() { redis-cli -p "$redis_port" INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }'; }
+	keys0="$(redis-cli -p "$redis_port" DBSIZE | tr -d '\r')"
+	mem0="$(used)"
+	printf '==> scale: writing %d sessions of %d users into Redis\n' "$n_sessions" "$n_users" >&2
+	t0=$SECONDS
+	"$work/benchpeer" seed -template "$work/template.json" -n "$n_sessions" -users "$n_users" -tokens "$work/tokens" |
+		redis-cli -p "$redis_port" --pipe >"$work/pipe.log" 2>&1 || die "redis-cli --pipe failed: $(tail -3 "$work/pipe.log")"
+	grep -q 'errors: 0' "$work/pipe.log" || die "redis-cli --pipe reported errors: $(tail -3 "$work/pipe.log")"
+	seed_s=$((SECONDS - t0))
+	keys1="$(redis-cli -p "$redis_port" DBSIZE | tr -d '\r')"
+	mem1="$(used)"
+	sample="$(redis-cli -p "$redis_port" RANDOMKEY | tr -d '\r')"
+	while [[ "$sample" != scs:session:* ]]; do sample="$(redis-cli -p "$redis_port" RANDOMKEY | tr -d '\r')"; done
+	key_bytes="$(redis-cli -p "$redis_port" MEMORY USAGE "$sample" SAMPLES 0 | tr -d '\r')"
+	doc_bytes="$(redis-cli -p "$redis_port" STRLEN "$sample" | tr -d '\r')"
+
+	start_service on || die "the service did not start with SESSION_CACHE=on"
+	sv_on="http://127.0.0.1:$port" pid_on="$server_pid" metrics_on="$metrics_port"
+	: >"$work/empty"
+	p_ceil="$(free_port)"
+	"$work/benchpeer" serve -addr "127.0.0.1:$p_ceil" -body "$work/empty" >"$work/peer-ceiling.log" 2>&1 &
+	pid_ceil=$!
+	pids+=("$pid_ceil")
+	wait_http "http://127.0.0.1:$p_ceil/" || die "benchpeer did not start"
+	# Every seeded session answers: a sample through the service first.
+	for tok in $(shuf -n 3 "$work/tokens"); do
+		got="$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: session_id=$tok" "$sv_off/auth/verify")"
+		[ "$got" = 200 ] || die "a seeded session is refused by /auth/verify: $got"
+	done
+	export BENCH_TOKENS="$work/tokens"
+	bench_script="$work/random.lua"
+	metrics_port="$metrics_on"
+	hits0="$(metric loginsvc_session_cache_hits_total)" miss0="$(metric loginsvc_session_cache_misses_total)"
+	asked="each request a random one"
+	[ -z "${BENCH_HOT:-}" ] || asked="each request one of $BENCH_HOT of them at random"
+	scale_table="$(side_table "GET /auth/verify, $n_sessions sessions, $asked" "$work/rounds-scale" \
+		"Go handler, no session (ceiling)" "" \
+		"Go handler, no session (ceiling)"$'\x1f'"http://127.0.0.1:$p_ceil/"$'\x1f'""$'\x1f'"$pid_ceil" \
+		"service, SESSION_CACHE=on"$'\x1f'"$sv_on/auth/verify"$'\x1f'"session_id="$'\x1f'"$pid_on" \
+		"service, SESSION_CACHE=off"$'\x1f'"$sv_off/auth/verify"$'\x1f'"session_id="$'\x1f'"$pid_off")"
+	hits1="$(metric loginsvc_session_cache_hits_total)" miss1="$(metric loginsvc_session_cache_misses_total)"
+	printf '%s\n' "$scale_table"
+	awk -v h0="${hits0:-0}" -v h1="${hits1:-0}" -v m0="${miss0:-0}" -v m1="${miss1:-0}" \
+		'BEGIN { h = h1 - h0; m = m1 - m0; if (h + m > 0) printf "session cache hit rate (SESSION_CACHE=on, all rounds): %.1f%%\n", 100 * h / (h + m) }'
+	awk -v n="$n_sessions" -v k0="$keys0" -v k1="$keys1" -v m0="$mem0" -v m1="$mem1" -v kb="$key_bytes" -v db="$doc_bytes" -v s="$seed_s" 'BEGIN {
+		printf "Redis: %d keys added (sessions and user indexes) in %ds; used_memory %.0f MB -> %.0f MB: %.0f bytes per session, index entries included\n", k1 - k0, s, m0 / 1048576, m1 / 1048576, (m1 - m0) / n
+		printf "one session key: MEMORY USAGE %d bytes, its document %d bytes\n", kb, db
+	}'
+	printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+	printf 'bench --scale took %ds\n' "$SECONDS"
+	exit 0
+fi
+
 # The invalidation delay: from a Delete returning on one store to another
 # store (another replica) no longer finding the session in its cache, on
 # a redis-server of its own; the session cache's Go benchmark measures it.
@@ -421,85 +612,6 @@ NOTE
 # each system sees early and late slots), medians over the rounds. The server
 # CPU per request is from /proc (utime + stime of the process that answered),
 # steadier than req/s on a loaded machine.
-rounds="${BENCH_ROUNDS:-3}"
-[ "$smoke" -eq 1 ] && rounds=1
-o2p_version=v7.15.6
-o2p_bin="${OAUTH2_PROXY_BIN:-/var/cache/loginsvc/oauth2-proxy-$o2p_version/oauth2-proxy}"
-
-# cpu_ticks PID: user + system clock ticks the process has used.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
-# one_run FILE NAME URL COOKIE PID: one timed wrk run, as a line of FILE.
-one_run() {
-	local file="$1" name="$2" url="$3" cookie="$4" pid="$5" out line t0 t1 c0 c1 n
-	if [ "$warmup" -gt 0 ]; then
-		BENCH_COOKIE="$cookie" wrk -t"$threads" -c"$connections" -d1s -s "$work/main.lua" "$url" >/dev/null ||
-			die "wrk warm-up of $url failed"
-	fi
-	c0="$(redis_calls)"
-	t0="$(cpu_ticks "$pid")"
-	out="$(BENCH_COOKIE="$cookie" wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$work/main.lua" "$url")" ||
-		die "wrk $url failed: $out"
-	t1="$(cpu_ticks "$pid")"
-	c1="$(redis_calls)"
-	line="$(grep '^BENCH ' <<<"$out")" || die "wrk printed no summary for $url: $out"
-	n="$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")"
-	# The INFO of "before" is one of the commands counted.
-	awk -v name="$name" -v line="$line" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" -v n="$n" -v c0="$c0" -v c1="$c1" 'BEGIN {
-		split(line, f, /[ =]/)
-		for (i = 1; i < length(f); i++) v[f[i]] = f[i + 1]
-		if (n == 0) n = 1
-		printf "%s\t%s\t%s\t%s\t%s\t%.1f\t%.3f\n", name, v["rps"], v["p50_ms"], v["p99_ms"], v["errors"], (t1 - t0) / hz * 1e6 / n, (c1 - c0 - 1) / n
-	}' >>"$file"
-}
-
-# side_table TITLE FILE CEILING PEER SYSTEM...: the rounds, then the table.
-# A SYSTEM is NAME, URL, COOKIE and PID joined by the unit separator, \x1f (a cookie may hold
-# "|": oauth2-proxy's does); CEILING and PEER name systems ("" for no peer).
-side_table() {
-	local title="$1" file="$2" ceiling="$3" peerName="$4" r i sys name url cookie pid
-	shift 4
-	local systems=("$@") order
-	: >"$file"
-	for r in $(seq "$rounds"); do
-		order=()
-		if [ $((r % 2)) -eq 1 ]; then
-			for i in "${!systems[@]}"; do order+=("${systems[$i]}"); done
-		else
-			for ((i = ${#systems[@]} - 1; i >= 0; i--)); do order+=("${systems[$i]}"); done
-		fi
-		for sys in "${order[@]}"; do
-			IFS=$'\x1f' read -r name url cookie pid <<<"$sys"
-			printf '==> %s, round %d/%d: %s\n' "$title" "$r" "$rounds" "$name" >&2
-			one_run "$file" "$name" "$url" "$cookie" "$pid"
-		done
-	done
-	printf '\n%s: median of %d round(s), alternating order\n' "$title" "$rounds"
-	printf '| %-34s | %9s | %9s | %9s | %7s | %7s | %6s | %9s | %9s |\n' system 'req/s' 'x ceiling' 'x o2proxy' 'p50 ms' 'p99 ms' errors 'CPU us/req' 'redis/req'
-	printf '|%s|\n' '------------------------------------|-----------|-----------|-----------|---------|---------|--------|------------|-----------'
-	local names=()
-	for sys in "${systems[@]}"; do IFS=$'\x1f' read -r name _ <<<"$sys"; names+=("$name"); done
-	for name in "${names[@]}"; do
-		awk -F'\t' -v name="$name" -v ceil="$ceiling" -v peer="$peerName" '
-			function median(a, k,   j, m, t) {
-				for (j = 1; j <= k; j++) for (m = j + 1; m <= k; m++) if (a[m] < a[j]) { t = a[j]; a[j] = a[m]; a[m] = t }
-				return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-			}
-			{ k = ++cnt[$1]; rps[$1, k] = $2; p50[$1, k] = $3; p99[$1, k] = $4; err[$1] += $5; cpu[$1, k] = $6; cmd[$1, k] = $7 }
-			END {
-				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = rps[name, j]; mr = median(a, cnt[name])
-				split("", a); for (j = 1; j <= cnt[ceil]; j++) a[j] = rps[ceil, j]; cr = median(a, cnt[ceil])
-				pr = 0; if (peer != "" && cnt[peer] > 0) { split("", a); for (j = 1; j <= cnt[peer]; j++) a[j] = rps[peer, j]; pr = median(a, cnt[peer]) }
-				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = p50[name, j]; m50 = median(a, cnt[name])
-				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = p99[name, j]; m99 = median(a, cnt[name])
-				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = cpu[name, j]; mc = median(a, cnt[name])
-				split("", a); for (j = 1; j <= cnt[name]; j++) a[j] = cmd[name, j]; md = median(a, cnt[name])
-				printf "| %-34s | %9.0f | %9s | %9s | %7.2f | %7.2f | %6d | %10.1f | %9.3f |\n", name, mr,
-					(cr > 0 ? sprintf("%.2f", mr / cr) : "n/a"), (pr > 0 ? sprintf("%.2f", mr / pr) : "n/a"), m50, m99, err[name], mc, md
-			}' "$file"
-	done
-}
-
 printf '\n==> side by side: starting every system\n' >&2
 : >"$work/empty"
 p_ceil="$(free_port)"

@@ -6,6 +6,7 @@
 //	benchpeer serve -addr ADDR -body FILE                      the same bytes as the service's page, no session
 //	benchpeer serve -addr ADDR -body FILE -redis URL -key HASH one session read (store.Sessions.Find) per request, then the same bytes
 //	benchpeer burst -url URL -user-prefix P -n 50              n concurrent logins of users P1..Pn (password in BENCH_PASSWORD); prints BURST errors=.. p50_ms=.. max_ms=..
+//	benchpeer seed -template FILE -n N -users U -tokens FILE   N sessions of U users as Redis protocol on stdout, for redis-cli --pipe; their tokens to FILE
 //
 // The Redis read goes through package store, as the service's does: same
 // client, same deadlines, one GET.
@@ -49,8 +50,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return serve(ctx, args[1:], stdout)
 	case "burst":
 		return burst(ctx, args[1:], getenv, stdout)
+	case "seed":
+		return seed(args[1:], stdout)
 	}
-	return fmt.Errorf("unknown subcommand %q: want serve or burst", args[0])
+	return fmt.Errorf("unknown subcommand %q: want serve, burst or seed", args[0])
 }
 
 // serve answers every request with the page bytes, after one session read

@@ -46,6 +46,7 @@ type config struct {
 	MaxSessionsPerUser    int           // MAX_SESSIONS_PER_USER, default 100
 	SessionCache          bool          // SESSION_CACHE, default on ("on" or "off"); off anyway where Redis cannot support it
 	LogFormat             string        // LOG_FORMAT, default "text"; "json" for one JSON object a line
+	GC                    gcSettings    // GOGC (default 400) and GOMEMLIMIT (default 80% of a cgroup limit): gc.go
 	MetricsAddr           string        // METRICS_ADDR, default "127.0.0.1:9090"; "" when off
 	MetricsAddrSet        bool          // METRICS_ADDR was given: not being able to listen on it is an error, not a warning
 	Pprof                 bool          // PPROF, default off ("on" or "off"): serve Go's profiles at /debug/pprof/ on METRICS_ADDR
@@ -658,6 +659,7 @@ func (c config) logAttrs() []any {
 		"auth_two_factor_hosts", strings.Join(c.AuthTwoFactorHosts, ","), "totp_issuer", c.TOTPIssuer,
 		"webauthn_rp_id", cmp.Or(c.WebAuthnRPID, "(each request's host)"), "webauthn_origins", strings.Join(c.WebAuthnOrigins, ","),
 		"events_stream", onOff(c.EventsStream), "events_maxlen", c.EventsMaxLen,
+		"gogc", cmp.Or(c.GC.gogc, "(runtime)"), "gomemlimit", cmp.Or(c.GC.gomemlimit, "(runtime)"),
 	}
 }
 

@@ -74,6 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	} else {
 		var cfg config
 		if cfg, err = parseConfig(args, getenv); err == nil {
+			cfg.GC = gcDefaults(getenv, readCgroupMemoryMax())
 			return serve(ctx, cfg, stdout)
 		}
 	}

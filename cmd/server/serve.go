@@ -57,6 +57,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		log.Warn(fmt.Sprintf("no REDIS_URL: using embedded in-memory Redis at %s; single instance only, data is lost on exit", e.Addr()))
 		log.Info("for redis-cli and the user commands", "redis_cli", "redis-cli -p "+e.Port(), "REDIS_URL", redisURL)
 	}
+	cfg.GC.apply()
 	log.Info("starting", cfg.logAttrs()...)
 	if cfg.forwardAuthWithoutProxy() {
 		// Every forward-auth setup has a proxy in front; without trusting

@@ -102,9 +102,13 @@ type scsStore struct {
 
 // FindCtx implements scs.CtxStore.
 func (s scsStore) FindCtx(ctx context.Context, hash string) ([]byte, bool, error) {
-	b, found, err := s.sessions.Find(ctx, hash)
-	if err != nil {
-		return nil, false, err
+	b, found := takePrefetched(ctx, hash)
+	if !found {
+		var err error
+		b, found, err = s.sessions.Find(ctx, hash)
+		if err != nil {
+			return nil, false, err
+		}
 	}
 	if !found {
 		if r := requestOf(ctx); r != nil {

@@ -113,10 +113,10 @@ func newSessionCache() *sessionCache {
 	}
 }
 
-// lookup returns the cached document of hash (a copy: callers may keep
-// it), or else a fill token for reading it from Redis. A zero token means
+// lookup returns the cached document of hash (a copy callers may keep,
+// or, when shared, the entry's own bytes, to be read only), or else a fill token for reading it from Redis. A zero token means
 // the cache may not be filled now: read Redis and keep nothing.
-func (c *sessionCache) lookup(hash string, now time.Time) (data []byte, hit bool, fill uint64) {
+func (c *sessionCache) lookup(hash string, now time.Time, shared bool) (data []byte, hit bool, fill uint64) {
 	if !c.enabled.Load() {
 		return nil, false, 0
 	}
@@ -134,6 +134,11 @@ func (c *sessionCache) lookup(hash string, now time.Time) (data []byte, hit bool
 	}
 	if ok && now.Before(e.expires) {
 		c.hits.Add(1)
+		if shared {
+			// An entry's bytes are never changed once filled (fill
+			// stores a copy of its own): a reader may share them.
+			return e.data, true, 0
+		}
 		return bytes.Clone(e.data), true, 0
 	}
 	c.mu.Lock()

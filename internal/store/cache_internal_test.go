@@ -30,7 +30,7 @@ func TestCacheDropsAReadThatCrossedAChange(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := liveCache(t)
 			now := time.Now()
-			_, _, token := c.lookup("h", now)
+			_, _, token := c.lookup("h", now, false)
 			if token == 0 {
 				t.Fatal("lookup on a live, empty cache: got no fill token, want one")
 			}
@@ -50,14 +50,14 @@ func TestCacheKeepsOnlyTheNewestRead(t *testing.T) {
 	t.Parallel()
 	c := liveCache(t)
 	now := time.Now()
-	_, _, first := c.lookup("h", now)
-	_, _, second := c.lookup("h", now)
+	_, _, first := c.lookup("h", now, false)
+	_, _, second := c.lookup("h", now, false)
 	c.fill("h", first, []byte("first"), now.Add(time.Second))
 	if n := c.stats().Entries; n != 0 {
 		t.Fatalf("fill of the older read: got %d entries, want 0", n)
 	}
 	c.fill("h", second, []byte("second"), now.Add(time.Second))
-	b, hit, _ := c.lookup("h", now)
+	b, hit, _ := c.lookup("h", now, false)
 	if !hit || string(b) != "second" {
 		t.Fatalf("lookup: got %q, hit %v; want \"second\", hit", b, hit)
 	}
@@ -72,7 +72,7 @@ func TestCacheStaysWithinItsBounds(t *testing.T) {
 	now := time.Now()
 	for i := range 100 {
 		h := string(rune('a'+i%26)) + string(rune('a'+i/26))
-		_, _, token := c.lookup(h, now)
+		_, _, token := c.lookup(h, now, false)
 		c.fill(h, token, make([]byte, 20), now.Add(time.Second))
 		if st := c.stats(); st.Entries > 10 || c.bytes > 300 {
 			t.Fatalf("after %d fills: %d entries, %d bytes; want at most 10 and 300", i+1, st.Entries, c.bytes)
@@ -86,13 +86,13 @@ func TestCacheServesNothingWhileTheChannelIsInDoubt(t *testing.T) {
 	t.Parallel()
 	c := liveCache(t)
 	now := time.Now()
-	_, _, token := c.lookup("h", now)
+	_, _, token := c.lookup("h", now, false)
 	c.fill("h", token, []byte("doc"), now.Add(time.Hour))
-	if _, hit, _ := c.lookup("h", now); !hit {
+	if _, hit, _ := c.lookup("h", now, false); !hit {
 		t.Fatal("lookup right after the fill: got a miss, want a hit")
 	}
 	later := now.Add(cacheInDoubtAfter)
-	if _, hit, token := c.lookup("h", later); hit || token != 0 {
+	if _, hit, token := c.lookup("h", later, false); hit || token != 0 {
 		t.Fatalf("lookup %v after the last health answer: got hit %v, token %d; want a bypass", cacheInDoubtAfter, hit, token)
 	}
 	if st := c.stats(); st.Bypassed != 1 {

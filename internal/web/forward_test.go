@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -288,6 +289,54 @@ func TestVerifyExtendsTheIdleDeadline(t *testing.T) {
 		ttl, err := ta.check.PTTL(context.Background(), key).Result()
 		if err != nil || ttl < 29*time.Minute {
 			t.Errorf("%s: idle time left after a verify: got %v (%v), want the full 30 minutes again", tc.name, ttl, err)
+		}
+	}
+}
+
+// TestVerifyReadsOnceAndWritesOnlyTheTouch: a steady check is one read
+// of the session and no write; the check that finds the idle touch due
+// stores it without reading the session a second time.
+func TestVerifyReadsOnceAndWritesOnlyTheTouch(t *testing.T) {
+	ta := newForwardApp(t)
+	token := ta.login(t, newBrowser(t), false)
+	req := getRaw("/auth/verify").with("Cookie", testCookieName+"="+token)
+	calls := func() (gets, sets int64) {
+		t.Helper()
+		info, err := ta.check.Info(context.Background(), "commandstats").Result()
+		if err != nil {
+			t.Fatalf("INFO commandstats: %v", err)
+		}
+		for _, line := range strings.Split(info, "\n") {
+			name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+			if !ok {
+				continue
+			}
+			n, _ := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
+			switch name {
+			case "cmdstat_get":
+				gets = n
+			case "cmdstat_set":
+				sets = n
+			}
+		}
+		return gets, sets
+	}
+	for _, tc := range []struct {
+		name                 string
+		backdate             time.Duration
+		wantGets, wantWrites int64
+	}{
+		{"steady", 0, 1, 0},
+		{"touch due", 20 * time.Minute, 1, 1},
+	} {
+		if tc.backdate > 0 {
+			ta.backdateLastSeen(t, token, tc.backdate)
+		}
+		g0, s0 := calls()
+		wantIdentity(t, tc.name, ta.send(t, req), aliceName)
+		g1, s1 := calls()
+		if g1-g0 != tc.wantGets || s1-s0 != tc.wantWrites {
+			t.Errorf("%s: got %d GET and %d SET, want %d and %d", tc.name, g1-g0, s1-s0, tc.wantGets, tc.wantWrites)
 		}
 	}
 }

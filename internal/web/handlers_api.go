@@ -319,12 +319,21 @@ func (a *App) bearerSession(w http.ResponseWriter, r *http.Request) (*http.Reque
 // its session ends (expires_at, absolute; idle_expires_at, if unused).
 // It counts as a use of the session, like a page view.
 func (a *App) whoami(w http.ResponseWriter, r *http.Request) {
-	r, cur, ok := a.bearerSession(w, r)
+	token, ok := bearerToken(r)
 	if !ok {
+		writeJSONError(w, http.StatusUnauthorized, codeUnauthorized)
 		return
 	}
-	if err := a.sessions.Flush(r.Context()); err != nil {
+	// Any live API session answers, whatever REQUIRE_TWO_FACTOR says
+	// (Enrolling): whoami tells a script about its token, it guards
+	// nothing. The read-only check, as forward auth's.
+	cur, verdict, err := a.sessions.VerifyToken(r.Context(), session.Need{Enrolling: true}, token)
+	if err != nil {
 		a.serverError(w, r, err)
+		return
+	}
+	if verdict != session.Allowed {
+		writeJSONError(w, http.StatusUnauthorized, codeUnauthorized)
 		return
 	}
 	writeJSON(w, http.StatusOK, whoamiResponse{

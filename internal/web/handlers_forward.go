@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -72,12 +71,11 @@ var varyCredentials = constHeader("Cookie, Authorization")
 func (a *App) forwardAuth(w http.ResponseWriter, r *http.Request, redirectBrowsers bool) {
 	h := w.Header()
 	h["Vary"] = varyCredentials
-	ctx, err := a.identify(r)
+	cur, verdict, err := a.verifySession(r, session.Need{TwoFactor: a.twoFactorApp(r)})
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	cur, verdict := a.sessions.Check(ctx, session.Need{TwoFactor: a.twoFactorApp(r)})
 	switch verdict {
 	case session.Allowed:
 	case session.NeedsSecondFactor:
@@ -88,10 +86,6 @@ func (a *App) forwardAuth(w http.ResponseWriter, r *http.Request, redirectBrowse
 		return
 	default:
 		a.sendToLogin(w, r, a.loginURL(r, !redirectBrowsers), codeUnauthorized, redirectBrowsers)
-		return
-	}
-	if err := a.sessions.Flush(ctx); err != nil {
-		a.serverError(w, r, err)
 		return
 	}
 	// The names are in canonical form; one array backs the four values.
@@ -131,15 +125,17 @@ func (a *App) twoFactorApp(r *http.Request) bool {
 	return a.twoFactorHosts.allows(u.Scheme, u.Host)
 }
 
-// identify loads the session the request names: by a bearer token of this
+// verifySession checks the session the request names against need (and
+// stores its idle touch when one is due): by a bearer token of this
 // service's shape if it carries one (which alone then decides), else by
 // its session cookies. An Authorization header of another shape is the
-// app's own business and leaves the cookie to decide.
-func (a *App) identify(r *http.Request) (context.Context, error) {
+// app's own business and leaves the cookie to decide. The session
+// package's read-only check: no scs session is loaded for it.
+func (a *App) verifySession(r *http.Request, need session.Need) (session.Record, session.Verdict, error) {
 	if token, ok := bearerToken(r); ok {
-		return a.sessions.LoadToken(r.Context(), token)
+		return a.sessions.VerifyToken(r.Context(), need, token)
 	}
-	return a.sessions.Load(r.Context(), a.sessions.Tokens(r)...)
+	return a.sessions.Verify(r.Context(), need, a.sessions.Tokens(r)...)
 }
 
 // bearerToken returns the token of an "Authorization: Bearer TOKEN"
