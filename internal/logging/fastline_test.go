@@ -27,7 +27,7 @@ func TestFastLineIsSlogsLine(t *testing.T) {
 		time.Date(2026, 12, 6, 5, 8, 22, 0, time.UTC),
 		time.Date(2026, 12, 6, 5, 8, 22, 123456789, time.UTC),
 		time.Date(2026, 1, 2, 3, 4, 5, 999999999, time.FixedZone("CST", 8*3600)),
-		time.Date(2026, 6, 1, 0, 0, 0, 100000, time.FixedZone("", -(3*3600 + 1800))),
+		time.Date(2026, 6, 1, 0, 0, 0, 100000, time.FixedZone("", -(3*3600+1800))),
 	}
 	levels := []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError, slog.LevelInfo + 2}
 	var cases [][]slog.Attr

@@ -72,16 +72,16 @@ type Pinger interface {
 
 // App holds the dependencies of the handlers.
 type App struct {
-	cfg       Config
-	log       *slog.Logger
+	cfg Config
+	log *slog.Logger
 	// requestLog is log's handler when it is the service's own
 	// (logging.New), whose LogAttrs writes the request line without
 	// slog's Record and handler; nil for another logger (a test's).
 	requestLog *logging.Handler
 	sessions   *session.Manager
-	auth      *auth.Service
-	backend   Pinger
-	templates *Templates
+	auth       *auth.Service
+	backend    Pinger
+	templates  *Templates
 	// static is the static folder alone, served under /static/: the
 	// templates and catalogs beside it are not public. Tests swap it to
 	// make a handler panic.

@@ -27,14 +27,14 @@ import (
 type indexSlot uint8
 
 const (
-	slotUser       indexSlot = iota // the user's name, escaped
-	slotLangSwitch                  // the rendered language switch, as it is
-	slotIdleAgo                     // relative idle deadline, escaped
-	slotIdleExact                   // exact idle deadline, escaped
-	slotIdleMachine                 // <time datetime> of the idle deadline
-	slotEndsAgo                     // relative absolute deadline, escaped
-	slotEndsExact                   // exact absolute deadline, escaped
-	slotEndsMachine                 // <time datetime> of the absolute deadline
+	slotUser        indexSlot = iota // the user's name, escaped
+	slotLangSwitch                   // the rendered language switch, as it is
+	slotIdleAgo                      // relative idle deadline, escaped
+	slotIdleExact                    // exact idle deadline, escaped
+	slotIdleMachine                  // <time datetime> of the idle deadline
+	slotEndsAgo                      // relative absolute deadline, escaped
+	slotEndsExact                    // exact absolute deadline, escaped
+	slotEndsMachine                  // <time datetime> of the absolute deadline
 	numSlots
 )
 
