@@ -64,7 +64,7 @@ func (h *Handler) logAt(ctx context.Context, t time.Time, level slog.Level, msg 
 	} else {
 		r := slog.NewRecord(t, level, msg, 0)
 		r.AddAttrs(attrs...)
-		_ = h.Handler.Handle(ctx, r)
+		_ = h.Handle(ctx, r) // slog's handler: Handler embeds it
 	}
 	if cap(b) <= maxPooledLine {
 		*bp = b
