@@ -20,16 +20,26 @@ const (
 )
 
 // New returns a logger writing format (FormatText or FormatJSON) lines at
-// level and above to w.
+// level and above to w. Its handler is a *Handler, whose LogAttrs is the
+// request log's fast path.
 func New(w io.Writer, format string, level slog.Leveler) (*slog.Logger, error) {
-	opts := &slog.HandlerOptions{Level: level}
-	switch format {
-	case FormatText:
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case FormatJSON:
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	if format != FormatText && format != FormatJSON {
+		return nil, fmt.Errorf("log format %q: want %s or %s", format, FormatText, FormatJSON)
 	}
-	return nil, fmt.Errorf("log format %q: want %s or %s", format, FormatText, FormatJSON)
+	// slog's handler and the fast path write lines whole, each with one
+	// Write; a Writer takes them under its own lock, anything else under
+	// one shared here.
+	if _, ok := w.(*Writer); !ok {
+		w = &lockedWriter{w: w}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	h := &Handler{json: format == FormatJSON, w: w}
+	if h.json {
+		h.Handler = slog.NewJSONHandler(w, opts)
+	} else {
+		h.Handler = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(h), nil
 }
 
 // FlushEvery is how long a line may wait in a Writer's buffer: short enough

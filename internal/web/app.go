@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"loginsvc/internal/auth"
+	"loginsvc/internal/logging"
 	"loginsvc/internal/session"
 	"loginsvc/templates"
 )
@@ -71,12 +72,16 @@ type Pinger interface {
 
 // App holds the dependencies of the handlers.
 type App struct {
-	cfg       Config
-	log       *slog.Logger
-	sessions  *session.Manager
-	auth      *auth.Service
-	backend   Pinger
-	templates *Templates
+	cfg Config
+	log *slog.Logger
+	// requestLog is log's handler when it is the service's own
+	// (logging.New), whose LogAttrs writes the request line without
+	// slog's Record and handler; nil for another logger (a test's).
+	requestLog *logging.Handler
+	sessions   *session.Manager
+	auth       *auth.Service
+	backend    Pinger
+	templates  *Templates
 	// static is the static folder alone, served under /static/: the
 	// templates and catalogs beside it are not public. Tests swap it to
 	// make a handler panic.
@@ -125,7 +130,8 @@ func New(cfg Config, log *slog.Logger, sessions *session.Manager, authSvc *auth.
 	if u, err := url.Parse(cfg.LoginURL); err == nil && u.Host != "" {
 		hosts[strings.ToLower(u.Host)] = true
 	}
-	return &App{cfg: cfg, log: log, sessions: sessions, auth: authSvc, backend: backend, templates: t, static: static, returnHosts: hosts, twoFactorHosts: newReturnHosts(cfg.TwoFactorHosts...)}, nil
+	requestLog, _ := log.Handler().(*logging.Handler)
+	return &App{cfg: cfg, log: log, requestLog: requestLog, sessions: sessions, auth: authSvc, backend: backend, templates: t, static: static, returnHosts: hosts, twoFactorHosts: newReturnHosts(cfg.TwoFactorHosts...)}, nil
 }
 
 // StartDraining makes /readyz answer 503 from now on.

@@ -47,6 +47,16 @@ func wantIdentity(t *testing.T, what string, p page, user string) {
 	if c := p.header.Values("Set-Cookie"); len(c) > 0 {
 		t.Errorf("%s: got Set-Cookie %q, want none (the proxy would not pass it on)", what, c)
 	}
+	// The bodyless 200 only the proxy reads carries no document headers
+	// (forwardAuth says why), but still no-store.
+	for _, name := range []string{"Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy"} {
+		if got := p.header.Get(name); got != "" {
+			t.Errorf("%s: got %s %q on the check's 200, want none", what, name, got)
+		}
+	}
+	if cc := p.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("%s: got Cache-Control %q, want no-store", what, cc)
+	}
 }
 
 // wantAnonymous fails unless p is the 401 of a forward auth for a visitor
@@ -58,6 +68,8 @@ func wantAnonymous(t *testing.T, what string, p page, loginURL string) {
 			what, p.status, p.header.Get("X-Auth-Login-URL"), p.header.Get("Remote-User"), loginURL)
 	}
 	wantJSONError(t, what, p, "unauthorized")
+	// Traefik and Caddy pass this answer, body and all, to the browser.
+	checkHardeningHeaders(t, what, p)
 }
 
 func TestVerifyAnswersWhoIsLoggedIn(t *testing.T) {
@@ -222,6 +234,7 @@ func TestForwardAuthTraefikAndCaddy(t *testing.T) {
 			if p.status != http.StatusFound || p.header.Get("Location") != login {
 				t.Errorf("browser without a session: got %d to %q, want 302 to %q", p.status, p.header.Get("Location"), login)
 			}
+			checkHardeningHeaders(t, "browser without a session, the 302", p)
 			wantAnonymous(t, "script without a session", ta.send(t, proxy.req.with("Accept", "application/json")), login)
 		})
 	}

@@ -88,6 +88,22 @@ func (a *App) forwardAuth(w http.ResponseWriter, r *http.Request, redirectBrowse
 		a.sendToLogin(w, r, a.loginURL(r, !redirectBrowsers), codeUnauthorized, redirectBrowsers)
 		return
 	}
+	// The 200 has no body and is the proxy's alone: nginx's auth_request
+	// reads it in a subrequest, Traefik, Caddy and Envoy copy the named
+	// identity headers into the app's request, and none passes a 2xx
+	// answer on to the browser. The headers that govern how a browser
+	// renders, frames, sniffs or leaves a document (CSP, X-Frame-Options,
+	// nosniff, Referrer-Policy) have no document to act on, so they go,
+	// which spares net/http copying and sorting them on every check. A
+	// browser that opens /auth/verify itself gets the same empty 200.
+	// Kept: HSTS (it is about the host, not a document), no-store, Vary,
+	// X-Served-By, X-Request-Id. Every other answer here (401 with a JSON
+	// body, which Traefik and Caddy do pass on, the 302, the errors)
+	// keeps them all. docs/security.md, "Caching and security headers".
+	delete(h, "Content-Security-Policy")
+	delete(h, "X-Frame-Options")
+	delete(h, "X-Content-Type-Options")
+	delete(h, "Referrer-Policy")
 	// The names are in canonical form; one array backs the four values.
 	v := [...]string{cur.User, cur.ID, joinMethods(cur.AMR)}
 	h[headerRemoteUser] = v[0:1:1]

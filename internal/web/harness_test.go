@@ -25,6 +25,7 @@ import (
 	"loginsvc/internal/activity"
 	"loginsvc/internal/auth"
 	"loginsvc/internal/backend"
+	"loginsvc/internal/logging"
 	"loginsvc/internal/redistest"
 	"loginsvc/internal/session"
 	"loginsvc/internal/store"
@@ -176,7 +177,12 @@ func newTestApp(t testing.TB, rs *redistest.Server, opts ...appOption) *testApp 
 	}
 
 	logs := &testkit.Buffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The server's own logger, so the request log's fast path is the one
+	// under test.
+	log, err := logging.New(logs, logging.FormatText, slog.LevelDebug)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	be, err := backend.Open(backend.Config{
 		RedisURL: rs.URL(),

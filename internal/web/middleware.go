@@ -177,11 +177,19 @@ func (a *App) logRequests(next http.Handler) http.Handler {
 		if !a.log.Enabled(r.Context(), level) {
 			return
 		}
-		a.log.LogAttrs(r.Context(), level, "request",
+		attrs := [...]slog.Attr{
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
 			slog.Int("status", rec.status), slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 			slog.String("client", a.clientIP(r).String()), slog.String("replica", a.cfg.InstanceID),
-			slog.String("request_id", id))
+			slog.String("request_id", id),
+		}
+		if a.requestLog != nil {
+			// The same line, formatted straight into a buffer
+			// (logging.Handler.LogAttrs).
+			a.requestLog.LogAttrs(r.Context(), level, "request", attrs[:]...)
+			return
+		}
+		a.log.LogAttrs(r.Context(), level, "request", attrs[:]...)
 	})
 }
 
