@@ -7,6 +7,8 @@
 #
 #   no session   benchpeer: the logged-in index page's bytes, nothing else
 #   one GET      benchpeer: one session read through package store, same bytes
+#   + N of CPU   benchpeer -burn: the no-session handler after burning N of
+#                CPU per request on arithmetic (side-by-side tables only)
 #   service      the real server (SESSION_IDLE_TIMEOUT=30m, every production
 #                middleware, request log on), logged-in GET /, once with
 #                SESSION_CACHE=off and once with SESSION_CACHE=on
@@ -622,7 +624,19 @@ p_page="$(free_port)"
 "$work/benchpeer" serve -addr "127.0.0.1:$p_page" -body "$work/page.html" >"$work/peer-page.log" 2>&1 &
 pid_page=$!
 pids+=("$pid_page")
-for p in "$p_ceil" "$p_page"; do wait_http "http://127.0.0.1:$p/" || die "benchpeer on $p did not start"; done
+# The burning yardsticks: the ceiling made to spend about the service's
+# extra CPU per request on arithmetic alone (benchpeer -burn), so that the
+# service's p99 can be set beside the p99 that much CPU gives by itself.
+burn_check="${BENCH_BURN_CHECK:-20us}" burn_page="${BENCH_BURN_PAGE:-40us}"
+p_burn_check="$(free_port)"
+"$work/benchpeer" serve -addr "127.0.0.1:$p_burn_check" -body "$work/empty" -burn "$burn_check" >"$work/peer-burn-check.log" 2>&1 &
+pid_burn_check=$!
+pids+=("$pid_burn_check")
+p_burn_page="$(free_port)"
+"$work/benchpeer" serve -addr "127.0.0.1:$p_burn_page" -body "$work/page.html" -burn "$burn_page" >"$work/peer-burn-page.log" 2>&1 &
+pid_burn_page=$!
+pids+=("$pid_burn_page")
+for p in "$p_ceil" "$p_page" "$p_burn_check" "$p_burn_page"; do wait_http "http://127.0.0.1:$p/" || die "benchpeer on $p did not start"; done
 
 start_service on || die "the service did not start with SESSION_CACHE=on"
 login
@@ -680,11 +694,13 @@ o2p_name=""
 check_tables="$(
 	side_table "GET /auth/verify (forward-auth check)" "$work/rounds-verify" "Go handler, no session (ceiling)" "$o2p_name" \
 		"Go handler, no session (ceiling)"$'\x1f'"http://127.0.0.1:$p_ceil/"$'\x1f'""$'\x1f'"$pid_ceil" \
+		"ceiling + $burn_check of CPU"$'\x1f'"http://127.0.0.1:$p_burn_check/"$'\x1f'""$'\x1f'"$pid_burn_check" \
 		"service, SESSION_CACHE=on"$'\x1f'"$sv_on/auth/verify"$'\x1f'"session_id=$tok_on"$'\x1f'"$pid_on" \
 		"service, SESSION_CACHE=off"$'\x1f'"$sv_off/auth/verify"$'\x1f'"session_id=$tok_off"$'\x1f'"$pid_off" \
 		"${o2p_row[@]}"
 	side_table "GET / logged in (the page)" "$work/rounds-page" "Go handler, no session (ceiling)" "" \
 		"Go handler, no session (ceiling)"$'\x1f'"http://127.0.0.1:$p_page/"$'\x1f'""$'\x1f'"$pid_page" \
+		"ceiling + $burn_page of CPU"$'\x1f'"http://127.0.0.1:$p_burn_page/"$'\x1f'""$'\x1f'"$pid_burn_page" \
 		"Go handler + one GET"$'\x1f'"http://127.0.0.1:$p_oneget/"$'\x1f'""$'\x1f'"$pid_oneget" \
 		"service, SESSION_CACHE=on"$'\x1f'"$sv_on/"$'\x1f'"session_id=$tok_on"$'\x1f'"$pid_on" \
 		"service, SESSION_CACHE=off"$'\x1f'"$sv_off/"$'\x1f'"session_id=$tok_off"$'\x1f'"$pid_off"
@@ -699,6 +715,9 @@ ceiling: a Go handler answering with no session (an empty 200 for the check,
 the page's bytes for GET /). CPU us/req: the answering process's utime +
 stime over wrk's requests. redis/req: INFO commandstats delta per request,
 all systems share one Redis (the idle ones add their few health pings).
-oauth2-proxy answers 202 with Gap-Auth, counted as success.
+oauth2-proxy answers 202 with Gap-Auth, counted as success. ceiling + N of
+CPU: the ceiling after burning about N of CPU per request on arithmetic
+alone (no allocation, lock or I/O; BENCH_BURN_CHECK, BENCH_BURN_PAGE): the
+p99 that much CPU gives by itself on this machine.
 NOTE
 printf 'bench took %ds\n' "$SECONDS"

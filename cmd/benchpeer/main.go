@@ -5,6 +5,7 @@
 //
 //	benchpeer serve -addr ADDR -body FILE                      the same bytes as the service's page, no session
 //	benchpeer serve -addr ADDR -body FILE -redis URL -key HASH one session read (store.Sessions.Find) per request, then the same bytes
+//	benchpeer serve -addr ADDR -body FILE -burn 40us           the same bytes after burning 40 µs of CPU, no session, no lock, no garbage
 //	benchpeer burst -url URL -user-prefix P -n 50              n concurrent logins of users P1..Pn (password in BENCH_PASSWORD); prints BURST errors=.. p50_ms=.. max_ms=..
 //	benchpeer seed -template FILE -n N -users U -tokens FILE   N sessions of U users as Redis protocol on stdout, for redis-cli --pipe; their tokens to FILE
 //
@@ -22,6 +23,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -64,6 +66,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	bodyFile := fs.String("body", "", "file holding the page to serve")
 	redisURL := fs.String("redis", "", "redis:// URL: read the session -key on every request")
 	key := fs.String("key", "", "stored session hash to read")
+	burnFor := fs.Duration("burn", 0, "CPU time to burn per request before answering (no session)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,6 +79,13 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		_, _ = w.Write(body)
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { page(w) })
+	if *burnFor > 0 {
+		rounds := burnRounds(*burnFor)
+		handler = func(w http.ResponseWriter, r *http.Request) {
+			burn(rounds, uint64(len(r.URL.Path)))
+			page(w)
+		}
+	}
 	if *redisURL != "" {
 		rdb, err := store.Open(*redisURL, store.Timeouts{})
 		if err != nil {
@@ -100,6 +110,41 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// The burning yardstick answers whether the service's p99 comes from
+// something of its own (the collector, a lock, the log) or from its CPU per
+// request alone: at -c50 on two cores shared with wrk and Redis, requests
+// queue, and how long the queue's tail gets depends on how much CPU each
+// one takes. A handler that spends the same CPU on nothing but arithmetic
+// (no allocation, no lock, no system call) shows the tail that CPU alone
+// gives.
+
+// burnRounds is how many rounds of burn take d of CPU on this machine,
+// measured at start: the fastest of a few timed runs, the others having
+// been interrupted by whatever else runs.
+func burnRounds(d time.Duration) int {
+	const probe = 2_000_000
+	best := time.Duration(1<<63 - 1)
+	for range 5 {
+		start := time.Now()
+		burn(probe, 1)
+		best = min(best, time.Since(start))
+	}
+	return max(1, int(float64(probe)*float64(d)/float64(max(best, 1))))
+}
+
+// burn runs n rounds of a linear congruential generator from seed: pure
+// CPU, nothing the compiler can drop (the result is checked), nothing
+// that allocates.
+func burn(n int, seed uint64) {
+	x := seed
+	for range n {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	if x == 0 {
+		runtime.KeepAlive(x)
+	}
 }
 
 // burst logs in n times at once and reports errors (anything but 303 with
