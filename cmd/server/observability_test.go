@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -96,6 +97,11 @@ func TestServeMetricsAndJSONLogs(t *testing.T) {
 	}
 	if status, _ := get(t, c, "http://"+metricsAddr+"/debug/pprof/goroutine?debug=1"); status != http.StatusOK {
 		t.Errorf("GET /debug/pprof/goroutine on METRICS_ADDR: got %d, want 200", status)
+	}
+	// The mutex profile samples contention, or it would always be empty.
+	if status, text := get(t, c, "http://"+metricsAddr+"/debug/pprof/mutex?debug=1"); status != http.StatusOK ||
+		!strings.Contains(text, fmt.Sprintf("sampling period=%d\n", mutexProfileFraction)) {
+		t.Errorf("GET /debug/pprof/mutex?debug=1 with PPROF=on: got %d, want 200 with a sampling period of %d:\n%.300s", status, mutexProfileFraction, text)
 	}
 	if status, _ := get(t, c, "http://"+metricsAddr+"/debug/pprof/cmdline"); status != http.StatusNotFound {
 		t.Errorf("GET /debug/pprof/cmdline on METRICS_ADDR with PPROF=on: got %d, want 404", status)

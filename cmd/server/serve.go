@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"time"
 
@@ -212,6 +213,10 @@ func serviceWide(cfg config) int {
 	return cfg.EventsMaxLen
 }
 
+// mutexProfileFraction is the share of contention events the mutex
+// profile records with PPROF=on: 1 in mutexProfileFraction.
+const mutexProfileFraction = 100
+
 // serveMetrics serves /metrics, and /debug/pprof/ with PPROF=on, on
 // METRICS_ADDR, a listener of their own, and returns its server (nil when off). The
 // default address is a convenience: when it is taken (another replica on
@@ -229,6 +234,13 @@ func serveMetrics(cfg config, m *metrics.Metrics, log *slog.Logger) (*http.Serve
 	if err != nil {
 		log.Warn("metrics not served: the default METRICS_ADDR is taken; set METRICS_ADDR to another address, or off", "addr", cfg.MetricsAddr, "err", err)
 		return nil, nil
+	}
+	if cfg.Pprof {
+		// Without a sampling rate /debug/pprof/mutex is always empty, so
+		// lock contention (the session cache, the log's writer) could not
+		// be looked at. One contention event in 100 costs nothing
+		// measurable; the rate is the process's, set once here.
+		runtime.SetMutexProfileFraction(mutexProfileFraction)
 	}
 	srv := &http.Server{
 		Handler:           m.Handler(cfg.Pprof),
