@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof" // also registers on http.DefaultServeMux, which the service never serves
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +63,23 @@ type Metrics struct {
 	secondSteps     *prometheus.CounterVec
 	events          *prometheus.CounterVec
 	eventsDropped   *prometheus.CounterVec
+
+	// routes holds each route's and status's series once found, keyed
+	// by routeStatus: finding them by label values hashes and looks up
+	// the labels on every request, which the check's hot path paid.
+	// Routes are patterns and statuses few, so it stays small.
+	routes sync.Map
+}
+
+type routeStatus struct {
+	route  string
+	status int
+}
+
+// routeSeries are the series one route and status count into.
+type routeSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // New returns the metrics of one replica, named replica in the constant
@@ -139,8 +157,17 @@ func (m *Metrics) Register(cs ...prometheus.Collector) error {
 // Request counts one answered request. route is the pattern that served it
 // (never the raw path, whose values are unbounded).
 func (m *Metrics) Request(route string, status int, elapsed time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+	key := routeStatus{route, status}
+	s, ok := m.routes.Load(key)
+	if !ok {
+		s, _ = m.routes.LoadOrStore(key, &routeSeries{
+			requests: m.requests.WithLabelValues(route, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(route),
+		})
+	}
+	series := s.(*routeSeries)
+	series.requests.Inc()
+	series.duration.Observe(elapsed.Seconds())
 }
 
 // Login counts one login attempt with its result (LoginSuccess...).
