@@ -32,7 +32,15 @@ type locale struct {
 	// holes are each message's placeholders, found once at load rather
 	// than with a regexp on every use in a page.
 	holes map[string][]string
+	// counted are the plural messages that take only {count}, written
+	// out at load for the counts below countedUpTo: a relative time on
+	// every page view would otherwise build its key and text each time.
+	counted map[string]*[countedUpTo]string
 }
+
+// countedUpTo bounds the counts written out in advance (minutes up to an
+// hour, hours up to a day, days up to about three months).
+const countedUpTo = 100
 
 // HTML is the language's <html lang> value.
 func (l *locale) HTML() string { return l.html }
@@ -87,7 +95,32 @@ func loadLocales(fsys fs.FS) (*locales, error) {
 	if err := ls.check(); err != nil {
 		return nil, err
 	}
+	for _, l := range ls.list {
+		l.countAhead()
+	}
 	return ls, nil
+}
+
+// countAhead fills l.counted from the catalog, once it is checked. A
+// message that cannot be written out for some count is left to plural,
+// which says why when a page asks for it.
+func (l *locale) countAhead() {
+	l.counted = map[string]*[countedUpTo]string{}
+next:
+	for _, m := range goMessages {
+		if !m.plural {
+			continue
+		}
+		var forms [countedUpTo]string
+		for n := range countedUpTo {
+			text, err := l.plural(m.key, n)
+			if err != nil {
+				continue next
+			}
+			forms[n] = text
+		}
+		l.counted[m.key] = &forms
+	}
 }
 
 // parseCatalog reads a flat JSON object of key to text, refusing duplicate
@@ -259,6 +292,9 @@ func (l *locale) text(key string, args ...any) (string, error) {
 // plural is text for a count: key.zero (when the catalog has it) for 0,
 // key.one for 1, key.other otherwise, with {count} filled in.
 func (l *locale) plural(key string, n int, args ...any) (string, error) {
+	if forms := l.counted[key]; forms != nil && len(args) == 0 && n >= 0 && n < countedUpTo {
+		return forms[n], nil
+	}
 	form := key + ".other"
 	switch {
 	case n == 0 && l.messages[key+".zero"] != "":

@@ -488,6 +488,9 @@ func TestRelativeTimes(t *testing.T) {
 		{-30*time.Minute + time.Millisecond, "in 30 minutes", "30 分钟后"},
 		{-24 * time.Hour, "in 1 day", "1 天后"},
 		{-2 * time.Hour, "in 2 hours", "2 小时后"},
+		// Past the counts written out at load (countedUpTo).
+		{150 * 24 * time.Hour, "150 days ago", "150 天前"},
+		{-400 * 24 * time.Hour, "in 400 days", "400 天后"},
 	} {
 		for code, want := range map[string]string{"en": tc.en, "zh": tc.zh} {
 			got, err := ls.byCode[code].relative(now.Add(-tc.d), now)
@@ -551,6 +554,32 @@ func TestTextFillsPlaceholders(t *testing.T) {
 		got, err := l.text(tc.key, tc.args...)
 		if (err != nil) != tc.wantErr || got != tc.want {
 			t.Errorf("text(%q, %v): got %q, %v; want %q, error %v", tc.key, tc.args, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+// The counts written out at load read exactly as the catalog's message
+// does for every count and plural message, in both languages.
+func TestCountsWrittenAheadAreTheCatalogs(t *testing.T) {
+	t.Parallel()
+	ls, err := testLocales()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls.list {
+		slow := *l
+		slow.counted = nil
+		if len(l.counted) == 0 {
+			t.Errorf("%s: no plural message written out at load", l.code)
+		}
+		for key := range l.counted {
+			for n := range countedUpTo {
+				fast, err1 := l.plural(key, n)
+				want, err2 := slow.plural(key, n)
+				if fast != want || err1 != nil || err2 != nil {
+					t.Errorf("%s: plural(%q, %d): got %q (%v), catalog says %q (%v)", l.code, key, n, fast, err1, want, err2)
+				}
+			}
 		}
 	}
 }
