@@ -238,8 +238,9 @@ func serveMetrics(cfg config, m *metrics.Metrics, log *slog.Logger) (*http.Serve
 	if cfg.Pprof {
 		// Without a sampling rate /debug/pprof/mutex is always empty, so
 		// lock contention (the session cache, the log's writer) could not
-		// be looked at. One contention event in 100 costs nothing
-		// measurable; the rate is the process's, set once here.
+		// be looked at. Sampling adds work only to an unlock that had
+		// waiters, one in 100 of them; the rate is the process's, set
+		// once here.
 		runtime.SetMutexProfileFraction(mutexProfileFraction)
 	}
 	srv := &http.Server{
